@@ -1,0 +1,65 @@
+// Multi-head causal self-attention (the core after the q, k, v projections), with the position
+// encodings that act inside it: RoPE (a rotation of q and k), relative PE and CoPE (terms in the
+// logits). Absolute PE acts on the input and lives in the model's embedding.
+//
+// For one head, with s = 1/sqrt(dh), S = q·k, mask M (causal AND key padding, diagonal forced on):
+//   A_ij = s·(S_ij + R_ij) + γ·b_ij       R: relative term q_i·r_m, b: CoPE term, γ = s or 1 (nodiv)
+//   α = softmax_j(A) over M, dropout on α, out_i = Σ_j α'_ij v_j
+// See ../shared/docs/cope_reference.md §2-§4 for the CoPE math and the official semantics.
+#ifndef ATTENTION_H
+#define ATTENTION_H
+
+#include <stdint.h>
+
+#include "real.h"
+
+// The position encodings acting inside one layer's attention. Tables are parameters owned by the
+// model; d-tables are their gradients (accumulated, +=). Unused fields are 0/NULL.
+typedef struct {
+    int rope;                 // rotate q and k per head (pairs (2t, 2t+1), angle pos·base^(-2t/dh))
+    double rope_base;
+    int cope;                 // CoPE logit term in this layer
+    int cope_npos;            // integer positions 0..npos-1; positions clamp at npos-1
+    int cope_nodiv;           // 1: γ = 1 (paper's Appendix B); 0: γ = s (official default)
+    int cope_gates_unrotated; // with rope: gates from unrotated q·k (default: rotated)
+    const real *cope_table;   // (dh, npos), shared by the heads of the layer
+    real *cope_dtable;
+    const real *gate_keys;    // (B,T,C) separate keys for the gates (sep_keys), or NULL: gates use k
+    real *dgate_keys;
+    int rel;                  // Shaw-style relative logit term
+    int rel_npos;             // table columns; distance δ = i-j uses column rel_npos-1-δ
+    int rel_capped;           // distances beyond the table reuse column 0; else they are refused
+    const real *rel_table;    // (dh, rel_npos), shared by all heads and layers
+    real *rel_dtable;
+} AttnPE;
+
+// What the forward saves for the backward; points into memory the model owns.
+typedef struct {
+    real *probs;  // (B,H,T,T) attention probabilities before dropout
+    real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL
+    real *pos;    // (B,H,T,T) CoPE positions p before clamping, or NULL
+    real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL
+    real *zrel;   // (B,H,T,rel_npos) relative Q·R, or NULL
+    real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
+    real *krot;   // (B,T,C) rotated k (RoPE), or NULL
+} AttnCache;
+
+// Number of reals the cache needs for this layer at these sizes, and binding it to memory.
+long attention_cache_size(const AttnPE *pe, int B, int T, int C, int H);
+void attention_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H);
+
+// 0 when this layer can run at context length T; else writes why (e.g. uncapped relative PE beyond
+// its table) into err and returns -1.
+int attention_check_length(const AttnPE *pe, int T, char *err, int errlen);
+
+// out (B,T,C) heads concatenated; q, k, v (B,T,C); key_pad (B,T) with 1 at padding keys, or NULL.
+// p_drop: dropout on the probabilities, mask from drop_key (see dropout_keep in layers.h).
+void attention_forward(real *out, AttnCache *cache, const real *q, const real *k, const real *v,
+                       const uint8_t *key_pad, const AttnPE *pe, real p_drop, uint64_t drop_key, int B, int T, int C,
+                       int H);
+// dq, dk, dv (B,T,C) accumulated (+=); also pe->cope_dtable, pe->dgate_keys, pe->rel_dtable.
+void attention_backward(real *dq, real *dk, real *dv, const real *dout, const AttnCache *cache, const real *q,
+                        const real *k, const real *v, const uint8_t *key_pad, const AttnPE *pe, real p_drop,
+                        uint64_t drop_key, int B, int T, int C, int H);
+
+#endif

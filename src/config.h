@@ -1,0 +1,112 @@
+// Run configuration: a JSON file with sections model, pe, task, train and run; every key is
+// declared once in a schema (name, type, range or choices, default, doc) that drives validation,
+// defaults, --set overrides, the resolved-config printout and README's table.
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "tasks/task.h"
+
+#define CONFIG_STR 256
+
+typedef struct {
+    int n_layers;
+    int d_model;
+    int n_heads;
+    int d_ff;              // 0 in the file means 4·d_model; resolved to the number
+    char norm[32];         // post | pre
+    char activation[32];   // relu | gelu
+    int tie_embeddings;
+    double dropout;
+    int block_size;        // the longest context the model trains on
+} ModelConfig;
+
+typedef struct {
+    char type[32];         // none | abs | rel | rope | cope | cope+rel | cope+rope | abs+rel
+    char abs_kind[32];     // learned | sinusoidal              (abs)
+    int npos;              // CoPE positions 0..npos-1; 0 = block_size+1 (cope)
+    int nodiv;             // CoPE term not divided by sqrt(dh) (cope)
+    int sep_keys;          // separate key projection for the gates (cope)
+    int every_k_layers;    // CoPE on layers with (l+1) % k == 0, relative PE elsewhere (cope+rel)
+    int shared_table;      // layers share one CoPE table (cope)
+    char rope_gates[32];   // rotated | unrotated: what the gates see (cope+rope)
+    int rel_max_distance;  // relative table size; 0 = block_size (rel)
+    int rel_capped;        // distances beyond the table reuse its farthest entry (rel)
+    double rope_base;      // (rope)
+} PEConfig;
+
+typedef struct {
+    char optimizer[32];    // adamw | adam
+    double lr;
+    double beta1, beta2, eps;
+    double weight_decay;   // decoupled (adamw); never on biases and LayerNorm
+    int decay_embeddings;  // weight decay on token/position embeddings too
+    char schedule[32];     // constant | linear | cosine
+    int warmup_steps;
+    double lr_min;         // the schedule's floor
+    double grad_clip;      // global-norm clip; 0 = off
+    int batch_size;        // sequences per optimizer step
+    int grad_accum;        // micro-batches per step (batch_size must divide evenly)
+    int steps;
+    char loss_norm[32];    // token | sequence
+    int eval_interval;     // steps between evaluations; 0 = only at the end
+    int eval_sequences;    // sequences per evaluation; 0 = the whole split
+    int log_interval;
+    int checkpoint_interval;
+    int keep_checkpoints;
+} TrainConfig;
+
+typedef struct {
+    char name[CONFIG_STR];     // default: the config file's stem
+    char out_dir[CONFIG_STR];  // runs/<name> lives here
+    long seed;
+    int threads;               // 0 = all cores (omp_get_num_procs)
+} RunConfig;
+
+typedef struct {
+    ModelConfig model;
+    PEConfig pe;
+    TaskConfig task;
+    TrainConfig train;
+    RunConfig run;
+} Config;
+
+// Schema of one key.
+typedef enum { KEY_INT, KEY_REAL, KEY_BOOL, KEY_STRING, KEY_CHOICE } KeyType;
+typedef struct {
+    const char *section;   // "model", "pe", "task", "train", "run"
+    const char *name;
+    KeyType type;
+    size_t offset;         // into Config
+    double min, max;       // inclusive range for numbers
+    const char *choices;   // KEY_CHOICE: "a|b|c"
+    const char *def;       // default, as JSON text
+    int resume_safe;       // may differ between a checkpoint and a resumed run
+    const char *applies;   // "a|b": the values of the section's selector (pe.type, task.name) this key
+                           // applies to; setting it under another value is refused. NULL: always.
+    const char *doc;
+} ConfigKey;
+
+// All keys: config.c's own table followed by the task keys (task_config_keys, tasks/task.c).
+const ConfigKey *config_schema(int *n);
+const ConfigKey *task_config_keys(int *n);
+
+// Defaults, then the JSON file, then each "section.key=value" override (value parsed as JSON,
+// or as a plain string when it is not JSON), then cross-key validation and resolution of
+// derived defaults (d_ff, npos, rel_max_distance, run.name from the file stem).
+// Returns 0, or -1 with one line in err naming the file/key, the value and what was expected.
+int config_load(Config *cfg, const char *path, const char *const *overrides, int n_overrides, char *err,
+                int errlen);
+// Same from JSON text (a checkpoint's saved config); source names it in messages.
+int config_from_json(Config *cfg, const char *json, const char *source, char *err, int errlen);
+// The resolved config as pretty JSON (malloc'd), loadable by config_from_json.
+char *config_to_json(const Config *cfg);
+// A table of every key and its value, marking the ones that differ from the default.
+void config_print(const Config *cfg, FILE *f);
+// Compares a checkpoint's config with the current one: returns -1 (and names the first key in
+// err) if a key that is not resume_safe differs; logs the safe differences to `log` (may be NULL).
+int config_check_resume(const Config *saved, const Config *now, FILE *log, char *err, int errlen);
+
+#endif

@@ -1,0 +1,20 @@
+// Dense products. Every dense product in the core goes through matmul(), which is OpenBLAS
+// (sgemm or dgemm by the build's `real`). matmul_naive() is the plain-loop reference the tests
+// compare it against.
+#ifndef MATMUL_H
+#define MATMUL_H
+
+#include "real.h"
+
+// C = alpha * op(A) * op(B) + beta * C, all row-major.
+// op(A) is (M,K): A is (M,K) with row stride lda, or (K,M) when trans_a.
+// op(B) is (K,N): B is (K,N) with row stride ldb, or (N,K) when trans_b.
+// C is (M,N) with row stride ldc.
+// Called inside an OpenMP parallel region it runs single-threaded (OpenBLAS's OpenMP build checks
+// omp_in_parallel), so callers may parallelise over independent products without oversubscription.
+void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
+            const real *B, int ldb, real beta, real *C, int ldc);
+void matmul_naive(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
+                  const real *B, int ldb, real beta, real *C, int ldc);
+
+#endif

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Runs every test binary (build/tests/*) and every shell test (tests/test_*.sh), then prints the
+# total. Each one ends with a line `NAME: N passed, N failed`; a binary that crashes or prints no
+# such line counts as one failure.
+BUILD=${BUILD:-build}
+passed=0
+failed=0
+for t in "$BUILD"/tests/* tests/test_*.sh; do
+    [ -f "$t" ] || continue
+    case "$t" in *.d|*.o) continue ;; esac
+    echo "== $t"
+    log=$(mktemp)
+    if [ "${t%.sh}" != "$t" ]; then sh "$t" >"$log" 2>&1; else "$t" >"$log" 2>&1; fi
+    rc=$?
+    cat "$log"
+    line=$(grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    rm -f "$log"
+    if [ -z "$line" ]; then
+        echo "  $t: no summary line (exit $rc): counted as 1 failure"
+        failed=$((failed + 1))
+        continue
+    fi
+    p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "  $t: exit $rc with no failure reported: counted as 1 failure"; fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
