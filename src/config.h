@@ -99,6 +99,10 @@ const ConfigKey *task_config_keys(int *n);
 // Returns 0, or -1 with one line in err naming the file/key, the value and what was expected.
 int config_load(Config *cfg, const char *path, const char *const *overrides, int n_overrides, char *err,
                 int errlen);
+// Same, with the JSON text given instead of a file (the embedded default config); source names it in
+// messages and run.name must be set in the text or by an override.
+int config_load_text(Config *cfg, const char *json, const char *source, const char *const *overrides,
+                     int n_overrides, char *err, int errlen);
 // Same from JSON text (a checkpoint's saved config); source names it in messages.
 int config_from_json(Config *cfg, const char *json, const char *source, char *err, int errlen);
 // The resolved config as pretty JSON (malloc'd), loadable by config_from_json.

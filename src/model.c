@@ -1,0 +1,498 @@
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+void pe_sinusoidal_table(real *table, int T, int C); /* TEMP until pe/pe.h */
+#include "rng.h"
+
+// The gradient (or Adam moment) slice that mirrors a parameter slice.
+#define GRAD(m, p) ((p) ? (m)->grads + ((p) - (m)->params) : NULL)
+
+// Dropout sites, part of each mask's stream key.
+enum { SITE_EMBEDDING, SITE_ATTN_PROBS, SITE_ATTN_OUT, SITE_FF_HIDDEN, SITE_FF_OUT };
+
+static int has_pe(const Model *m, const char *kind) {
+    // pe.type is one of a fixed list ("cope+rel", "abs+rel", ...): test membership of one part.
+    const char *type = m->cfg.pe.type;
+    size_t n = strlen(kind);
+    for (const char *p = type; (p = strstr(p, kind)) != NULL; p += n)
+        if ((p == type || p[-1] == '+') && (p[n] == '\0' || p[n] == '+')) return 1;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Parameter layout
+
+typedef struct {
+    Model *m;
+    long used;
+    int count;
+    int assign;  // second pass: record tensors and hand out pointers
+} Layout;
+
+static real *slice(Layout *lo, const char *name, int layer, long size, int decay, char init, double scale) {
+    long offset = lo->used;
+    lo->used += size;
+    if (lo->assign) {
+        ParamTensor *t = &lo->m->tensors[lo->count];
+        if (layer >= 0)
+            snprintf(t->name, sizeof t->name, "layers.%d.%s", layer, name);
+        else
+            snprintf(t->name, sizeof t->name, "%s", name);
+        t->offset = offset;
+        t->size = size;
+        t->decay = decay;
+        t->init = init;
+        t->scale = scale;
+    }
+    lo->count++;
+    return lo->assign ? lo->m->params + offset : NULL;
+}
+
+// Lays out every tensor (official initialisation, cope_reference.md §5): embeddings N(0, C^-1/2);
+// linear weights and biases U(±1/sqrt(fan_in)) (PyTorch's nn.Linear default), with the attention
+// output and fc2 weights divided by sqrt(2·L) under pre-norm; LayerNorm 1 and 0; CoPE tables zero;
+// the relative table N(0, dh^-1/2).
+static void layout(Layout *lo) {
+    Model *m = lo->m;
+    const Config *cfg = &m->cfg;
+    int C = m->C, F = m->F, V = m->V, L = m->L, dh = m->C / m->H;
+    int pre = strcmp(cfg->model.norm, "pre") == 0;
+    int decay_emb = cfg->train.decay_embeddings;
+    double lin_c = 1.0 / sqrt(C), lin_f = 1.0 / sqrt(F);
+    double out_scale = pre ? 1.0 / sqrt(2.0 * L) : 1.0;
+
+    m->wte = slice(lo, "wte", -1, (long)V * C, decay_emb, 'n', 1.0 / sqrt(C));
+    m->wpe = NULL;
+    if (has_pe(m, "abs") && strcmp(cfg->pe.abs_kind, "learned") == 0)
+        m->wpe = slice(lo, "wpe", -1, (long)m->block_size * C, decay_emb, 'n', 1.0 / sqrt(C));
+    m->rel_table = has_pe(m, "rel") ? slice(lo, "rel_table", -1, (long)dh * m->rel_npos, decay_emb, 'n', 1.0 / sqrt(dh))
+                                    : NULL;
+    int cope = has_pe(m, "cope");
+    int every = cfg->pe.every_k_layers > 0 ? cfg->pe.every_k_layers : 1;
+    real *first_table = NULL;
+    int have_first_table = 0;
+    for (int l = 0; l < L; l++) {
+        LayerParams *p = &m->layers[l];
+        p->cope = cope && (l + 1) % every == 0;
+        p->rel = has_pe(m, "rel");
+        p->ln1_w = slice(lo, "ln1_w", l, C, 0, 'o', 0);
+        p->ln1_b = slice(lo, "ln1_b", l, C, 0, 'z', 0);
+        p->wq = slice(lo, "wq", l, (long)C * C, 1, 'u', lin_c);
+        p->bq = slice(lo, "bq", l, C, 0, 'u', lin_c);
+        p->wk = slice(lo, "wk", l, (long)C * C, 1, 'u', lin_c);
+        p->bk = slice(lo, "bk", l, C, 0, 'u', lin_c);
+        p->wv = slice(lo, "wv", l, (long)C * C, 1, 'u', lin_c);
+        p->bv = slice(lo, "bv", l, C, 0, 'u', lin_c);
+        p->wo = slice(lo, "wo", l, (long)C * C, 1, 'u', lin_c * out_scale);
+        p->bo = slice(lo, "bo", l, C, 0, 'u', lin_c);
+        p->wkc = p->bkc = NULL;
+        p->cope_table = NULL;
+        if (p->cope) {
+            if (cfg->pe.sep_keys) {
+                p->wkc = slice(lo, "wkc", l, (long)C * C, 1, 'u', lin_c);
+                p->bkc = slice(lo, "bkc", l, C, 0, 'u', lin_c);
+            }
+            if (cfg->pe.shared_table && have_first_table) {
+                p->cope_table = first_table;
+            } else {
+                p->cope_table = slice(lo, "cope_table", l, (long)dh * m->cope_npos, decay_emb, 'z', 0);
+                first_table = p->cope_table;
+                have_first_table = 1;
+            }
+        }
+        p->ln2_w = slice(lo, "ln2_w", l, C, 0, 'o', 0);
+        p->ln2_b = slice(lo, "ln2_b", l, C, 0, 'z', 0);
+        p->fc1_w = slice(lo, "fc1_w", l, (long)F * C, 1, 'u', lin_c);
+        p->fc1_b = slice(lo, "fc1_b", l, F, 0, 'u', lin_c);
+        p->fc2_w = slice(lo, "fc2_w", l, (long)C * F, 1, 'u', lin_f * out_scale);
+        p->fc2_b = slice(lo, "fc2_b", l, C, 0, 'u', lin_f);
+    }
+    m->lnf_w = m->lnf_b = NULL;
+    if (pre) {
+        m->lnf_w = slice(lo, "lnf_w", -1, C, 0, 'o', 0);
+        m->lnf_b = slice(lo, "lnf_b", -1, C, 0, 'z', 0);
+    }
+    m->lm_head = cfg->model.tie_embeddings ? m->wte : slice(lo, "lm_head", -1, (long)V * C, 1, 'u', lin_c);
+}
+
+static void *alloc_touched(long count, size_t elem) {
+    // Touch every page now: a first-touch page fault in the training loop costs far more.
+    void *p = calloc(count > 0 ? count : 1, elem);
+    if (p) memset(p, 0, (count > 0 ? count : 1) * elem);
+    return p;
+}
+
+int model_create(Model *m, const Config *cfg, int V, char *err, int errlen) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->V = V;
+    m->C = cfg->model.d_model;
+    m->H = cfg->model.n_heads;
+    m->F = cfg->model.d_ff > 0 ? cfg->model.d_ff : 4 * m->C;
+    m->L = cfg->model.n_layers;
+    m->block_size = cfg->model.block_size;
+    m->cope_npos = cfg->pe.npos > 0 ? cfg->pe.npos : m->block_size + 1;
+    m->rel_npos = cfg->pe.rel_max_distance > 0 ? cfg->pe.rel_max_distance : m->block_size;
+    if (m->C % m->H != 0) {
+        snprintf(err, errlen, "model.d_model (%d) must be a multiple of model.n_heads (%d)", m->C, m->H);
+        return -1;
+    }
+    m->layers = calloc(m->L, sizeof *m->layers);
+    m->acts = calloc(m->L, sizeof *m->acts);
+    Layout lo = {.m = m};
+    layout(&lo);
+    m->n_params = lo.used;
+    m->n_tensors = lo.count;
+    m->tensors = calloc(m->n_tensors, sizeof *m->tensors);
+    m->params = alloc_touched(m->n_params, sizeof(real));
+    m->grads = alloc_touched(m->n_params, sizeof(real));
+    m->adam_m = alloc_touched(m->n_params, sizeof(real));
+    m->adam_v = alloc_touched(m->n_params, sizeof(real));
+    if (!m->layers || !m->acts || !m->tensors || !m->params || !m->grads || !m->adam_m || !m->adam_v) {
+        snprintf(err, errlen, "out of memory allocating %ld parameters", m->n_params);
+        return -1;
+    }
+    lo = (Layout){.m = m, .assign = 1};
+    layout(&lo);
+
+    Rng rng;
+    rng_seed(&rng, (uint64_t)cfg->run.seed);
+    for (int t = 0; t < m->n_tensors; t++) {
+        const ParamTensor *pt = &m->tensors[t];
+        real *p = m->params + pt->offset;
+        for (long i = 0; i < pt->size; i++) {
+            switch (pt->init) {
+            case 'z': p[i] = 0; break;
+            case 'o': p[i] = 1; break;
+            case 'n': p[i] = (real)(pt->scale * rng_normal(&rng)); break;
+            default: p[i] = (real)(pt->scale * (2.0 * rng_uniform(&rng) - 1.0)); break;
+            }
+        }
+    }
+    return 0;
+}
+
+void model_free(Model *m) {
+    free(m->params);
+    free(m->grads);
+    free(m->adam_m);
+    free(m->adam_v);
+    free(m->tensors);
+    free(m->layers);
+    free(m->acts);
+    free(m->act_mem);
+    memset(m, 0, sizeof *m);
+}
+
+void model_zero_grad(Model *m) { memset(m->grads, 0, sizeof(real) * m->n_params); }
+
+// ----------------------------------------------------------------------------------------------
+// Activations
+
+// The position encodings inside layer l's attention, wired to its parameters and gradients.
+static AttnPE layer_pe(const Model *m, int l) {
+    const LayerParams *p = &m->layers[l];
+    const PEConfig *pc = &m->cfg.pe;
+    AttnPE pe = {0};
+    pe.rope = has_pe(m, "rope");
+    pe.rope_base = pc->rope_base;
+    if (p->cope) {
+        pe.cope = 1;
+        pe.cope_npos = m->cope_npos;
+        pe.cope_nodiv = pc->nodiv;
+        pe.cope_gates_unrotated = strcmp(pc->rope_gates, "unrotated") == 0;
+        pe.cope_table = p->cope_table;
+        pe.cope_dtable = GRAD(m, p->cope_table);
+        pe.gate_keys = p->wkc ? m->acts[l].kc : NULL;
+        pe.dgate_keys = p->wkc ? m->dkc : NULL;
+    }
+    if (p->rel) {
+        pe.rel = 1;
+        pe.rel_npos = m->rel_npos;
+        pe.rel_capped = pc->rel_capped;
+        pe.rel_table = m->rel_table;
+        pe.rel_dtable = GRAD(m, m->rel_table);
+    }
+    return pe;
+}
+
+// Carves the activation buffers for B×T out of mem (or only counts them when mem is NULL).
+static long carve(Model *m, real *mem, int B, int T) {
+    long used = 0;
+    long BTC = (long)B * T * m->C, BTF = (long)B * T * m->F, BT = (long)B * T, BTV = (long)B * T * m->V;
+#define TAKE(ptr, n)                          \
+    do {                                      \
+        (ptr) = mem ? mem + used : NULL;      \
+        used += (n);                          \
+    } while (0)
+    for (int l = 0; l < m->L; l++) {
+        LayerActs *a = &m->acts[l];
+        AttnPE pe = layer_pe(m, l);
+        TAKE(a->ln1, BTC);
+        TAKE(a->ln1_mean, BT);
+        TAKE(a->ln1_rstd, BT);
+        TAKE(a->q, BTC);
+        TAKE(a->k, BTC);
+        TAKE(a->v, BTC);
+        a->kc = NULL;
+        if (m->layers[l].wkc) TAKE(a->kc, BTC);
+        TAKE(a->att, BTC);
+        TAKE(a->cache_mem, attention_cache_size(&pe, B, T, m->C, m->H));
+        TAKE(a->res1, BTC);
+        TAKE(a->ln2, BTC);
+        TAKE(a->ln2_mean, BT);
+        TAKE(a->ln2_rstd, BT);
+        TAKE(a->fc1, BTF);
+        TAKE(a->act, BTF);
+        TAKE(a->res2, BTC);
+    }
+    TAKE(m->emb, BTC);
+    m->sinusoid = NULL;
+    if (has_pe(m, "abs") && strcmp(m->cfg.pe.abs_kind, "sinusoidal") == 0) TAKE(m->sinusoid, (long)T * m->C);
+    TAKE(m->lnf, BTC);
+    TAKE(m->lnf_mean, BT);
+    TAKE(m->lnf_rstd, BT);
+    TAKE(m->logits, BTV);
+    TAKE(m->probs, BTV);
+    TAKE(m->losses, BT);
+    TAKE(m->scratch, BTC);
+    TAKE(m->dx, BTC);
+    TAKE(m->dtmp, BTC);
+    TAKE(m->datt, BTC);
+    TAKE(m->dwide, BTF);
+    TAKE(m->dwide2, BTF);
+    TAKE(m->dq, BTC);
+    TAKE(m->dk, BTC);
+    TAKE(m->dv, BTC);
+    TAKE(m->dkc, BTC);
+#undef TAKE
+    return used;
+}
+
+int model_check_length(const Model *m, int T, char *err, int errlen) {
+    if (m->wpe && T > m->block_size) {
+        snprintf(err, errlen,
+                 "context %d is longer than the learned absolute position table (model.block_size %d); "
+                 "learned absolute PE cannot run past its training length",
+                 T, m->block_size);
+        return -1;
+    }
+    for (int l = 0; l < m->L; l++) {
+        AttnPE pe = layer_pe(m, l);
+        if (attention_check_length(&pe, T, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+int model_prepare(Model *m, int B, int T, char *err, int errlen) {
+    if (model_check_length(m, T, err, errlen) != 0) return -1;
+    if (m->act_mem && B <= m->act_B && T <= m->act_T) return 0;
+    // The cache sizes grow with T², so size for the largest shape asked so far.
+    int nb = B > m->act_B ? B : m->act_B, nt = T > m->act_T ? T : m->act_T;
+    long size = carve(m, NULL, nb, nt);
+    free(m->act_mem);
+    m->act_mem = alloc_touched(size, sizeof(real));
+    if (!m->act_mem) {
+        snprintf(err, errlen, "out of memory allocating activations for batch %d × context %d (%.1f GiB)", nb, nt,
+                 size * sizeof(real) / 1073741824.0);
+        m->act_B = m->act_T = 0;
+        return -1;
+    }
+    m->act_B = nb;
+    m->act_T = nt;
+    m->act_size = size;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Forward and backward
+
+static uint64_t site_key(const Model *m, int layer, int site) {
+    return m->dropout_key ? rng_key(m->dropout_key, (uint64_t)layer + 1, (uint64_t)site, 0) : 0;
+}
+
+static real dropout_p(const Model *m) { return m->dropout_key ? (real)m->cfg.model.dropout : 0; }
+
+static int is_pre(const Model *m) { return m->cfg.model.norm[1] == 'r'; }  // "pre" | "post"
+static int is_gelu(const Model *m) { return m->cfg.model.activation[0] == 'g'; }
+
+// The layer's output: post-norm ends in LN2, pre-norm in the second residual sum.
+static real *layer_output(const Model *m, int l) { return is_pre(m) ? m->acts[l].res2 : m->acts[l].ln2; }
+static const real *layer_input(const Model *m, int l) { return l == 0 ? m->emb : layer_output(m, l - 1); }
+
+static void add_into(real *out, const real *a, const real *b, long n) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+static void layer_forward(Model *m, int l, const uint8_t *key_pad) {
+    const LayerParams *p = &m->layers[l];
+    LayerActs *a = &m->acts[l];
+    int B = m->B, T = m->T, C = m->C, F = m->F, H = m->H, N = B * T;
+    long BTC = (long)N * C;
+    real pd = dropout_p(m);
+    const real *x = layer_input(m, l);
+    int pre = is_pre(m);
+
+    // attention block: pre-norm attends to LN1(x), post-norm to x
+    const real *att_in = x;
+    if (pre) {
+        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1_w, p->ln1_b, N, C);
+        att_in = a->ln1;
+    }
+    linear_forward(a->q, att_in, p->wq, p->bq, N, C, C);
+    linear_forward(a->k, att_in, p->wk, p->bk, N, C, C);
+    linear_forward(a->v, att_in, p->wv, p->bv, N, C, C);
+    if (p->wkc) linear_forward(a->kc, att_in, p->wkc, p->bkc, N, C, C);
+    AttnPE pe = layer_pe(m, l);
+    attention_cache_bind(&a->cache, a->cache_mem, &pe, B, T, C, H);
+    attention_forward(a->att, &a->cache, a->q, a->k, a->v, key_pad, &pe, pd, site_key(m, l, SITE_ATTN_PROBS), B, T,
+                      C, H);
+    linear_forward(m->scratch, a->att, p->wo, p->bo, N, C, C);
+    dropout_forward(m->scratch, m->scratch, pd, site_key(m, l, SITE_ATTN_OUT), BTC);
+    add_into(a->res1, x, m->scratch, BTC);
+
+    // feed-forward block: post-norm normalises the sum first, pre-norm normalises the FF input
+    const real *ff_in, *ff_base;
+    if (pre) {
+        layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, p->ln2_w, p->ln2_b, N, C);
+        ff_in = a->ln2;
+        ff_base = a->res1;
+    } else {
+        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, p->ln1_w, p->ln1_b, N, C);
+        ff_in = ff_base = a->ln1;
+    }
+    linear_forward(a->fc1, ff_in, p->fc1_w, p->fc1_b, N, C, F);
+    if (is_gelu(m))
+        gelu_forward(a->act, a->fc1, (long)N * F);
+    else
+        relu_forward(a->act, a->fc1, (long)N * F);
+    dropout_forward(a->act, a->act, pd, site_key(m, l, SITE_FF_HIDDEN), (long)N * F);
+    linear_forward(m->scratch, a->act, p->fc2_w, p->fc2_b, N, F, C);
+    dropout_forward(m->scratch, m->scratch, pd, site_key(m, l, SITE_FF_OUT), BTC);
+    add_into(a->res2, ff_base, m->scratch, BTC);
+    if (!pre) layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, N, C);
+}
+
+double model_forward(Model *m, const Batch *b, uint64_t dropout_key) {
+    m->B = b->B;
+    m->T = b->T;
+    m->dropout_key = dropout_key;
+    int N = b->B * b->T, C = m->C;
+    const real *wpe = m->wpe;
+    if (m->sinusoid) {
+        pe_sinusoidal_table(m->sinusoid, b->T, C);
+        wpe = m->sinusoid;
+    }
+    embedding_forward(m->emb, b->tokens, m->wte, wpe, b->B, b->T, C);
+    dropout_forward(m->emb, m->emb, dropout_p(m), site_key(m, -1, SITE_EMBEDDING), (long)N * C);
+    for (int l = 0; l < m->L; l++) layer_forward(m, l, b->key_pad);
+    const real *x = layer_output(m, m->L - 1);
+    if (is_pre(m)) {
+        layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->lnf_w, m->lnf_b, N, C);
+        x = m->lnf;
+    }
+    linear_forward(m->logits, x, m->lm_head, NULL, N, C, m->V);
+    crossentropy_forward(m->losses, m->probs, m->logits, b->targets, b->loss_mask, N, m->V);
+    double total = 0.0;
+    for (int i = 0; i < N; i++) total += m->losses[i];
+    return total;
+}
+
+static void zero(real *p, long n) { memset(p, 0, sizeof(real) * n); }
+
+// m->dx holds d(layer output) on entry and d(layer input) on exit.
+static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
+    const LayerParams *p = &m->layers[l];
+    LayerActs *a = &m->acts[l];
+    int B = m->B, T = m->T, C = m->C, F = m->F, H = m->H, N = B * T;
+    long BTC = (long)N * C, BTF = (long)N * F;
+    real pd = dropout_p(m);
+    const real *x = layer_input(m, l);
+    int pre = is_pre(m);
+    real *dx = m->dx, *dtmp = m->dtmp, *datt = m->datt, *dwide = m->dwide, *dwide2 = m->dwide2;
+
+    // ---- feed-forward block
+    // post: res2 = ln1 + drop(FF(ln1)), out = LN2(res2);  pre: out = res2 = res1 + drop(FF(LN2(res1)))
+    if (!pre) {
+        zero(dtmp, BTC);
+        layernorm_backward(dtmp, GRAD(m, p->ln2_w), GRAD(m, p->ln2_b), dx, a->res2, p->ln2_w, a->ln2_mean,
+                           a->ln2_rstd, N, C);
+        memcpy(dx, dtmp, sizeof(real) * BTC);  // d res2, which is also the residual's share of d ln1
+    }
+    zero(datt, BTC);
+    dropout_backward(datt, dx, pd, site_key(m, l, SITE_FF_OUT), BTC);
+    zero(dwide, BTF);
+    linear_backward(dwide, GRAD(m, p->fc2_w), GRAD(m, p->fc2_b), datt, a->act, p->fc2_w, N, F, C);
+    zero(dwide2, BTF);
+    dropout_backward(dwide2, dwide, pd, site_key(m, l, SITE_FF_HIDDEN), BTF);
+    zero(dwide, BTF);
+    if (is_gelu(m))
+        gelu_backward(dwide, dwide2, a->fc1, BTF);
+    else
+        relu_backward(dwide, dwide2, a->fc1, BTF);
+    if (pre) {
+        zero(dtmp, BTC);
+        linear_backward(dtmp, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dwide, a->ln2, p->fc1_w, N, C, F);
+        layernorm_backward(dx, GRAD(m, p->ln2_w), GRAD(m, p->ln2_b), dtmp, a->res1, p->ln2_w, a->ln2_mean,
+                           a->ln2_rstd, N, C);
+    } else {
+        linear_backward(dx, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dwide, a->ln1, p->fc1_w, N, C, F);
+        zero(dtmp, BTC);
+        layernorm_backward(dtmp, GRAD(m, p->ln1_w), GRAD(m, p->ln1_b), dx, a->res1, p->ln1_w, a->ln1_mean,
+                           a->ln1_rstd, N, C);
+        memcpy(dx, dtmp, sizeof(real) * BTC);
+    }
+    // dx = d res1
+
+    // ---- attention block: res1 = x + drop(Wo·att + bo), att = attention(q, k, v), q,k,v from att_in
+    zero(dtmp, BTC);
+    dropout_backward(dtmp, dx, pd, site_key(m, l, SITE_ATTN_OUT), BTC);
+    zero(datt, BTC);
+    linear_backward(datt, GRAD(m, p->wo), GRAD(m, p->bo), dtmp, a->att, p->wo, N, C, C);
+    zero(m->dq, BTC);
+    zero(m->dk, BTC);
+    zero(m->dv, BTC);
+    if (p->wkc) zero(m->dkc, BTC);
+    AttnPE pe = layer_pe(m, l);
+    attention_backward(m->dq, m->dk, m->dv, datt, &a->cache, a->q, a->k, a->v, key_pad, &pe, pd,
+                       site_key(m, l, SITE_ATTN_PROBS), B, T, C, H);
+    const real *att_in = pre ? a->ln1 : x;
+    real *datt_in = pre ? dtmp : dx;  // pre-norm gathers d ln1 first, then LN1's backward adds into dx
+    if (pre) zero(dtmp, BTC);
+    linear_backward(datt_in, GRAD(m, p->wq), GRAD(m, p->bq), m->dq, att_in, p->wq, N, C, C);
+    linear_backward(datt_in, GRAD(m, p->wk), GRAD(m, p->bk), m->dk, att_in, p->wk, N, C, C);
+    linear_backward(datt_in, GRAD(m, p->wv), GRAD(m, p->bv), m->dv, att_in, p->wv, N, C, C);
+    if (p->wkc) linear_backward(datt_in, GRAD(m, p->wkc), GRAD(m, p->bkc), m->dkc, att_in, p->wkc, N, C, C);
+    if (pre)
+        layernorm_backward(dx, GRAD(m, p->ln1_w), GRAD(m, p->ln1_b), dtmp, x, p->ln1_w, a->ln1_mean, a->ln1_rstd,
+                           N, C);
+}
+
+void model_backward(Model *m, const Batch *b, real loss_scale) {
+    int N = b->B * b->T, C = m->C;
+    long BTC = (long)N * C;
+    real *dlogits = m->logits;  // the logits are not needed any more
+    zero(dlogits, (long)N * m->V);
+    crossentropy_backward(dlogits, m->probs, b->targets, b->loss_mask, loss_scale, N, m->V);
+    const real *x = layer_output(m, m->L - 1);
+    zero(m->dx, BTC);
+    if (is_pre(m)) {
+        zero(m->dtmp, BTC);
+        linear_backward(m->dtmp, GRAD(m, m->lm_head), NULL, dlogits, m->lnf, m->lm_head, N, C, m->V);
+        layernorm_backward(m->dx, GRAD(m, m->lnf_w), GRAD(m, m->lnf_b), m->dtmp, x, m->lnf_w, m->lnf_mean,
+                           m->lnf_rstd, N, C);
+    } else {
+        linear_backward(m->dx, GRAD(m, m->lm_head), NULL, dlogits, x, m->lm_head, N, C, m->V);
+    }
+    for (int l = m->L - 1; l >= 0; l--) layer_backward(m, l, b->key_pad);
+    // forward: emb = dropout(wte[tokens] + wpe[t])
+    zero(m->dtmp, BTC);
+    dropout_backward(m->dtmp, m->dx, dropout_p(m), site_key(m, -1, SITE_EMBEDDING), BTC);
+    embedding_backward(GRAD(m, m->wte), GRAD(m, m->wpe), m->dtmp, b->tokens, b->B, b->T, C);
+}

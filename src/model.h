@@ -1,0 +1,115 @@
+// The decoder-only transformer: one flat parameter buffer with named slices (gradients and the
+// optimizer's moments mirror it), activations allocated once for a batch shape, and the forward and
+// backward passes over the layers.
+//
+//   tokens ─► embedding (+ absolute PE) ─► dropout ─► L × decoder layer ─► [final LN] ─► logits ─► loss
+//   decoder layer, norm "post" (official):  x = LN(x + drop(MHA(x)));  x = LN(x + drop(FF(x)))
+//                  norm "pre"  (GPT-2):     x = x + drop(MHA(LN(x)));  x = x + drop(FF(LN(x)))
+//   FF = Linear(C,F) → ReLU|GELU → dropout → Linear(F,C)
+#ifndef MODEL_H
+#define MODEL_H
+
+#include <stdint.h>
+
+#include "attention.h"
+#include "config.h"
+#include "real.h"
+#include "tasks/task.h"
+
+// A named slice of the parameter buffer.
+typedef struct {
+    char name[48];
+    long offset;  // into params (and grads, adam m, adam v)
+    long size;
+    int decay;    // weight decay applies (never biases, LayerNorm; embeddings by config)
+    char init;    // 'z' zeros, 'o' ones, 'n' normal(0, scale), 'u' uniform(-scale, scale)
+    double scale;
+} ParamTensor;
+
+// Where one layer's parameters live (pointers into params; NULL when absent).
+typedef struct {
+    real *ln1_w, *ln1_b;        // (C) post: after attention; pre: before it
+    real *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;  // (C,C), (C)
+    real *wkc, *bkc;            // (C,C), (C) separate CoPE gate keys (sep_keys)
+    real *cope_table;           // (dh, npos); with shared_table, several layers point at one table
+    real *ln2_w, *ln2_b;        // (C)
+    real *fc1_w, *fc1_b;        // (F,C), (F)
+    real *fc2_w, *fc2_b;        // (C,F), (C)
+    int cope;                   // this layer uses CoPE
+    int rel;                    // this layer uses the relative term
+} LayerParams;
+
+// What one layer's forward saves for its backward.
+typedef struct {
+    real *x_in;                 // (B,T,C) the layer's input
+    real *ln1, *ln1_mean, *ln1_rstd;  // (B,T,C), (B,T), (B,T)
+    real *q, *k, *v, *kc;       // (B,T,C); kc only with sep_keys
+    real *att;                  // (B,T,C) heads concatenated, before the output projection
+    real *cache_mem;            // attention_cache_size reals, bound for the batch's B and T
+    AttnCache cache;
+    real *res1;                 // (B,T,C) x + drop(attn)
+    real *ln2, *ln2_mean, *ln2_rstd;
+    real *fc1;                  // (B,T,F) before the activation
+    real *act;                  // (B,T,F) after activation and dropout (the input of fc2)
+    real *res2;                 // (B,T,C) the second residual sum
+} LayerActs;
+
+typedef struct {
+    Config cfg;
+    int V, C, H, F, L;          // vocabulary, width, heads, FF width, layers
+    int block_size;
+    int cope_npos, rel_npos;
+    // parameters, gradients, Adam moments: one layout
+    long n_params;
+    real *params, *grads, *adam_m, *adam_v;
+    ParamTensor *tensors;
+    int n_tensors;
+    real *wte;                  // (V,C)
+    real *wpe;                  // (block_size,C) learned absolute PE, or NULL
+    real *rel_table;            // (dh, rel_npos), shared by all layers and heads, or NULL
+    real *lnf_w, *lnf_b;        // (C) final LayerNorm (pre-norm only)
+    real *lm_head;              // (V,C); == wte when tied
+    LayerParams *layers;
+    // activations for up to act_B × act_T
+    int act_B, act_T;
+    real *act_mem;
+    long act_size;
+    LayerActs *acts;
+    real *emb;                  // (B,T,C) embedding output after dropout (layer 0's input)
+    real *sinusoid;             // (act_T,C) sinusoidal absolute PE table, or NULL
+    real *lnf, *lnf_mean, *lnf_rstd;  // final LayerNorm (pre-norm)
+    real *logits;               // (B,T,V)
+    real *probs;                // (B,T,V) softmax, for the backward
+    real *losses;               // (B,T)
+    real *scratch;              // (B,T,C) forward temporary
+    // backward buffers: dx the residual stream's gradient, dtmp and datt (B,T,C) temporaries,
+    // dwide and dwide2 (B,T,F); the logits buffer holds dlogits during the backward
+    real *dx, *dtmp, *datt, *dwide, *dwide2;
+    real *dq, *dk, *dv, *dkc;   // (B,T,C)
+    // the batch of the last forward
+    int B, T;
+    uint64_t dropout_key;       // 0 with dropout off
+} Model;
+
+// Builds the parameter layout for cfg and a task vocabulary of V, and initialises the parameters
+// from cfg->run.seed (official initialisation, see README). Returns 0, or -1 with err.
+int model_create(Model *m, const Config *cfg, int V, char *err, int errlen);
+void model_free(Model *m);
+
+// Sizes the activations for batches of up to B sequences of up to T positions (reallocating only
+// when larger than before). Returns -1 with err when the model cannot run at T (learned absolute
+// PE beyond block_size, uncapped relative PE beyond its table).
+int model_prepare(Model *m, int B, int T, char *err, int errlen);
+
+// 0 when the model can run at context T, else -1 with the reason in err.
+int model_check_length(const Model *m, int T, char *err, int errlen);
+
+// Forward pass over batch b. dropout_key != 0 turns dropout on (masks drawn from that key).
+// Returns the summed loss over b's loss mask (in double); per-position losses are in m->losses and
+// the logits in m->logits (valid until model_backward, which reuses that buffer).
+double model_forward(Model *m, const Batch *b, uint64_t dropout_key);
+// Backward of loss_scale × (the summed loss of the last forward), accumulated into m->grads.
+void model_backward(Model *m, const Batch *b, real loss_scale);
+void model_zero_grad(Model *m);
+
+#endif

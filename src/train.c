@@ -1,0 +1,364 @@
+// ./train CONFIG.json [--set section.key=value]... [--resume]
+//
+// Trains a model on a task as the config says, in runs/<name>/: config.json (resolved),
+// metrics.jsonl, log.txt and checkpoints. Without a config it trains the embedded default (a small
+// flip-flop model with CoPE that finishes in about a minute).
+#include <errno.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "checkpoint.h"
+#include "config.h"
+#include "evaluate.h"
+#include "model.h"
+#include "optim.h"
+#include "rng.h"
+#include "runlog.h"
+#include "tasks/task.h"
+
+static const char *default_config =
+    "{\n"
+    "  \"run\":   {\"name\": \"default\"},\n"
+    "  \"model\": {\"n_layers\": 2, \"d_model\": 64, \"n_heads\": 4, \"block_size\": 128, \"dropout\": 0.0},\n"
+    "  \"pe\":    {\"type\": \"cope\"},\n"
+    "  \"task\":  {\"name\": \"flipflop\", \"length\": 128, \"loss_on\": \"answer\"},\n"
+    "  \"train\": {\"lr\": 1e-3, \"batch_size\": 16, \"steps\": 300, \"warmup_steps\": 20,\n"
+    "            \"eval_interval\": 100, \"eval_sequences\": 256, \"log_interval\": 20,\n"
+    "            \"checkpoint_interval\": 100}\n"
+    "}\n";
+
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_signal(int sig) {
+    stop_signal = sig;
+    signal(sig, SIG_DFL);  // a second Ctrl-C stops at once
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: ./train [CONFIG.json] [--set section.key=value]... [--resume]\n"
+            "  CONFIG.json   the run's configuration (default: the embedded flip-flop CoPE demo)\n"
+            "  --set k=v     override one key, e.g. --set train.lr=3e-4 --set run.name=x\n"
+            "  --resume      continue the run in runs/<name>/ from its latest checkpoint\n");
+}
+
+// The training state that is not a parameter: saved in the "train_state" section.
+typedef struct {
+    int64_t step;           // optimizer steps done
+    int64_t tokens;         // training tokens seen
+    double elapsed;         // seconds of training so far
+    uint64_t dropout_seed;  // the counter-based dropout stream's base (the "RNG state")
+    double lr;              // the schedule's last learning rate
+} TrainState;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int save_checkpoint(const char *run_dir, const Model *m, Task *task, const TrainState *st, int keep,
+                           char *err, int errlen) {
+    char *json = config_to_json(&m->cfg);
+    size_t task_size = task_state_size(task);
+    void *task_buf = malloc(task_size ? task_size : 1);
+    task_state_save(task, task_buf);
+    size_t pbytes = sizeof(real) * m->n_params;
+    CkptSection sections[] = {
+        {"config", json, strlen(json)},
+        {"params", m->params, pbytes},
+        {"adam_m", m->adam_m, pbytes},
+        {"adam_v", m->adam_v, pbytes},
+        {"train_state", (void *)st, sizeof *st},
+        {"task_state", task_buf, task_size},
+    };
+    int rc = checkpoint_save_step(run_dir, st->step, keep, sections, 6, err, errlen);
+    free(task_buf);
+    free(json);
+    return rc;
+}
+
+static int load_checkpoint(const char *path, Model *m, Task *task, TrainState *st, char *err, int errlen) {
+    size_t pbytes = sizeof(real) * m->n_params;
+    CkptSection sections[] = {
+        {"params", m->params, pbytes},
+        {"adam_m", m->adam_m, pbytes},
+        {"adam_v", m->adam_v, pbytes},
+        {"train_state", st, sizeof *st},
+        {"task_state", NULL, 0},
+    };
+    if (checkpoint_read(path, sections, 5, err, errlen) != 0) return -1;
+    int rc = task_state_load(task, sections[4].data, sections[4].size);
+    if (rc != 0) snprintf(err, errlen, "%s: section task_state does not fit this task", path);
+    free(sections[4].data);
+    return rc;
+}
+
+// The config saved in a checkpoint, for comparison with the one given now.
+static int read_checkpoint_config(const char *path, Config *saved, char *err, int errlen) {
+    CkptSection s = {"config", NULL, 0};
+    if (checkpoint_read(path, &s, 1, err, errlen) != 0) return -1;
+    int rc = config_from_json(saved, s.data, path, err, errlen);
+    free(s.data);
+    return rc;
+}
+
+static int file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static int make_dirs(const char *path) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void format_duration(char *out, size_t n, double s) {
+    if (s < 60)
+        snprintf(out, n, "%.1fs", s);
+    else if (s < 3600)
+        snprintf(out, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(out, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+int main(int argc, char **argv) {
+    const char *config_path = NULL;
+    const char *overrides[256];
+    int n_overrides = 0, resume = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--resume") == 0) {
+            resume = 1;
+        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && n_overrides < 256) {
+            overrides[n_overrides++] = argv[++i];
+        } else if (strncmp(argv[i], "--set=", 6) == 0 && n_overrides < 256) {
+            overrides[n_overrides++] = argv[i] + 6;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage();
+            return 0;
+        } else if (argv[i][0] == '-' || config_path) {
+            fprintf(stderr, "train: unexpected argument \"%s\"\n", argv[i]);
+            usage();
+            return 2;
+        } else {
+            config_path = argv[i];
+        }
+    }
+
+    char err[1024];
+    Config cfg;
+    int rc = config_path ? config_load(&cfg, config_path, overrides, n_overrides, err, sizeof err)
+                         : config_load_text(&cfg, default_config, "(embedded default config)", overrides,
+                                            n_overrides, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "train: %s\n", err);
+        return 2;
+    }
+
+    int threads = cfg.run.threads > 0 ? cfg.run.threads : omp_get_num_procs();
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+
+    char run_dir[1024], path[1200];
+    snprintf(run_dir, sizeof run_dir, "%s/%s", cfg.run.out_dir, cfg.run.name);
+    snprintf(path, sizeof path, "%s/config.json", run_dir);
+    int run_exists = file_exists(path);
+    if (run_exists && !resume) {
+        fprintf(stderr,
+                "train: %s already holds a run; use --resume to continue it, or choose another run.name "
+                "(--set run.name=...)\n",
+                run_dir);
+        return 2;
+    }
+    char ckpt_path[1200] = "";
+    if (resume) {
+        if (checkpoint_latest(run_dir, ckpt_path, sizeof ckpt_path, err, sizeof err) != 0) {
+            fprintf(stderr, "train: --resume: %s\n", err);
+            return 2;
+        }
+        Config saved;
+        if (read_checkpoint_config(ckpt_path, &saved, err, sizeof err) != 0) {
+            fprintf(stderr, "train: %s\n", err);
+            return 2;
+        }
+        if (config_check_resume(&saved, &cfg, stdout, err, sizeof err) != 0) {
+            fprintf(stderr, "train: cannot resume %s with this config: %s\n", ckpt_path, err);
+            return 2;
+        }
+    }
+    if (make_dirs(run_dir) != 0) {
+        fprintf(stderr, "train: cannot create %s: %s\n", run_dir, strerror(errno));
+        return 2;
+    }
+    RunLog log;
+    if (runlog_open(&log, run_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "train: %s\n", err);
+        return 2;
+    }
+
+    runlog_printf(&log, "copetrain: run %s (%s)\n", run_dir, resume ? "resumed" : "new");
+    config_print(&cfg, stdout);
+    config_print(&cfg, log.text);
+    runlog_printf(&log, "threads: %d (OpenMP), OpenBLAS core %s, %s\n", threads, openblas_get_corename(), REAL_NAME);
+
+    char *json = config_to_json(&cfg);
+    rc = runlog_write_atomic(path, json, err, sizeof err);
+    free(json);
+    if (rc != 0) {
+        fprintf(stderr, "train: %s\n", err);
+        return 1;
+    }
+
+    Task *task = task_create(&cfg.task, cfg.model.block_size, (uint64_t)cfg.run.seed, err, sizeof err);
+    if (!task) {
+        fprintf(stderr, "train: %s\n", err);
+        return 2;
+    }
+    Model model;
+    if (model_create(&model, &cfg, task_vocab_size(task), err, sizeof err) != 0) {
+        fprintf(stderr, "train: %s\n", err);
+        return 2;
+    }
+    const TrainConfig *tc = &cfg.train;
+    int micro = tc->batch_size / tc->grad_accum;
+    int T = task_max_length(task);
+    if (model_prepare(&model, micro, T, err, sizeof err) != 0) {
+        fprintf(stderr, "train: %s\n", err);
+        return 2;
+    }
+    runlog_printf(&log, "model: %ld parameters, activations %.1f MiB for %d × %d\n", model.n_params,
+                  model.act_size * sizeof(real) / 1048576.0, micro, T);
+
+    TrainState st = {.dropout_seed = rng_mix64((uint64_t)cfg.run.seed ^ 0xd50b0d)};
+    if (resume) {
+        if (load_checkpoint(ckpt_path, &model, task, &st, err, sizeof err) != 0) {
+            fprintf(stderr, "train: %s\n", err);
+            return 2;
+        }
+        runlog_printf(&log, "resumed from %s at step %lld\n", ckpt_path, (long long)st.step);
+        runlog_truncate_metrics(&log, st.step);
+    }
+
+    Batch *batches = calloc(tc->grad_accum, sizeof *batches);
+    for (int a = 0; a < tc->grad_accum; a++) batch_alloc(&batches[a], micro, T);
+    Batch eval_batch;
+    batch_alloc(&eval_batch, micro, T);
+
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
+    double interval_loss = 0, interval_start = now_seconds(), t0 = now_seconds() - st.elapsed;
+    long interval_tokens = 0, interval_steps = 0;
+    EvalStats interval_stats = {0};
+    int exit_code = 0;
+    while (st.step < tc->steps) {
+        double lr = lr_at(tc, st.step);
+        model_zero_grad(&model);
+        // The normaliser covers the whole step, so B sequences in one batch and in k micro-batches
+        // give the same gradient.
+        double norm = 0;
+        for (int a = 0; a < tc->grad_accum; a++) {
+            task_next_train(task, &batches[a], micro);
+            norm += batch_loss_normaliser(&batches[a], tc->loss_norm);
+        }
+        if (norm <= 0) norm = 1;
+        double step_loss = 0;
+        long step_tokens = 0;
+        for (int a = 0; a < tc->grad_accum; a++) {
+            Batch *b = &batches[a];
+            if (model_prepare(&model, b->B, b->T, err, sizeof err) != 0) {
+                fprintf(stderr, "train: %s\n", err);
+                return 2;
+            }
+            uint64_t key = rng_key(st.dropout_seed, (uint64_t)st.step, (uint64_t)a, 1);
+            step_loss += model_forward(&model, b, key);
+            eval_accumulate(&interval_stats, &model, b);
+            model_backward(&model, b, (real)(1.0 / norm));
+            step_tokens += (long)b->B * b->T;
+        }
+        step_loss /= norm;
+        clip_gradients(&model, tc->grad_clip);
+        adam_update(&model, tc, st.step + 1, lr);
+        st.step++;
+        st.lr = lr;
+        st.tokens += step_tokens;
+        interval_tokens += step_tokens;
+        interval_loss += step_loss;
+        interval_steps++;
+
+        int last = st.step == tc->steps;
+        if (st.step % tc->log_interval == 0 || last || stop_signal) {
+            double now = now_seconds();
+            double tok_s = interval_tokens / (now - interval_start);
+            st.elapsed = now - t0;
+            double left = (tc->steps - st.step) * (st.elapsed / (double)st.step);
+            char el[32], lf[32];
+            format_duration(el, sizeof el, st.elapsed);
+            format_duration(lf, sizeof lf, left);
+            double loss = interval_loss / interval_steps;
+            runlog_printf(&log, "step %6lld/%d | loss %.4f | err %6.2f%% | lr %.2e | %8.0f tok/s | %s elapsed | %s left\n",
+                          (long long)st.step, tc->steps, loss, 100 * eval_error(&interval_stats), lr, tok_s, el, lf);
+            runlog_metrics(&log, st.step, "train", loss, lr, tok_s, &interval_stats, task_is_language_model(task));
+            interval_loss = 0;
+            interval_steps = 0;
+            interval_tokens = 0;
+            interval_start = now;
+            memset(&interval_stats, 0, sizeof interval_stats);
+        }
+        if ((tc->eval_interval > 0 && st.step % tc->eval_interval == 0) || last) {
+            const char *const *splits = task_split_names(task);
+            for (int s = 0; splits[s]; s++) {
+                if (!last && strcmp(splits[s], "valid") != 0) continue;  // every split at the end only
+                EvalStats es;
+                if (evaluate_split(&model, task, splits[s], tc->eval_sequences, &eval_batch, &es, err,
+                                   sizeof err) != 0) {
+                    fprintf(stderr, "train: %s\n", err);
+                    return 1;
+                }
+                double loss = es.loss_sum / (es.n_loss > 0 ? es.n_loss : 1);
+                runlog_printf(&log, "eval %-8s step %lld | loss %.4f | err %6.2f%% | seq err %6.2f%%\n", splits[s],
+                              (long long)st.step, loss, 100 * eval_error(&es), 100 * eval_seq_error(&es));
+                runlog_metrics(&log, st.step, splits[s], loss, lr, 0, &es, task_is_language_model(task));
+            }
+            interval_start = now_seconds();  // evaluation time is not training throughput
+        }
+        if (st.step % tc->checkpoint_interval == 0 || last || stop_signal) {
+            st.elapsed = now_seconds() - t0;
+            if (save_checkpoint(run_dir, &model, task, &st, tc->keep_checkpoints, err, sizeof err) != 0) {
+                fprintf(stderr, "train: checkpoint not written: %s\n", err);
+                exit_code = 1;
+                break;
+            }
+        }
+        if (stop_signal) {
+            runlog_printf(&log, "stopped by signal %d at step %lld; checkpoint written; continue with --resume\n",
+                          (int)stop_signal, (long long)st.step);
+            exit_code = 128 + stop_signal;
+            break;
+        }
+    }
+    if (exit_code == 0) runlog_printf(&log, "done: %lld steps\n", (long long)st.step);
+    runlog_close(&log);
+    for (int a = 0; a < tc->grad_accum; a++) batch_free(&batches[a]);
+    free(batches);
+    batch_free(&eval_batch);
+    model_free(&model);
+    task_free(task);
+    return exit_code;
+}
