@@ -1,0 +1,533 @@
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <zlib.h>
+
+// Payloads are the caller's raw bytes (host order; every machine we run on is little-endian); the
+// framing integers are encoded explicitly so the header reads the same everywhere.
+
+static const char MAGIC[8] = {'C', 'O', 'P', 'E', 'C', 'K', 'P', 'T'};
+#define NAME_MAX_LEN 1024                // a section name longer than this is garbage, not a name
+#define SECTION_MIN_BYTES (4 + 1 + 8 + 4)  // length, a one-byte name, size, CRC
+
+static void set_err(char *err, int errlen, const char *fmt, ...) {
+    if (!err || errlen <= 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, (size_t)errlen, fmt, ap);
+    va_end(ap);
+}
+
+// zlib's crc32 takes a uInt length, so feed it in chunks for payloads over 4 GiB.
+static uint32_t crc_update(uint32_t crc, const unsigned char *p, size_t n) {
+    while (n > 0) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = (uint32_t)crc32(crc, p, chunk);
+        p += chunk;
+        n -= chunk;
+    }
+    return crc;
+}
+static uint32_t crc_of(const void *p, size_t n) { return crc_update((uint32_t)crc32(0L, Z_NULL, 0), p, n); }
+
+static void put_u32(unsigned char *b, uint32_t v) {
+    for (int i = 0; i < 4; i++) b[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *b, uint64_t v) {
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *b) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | b[i];
+    return v;
+}
+static uint64_t get_u64(const unsigned char *b) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | b[i];
+    return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Atomic replacement: everything goes to <path>.tmp, which is fsync'd and renamed over <path>; the
+// folder is fsync'd so the rename itself survives a crash. Until the rename, <path> is untouched.
+
+typedef struct {
+    const char *path;
+    char tmp[4096];
+    FILE *f;
+    int failed;  // first write error seen; later writes are skipped
+    int saved_errno;
+} AtomicFile;
+
+static int atomic_open(AtomicFile *a, const char *path, char *err, int errlen) {
+    a->path = path;
+    a->f = NULL;
+    a->failed = 0;
+    a->saved_errno = 0;
+    if (snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path) >= (int)sizeof a->tmp) {
+        set_err(err, errlen, "checkpoint %s: path too long", path);
+        return -1;
+    }
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) {
+        set_err(err, errlen, "checkpoint %s: cannot create %s: %s", path, a->tmp, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void atomic_write(AtomicFile *a, const void *p, size_t n) {
+    if (a->failed || n == 0) return;
+    if (fwrite(p, 1, n, a->f) != n) {
+        a->failed = 1;
+        a->saved_errno = errno ? errno : EIO;
+    }
+}
+
+// The parent folder of path ("." when it has none), for the fsync after the rename.
+static void parent_dir(const char *path, char *dir, size_t dirlen) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(dir, dirlen, ".");
+    } else if (slash == path) {
+        snprintf(dir, dirlen, "/");
+    } else {
+        snprintf(dir, dirlen, "%.*s", (int)(slash - path), path);
+    }
+}
+
+static int fsync_dir(const char *path, char *err, int errlen) {
+    char dir[4096];
+    parent_dir(path, dir, sizeof dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        set_err(err, errlen, "checkpoint %s: written, but cannot open folder %s to fsync it: %s", path, dir,
+                strerror(errno));
+        return -1;
+    }
+    // Some file systems cannot fsync a folder (EINVAL); there the rename is as durable as it gets.
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0 && e != EINVAL) {
+        set_err(err, errlen, "checkpoint %s: written, but fsync of folder %s failed: %s", path, dir, strerror(e));
+        return -1;
+    }
+    return 0;
+}
+
+// Finishes the file: on any failure the tmp file is removed and <path> is left as it was.
+static int atomic_commit(AtomicFile *a, char *err, int errlen) {
+    const char *stage = "write";
+    int e = 0;
+    if (a->failed) {
+        e = a->saved_errno;
+    } else if (fflush(a->f) != 0) {
+        stage = "flush";
+        e = errno;
+    } else if (fsync(fileno(a->f)) != 0 && errno != EINVAL) {
+        stage = "fsync";
+        e = errno;
+    }
+    if (fclose(a->f) != 0 && e == 0) {
+        stage = "close";
+        e = errno;
+    }
+    a->f = NULL;
+    if (e == 0 && rename(a->tmp, a->path) != 0) {
+        stage = "rename";
+        e = errno;
+    }
+    if (e != 0) {
+        unlink(a->tmp);
+        set_err(err, errlen, "checkpoint %s: %s of %s failed: %s (the previous %s, if any, is untouched)", a->path,
+                stage, a->tmp, strerror(e), a->path);
+        return -1;
+    }
+    return fsync_dir(a->path, err, errlen);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+int checkpoint_write(const char *path, const CkptSection *sections, int n, char *err, int errlen) {
+    if (n < 0) {
+        set_err(err, errlen, "checkpoint %s: negative section count %d", path, n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const CkptSection *s = &sections[i];
+        size_t len = s->name ? strlen(s->name) : 0;
+        if (len == 0 || len > NAME_MAX_LEN) {
+            set_err(err, errlen, "checkpoint %s: section #%d has %s name (1 to %d bytes expected)", path, i,
+                    len == 0 ? "an empty" : "a too long", NAME_MAX_LEN);
+            return -1;
+        }
+        if (s->size > 0 && !s->data) {
+            set_err(err, errlen, "checkpoint %s: section '%s' has %zu bytes but no data", path, s->name, s->size);
+            return -1;
+        }
+        for (int j = 0; j < i; j++) {
+            if (strcmp(sections[j].name, s->name) == 0) {
+                set_err(err, errlen, "checkpoint %s: section '%s' given twice", path, s->name);
+                return -1;
+            }
+        }
+    }
+
+    AtomicFile a;
+    if (atomic_open(&a, path, err, errlen) != 0) return -1;
+    unsigned char hdr[16];
+    memcpy(hdr, MAGIC, 8);
+    put_u32(hdr + 8, CHECKPOINT_VERSION);
+    put_u32(hdr + 12, (uint32_t)n);
+    atomic_write(&a, hdr, 16);
+    for (int i = 0; i < n; i++) {
+        const CkptSection *s = &sections[i];
+        uint32_t len = (uint32_t)strlen(s->name);
+        unsigned char b[12];
+        put_u32(b, len);
+        atomic_write(&a, b, 4);
+        atomic_write(&a, s->name, len);
+        put_u64(b, (uint64_t)s->size);
+        put_u32(b + 8, crc_of(s->data, s->size));
+        atomic_write(&a, b, 12);
+        atomic_write(&a, s->data, s->size);
+    }
+    return atomic_commit(&a, err, errlen);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// Reads exactly n bytes; a short read is reported as truncation by the caller (we bound every
+// read by the file size first, so a short read here means the file changed or an I/O error).
+static int read_exact(FILE *f, void *p, size_t n) { return n == 0 || fread(p, 1, n, f) == n; }
+
+int checkpoint_read(const char *path, CkptSection *sections, int n, char *err, int errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            set_err(err, errlen, "checkpoint %s: no such file", path);
+        else
+            set_err(err, errlen, "checkpoint %s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        set_err(err, errlen, "checkpoint %s: not a regular file", path);
+        fclose(f);
+        return -1;
+    }
+    uint64_t file_size = (uint64_t)st.st_size;
+
+    // What each requested section looked like on entry, to undo the reader's allocations on failure.
+    char *found = calloc((size_t)(n > 0 ? n : 1), 1);
+    size_t *want_size = malloc(sizeof(size_t) * (size_t)(n > 0 ? n : 1));
+    char *allocated = calloc((size_t)(n > 0 ? n : 1), 1);
+    char name[NAME_MAX_LEN + 1];
+    int rc = -1;
+    if (!found || !want_size || !allocated) {
+        set_err(err, errlen, "checkpoint %s: out of memory", path);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) want_size[i] = sections[i].size;
+
+    unsigned char hdr[16];
+    if (file_size < 8 || !read_exact(f, hdr, 8) || memcmp(hdr, MAGIC, 8) != 0) {
+        set_err(err, errlen, "checkpoint %s: not a copetrain checkpoint (bad magic; expected \"COPECKPT\")", path);
+        goto done;
+    }
+    if (file_size < 16 || !read_exact(f, hdr + 8, 8)) {
+        set_err(err, errlen, "checkpoint %s: truncated in the file header (%llu bytes)", path,
+                (unsigned long long)file_size);
+        goto done;
+    }
+    uint32_t version = get_u32(hdr + 8), count = get_u32(hdr + 12);
+    if (version != CHECKPOINT_VERSION) {
+        set_err(err, errlen, "checkpoint %s: unsupported format version %u (this build reads version %d)", path,
+                version, CHECKPOINT_VERSION);
+        goto done;
+    }
+    if ((uint64_t)count > (file_size - 16) / SECTION_MIN_BYTES) {
+        set_err(err, errlen, "checkpoint %s: truncated or corrupt: header claims %u sections, file has only %llu bytes",
+                path, count, (unsigned long long)file_size);
+        goto done;
+    }
+
+    uint64_t pos = 16;
+    const char *prev = NULL;  // for naming where a truncation happened
+    char prev_buf[NAME_MAX_LEN + 1];
+    for (uint32_t k = 0; k < count; k++) {
+        unsigned char b[12];
+        if (file_size - pos < 4 || !read_exact(f, b, 4)) {
+            set_err(err, errlen, "checkpoint %s: truncated in the header of section #%u%s%s%s", path, k,
+                    prev ? " (after '" : "", prev ? prev : "", prev ? "')" : "");
+            goto done;
+        }
+        pos += 4;
+        uint32_t len = get_u32(b);
+        if (len == 0 || len > NAME_MAX_LEN) {
+            set_err(err, errlen, "checkpoint %s: corrupt: section #%u has a name length of %u (1 to %d expected)",
+                    path, k, len, NAME_MAX_LEN);
+            goto done;
+        }
+        if (file_size - pos < len || !read_exact(f, name, len)) {
+            set_err(err, errlen, "checkpoint %s: truncated in the name of section #%u", path, k);
+            goto done;
+        }
+        pos += len;
+        name[len] = '\0';
+        if (memchr(name, '\0', len)) {
+            set_err(err, errlen, "checkpoint %s: corrupt: section #%u has a NUL in its name", path, k);
+            goto done;
+        }
+        if (file_size - pos < 12 || !read_exact(f, b, 12)) {
+            set_err(err, errlen, "checkpoint %s: truncated in section '%s' (its size and CRC are cut off)", path,
+                    name);
+            goto done;
+        }
+        pos += 12;
+        uint64_t size = get_u64(b);
+        uint32_t crc = get_u32(b + 8);
+        if (size > file_size - pos) {
+            set_err(err, errlen,
+                    "checkpoint %s: truncated in section '%s' (%llu payload bytes expected, %llu left in the file)",
+                    path, name, (unsigned long long)size, (unsigned long long)(file_size - pos));
+            goto done;
+        }
+
+        int idx = -1;
+        for (int i = 0; i < n; i++) {
+            if (strcmp(sections[i].name, name) == 0) {
+                idx = i;
+                break;
+            }
+        }
+        if (idx >= 0 && found[idx]) {
+            set_err(err, errlen, "checkpoint %s: corrupt: section '%s' appears twice", path, name);
+            goto done;
+        }
+        if (idx < 0) {
+            // Not asked for: skip it (its CRC is only checked by a reader that asks for it).
+            if (fseeko(f, (off_t)size, SEEK_CUR) != 0) {
+                set_err(err, errlen, "checkpoint %s: seek past section '%s' failed: %s", path, name, strerror(errno));
+                goto done;
+            }
+        } else {
+            CkptSection *s = &sections[idx];
+            // A caller's buffer fixes the size; a reader-allocated section may ask for a size or take any.
+            int check_size = s->data != NULL || want_size[idx] > 0;
+            if (check_size && size != (uint64_t)want_size[idx]) {
+                set_err(err, errlen, "checkpoint %s: section '%s' has %llu bytes, expected %zu", path, name,
+                        (unsigned long long)size, want_size[idx]);
+                goto done;
+            }
+            if (size >= SIZE_MAX) {
+                set_err(err, errlen, "checkpoint %s: section '%s' is too large (%llu bytes)", path, name,
+                        (unsigned long long)size);
+                goto done;
+            }
+            if (!s->data) {
+                // One byte more so a text section (the config JSON) can be used as a C string.
+                s->data = malloc((size_t)size + 1);
+                if (!s->data) {
+                    set_err(err, errlen, "checkpoint %s: out of memory for section '%s' (%llu bytes)", path, name,
+                            (unsigned long long)size);
+                    goto done;
+                }
+                ((char *)s->data)[size] = '\0';
+                allocated[idx] = 1;
+            }
+            if (!read_exact(f, s->data, (size_t)size)) {
+                set_err(err, errlen, "checkpoint %s: read of section '%s' failed: %s", path, name,
+                        ferror(f) ? strerror(errno) : "file shrank while reading");
+                goto done;
+            }
+            uint32_t got = crc_of(s->data, (size_t)size);
+            if (got != crc) {
+                set_err(err, errlen, "checkpoint %s: CRC mismatch in section '%s' (stored %08x, computed %08x): the "
+                        "file is corrupt", path, name, crc, got);
+                goto done;
+            }
+            s->size = (size_t)size;
+            found[idx] = 1;
+        }
+        pos += size;
+        snprintf(prev_buf, sizeof prev_buf, "%s", name);
+        prev = prev_buf;
+    }
+    if (pos != file_size) {
+        set_err(err, errlen, "checkpoint %s: corrupt: %llu unexpected bytes after the last section", path,
+                (unsigned long long)(file_size - pos));
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!found[i]) {
+            set_err(err, errlen, "checkpoint %s: missing section '%s'", path, sections[i].name);
+            goto done;
+        }
+    }
+    rc = 0;
+
+done:
+    if (rc != 0 && allocated) {
+        for (int i = 0; i < n; i++) {
+            if (allocated[i]) {
+                free(sections[i].data);
+                sections[i].data = NULL;
+            }
+            sections[i].size = want_size[i];
+        }
+    }
+    free(found);
+    free(want_size);
+    free(allocated);
+    fclose(f);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run folders.
+
+// Parses "ckpt_<digits>.bin" (at least 8 digits, as %08ld writes them); returns 1 and the step.
+static int parse_ckpt_name(const char *name, long *step) {
+    if (strncmp(name, "ckpt_", 5) != 0) return 0;
+    const char *p = name + 5;
+    long v = 0;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9') {
+        if (v > (LONG_MAX - 9) / 10) return 0;
+        v = v * 10 + (*p - '0');
+        p++;
+        digits++;
+    }
+    if (digits < 8 || strcmp(p, ".bin") != 0) return 0;
+    *step = v;
+    return 1;
+}
+
+static int cmp_long_desc(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x < y) - (x > y);
+}
+
+// Deletes ckpt_*.bin older than `step` beyond the newest `keep` (counting `step` itself). Files
+// with a later step (left by an earlier run that went further) are not ours to judge and stay.
+static int prune(const char *run_dir, long step, int keep, char *err, int errlen) {
+    DIR *d = opendir(run_dir);
+    if (!d) {
+        set_err(err, errlen, "checkpoint folder %s: cannot list it to delete old checkpoints: %s", run_dir,
+                strerror(errno));
+        return -1;
+    }
+    long *steps = NULL;
+    size_t count = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long s;
+        if (!parse_ckpt_name(e->d_name, &s) || s > step) continue;
+        if (count == cap) {
+            cap = cap ? 2 * cap : 16;
+            long *grown = realloc(steps, cap * sizeof *steps);
+            if (!grown) {
+                free(steps);
+                closedir(d);
+                set_err(err, errlen, "checkpoint folder %s: out of memory", run_dir);
+                return -1;
+            }
+            steps = grown;
+        }
+        steps[count++] = s;
+    }
+    closedir(d);
+    qsort(steps, count, sizeof *steps, cmp_long_desc);
+    int rc = 0;
+    for (size_t i = (size_t)keep; i < count; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/ckpt_%08ld.bin", run_dir, steps[i]);
+        if (unlink(path) != 0 && errno != ENOENT && rc == 0) {
+            set_err(err, errlen, "checkpoint %s: cannot delete old checkpoint: %s", path, strerror(errno));
+            rc = -1;
+        }
+    }
+    free(steps);
+    return rc;
+}
+
+int checkpoint_save_step(const char *run_dir, long step, int keep, const CkptSection *sections, int n, char *err,
+                         int errlen) {
+    if (keep < 1) {
+        set_err(err, errlen, "checkpoint folder %s: keep must be at least 1 (got %d)", run_dir, keep);
+        return -1;
+    }
+    if (step < 0) {
+        set_err(err, errlen, "checkpoint folder %s: negative step %ld", run_dir, step);
+        return -1;
+    }
+    char file[64], path[4096], latest[4096];
+    snprintf(file, sizeof file, "ckpt_%08ld.bin", step);
+    if (snprintf(path, sizeof path, "%s/%s", run_dir, file) >= (int)sizeof path ||
+        snprintf(latest, sizeof latest, "%s/latest", run_dir) >= (int)sizeof latest) {
+        set_err(err, errlen, "checkpoint folder %s: path too long", run_dir);
+        return -1;
+    }
+    if (checkpoint_write(path, sections, n, err, errlen) != 0) return -1;
+
+    AtomicFile a;
+    if (atomic_open(&a, latest, err, errlen) != 0) return -1;
+    atomic_write(&a, file, strlen(file));
+    atomic_write(&a, "\n", 1);
+    if (atomic_commit(&a, err, errlen) != 0) return -1;
+
+    return prune(run_dir, step, keep, err, errlen);
+}
+
+int checkpoint_latest(const char *run_dir, char *path, int pathlen, char *err, int errlen) {
+    char latest[4096];
+    if (snprintf(latest, sizeof latest, "%s/latest", run_dir) >= (int)sizeof latest) {
+        set_err(err, errlen, "checkpoint folder %s: path too long", run_dir);
+        return -1;
+    }
+    FILE *f = fopen(latest, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            set_err(err, errlen, "checkpoint folder %s: no checkpoint yet (%s does not exist)", run_dir, latest);
+        else
+            set_err(err, errlen, "checkpoint folder %s: cannot open %s: %s", run_dir, latest, strerror(errno));
+        return -1;
+    }
+    char name[256];
+    size_t got = fread(name, 1, sizeof name - 1, f);
+    int read_error = ferror(f);
+    fclose(f);
+    if (read_error) {
+        set_err(err, errlen, "checkpoint folder %s: cannot read %s", run_dir, latest);
+        return -1;
+    }
+    name[got] = '\0';
+    if (got > 0 && name[got - 1] == '\n') name[--got] = '\0';
+    long step;
+    if (strlen(name) != got || !parse_ckpt_name(name, &step)) {
+        set_err(err, errlen, "checkpoint folder %s: %s does not hold a checkpoint file name (ckpt_<step>.bin)",
+                run_dir, latest);
+        return -1;
+    }
+    if (snprintf(path, (size_t)pathlen, "%s/%s", run_dir, name) >= pathlen) {
+        set_err(err, errlen, "checkpoint folder %s: path of %s does not fit in %d bytes", run_dir, name, pathlen);
+        return -1;
+    }
+    if (access(path, F_OK) != 0) {
+        set_err(err, errlen, "checkpoint folder %s: latest points to %s, which does not exist", run_dir, name);
+        return -1;
+    }
+    return 0;
+}
