@@ -48,7 +48,7 @@ test: all $(TESTS_F) $(TESTS_D)
 	BUILD=$(BUILD) sh tests/run_tests.sh
 
 bench: $(BUILD)/bench
-	$(BUILD)/bench
+	BUILD=$(BUILD) sh scripts/bench.sh
 
 clean:
 	rm -rf $(BUILD) $(BINS)

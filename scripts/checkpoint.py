@@ -9,7 +9,8 @@
     config = checkpoint.config(sections)                      # the "config" section as a dict
     w = checkpoint.as_float32(sections["params"])             # numpy array (or array('f') without numpy)
 
-As a program it lists the sections: python3 scripts/checkpoint.py FILE [--config]
+As a program it lists the sections: python3 scripts/checkpoint.py FILE [--config] [--dump SECTION]
+(--dump prints one section's bytes as hex, e.g. to compare the parameters of two runs bit for bit).
 Only the standard library is needed; numpy is used by as_float32 when it is installed.
 """
 import json
@@ -103,6 +104,13 @@ def main(argv):
     except CheckpointError as e:
         print(e, file=sys.stderr)
         return 1
+    if "--dump" in argv[2:]:
+        name = argv[argv.index("--dump") + 1] if argv.index("--dump") + 1 < len(argv) else ""
+        if name not in sections:
+            print(f"checkpoint {argv[1]}: no section '{name}'", file=sys.stderr)
+            return 1
+        print(sections[name].hex())
+        return 0
     for name, payload in sections.items():
         print(f"{name:32s} {len(payload):>14d} bytes  crc {zlib.crc32(payload):08x}")
     if "--config" in argv[2:] and "config" in sections:

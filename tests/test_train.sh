@@ -1,0 +1,86 @@
+#!/bin/sh
+# End-to-end tests of ./train: bit-identical reruns, exact resume (also across SIGINT), refusal of
+# an existing run, bad configs and corrupted checkpoints. Prints `train: N passed, N failed`.
+cd "$(dirname "$0")/.." || exit 1
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+PY=python3
+TINY="configs/flipflop_tiny.json --set run.out_dir=$TMP --set run.threads=2"
+
+# The training losses of a run, one per step (tokens_per_s varies and is dropped).
+losses() { grep '"split": "train"' "$1/metrics.jsonl" | sed -E 's/, "tokens_per_s": [0-9.e+-]+//'; }
+# The parameters of a run's latest checkpoint.
+params() { $PY scripts/checkpoint.py "$1/$(cat "$1/latest")" --dump params; }
+
+./train $TINY --set run.name=a --set train.steps=40 --set train.log_interval=1 >"$TMP/a.out" 2>&1 || bad "run a failed: $(tail -3 "$TMP/a.out")"
+./train $TINY --set run.name=b --set train.steps=40 --set train.log_interval=1 >"$TMP/b.out" 2>&1
+if [ -n "$(losses "$TMP/a")" ] && [ "$(losses "$TMP/a")" = "$(losses "$TMP/b")" ] && [ "$(params "$TMP/a")" = "$(params "$TMP/b")" ]; then
+    ok "same config, seed and threads give bit-identical losses and parameters"
+else bad "reruns differ"; fi
+
+./train $TINY --set run.name=c --set train.steps=40 --set train.log_interval=1 --set run.seed=2 >/dev/null 2>&1
+if [ "$(losses "$TMP/a")" != "$(losses "$TMP/c")" ]; then ok "another seed gives other losses"; else bad "seed ignored"; fi
+
+# k steps, stop, resume to N: the same losses and parameters as N straight.
+./train $TINY --set run.name=r --set train.steps=15 --set train.log_interval=1 >/dev/null 2>&1
+./train $TINY --set run.name=r --set train.steps=40 --set train.log_interval=1 --resume >"$TMP/r.out" 2>&1
+if [ "$(losses "$TMP/a")" = "$(losses "$TMP/r")" ] && [ "$(params "$TMP/a")" = "$(params "$TMP/r")" ]; then
+    ok "stop at 15 and resume to 40 equals 40 straight, bit for bit"
+else bad "resume is not exact: $(tail -3 "$TMP/r.out")"; fi
+
+# SIGINT mid-run: exit 130 with a checkpoint; resuming gives the uninterrupted run.
+./train $TINY --set run.name=s --set train.steps=400 --set train.log_interval=1 --set train.checkpoint_interval=1000 >"$TMP/s.out" 2>&1 &
+pid=$!
+sleep 2
+kill -INT $pid
+wait $pid
+rc=$?
+./train $TINY --set run.name=full --set train.steps=400 --set train.log_interval=1 >/dev/null 2>&1
+if [ $rc -eq 130 ] && [ -f "$TMP/s/latest" ] && grep -q "stopped by signal" "$TMP/s.out"; then
+    ./train $TINY --set run.name=s --set train.steps=400 --set train.log_interval=1 --set train.checkpoint_interval=1000 --resume >/dev/null 2>&1
+    if [ "$(losses "$TMP/s")" = "$(losses "$TMP/full")" ] && [ "$(params "$TMP/s")" = "$(params "$TMP/full")" ]; then
+        ok "SIGINT writes a checkpoint (exit 130) and resuming is exact"
+    else bad "resume after SIGINT differs"; fi
+else bad "SIGINT: exit $rc, output: $(tail -2 "$TMP/s.out")"; fi
+
+# An existing run is never overwritten without --resume.
+before=$(params "$TMP/a")
+if ! ./train $TINY --set run.name=a >"$TMP/e.out" 2>&1 && grep -q "already holds a run" "$TMP/e.out" && [ "$(params "$TMP/a")" = "$before" ]; then
+    ok "starting over an existing run is refused"
+else bad "existing run not protected: $(cat "$TMP/e.out")"; fi
+
+# A change that makes the checkpoint unusable is refused; a safe one is logged.
+if ! ./train $TINY --set run.name=r --set model.d_model=32 --resume >"$TMP/u.out" 2>&1 && grep -q "model.d_model" "$TMP/u.out"; then
+    ok "resume with another model shape is refused naming the key"
+else bad "unsafe resume accepted: $(tail -2 "$TMP/u.out")"; fi
+
+# Bad configs: one clear line naming the key, non-zero exit.
+if ! ./train $TINY --set train.lrr=1 >"$TMP/k.out" 2>&1 && grep -q 'train.lrr' "$TMP/k.out" && grep -q 'train.lr' "$TMP/k.out"; then
+    ok "a typo in a key is refused with a suggestion"
+else bad "typo: $(cat "$TMP/k.out")"; fi
+if ! ./train $TINY --set train.lr=fast >"$TMP/t.out" 2>&1 && grep -q 'train.lr' "$TMP/t.out"; then
+    ok "a wrong type is refused naming the key"
+else bad "wrong type: $(cat "$TMP/t.out")"; fi
+if ! ./train "$TMP/missing.json" >"$TMP/m.out" 2>&1 && grep -q "missing.json" "$TMP/m.out"; then
+    ok "a missing config file is named"
+else bad "missing config: $(cat "$TMP/m.out")"; fi
+
+# A corrupted checkpoint is refused naming the file and the section.
+ck="$TMP/a/$(cat "$TMP/a/latest")"
+$PY - "$ck" <<'PYEOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[len(b) // 2] ^= 0xFF
+open(p, 'wb').write(b)
+PYEOF
+if ! ./train $TINY --set run.name=a --set train.steps=80 --resume >"$TMP/x.out" 2>&1 && grep -q "$(basename "$ck")" "$TMP/x.out" && grep -qi "crc\|section" "$TMP/x.out"; then
+    ok "a corrupted checkpoint is refused naming file and section"
+else bad "corrupted checkpoint: $(cat "$TMP/x.out")"; fi
+
+echo "train: $passed passed, $failed failed"
+[ $failed -eq 0 ]
