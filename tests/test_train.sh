@@ -35,7 +35,11 @@ else bad "resume is not exact: $(tail -3 "$TMP/r.out")"; fi
 # SIGINT mid-run: exit 130 with a checkpoint; resuming gives the uninterrupted run.
 ./train $TINY --set run.name=s --set train.steps=400 --set train.log_interval=1 --set train.checkpoint_interval=1000 >"$TMP/s.out" 2>&1 &
 pid=$!
-sleep 2
+n=0  # stop it once 20 steps are logged (and never wait more than 60 s)
+while [ "$(grep -c '"train"' "$TMP/s/metrics.jsonl" 2>/dev/null || echo 0)" -lt 20 ] && [ $n -lt 600 ]; do
+    sleep 0.1
+    n=$((n + 1))
+done
 kill -INT $pid
 wait $pid
 rc=$?
