@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "layers.h"
-void pe_sinusoidal_table(real *table, int T, int C); /* TEMP until pe/pe.h */
+#include "pe/pe.h"
 #include "rng.h"
 
 // The gradient (or Adam moment) slice that mirrors a parameter slice.
