@@ -17,6 +17,7 @@ OBJ_D    := $(CORE_SRC:src/%.c=$(BUILD)/d/%.o)
 BINS     := $(notdir $(basename $(filter-out src/bench.c,$(PROGRAMS))))
 TESTS_F  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 TESTS_D  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/grad_*.c))
+TOOLS    := $(patsubst tests/%.c,$(BUILD)/tools/%,$(wildcard tests/tool_*.c))
 
 .PHONY: all test bench clean
 all: $(BINS)
@@ -44,7 +45,12 @@ $(BUILD)/tests/grad_%: tests/grad_%.c $(BUILD)/libcore_d.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DREAL_DOUBLE -Itests $^ -o $@ $(LDLIBS)
 
-test: all $(TESTS_F) $(TESTS_D)
+# Helper programs of shell tests (tests/tool_*.c), built against the double core.
+$(BUILD)/tools/tool_%: tests/tool_%.c $(BUILD)/libcore_d.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DREAL_DOUBLE -Itests $^ -o $@ $(LDLIBS)
+
+test: all $(TESTS_F) $(TESTS_D) $(TOOLS)
 	BUILD=$(BUILD) sh tests/run_tests.sh
 
 bench: $(BUILD)/bench
