@@ -1,0 +1,353 @@
+// Tasks: generators' statistics against their definitions, batch layout and masks, deterministic
+// evaluation splits, cursor save/load, file round trips and refusal of bad files.
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tasks/task.h"
+
+static char tmpdir[128];
+
+static TaskConfig cfg_for(const char *name) {
+    TaskConfig c;
+    task_config_defaults(&c);
+    snprintf(c.name, sizeof c.name, "%s", name);
+    return c;
+}
+
+static Task *make(const TaskConfig *c, int block_size, uint64_t seed) {
+    char err[512] = "";
+    Task *t = task_create(c, block_size, seed, err, sizeof err);
+    CHECK(t != NULL, "task_create(%s) failed: %s", c->name, err);
+    return t;
+}
+
+// Expects task_create to fail with a message containing every one of the given fragments.
+static void expect_refused(const TaskConfig *c, int block_size, const char *frag1, const char *frag2) {
+    char err[512] = "";
+    Task *t = task_create(c, block_size, 1, err, sizeof err);
+    CHECK(t == NULL, "task_create accepted a bad setup (wanted an error with \"%s\")", frag1);
+    task_free(t);
+    CHECK(strstr(err, frag1) != NULL, "error \"%s\" lacks \"%s\"", err, frag1);
+    if (frag2) CHECK(strstr(err, frag2) != NULL, "error \"%s\" lacks \"%s\"", err, frag2);
+    printf("     refused: %s\n", err);
+}
+
+static int batches_equal(const Batch *a, const Batch *b) {
+    if (a->B != b->B || a->T != b->T) return 0;
+    size_t n = (size_t)a->B * a->T;
+    return memcmp(a->tokens, b->tokens, n * sizeof(int)) == 0 && memcmp(a->targets, b->targets, n * sizeof(int)) == 0 &&
+           memcmp(a->loss_mask, b->loss_mask, n) == 0 && memcmp(a->metric_mask, b->metric_mask, n) == 0 &&
+           memcmp(a->key_pad, b->key_pad, n) == 0;
+}
+
+// Copies row r of a batch into a standalone one-row batch (for comparing rows across batch sizes).
+static int rows_equal(const Batch *a, int ra, const Batch *b, int rb) {
+    if (a->T != b->T) return 0;
+    size_t T = (size_t)a->T, oa = (size_t)ra * T, ob = (size_t)rb * T;
+    return memcmp(a->tokens + oa, b->tokens + ob, T * sizeof(int)) == 0 &&
+           memcmp(a->targets + oa, b->targets + ob, T * sizeof(int)) == 0 &&
+           memcmp(a->loss_mask + oa, b->loss_mask + ob, T) == 0 && memcmp(a->metric_mask + oa, b->metric_mask + ob, T) == 0 &&
+           memcmp(a->key_pad + oa, b->key_pad + ob, T) == 0;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+static void path_in(char *out, size_t n, const char *sub) { snprintf(out, n, "%s/%s", tmpdir, sub); }
+
+// Binomial check: count k of n with probability p, within z standard deviations.
+static void check_binomial(const char *what, long k, long n, double p, double z) {
+    double mean = p * n, sd = sqrt(n * p * (1 - p));
+    printf("     %-40s %ld / %ld = %.4f (expected %.4f, %.1f sd)\n", what, k, n, (double)k / n, p,
+           sd > 0 ? (k - mean) / sd : 0.0);
+    CHECK(fabs(k - mean) <= z * sd + 1e-9, "%s: %ld of %ld, expected %.1f +- %.1f", what, k, n, mean, z * sd);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flip-flop
+
+enum { FF_W = 0, FF_R = 1, FF_I = 2, FF_0 = 3, FF_1 = 4 };
+
+// Checks the structure of every row of a flip-flop batch and counts the middle instructions.
+static void ff_check_rows(const Batch *b, int answer_loss, long counts[3], long *bad) {
+    for (int r = 0; r < b->B; r++) {
+        const int *tok = b->tokens + (size_t)r * b->T, *tgt = b->targets + (size_t)r * b->T;
+        int L = b->T + 1, reg = -1;
+        for (int i = 0; i < L; i++) {
+            int x = i < b->T ? tok[i] : tgt[L - 2];
+            if (i > 0 && i < b->T && tgt[i - 1] != x) (*bad)++;  // targets are the next tokens
+            if (i % 2 == 0) {
+                if (x < FF_W || x > FF_I) (*bad)++;
+                if (i == 0 && x != FF_W) (*bad)++;
+                if (i == L - 2 && x != FF_R) (*bad)++;
+                if (i > 0 && i < L - 2) counts[x]++;
+            } else {
+                if (x != FF_0 && x != FF_1) (*bad)++;
+                int ins = tok[i - 1];
+                if (ins == FF_W) reg = x;
+                if (ins == FF_R && x != reg) (*bad)++;
+            }
+        }
+        for (int i = 0; i < b->T; i++) {
+            size_t o = (size_t)r * b->T + i;
+            int answer = tok[i] == FF_R;
+            if (b->metric_mask[o] != answer) (*bad)++;
+            if (b->loss_mask[o] != (answer_loss ? answer : 1)) (*bad)++;
+            if (b->key_pad[o]) (*bad)++;
+        }
+    }
+}
+
+static void test_flipflop_generator(void) {
+    TaskConfig c = cfg_for("flipflop");
+    Task *t = make(&c, 512, 7);
+    if (!t) return;
+    CHECK(task_vocab_size(t) == 5, "vocab %d", task_vocab_size(t));
+    CHECK(task_max_length(t) == 511, "max length %d", task_max_length(t));
+    CHECK(strcmp(task_token_str(t, 0), "w") == 0 && strcmp(task_token_str(t, 4), "1") == 0, "token names");
+    Batch b;
+    batch_alloc(&b, 16, 511);
+    long counts[3] = {0, 0, 0}, bad = 0;
+    for (int step = 0; step < 50; step++) {
+        task_next_train(t, &b, 16);
+        CHECK(b.B == 16 && b.T == 511, "batch shape %d x %d", b.B, b.T);
+        ff_check_rows(&b, 0, counts, &bad);
+    }
+    CHECK(bad == 0, "%ld structural violations in training batches", bad);
+    long n = counts[0] + counts[1] + counts[2];
+    CHECK(n == 50L * 16 * 254, "middle instructions %ld", n);
+    check_binomial("FFL(0.8) train: ignore", counts[FF_I], n, 0.8, 5);
+    check_binomial("FFL(0.8) train: write", counts[FF_W], n, 0.1, 5);
+    check_binomial("FFL(0.8) train: read", counts[FF_R], n, 0.1, 5);
+
+    const char *splits[] = {"valid", "test", "sparse", "dense"};
+    double p_i[] = {0.8, 0.8, 0.98, 0.1};
+    const char *const *names = task_split_names(t);
+    for (int s = 0; s < 4; s++) {
+        CHECK(names[s] && strcmp(names[s], splits[s]) == 0, "split %d is %s", s, names[s] ? names[s] : "(null)");
+        CHECK(task_split_size(t, splits[s]) == 1000, "%s size %ld", splits[s], task_split_size(t, splits[s]));
+        CHECK(task_split_max_length(t, splits[s]) == 511, "%s max length", splits[s]);
+        long cs[3] = {0, 0, 0};
+        bad = 0;
+        for (long first = 0; first < 1000; first += 16) {
+            int got = task_eval_batch(t, splits[s], first, &b, 16);
+            CHECK(got == (first + 16 <= 1000 ? 16 : 1000 - first), "eval batch at %ld filled %d", first, got);
+            ff_check_rows(&b, 0, cs, &bad);
+        }
+        CHECK(bad == 0, "%s: %ld structural violations", splits[s], bad);
+        long m = cs[0] + cs[1] + cs[2];
+        char what[64];
+        snprintf(what, sizeof what, "%s FFL(%.2f): ignore", splits[s], p_i[s]);
+        check_binomial(what, cs[FF_I], m, p_i[s], 5);
+        snprintf(what, sizeof what, "%s FFL(%.2f): write", splits[s], p_i[s]);
+        check_binomial(what, cs[FF_W], m, (1 - p_i[s]) / 2, 5);
+    }
+    CHECK(names[4] == NULL, "4 flip-flop splits");
+    CHECK(task_split_size(t, "nope") == -1 && task_eval_batch(t, "nope", 0, &b, 4) == -1, "unknown split");
+    batch_free(&b);
+    task_free(t);
+}
+
+static void test_flipflop_masks_and_eval_determinism(void) {
+    TaskConfig c = cfg_for("flipflop");
+    snprintf(c.loss_on, sizeof c.loss_on, "answer");
+    c.length = 64;
+    c.eval_length = 128;
+    c.eval_sequences = 40;
+    Task *t = make(&c, 63, 3);
+    if (!t) return;
+    CHECK(task_split_max_length(t, "sparse") == 127, "eval length 128 gives T 127");
+    Batch a, b;
+    batch_alloc(&a, 16, 127);
+    batch_alloc(&b, 16, 127);
+    long counts[3] = {0, 0, 0}, bad = 0;
+    task_next_train(t, &a, 8);
+    CHECK(a.T == 63, "train T %d", a.T);
+    ff_check_rows(&a, 1, counts, &bad);
+    CHECK(bad == 0, "answer-only loss mask: %ld violations", bad);
+    // The same sequence at any batch size and any call.
+    task_eval_batch(t, "test", 10, &a, 7);
+    int got = task_eval_batch(t, "test", 13, &b, 16);
+    CHECK(got == 16, "filled %d", got);
+    int same = 1;
+    for (int r = 3; r < 7; r++) same &= rows_equal(&a, r, &b, r - 3);
+    CHECK(same, "eval rows differ between batch sizes");
+    task_eval_batch(t, "test", 35, &b, 16);
+    CHECK(b.B == 5, "the last batch of 40 from 35 has %d rows", b.B);
+    task_eval_batch(t, "valid", 10, &b, 7);
+    CHECK(!rows_equal(&a, 0, &b, 0), "valid and test share sequences");
+    Task *t2 = make(&c, 63, 3);
+    task_eval_batch(t2, "test", 10, &b, 7);
+    CHECK(batches_equal(&a, &b), "eval differs between two tasks with one seed");
+    // data_seed fixes the data across run seeds; training order still follows the run seed.
+    TaskConfig d = c;
+    d.data_seed = 3;
+    Task *t3 = make(&d, 63, 99);
+    task_eval_batch(t3, "test", 10, &b, 7);
+    CHECK(batches_equal(&a, &b), "data_seed 3 should give run seed 3's evaluation data");
+    task_next_train(t2, &a, 8);
+    task_next_train(t3, &b, 8);
+    CHECK(!batches_equal(&a, &b), "training streams of run seeds 3 and 99 are equal");
+    batch_free(&a);
+    batch_free(&b);
+    task_free(t);
+    task_free(t2);
+    task_free(t3);
+}
+
+// Runs k batches, saves the cursor, runs m more; a fresh task loaded with the cursor must give the
+// same m batches.
+static void check_resume(const TaskConfig *c, int block_size, int B, int T, int k, int m) {
+    Task *t = make(c, block_size, 11);
+    if (!t) return;
+    Batch b;
+    batch_alloc(&b, B, T);
+    for (int i = 0; i < k; i++) task_next_train(t, &b, B);
+    size_t size = task_state_size(t);
+    void *state = malloc(size);
+    task_state_save(t, state);
+    Batch *want = calloc((size_t)m, sizeof(Batch));
+    for (int i = 0; i < m; i++) {
+        batch_alloc(&want[i], B, T);
+        task_next_train(t, &want[i], B);
+    }
+    Task *u = make(c, block_size, 11);
+    CHECK(task_state_load(u, state, size) == 0, "%s: state load refused", c->name);
+    CHECK(task_state_load(u, state, size - 1) != 0, "%s: a truncated state was accepted", c->name);
+    int same = 1, first_diff = -1;
+    for (int i = 0; i < m; i++) {
+        task_next_train(u, &b, B);
+        if (!batches_equal(&b, &want[i]) && first_diff < 0) first_diff = i;
+        same &= batches_equal(&b, &want[i]);
+    }
+    CHECK(same, "%s: resumed stream differs from batch %d on", c->name, first_diff);
+    printf("     %s: resumed after %d batches, %d batches identical (state %zu bytes)\n", c->name, k, m, size);
+    // And a third task with the same seed, never saved, follows the same stream from the start.
+    Task *v = make(c, block_size, 11);
+    for (int i = 0; i < k; i++) task_next_train(v, &b, B);
+    task_next_train(v, &b, B);
+    CHECK(batches_equal(&b, &want[0]), "%s: same seed gives another stream", c->name);
+    for (int i = 0; i < m; i++) batch_free(&want[i]);
+    free(want);
+    free(state);
+    batch_free(&b);
+    task_free(t);
+    task_free(u);
+    task_free(v);
+}
+
+static void test_flipflop_resume(void) {
+    TaskConfig c = cfg_for("flipflop");
+    check_resume(&c, 512, 16, 511, 3, 4);
+    c.train_sequences = 50;  // a fixed set: the cursor crosses epochs
+    c.length = 32;
+    check_resume(&c, 31, 16, 31, 5, 6);
+}
+
+static void test_flipflop_files(void) {
+    char dir[200], path[400];
+    path_in(dir, sizeof dir, "ff");
+    TaskConfig c = cfg_for("flipflop");
+    c.length = 40;
+    c.eval_length = 60;
+    c.train_sequences = 30;
+    c.eval_sequences = 12;
+    snprintf(c.write_dir, sizeof c.write_dir, "%s", dir);
+    Task *t = make(&c, 64, 5);
+    if (!t) return;
+    TaskConfig d = c;
+    d.write_dir[0] = 0;
+    d.train_sequences = 0;
+    d.eval_sequences = 999;  // the files decide the split sizes
+    snprintf(d.data_dir, sizeof d.data_dir, "%s", dir);
+    Task *u = make(&d, 64, 5);
+    if (!u) {
+        task_free(t);
+        return;
+    }
+    Batch a, b;
+    batch_alloc(&a, 12, 59);
+    batch_alloc(&b, 12, 59);
+    const char *splits[] = {"valid", "test", "sparse", "dense"};
+    for (int s = 0; s < 4; s++) {
+        CHECK(task_split_size(u, splits[s]) == 12, "%s loaded %ld sequences", splits[s], task_split_size(u, splits[s]));
+        task_eval_batch(t, splits[s], 0, &a, 12);
+        task_eval_batch(u, splits[s], 0, &b, 12);
+        CHECK(batches_equal(&a, &b), "%s: written then loaded differs", splits[s]);
+    }
+    for (int i = 0; i < 5; i++) {  // 5 x 12 = two epochs of 30
+        task_next_train(t, &a, 12);
+        task_next_train(u, &b, 12);
+        CHECK(batches_equal(&a, &b), "training batch %d differs after the round trip", i);
+    }
+    CHECK(fabs(task_train_epoch(u) - 2.0) < 1e-12, "epoch %g after 60 of 30", task_train_epoch(u));
+    task_free(u);
+
+    // Bad files.
+    char bad[200];
+    path_in(bad, sizeof bad, "ffbad");
+    snprintf(path, sizeof path, "mkdir -p %s", bad);
+    CHECK(system(path) == 0, "mkdir");
+    d = cfg_for("flipflop");
+    d.length = 8;
+    snprintf(d.data_dir, sizeof d.data_dir, "%s", bad);
+    expect_refused(&d, 64, "ffbad/train.txt", "cannot open");
+    snprintf(path, sizeof path, "%s/train.txt", bad);
+    write_text(path, "");
+    expect_refused(&d, 64, "ffbad/train.txt", "empty");
+    write_text(path, "w1i0r1r1\nw0i1x1r0\n");
+    expect_refused(&d, 64, "train.txt:2:5:", "'x'");
+    write_text(path, "w1i0r1r1\nw0i1i1r0\nw1r1\n");
+    expect_refused(&d, 64, "train.txt:3:", "4 characters, expected 8");
+    write_text(path, "w1i0r0r1\n");
+    expect_refused(&d, 64, "train.txt:1:6:", "last written bit is 1");
+    write_text(path, "w1i0r1r1\n\nw1i0r1r1\n");
+    expect_refused(&d, 64, "train.txt:2:", "0 characters");
+    write_text(path, "w1i0r1r1\nw0i1i1r0\r\n");  // CRLF is fine
+    Task *ok = make(&d, 64, 1);
+    task_free(ok);
+    snprintf(path, sizeof path, "%s/sparse.txt", bad);
+    write_text(path, "w1i0r1r1\n1w0i1i1r\n");
+    expect_refused(&d, 64, "sparse.txt:2:1:", "'1' where an instruction");
+    // Other bad settings.
+    d = cfg_for("flipflop");
+    d.length = 513;
+    expect_refused(&d, 1024, "task.length", "even");
+    d.length = 512;
+    expect_refused(&d, 500, "task.length", "block_size");
+    snprintf(d.name, sizeof d.name, "flopflip");
+    expect_refused(&d, 512, "task.name", "flopflip");
+    snprintf(d.name, sizeof d.name, "flipflop");
+    snprintf(d.loss_on, sizeof d.loss_on, "some");
+    expect_refused(&d, 512, "task.loss_on", "some");
+    batch_free(&a);
+    batch_free(&b);
+    task_free(t);
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_tasks_XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(test_flipflop_generator);
+    RUN(test_flipflop_masks_and_eval_determinism);
+    RUN(test_flipflop_resume);
+    RUN(test_flipflop_files);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return check_summary("tasks");
+}
