@@ -573,6 +573,20 @@ static int apply_root(Config *c, const ConfigKey *s, int n, const cJSON *root, c
     char hint[160], where[512];
     for (const cJSON *sec = root->child; sec; sec = sec->next) {
         const char *sname = sec->string ? sec->string : "";
+        if (!strcmp(sname, "notes")) {
+            // Free text documenting the config's choices (e.g. which settings the paper leaves
+            // unknown); read by people, ignored here.
+            int text = cJSON_IsString(sec);
+            if (cJSON_IsArray(sec)) {
+                text = 1;
+                for (const cJSON *line = sec->child; line; line = line->next) text &= cJSON_IsString(line);
+            }
+            if (!text) {
+                seterr(err, errlen, "%s: notes: expected a string or an array of strings", src);
+                return -1;
+            }
+            continue;
+        }
         if (find_section(sname) < 0) {
             suggest_section(sname, hint, sizeof hint);
             seterr(err, errlen, "%s: unknown section \"%s\"%s", src, sname, hint);

@@ -1,4 +1,5 @@
-// Run configuration: a JSON file with sections model, pe, task, train and run; every key is
+// Run configuration: a JSON file with sections model, pe, task, train and run (and an optional
+// top-level "notes": free text, ignored); every key is
 // declared once in a schema (name, type, range or choices, default, doc) that drives validation,
 // defaults, --set overrides, the resolved-config printout and README's table.
 #ifndef CONFIG_H
@@ -92,6 +93,10 @@ typedef struct {
 // All keys: config.c's own table followed by the task keys (task_config_keys, tasks/task.c).
 const ConfigKey *config_schema(int *n);
 const ConfigKey *task_config_keys(int *n);
+// Checks the schema itself (defaults valid, keys unique, choices sensible); every load runs it.
+int config_schema_check(char *err, int errlen);
+// README's table of every key: key | type | default | range or choices | doc.
+void config_schema_markdown(FILE *f);
 
 // Defaults, then the JSON file, then each "section.key=value" override (value parsed as JSON,
 // or as a plain string when it is not JSON), then cross-key validation and resolution of

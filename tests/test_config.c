@@ -7,8 +7,6 @@
 #include "config.h"
 
 // Added by config.c beyond config.h (until the header declares them).
-int config_schema_check(char *err, int errlen);
-void config_schema_markdown(FILE *f);
 
 static char tmpdir[64];
 static char err[512];
