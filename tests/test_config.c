@@ -6,8 +6,6 @@
 #include "check.h"
 #include "config.h"
 
-// Added by config.c beyond config.h (until the header declares them).
-
 static char tmpdir[64];
 static char err[512];
 
