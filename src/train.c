@@ -25,15 +25,16 @@
 #include "runlog.h"
 #include "tasks/task.h"
 
+// The embedded default: configs/flipflop_tiny.json (a test keeps the two equal).
 static const char *default_config =
     "{\n"
-    "  \"run\":   {\"name\": \"default\"},\n"
-    "  \"model\": {\"n_layers\": 2, \"d_model\": 64, \"n_heads\": 4, \"block_size\": 128, \"dropout\": 0.0},\n"
-    "  \"pe\":    {\"type\": \"cope\"},\n"
-    "  \"task\":  {\"name\": \"flipflop\", \"length\": 128, \"loss_on\": \"answer\"},\n"
-    "  \"train\": {\"lr\": 1e-3, \"batch_size\": 16, \"steps\": 300, \"warmup_steps\": 20,\n"
-    "            \"eval_interval\": 100, \"eval_sequences\": 256, \"log_interval\": 20,\n"
-    "            \"checkpoint_interval\": 100}\n"
+    "  \"run\": {\"name\": \"default\"},\n"
+    "  \"model\": {\"n_layers\": 2, \"d_model\": 64, \"n_heads\": 4, \"norm\": \"pre\", \"activation\": \"gelu\",\n"
+    "            \"dropout\": 0.0, \"block_size\": 128},\n"
+    "  \"pe\": {\"type\": \"cope\"},\n"
+    "  \"task\": {\"name\": \"flipflop\", \"length\": 128, \"p_ignore\": 0.8, \"loss_on\": \"answer\", \"eval_sequences\": 256},\n"
+    "  \"train\": {\"lr\": 3e-3, \"batch_size\": 16, \"steps\": 300, \"warmup_steps\": 20, \"schedule\": \"cosine\",\n"
+    "            \"eval_interval\": 100, \"eval_sequences\": 256, \"log_interval\": 20, \"checkpoint_interval\": 100}\n"
     "}\n";
 
 static volatile sig_atomic_t stop_signal = 0;

@@ -86,5 +86,12 @@ if ! ./train $TINY --set run.name=a --set train.steps=80 --resume >"$TMP/x.out" 
     ok "a corrupted checkpoint is refused naming file and section"
 else bad "corrupted checkpoint: $(cat "$TMP/x.out")"; fi
 
+# The embedded default (./train without a config) is configs/flipflop_tiny.json.
+./train --set run.out_dir="$TMP/x" --set run.name=d --set train.steps=1 >/dev/null 2>&1
+./train configs/flipflop_tiny.json --set run.out_dir="$TMP/y" --set run.name=d --set train.steps=1 >/dev/null 2>&1
+if [ -f "$TMP/x/d/config.json" ] && [ "$(grep -v out_dir "$TMP/x/d/config.json")" = "$(grep -v out_dir "$TMP/y/d/config.json")" ]; then
+    ok "the embedded default config equals configs/flipflop_tiny.json"
+else bad "embedded default and configs/flipflop_tiny.json differ"; fi
+
 echo "train: $passed passed, $failed failed"
 [ $failed -eq 0 ]
