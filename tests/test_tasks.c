@@ -336,6 +336,246 @@ static void test_flipflop_files(void) {
     task_free(t);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Counting
+
+static int tok_id(const Task *t, const char *w) {
+    for (int i = 0; i < task_vocab_size(t); i++)
+        if (strcmp(task_token_str(t, i), w) == 0) return i;
+    return -1;
+}
+
+static void test_counting_vocabulary(void) {
+    int nvars[3] = {1, 3, 5}, want[3] = {17, 19, 21};
+    for (int k = 0; k < 3; k++) {
+        TaskConfig c = cfg_for("counting");
+        c.nvars = nvars[k];
+        Task *t = make(&c, 512, 1);
+        if (!t) return;
+        CHECK(task_vocab_size(t) == want[k] + 2, "%d vars: vocabulary %d, expected %d words + <pad>, <sta>", nvars[k],
+              task_vocab_size(t), want[k]);
+        printf("     %d variables: %d words + 2 specials\n", nvars[k], task_vocab_size(t) - 2);
+        CHECK(strcmp(task_token_str(t, 0), "<pad>") == 0 && strcmp(task_token_str(t, 1), "<sta>") == 0, "specials");
+        const char *words[] = {"pass;", "=", "0", ";", "++;", "print", "1", "10", "a"};
+        for (int w = 0; w < 9; w++) CHECK(tok_id(t, words[w]) >= 2, "%s missing", words[w]);
+        CHECK(tok_id(t, "f") < 0 && (nvars[k] < 5 || tok_id(t, "e") >= 2), "variable letters");
+        const char *const *names = task_split_names(t);
+        CHECK(names[0] && strcmp(names[0], "valid") == 0 && names[1] && strcmp(names[1], "test") == 0 && !names[2],
+              "counting splits");
+        CHECK(task_split_size(t, "valid") == 1000 && task_split_size(t, "test") == 1000, "official sizes");
+        CHECK(task_max_length(t) == 511, "max T %d (sequences keep their last 512 tokens)", task_max_length(t));
+        task_free(t);
+    }
+}
+
+// Replays a row's statements (untruncated) and checks the generator's rules and the answer.
+static int replay_counting_row(const Task *t, const Batch *b, int r, int *answer_value, int *len) {
+    const int *tok = b->tokens + (size_t)r * b->T, *tgt = b->targets + (size_t)r * b->T;
+    int n = 0;
+    while (n < b->T && !b->key_pad[(size_t)r * b->T + n]) n++;
+    *len = n + 1;
+    int val[26];
+    for (int v = 0; v < 26; v++) val[v] = -1;
+    int i = 0, bad = 0;
+    while (i < n) {
+        const char *w = task_token_str(t, tok[i]);
+        if (strcmp(w, "pass;") == 0) {
+            i++;
+        } else if (strcmp(w, "print") == 0) {
+            int v = task_token_str(t, tok[i + 1])[0] - 'a';
+            if (i + 2 != n || val[v] < 0) bad++;
+            *answer_value = atoi(task_token_str(t, tgt[n - 1]));
+            if (*answer_value != val[v]) bad++;
+            i = n;
+        } else {
+            int v = w[0] - 'a';
+            const char *op = task_token_str(t, tok[i + 1]);
+            if (strcmp(op, "=") == 0) {
+                val[v] = 0;
+                if (strcmp(task_token_str(t, tok[i + 2]), "0") || strcmp(task_token_str(t, tok[i + 3]), ";")) bad++;
+                i += 4;
+            } else if (strcmp(op, "++;") == 0) {
+                if (val[v] < 0 || val[v] >= 10) bad++;  // never before a set, never past MAX_VAL
+                val[v]++;
+                i += 2;
+            } else {
+                bad++;
+                i++;
+            }
+        }
+    }
+    return bad;
+}
+
+static void test_counting_statistics(void) {
+    TaskConfig c = cfg_for("counting");
+    c.n_valid = 10000;  // statistics over 10k samples, as the reference simulation
+    c.n_train = 100;
+    c.n_test = 100;
+    Task *full = make(&c, 4096, 1);
+    Task *cut = make(&c, 512, 1);
+    if (!full || !cut) return;
+    Batch a, b;
+    batch_alloc(&a, 100, 4096);
+    batch_alloc(&b, 100, 512);
+    long truncated = 0, n = 0, bad = 0, answers[11] = {0}, sum_len = 0, mismatch = 0, masks = 0;
+    int max_len = 0;
+    for (long first = 0; first < 10000; first += 100) {
+        task_eval_batch(full, "valid", first, &a, 100);
+        task_eval_batch(cut, "valid", first, &b, 100);
+        CHECK(b.T <= 511, "truncated batch T %d", b.T);
+        for (int r = 0; r < a.B; r++) {
+            int ans = -1, len = 0;
+            bad += replay_counting_row(full, &a, r, &ans, &len);
+            if (ans >= 0 && ans <= 10) answers[ans]++;
+            n++;
+            sum_len += len;
+            if (len > max_len) max_len = len;
+            if (len > 512) truncated++;
+            // The truncated row is the last 512 tokens of the full one.
+            int keep = len < 512 ? len : 512, off = len - keep;
+            for (int i = 0; i < keep - 1; i++) {
+                size_t oa = (size_t)r * a.T + off + i, ob = (size_t)r * b.T + i;
+                mismatch += a.tokens[oa] != b.tokens[ob] || a.targets[oa] != b.targets[ob] ||
+                            a.metric_mask[oa] != b.metric_mask[ob];
+            }
+            for (int i = keep - 1; i < b.T; i++) mismatch += !b.key_pad[(size_t)r * b.T + i] || b.tokens[(size_t)r * b.T + i] != 0;
+            // answer-only loss and metric: exactly the last real position
+            for (int i = 0; i < b.T; i++) {
+                size_t o = (size_t)r * b.T + i;
+                int want = i == keep - 2;
+                masks += b.loss_mask[o] != want || b.metric_mask[o] != want;
+            }
+        }
+    }
+    CHECK(bad == 0, "%ld violations of the generator's rules or wrong answers", bad);
+    CHECK(mismatch == 0, "%ld positions where truncation is not the last 512 tokens, or padding is wrong", mismatch);
+    CHECK(masks == 0, "%ld wrong loss/metric mask positions (answer-only)", masks);
+    double share = (double)truncated / n, mean = (double)sum_len / n;
+    printf("     10k samples: mean length %.1f, max %d, truncated at 512: %.2f%%, answer 10: %.2f%%, answer 0: %.2f%%\n", mean,
+           max_len, 100 * share, 100.0 * answers[10] / n, 100.0 * answers[0] / n);
+    // Reference simulation (cope_reference.md §6.3): mean ≈ 321, ≈14% truncated, "10" ≈ 20-21%, "0" ≈ 14%;
+    // bounds are ~5 standard errors of a 10k sample around those.
+    CHECK(fabs(mean - 320) < 6, "mean length %.1f, expected about 320", mean);
+    CHECK(share > 0.12 && share < 0.16, "truncated share %.4f, expected about 0.14", share);
+    CHECK(answers[10] > 0.19 * n && answers[10] < 0.235 * n, "answer 10: %ld of %ld, expected about 21%%", answers[10], n);
+    CHECK(answers[0] > 0.125 * n && answers[0] < 0.165 * n, "answer 0: %ld of %ld, expected about 14.5%%", answers[0], n);
+    for (int v = 1; v < 9; v++) CHECK(answers[v] >= answers[v + 1] * 0.8, "answers should decrease from 1 to 9");
+    CHECK(max_len > 560 && max_len < 700, "max length %d, expected about 630", max_len);
+    batch_free(&a);
+    batch_free(&b);
+    task_free(full);
+    task_free(cut);
+}
+
+static void test_counting_loss_all_and_resume(void) {
+    TaskConfig c = cfg_for("counting");
+    snprintf(c.loss_on, sizeof c.loss_on, "all");
+    c.n_train = 40;
+    c.max_steps = 40;
+    Task *t = make(&c, 512, 2);
+    if (!t) return;
+    Batch b;
+    batch_alloc(&b, 16, 512);
+    task_next_train(t, &b, 16);
+    long bad = 0, answers = 0;
+    for (int r = 0; r < b.B; r++)
+        for (int i = 0; i < b.T; i++) {
+            size_t o = (size_t)r * b.T + i;
+            bad += b.loss_mask[o] != !b.key_pad[o];
+            answers += b.metric_mask[o];
+        }
+    CHECK(bad == 0, "loss_on=all: %ld positions where the loss mask is not the non-pad positions", bad);
+    CHECK(answers == 16, "one answer per row, got %ld in 16 rows", answers);
+    // Epochs: 40 samples, batches of 16: the third batch spans epochs 0 and 1.
+    task_next_train(t, &b, 16);
+    CHECK(fabs(task_train_epoch(t) - 0.8) < 1e-12, "epoch %g after 32 of 40", task_train_epoch(t));
+    batch_free(&b);
+    task_free(t);
+    check_resume(&c, 512, 16, 512, 4, 6);
+}
+
+static void test_counting_files(void) {
+    char dir[200], path[300];
+    path_in(dir, sizeof dir, "count");
+    TaskConfig c = cfg_for("counting");
+    c.n_train = 60;
+    c.n_valid = 20;
+    c.n_test = 30;
+    c.nvars = 5;
+    c.max_steps = 200;
+    snprintf(c.write_dir, sizeof c.write_dir, "%s", dir);
+    Task *t = make(&c, 256, 4);
+    TaskConfig d = cfg_for("counting");
+    snprintf(d.data_dir, sizeof d.data_dir, "%s", dir);
+    Task *u = make(&d, 256, 4);
+    if (!t || !u) return;
+    CHECK(task_vocab_size(t) == task_vocab_size(u), "vocab %d vs %d", task_vocab_size(t), task_vocab_size(u));
+    int same_vocab = 1;
+    for (int i = 0; i < task_vocab_size(t); i++) same_vocab &= strcmp(task_token_str(t, i), task_token_str(u, i)) == 0;
+    CHECK(same_vocab, "vocabulary order differs after the round trip");
+    CHECK(task_split_size(u, "valid") == 20 && task_split_size(u, "test") == 30, "loaded split sizes");
+    Batch a, b;
+    batch_alloc(&a, 30, 256);
+    batch_alloc(&b, 30, 256);
+    task_eval_batch(t, "test", 0, &a, 30);
+    task_eval_batch(u, "test", 0, &b, 30);
+    CHECK(batches_equal(&a, &b), "test split differs after the round trip");
+    for (int i = 0; i < 5; i++) {
+        task_next_train(t, &a, 30);
+        task_next_train(u, &b, 30);
+        CHECK(batches_equal(&a, &b), "training batch %d differs after the round trip", i);
+    }
+    task_free(t);
+    task_free(u);
+
+    // The official format as Python's json.dumps writes it; words by first appearance.
+    path_in(dir, sizeof dir, "count_official");
+    snprintf(path, sizeof path, "mkdir -p %s", dir);
+    CHECK(system(path) == 0, "mkdir");
+    snprintf(path, sizeof path, "%s/train.jsonl", dir);
+    write_text(path, "{\"context\": \"pass; b = 0 ; b ++; pass;\", \"question\": \"print b\", \"answer\": \"1\"}\n");
+    snprintf(path, sizeof path, "%s/valid.jsonl", dir);
+    write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"answer\": \"0\"}\n");
+    snprintf(path, sizeof path, "%s/test.jsonl", dir);
+    write_text(path, "{\"context\": \"A = 0 ; a ++;\", \"question\": \"Print a\", \"answer\": \"1\"}\n");
+    snprintf(d.data_dir, sizeof d.data_dir, "%s", dir);
+    u = make(&d, 512, 1);
+    if (!u) return;
+    const char *order[] = {"<pad>", "<sta>", "pass;", "b", "=", "0", ";", "++;", "print", "1", "a"};
+    CHECK(task_vocab_size(u) == 11, "vocabulary %d", task_vocab_size(u));
+    for (int i = 0; i < 11 && i < task_vocab_size(u); i++)
+        CHECK(strcmp(task_token_str(u, i), order[i]) == 0, "id %d is %s, expected %s", i, task_token_str(u, i), order[i]);
+    task_eval_batch(u, "test", 0, &b, 1);
+    int want_tok[] = {10, 4, 5, 6, 10, 7, 8, 10}, want_tgt[] = {4, 5, 6, 10, 7, 8, 10, 9};
+    CHECK(b.T == 8, "T %d", b.T);
+    for (int i = 0; i < 8 && i < b.T; i++)
+        CHECK(b.tokens[i] == want_tok[i] && b.targets[i] == want_tgt[i], "position %d: %d -> %d", i, b.tokens[i], b.targets[i]);
+    CHECK(b.loss_mask[7] == 1 && b.loss_mask[6] == 0, "answer position");
+    task_free(u);
+
+    // Bad files.
+    snprintf(path, sizeof path, "%s/valid.jsonl", dir);
+    write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"answer\": \"0\"}\n{\"context\": \"a = 0 ;\", "
+                     "\"question\": \"print a\" \"answer\": \"0\"}\n");
+    expect_refused(&d, 512, "valid.jsonl:2:", "malformed JSON");
+    write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\"}\n");
+    expect_refused(&d, 512, "valid.jsonl:1:", "\"answer\"");
+    write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"answer\": 3}\n");
+    expect_refused(&d, 512, "valid.jsonl:1:", "\"answer\"");
+    write_text(path, "[1, 2]\n");
+    expect_refused(&d, 512, "valid.jsonl:1:", "JSON object");
+    write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"answer\": \"0\"}\n\n");
+    expect_refused(&d, 512, "valid.jsonl:2:", "empty line");
+    write_text(path, "");
+    expect_refused(&d, 512, "valid.jsonl", "empty file");
+    remove(path);
+    expect_refused(&d, 512, "valid.jsonl", "cannot open");
+    batch_free(&a);
+    batch_free(&b);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_tasks_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -346,6 +586,10 @@ int main(void) {
     RUN(test_flipflop_masks_and_eval_determinism);
     RUN(test_flipflop_resume);
     RUN(test_flipflop_files);
+    RUN(test_counting_vocabulary);
+    RUN(test_counting_statistics);
+    RUN(test_counting_loss_all_and_resume);
+    RUN(test_counting_files);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
