@@ -224,7 +224,8 @@ int task_eval_batch(Task *t, const char *split, long first, Batch *b, int B) {
         return 0;
     }
     if (B > n - first) B = (int)(n - first);
-    return t->ops->eval_batch(t, s, first, b, B);
+    t->ops->eval_batch(t, s, first, b, B);
+    return 0;
 }
 
 double task_bytes_per_token(const Task *t, const char *split) {
@@ -361,8 +362,10 @@ void batch_free(Batch *b) {
 
 void batch_begin(Batch *b, int B, int T) {
     if (B > b->cap_B || T > b->cap_T) {
-        fprintf(stderr, "task: a batch of %d x %d does not fit the %d x %d allocated (batch_alloc)\n", B, T, b->cap_B,
-                b->cap_T);
+        fprintf(stderr,
+                "task: a batch of %d x %d does not fit the %d x %d allocated (batch_alloc; evaluation batches need "
+                "task_split_max_length)\n",
+                B, T, b->cap_B, b->cap_T);
         exit(1);
     }
     b->B = B;

@@ -92,9 +92,9 @@ double task_train_epoch(const Task *t);
 
 // Evaluation splits by name ("valid", "test", task-specific OOD splits). task_split_size gives the
 // number of sequences (-1: unknown split); task_eval_batch fills sequences [first, first+B) of the
-// split (fewer at the end), identically every time it is asked, and returns how many it filled
-// (-1: unknown split). task_split_max_length is the longest T of the split's batches (it may
-// exceed task_max_length: OOD splits are longer).
+// split (fewer at the end: b->B says how many), identically every time it is asked, and returns
+// 0 (-1: unknown split). task_split_max_length is the longest T of the split's batches: allocate
+// evaluation batches with it, as it may exceed task_max_length (OOD splits are longer).
 const char *const *task_split_names(const Task *t);  // NULL-terminated
 long task_split_size(Task *t, const char *split);
 int task_split_max_length(const Task *t, const char *split);
