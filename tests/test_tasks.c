@@ -576,6 +576,109 @@ static void test_counting_files(void) {
     batch_free(&b);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Selective copy
+
+// Checks every row: nb blanks and M data tokens in the content, then the answer region; the
+// answers (targets at the metric positions) are the data tokens in order.
+static long sc_check_batch(const Batch *b, int nb, int M, int alphabet, int mamba, int answer_loss, long *sym_counts,
+                           long *first_half) {
+    long bad = 0;
+    int marker = alphabet + 1, n = nb + M;
+    if (b->T != nb + 2 * M) return 1;
+    for (int r = 0; r < b->B; r++) {
+        const int *tok = b->tokens + (size_t)r * b->T, *tgt = b->targets + (size_t)r * b->T;
+        int data[4096], k = 0, blanks = 0;
+        for (int i = 0; i < n; i++) {
+            if (tok[i] == 0)
+                blanks++;
+            else if (tok[i] >= 1 && tok[i] <= alphabet && k < 4096) {
+                data[k++] = tok[i];
+                sym_counts[tok[i]]++;
+                if (i < n / 2) (*first_half)++;
+            } else
+                bad++;
+        }
+        if (blanks != nb || k != M) bad++;
+        for (int i = 0; i < b->T; i++) {
+            size_t o = (size_t)r * b->T + i;
+            int answer = i >= n;
+            if (b->metric_mask[o] != answer || b->loss_mask[o] != (answer_loss ? answer : 1) || b->key_pad[o]) bad++;
+            if (answer && tgt[i] != data[i - n]) bad++;
+            if (!answer && i + 1 < b->T && tgt[i] != tok[i + 1]) bad++;  // next-token targets elsewhere
+            if (i == n) bad += tok[i] != marker;
+            if (i > n) bad += mamba ? tok[i] != marker : tok[i] != data[i - n - 1];
+        }
+    }
+    return bad;
+}
+
+static void test_selcopy(void) {
+    for (int mamba = 0; mamba < 2; mamba++) {
+        TaskConfig c = cfg_for("selcopy");
+        snprintf(c.copy_format, sizeof c.copy_format, "%s", mamba ? "mamba" : "lm");
+        c.eval_sequences = 200;
+        Task *t = make(&c, 288, 9);
+        if (!t) return;
+        printf("     copy_format %s\n", c.copy_format);
+        CHECK(task_vocab_size(t) == 16, "vocabulary %d (Mamba's 16)", task_vocab_size(t));
+        CHECK(task_max_length(t) == 288, "T %d = 256 + 2 x 16", task_max_length(t));
+        CHECK(strcmp(task_token_str(t, 0), ".") == 0 && strcmp(task_token_str(t, 15), "|") == 0, "token names");
+        const char *splits[] = {"valid", "test", "dense", "sparse"};
+        int nb[] = {256, 256, 128, 512};
+        Batch b;
+        batch_alloc(&b, 32, 544);
+        long syms[16] = {0}, half = 0, total = 0;
+        for (int s = 0; s < 4; s++) {
+            CHECK(task_split_max_length(t, splits[s]) == nb[s] + 32, "%s T", splits[s]);
+            CHECK(task_split_size(t, splits[s]) == 200, "%s size", splits[s]);
+            long bad = 0;
+            for (long first = 0; first < 200; first += 32) {
+                task_eval_batch(t, splits[s], first, &b, 32);
+                bad += sc_check_batch(&b, nb[s], 16, 14, mamba, 1, syms, &half);
+                total += (long)b.B * 16;
+            }
+            CHECK(bad == 0, "%s: %ld violations (%d blanks and 16 tokens per sequence, answers in order)", splits[s], bad,
+                  nb[s]);
+            printf("     %-6s: %d blanks + 16 tokens per sequence, T = %d\n", splits[s], nb[s], nb[s] + 32);
+        }
+        for (int k = 0; k < 30; k++) {
+            task_next_train(t, &b, 32);
+            long bad = sc_check_batch(&b, 256, 16, 14, mamba, 1, syms, &half);
+            CHECK(bad == 0, "training batch %d: %ld violations", k, bad);
+            total += 32 * 16;
+        }
+        for (int v = 1; v <= 14; v++) {
+            char what[32];
+            snprintf(what, sizeof what, "data token %d", v);
+            if (v == 1 || v == 14) check_binomial(what, syms[v], total, 1.0 / 14, 5);
+            else CHECK(fabs(syms[v] - total / 14.0) < 5 * sqrt(total / 14.0), "token %d: %ld of %ld", v, syms[v], total);
+        }
+        check_binomial("data tokens in the content's first half", half, total, 0.5, 5);
+        batch_free(&b);
+        task_free(t);
+    }
+    TaskConfig c = cfg_for("selcopy");
+    snprintf(c.loss_on, sizeof c.loss_on, "all");
+    c.n_blanks = 40;
+    c.n_tokens = 4;
+    Task *t = make(&c, 48, 9);
+    if (t) {
+        Batch b;
+        batch_alloc(&b, 8, 48);
+        long syms[16] = {0}, half = 0;
+        task_next_train(t, &b, 8);
+        CHECK(sc_check_batch(&b, 40, 4, 14, 0, 0, syms, &half) == 0, "loss_on=all masks");
+        batch_free(&b);
+        task_free(t);
+    }
+    check_resume(&c, 48, 8, 48, 3, 5);
+    c.train_sequences = 20;
+    check_resume(&c, 48, 8, 48, 3, 5);
+    c = cfg_for("selcopy");
+    expect_refused(&c, 287, "block_size", "288");
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_tasks_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -590,6 +693,7 @@ int main(void) {
     RUN(test_counting_statistics);
     RUN(test_counting_loss_all_and_resume);
     RUN(test_counting_files);
+    RUN(test_selcopy);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
