@@ -33,13 +33,15 @@ typedef struct {
     real *rel_dtable;
 } AttnPE;
 
-// What the forward saves for the backward; points into memory the model owns.
+// What the forward saves for the backward; points into memory the model owns. probs is always the
+// first of the cache memory (the model rebinds a cache at its probs pointer).
 typedef struct {
-    real *probs;  // (B,H,T,T) attention probabilities before dropout
-    real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL
-    real *pos;    // (B,H,T,T) CoPE positions p before clamping, or NULL
-    real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL
-    real *zrel;   // (B,H,T,rel_npos) relative Q·R, or NULL
+    real *probs;  // (B,H,T,T) attention probabilities before dropout (0 at masked entries, j > i included)
+    real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i not written
+    real *pos;    // (B,H,T,T) CoPE positions p before clamping, or NULL; entries j > i not written
+    real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL; only the columns the positions of a row block
+                  // reach are computed (up to min(max p, npos-1) + 1)
+    real *zrel;   // always NULL: the backward does not need the relative Q·R (kept in per-thread work)
     real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
     real *krot;   // (B,T,C) rotated k (RoPE), or NULL
 } AttnCache;
@@ -52,6 +54,12 @@ void attention_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, 
 // its table) into err and returns -1.
 int attention_check_length(const AttnPE *pe, int T, char *err, int errlen);
 
+// Rows per block of the blocked products (default 64; 0 restores it). A tuning and test knob: results
+// agree to rounding for any value. Not to be called while attention runs.
+void attention_set_block_rows(int rows);
+
+// Threads: OpenMP over (sequence, head) pairs; outputs do not depend on the thread count. The
+// workspace is one buffer kept between calls, so attention calls must not run concurrently.
 // out (B,T,C) heads concatenated; q, k, v (B,T,C); key_pad (B,T) with 1 at padding keys, or NULL.
 // p_drop: dropout on the probabilities, mask from drop_key (see dropout_keep in layers.h).
 void attention_forward(real *out, AttnCache *cache, const real *q, const real *k, const real *v,

@@ -1,0 +1,350 @@
+// Causal multi-head attention with the position encodings that act inside it (src/pe/). The loop is
+// the same for every encoding; the kernels of the encodings a layer switched on are called at fixed
+// points (pe/pe.h describes the hooks).
+//
+// Work is split over (sequence, head) pairs, one OpenMP thread each; within a head the query rows are
+// cut into blocks of ROWS so that the dense products skip the upper triangle (row block [i0,i1) needs
+// keys j < i1 only) and the T×T temporaries are blocks of ROWS×T. Every output of a head (its cache
+// slices, its columns of out, dq, dk, dv) is written by the thread of that head; gradients of tables
+// shared by heads go to per-head partials summed in a fixed order, so results do not depend on the
+// thread count.
+#include "attention.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "matmul.h"
+#include "pe/pe.h"
+
+#define MAX_KERNELS 8
+static int block_rows = 64;
+
+void attention_set_block_rows(int rows) { block_rows = rows > 0 ? rows : 64; }
+
+static int active_kernels(const AttnPE *pe, const PEKernel **ks) {
+    int n = 0;
+    for (int i = 0; i < pe_n_kernels; i++)
+        if (pe_kernels[i]->on(pe)) ks[n++] = pe_kernels[i];
+    return n;
+}
+
+long attention_cache_size(const AttnPE *pe, int B, int T, int C, int H) {
+    const PEKernel *ks[MAX_KERNELS];
+    int nk = active_kernels(pe, ks);
+    long n = (long)B * H * T * T;  // probs
+    for (int i = 0; i < nk; i++)
+        if (ks[i]->cache_size) n += ks[i]->cache_size(pe, B, T, C, H);
+    return n;
+}
+
+void attention_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H) {
+    const PEKernel *ks[MAX_KERNELS];
+    int nk = active_kernels(pe, ks);
+    memset(cache, 0, sizeof *cache);
+    cache->probs = mem;  // first: the model rebinds a cache at its probs pointer
+    mem += (long)B * H * T * T;
+    for (int i = 0; i < nk; i++) {
+        if (!ks[i]->cache_size) continue;
+        ks[i]->cache_bind(cache, mem, pe, B, T, C, H);
+        mem += ks[i]->cache_size(pe, B, T, C, H);
+    }
+}
+
+int attention_check_length(const AttnPE *pe, int T, char *err, int errlen) {
+    const PEKernel *ks[MAX_KERNELS];
+    int nk = active_kernels(pe, ks);
+    for (int i = 0; i < nk; i++)
+        if (ks[i]->check_length && ks[i]->check_length(pe, T, err, errlen) != 0) return -1;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workspace: per-thread blocks and per-head partial gradients, in one buffer grown on demand and
+// kept between calls (the first touch of fresh pages is costly; steady state allocates nothing).
+// Attention calls must therefore not run concurrently with each other.
+
+static real *ws_mem;
+static long ws_size;
+
+static real *workspace(long n) {
+    if (n > ws_size) {
+        free(ws_mem);
+        size_t bytes = ((size_t)n * sizeof(real) + 63) / 64 * 64;
+        ws_mem = aligned_alloc(64, bytes);
+        if (!ws_mem) {
+            fprintf(stderr, "attention.c: out of memory for a %.1f MB workspace\n", bytes / 1e6);
+            exit(1);
+        }
+        ws_size = n;
+    }
+    return ws_mem;
+}
+
+static long round16(long n) { return (n + 15) / 16 * 16; }  // 64-byte multiples: no false sharing
+
+// One call (forward or backward) of one layer.
+typedef struct {
+    const AttnPE *pe;
+    AttnCache *cache;
+    const PEKernel *ks[MAX_KERNELS];
+    int nk;
+    int B, T, C, H, dh, rows;
+    real s;
+    const real *q, *k, *q_in, *k_in, *v;  // q, k: as attention uses them (rotated under RoPE)
+    const uint8_t *key_pad;
+    real p_drop;
+    uint64_t drop_key;
+    int transform;                  // a kernel transforms q and k (RoPE)
+    long core_work, thread_work;    // reals per thread: the core's blocks, and everything
+    long kernel_work[MAX_KERNELS];  // offset of each kernel's work within a thread's region
+    real *threads;                  // thread t's region at threads + t·thread_work
+    real *partials[MAX_KERNELS];    // kernel k's partial of head bh at partials[k] + bh·partial_size
+    long partial_size[MAX_KERNELS];
+} Call;
+
+static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, const real *v, const uint8_t *key_pad,
+                       const AttnPE *pe, real p_drop, uint64_t drop_key, int B, int T, int C, int H, int backward) {
+    memset(c, 0, sizeof *c);
+    c->pe = pe;
+    c->cache = cache;
+    c->nk = active_kernels(pe, c->ks);
+    c->B = B, c->T = T, c->C = C, c->H = H, c->dh = C / H;
+    c->rows = block_rows < T ? block_rows : T;
+    c->s = (real)(1.0 / sqrt((double)c->dh));
+    c->q = c->q_in = q;
+    c->k = c->k_in = k;
+    c->v = v;
+    c->key_pad = key_pad;
+    c->p_drop = p_drop;
+    c->drop_key = drop_key;
+    for (int i = 0; i < c->nk; i++) {
+        if (c->ks[i]->prepare) c->ks[i]->prepare(pe, T, c->dh);
+        if (c->ks[i]->qk_forward) c->transform = 1;
+    }
+    // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | dq, dk in the
+    // transformed space (T,dh) each
+    c->core_work = 3L * c->rows * T + (c->transform ? 2L * T * c->dh : 0);
+    long off = round16(c->core_work);
+    for (int i = 0; i < c->nk; i++) {
+        c->kernel_work[i] = off;
+        if (c->ks[i]->work_size) off += round16(c->ks[i]->work_size(pe, T, c->dh, c->rows));
+    }
+    c->thread_work = off;
+    long total = (long)omp_get_max_threads() * off;
+    if (backward) {
+        for (int i = 0; i < c->nk; i++) {
+            c->partial_size[i] = c->ks[i]->partial_size ? c->ks[i]->partial_size(pe, c->dh) : 0;
+            total += (long)B * H * c->partial_size[i];
+        }
+    }
+    c->threads = workspace(total);
+    real *p = c->threads + (long)omp_get_max_threads() * off;
+    for (int i = 0; i < c->nk; i++) {
+        c->partials[i] = p;
+        p += (long)B * H * c->partial_size[i];
+    }
+}
+
+// The kernels' view of head bh (see PEHead); gradient targets are filled in by the backward.
+static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
+    long off = (bh / c->H) * c->T * c->C + (bh % c->H) * c->dh;
+    PEHead base = {
+        .pe = c->pe,
+        .cache = c->cache,
+        .T = c->T,
+        .C = c->C,
+        .dh = c->dh,
+        .bh = bh,
+        .s = c->s,
+        .q = c->q + off,
+        .k = c->k + off,
+        .q_in = c->q_in + off,
+        .k_in = c->k_in + off,
+        .gate_keys = c->pe->gate_keys ? c->pe->gate_keys + off : NULL,
+        .pad = c->key_pad ? c->key_pad + (bh / c->H) * c->T : NULL,
+        .rows = c->rows,
+    };
+    for (int i = 0; i < c->nk; i++) {
+        hd[i] = base;
+        hd[i].work = thread + c->kernel_work[i];
+        hd[i].partial = c->partials[i] ? c->partials[i] + bh * c->partial_size[i] : NULL;
+    }
+}
+
+// Index of entry (i, j) of head bh in the dropout stream: the backward recomputes the same mask.
+static long drop_index(const Call *c, long bh, int i, int j) { return (bh * c->T + i) * c->T + j; }
+
+// a[0..n) = softmax(a[0..n)); masked entries hold -inf and come out exactly 0.
+static void softmax_row(real *a, int n) {
+    real mx = a[0];
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < n; j++) mx = a[j] > mx ? a[j] : mx;
+    real sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) {
+        a[j] = pe_exp(a[j] - mx);
+        sum += a[j];
+    }
+    real inv = 1 / sum;
+#pragma omp simd
+    for (int j = 0; j < n; j++) a[j] *= inv;
+}
+
+static void head_forward(const Call *c, real *out, long bh, real *thread) {
+    int T = c->T, C = c->C, dh = c->dh;
+    long off = (bh / c->H) * T * C + (bh % c->H) * dh;
+    const real *q = c->q + off, *k = c->k + off, *v = c->v + off;
+    const uint8_t *pad = c->key_pad ? c->key_pad + (bh / c->H) * T : NULL;
+    real *probs = c->cache->probs + bh * T * T;
+    real *S = thread, *drop = thread + 2L * c->rows * T;
+    real keep_scale = c->p_drop > 0 ? 1 / (1 - c->p_drop) : 1;
+    PEHead hd[MAX_KERNELS];
+    head_views(c, bh, thread, hd);
+    for (int x = 0; x < c->nk; x++)
+        if (c->ks[x]->head_forward) c->ks[x]->head_forward(&hd[x]);
+    for (int i0 = 0; i0 < T; i0 += c->rows) {
+        int i1 = i0 + c->rows < T ? i0 + c->rows : T, nr = i1 - i0;
+        // S[rows][0:i1] = Q[rows]·K[0:i1]ᵀ  (raw q·k; the upper triangle is never read)
+        matmul(0, 1, nr, i1, dh, 1, q + (long)i0 * C, C, k, C, 0, S, T);
+        for (int x = 0; x < c->nk; x++) {
+            hd[x].S = S;
+            hd[x].i0 = i0, hd[x].i1 = i1;
+            if (c->ks[x]->block_forward) c->ks[x]->block_forward(&hd[x]);
+        }
+        for (int i = i0; i < i1; i++) {
+            real *a = probs + (long)i * T;
+            const real *Si = S + (long)(i - i0) * T;
+#pragma omp simd
+            for (int j = 0; j <= i; j++) a[j] = c->s * Si[j];
+            for (int x = 0; x < c->nk; x++)
+                if (c->ks[x]->row_logits) c->ks[x]->row_logits(&hd[x], i, a);
+            if (pad)  // M_ij: key j is not padding; the diagonal is always on
+                for (int j = 0; j < i; j++)
+                    if (pad[j]) a[j] = -INFINITY;
+            softmax_row(a, i + 1);
+            memset(a + i + 1, 0, sizeof(real) * (T - i - 1));
+            if (c->p_drop > 0) {
+                real *d = drop + (long)(i - i0) * T;
+                for (int j = 0; j <= i; j++)
+                    d[j] = dropout_keep(c->p_drop, c->drop_key, drop_index(c, bh, i, j)) ? a[j] * keep_scale : 0;
+                memset(d + i + 1, 0, sizeof(real) * (i1 - i - 1));
+            }
+        }
+        // out[rows] = α'[rows][0:i1]·V[0:i1]
+        matmul(0, 0, nr, dh, i1, 1, c->p_drop > 0 ? drop : probs + (long)i0 * T, T, v, C, 0, out + off + (long)i0 * C,
+               C);
+    }
+}
+
+void attention_forward(real *out, AttnCache *cache, const real *q, const real *k, const real *v,
+                       const uint8_t *key_pad, const AttnPE *pe, real p_drop, uint64_t drop_key, int B, int T, int C,
+                       int H) {
+    Call c;
+    call_setup(&c, cache, q, k, v, key_pad, pe, p_drop, drop_key, B, T, C, H, 0);
+    for (int x = 0; x < c.nk; x++)
+        if (c.ks[x]->qk_forward) c.ks[x]->qk_forward(&c.q, &c.k, cache, q, k, pe, B, T, C, H);
+#pragma omp parallel
+    {
+        real *thread = c.threads + (long)omp_get_thread_num() * c.thread_work;
+#pragma omp for schedule(dynamic, 1)
+        for (long bh = 0; bh < (long)B * H; bh++) head_forward(&c, out, bh, thread);
+    }
+}
+
+static void head_backward(const Call *c, real *dq, real *dk, real *dv, const real *dout, long bh, real *thread) {
+    int T = c->T, C = c->C, dh = c->dh;
+    long off = (bh / c->H) * T * C + (bh % c->H) * dh;
+    const real *q = c->q + off, *k = c->k + off, *v = c->v + off, *g = dout + off;
+    const real *probs = c->cache->probs + bh * T * T;
+    real *D = thread, *dS = thread + (long)c->rows * T, *drop = thread + 2L * c->rows * T;
+    real keep_scale = c->p_drop > 0 ? 1 / (1 - c->p_drop) : 1;
+    // gradients w.r.t. the q, k attention used: transformed ones go to scratch, rotated back at the end
+    real *dqt = dq + off, *dkt = dk + off;
+    int ldd = C;
+    if (c->transform) {
+        dqt = thread + 3L * c->rows * T;
+        dkt = dqt + (long)T * dh;
+        ldd = dh;
+        memset(dqt, 0, sizeof(real) * 2 * T * dh);
+    }
+    PEHead hd[MAX_KERNELS];
+    head_views(c, bh, thread, hd);
+    for (int x = 0; x < c->nk; x++) {
+        hd[x].dq = dqt, hd[x].dk = dkt, hd[x].ldd = ldd;
+        hd[x].dq_in = dq + off, hd[x].dk_in = dk + off;
+        hd[x].dgate_keys = c->pe->dgate_keys ? c->pe->dgate_keys + off : NULL;
+        if (hd[x].partial) memset(hd[x].partial, 0, sizeof(real) * c->partial_size[x]);
+        if (c->ks[x]->head_backward) c->ks[x]->head_backward(&hd[x]);
+    }
+    for (int i0 = 0; i0 < T; i0 += c->rows) {
+        int i1 = i0 + c->rows < T ? i0 + c->rows : T, nr = i1 - i0;
+        // forward: out_i = Σ_j α'_ij v_j, so dα'_ij = G_i·v_j
+        matmul(0, 1, nr, i1, dh, 1, g + (long)i0 * C, C, v, C, 0, D, T);
+        for (int x = 0; x < c->nk; x++) {
+            hd[x].i0 = i0, hd[x].i1 = i1;
+            if (c->ks[x]->block_backward) c->ks[x]->block_backward(&hd[x]);
+        }
+        for (int i = i0; i < i1; i++) {
+            const real *a = probs + (long)i * T;
+            real *d = D + (long)(i - i0) * T, *ds = dS + (long)(i - i0) * T;
+            if (c->p_drop > 0) {  // α' = α·keep/(1-p): dα = dα'·keep/(1-p)
+                real *ad = drop + (long)(i - i0) * T;
+                for (int j = 0; j <= i; j++) {
+                    if (dropout_keep(c->p_drop, c->drop_key, drop_index(c, bh, i, j))) {
+                        d[j] *= keep_scale;
+                        ad[j] = a[j] * keep_scale;
+                    } else {
+                        d[j] = 0;
+                        ad[j] = 0;
+                    }
+                }
+                memset(ad + i + 1, 0, sizeof(real) * (i1 - i - 1));
+            }
+            // softmax: dA_ij = α_ij (dα_ij - Σ_t α_it dα_it); direct path of A = s·S + ...: dS = s·dA
+            real dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (int j = 0; j <= i; j++) dot += a[j] * d[j];
+#pragma omp simd
+            for (int j = 0; j <= i; j++) {
+                d[j] = a[j] * (d[j] - dot);
+                ds[j] = c->s * d[j];
+            }
+            memset(ds + i + 1, 0, sizeof(real) * (i1 - i - 1));
+            for (int x = 0; x < c->nk; x++)
+                if (c->ks[x]->row_backward) c->ks[x]->row_backward(&hd[x], i, d, ds);
+        }
+        // dV[0:i1] += α'[rows]ᵀ·G[rows] ;  dQ[rows] += dS·K[0:i1] ;  dK[0:i1] += dSᵀ·Q[rows]
+        matmul(1, 0, i1, dh, nr, 1, c->p_drop > 0 ? drop : probs + (long)i0 * T, T, g + (long)i0 * C, C, 1, dv + off,
+               C);
+        matmul(0, 0, nr, dh, i1, 1, dS, T, k, C, 1, dqt + (long)i0 * ldd, ldd);
+        matmul(1, 0, i1, dh, nr, 1, dS, T, q + (long)i0 * C, C, 1, dkt, ldd);
+        for (int x = 0; x < c->nk; x++)
+            if (c->ks[x]->block_backward_end) c->ks[x]->block_backward_end(&hd[x]);
+    }
+    for (int x = 0; x < c->nk; x++)
+        if (c->ks[x]->head_backward_end) c->ks[x]->head_backward_end(&hd[x]);
+    for (int x = 0; x < c->nk; x++)
+        if (c->ks[x]->qk_backward) c->ks[x]->qk_backward(&hd[x]);
+}
+
+void attention_backward(real *dq, real *dk, real *dv, const real *dout, const AttnCache *cache, const real *q,
+                        const real *k, const real *v, const uint8_t *key_pad, const AttnPE *pe, real p_drop,
+                        uint64_t drop_key, int B, int T, int C, int H) {
+    Call c;
+    // the backward only reads the cache
+    call_setup(&c, (AttnCache *)cache, q, k, v, key_pad, pe, p_drop, drop_key, B, T, C, H, 1);
+    for (int x = 0; x < c.nk; x++)
+        if (c.ks[x]->qk_saved) c.ks[x]->qk_saved(&c.q, &c.k, cache);
+#pragma omp parallel
+    {
+        real *thread = c.threads + (long)omp_get_thread_num() * c.thread_work;
+#pragma omp for schedule(dynamic, 1)
+        for (long bh = 0; bh < (long)B * H; bh++) head_backward(&c, dq, dk, dv, dout, bh, thread);
+    }
+    for (int x = 0; x < c.nk; x++)
+        if (c.ks[x]->reduce) c.ks[x]->reduce(pe, c.partials[x], (long)B * H, c.dh);
+}

@@ -1,0 +1,115 @@
+// Relative PE as the official code implements it (Shaw-style key embeddings, cope_reference.md §4.2):
+// R_ij = q_i·r_m with m = n-1-(i-j), table (dh, n) shared by all heads and layers; the last column is
+// distance 0, column 0 the farthest. The term joins the logits before the 1/sqrt(dh) scaling,
+// A = s·(S + R), so this kernel adds s·R_ij. Distances beyond n-1 reuse column 0 when capped and are
+// refused by check_length otherwise.
+//
+// Per block, Zr = Q·Rtable (rows of the block, the columns they reach) is one product; row i then reads
+// the contiguous run Zr[i][n-1-i .. n-1]. Zr lives in per-thread work, not in the cache: the backward
+// needs only dZr (scattered from s·dA), which gives dq += dZr·Rtableᵀ and dtable += Qᵀ·dZr.
+#include <stdio.h>
+
+#include "matmul.h"
+#include "pe.h"
+
+static int rel_on(const AttnPE *pe) { return pe->rel; }
+
+static int rel_check_length(const AttnPE *pe, int T, char *err, int errlen) {
+    if (pe->rel_npos < 1) {
+        snprintf(err, errlen, "relative PE needs a table of at least 1 column (rel_npos %d)", pe->rel_npos);
+        return -1;
+    }
+    if (!pe->rel_capped && T > pe->rel_npos) {
+        snprintf(err, errlen,
+                 "context %d needs relative distances up to %d but the uncapped relative table has %d columns "
+                 "(distances 0..%d); use pe.rel_capped to reuse the farthest entry, or a context <= %d",
+                 T, T - 1, pe->rel_npos, pe->rel_npos - 1, pe->rel_npos);
+        return -1;
+    }
+    return 0;
+}
+
+// work: Zr and dZr of a block, (rows, n) each
+static long rel_work_size(const AttnPE *pe, int T, int dh, int rows) {
+    (void)T, (void)dh;
+    return 2L * rows * pe->rel_npos;
+}
+
+static long rel_partial_size(const AttnPE *pe, int dh) { return (long)dh * pe->rel_npos; }
+
+// The first table column the rows of the block reach: row i reaches n-1-i (or 0 when capped).
+static int rel_first_column(const PEHead *hd) {
+    int lo = hd->pe->rel_npos - hd->i1;
+    return lo > 0 ? lo : 0;
+}
+
+static void rel_block_forward(PEHead *hd) {
+    int n = hd->pe->rel_npos, lo = rel_first_column(hd);
+    // Zr[rows][lo:n] = Q[rows]·Rtable[:, lo:n]
+    matmul(0, 0, hd->i1 - hd->i0, n - lo, hd->dh, 1, hd->q + (long)hd->i0 * hd->C, hd->C, hd->pe->rel_table + lo, n, 0,
+           hd->work + lo, n);
+}
+
+static void rel_row_logits(PEHead *hd, int i, real *a) {
+    int n = hd->pe->rel_npos;
+    const real *z = hd->work + (long)(i - hd->i0) * n;
+    real s = hd->s;
+    int jlo = i - (n - 1);  // keys j >= jlo are within the table
+    int j = 0;
+    if (jlo > 0)  // capped: farther keys use column 0 (check_length refused this case when uncapped)
+        for (; j < jlo; j++) a[j] += s * z[0];
+    const real *zr = z + (n - 1 - i);  // zr[j] = z[n-1-(i-j)]
+#pragma omp simd
+    for (int jj = j; jj <= i; jj++) a[jj] += s * zr[jj];
+}
+
+static void rel_block_backward(PEHead *hd) {
+    int n = hd->pe->rel_npos, lo = rel_first_column(hd);
+    real *dz = hd->work + (long)(hd->i1 - hd->i0) * n;
+    for (int i = hd->i0; i < hd->i1; i++)
+        for (int m = lo; m < n; m++) dz[(long)(i - hd->i0) * n + m] = 0;
+}
+
+// forward: a_ij += s·Zr[i][m(i,j)], so dZr[i][m(i,j)] += s·dA_ij
+static void rel_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
+    (void)dS;
+    int n = hd->pe->rel_npos, rows = hd->i1 - hd->i0;
+    real *dz = hd->work + (long)rows * n + (long)(i - hd->i0) * n;
+    real s = hd->s;
+    int jlo = i - (n - 1), j = 0;
+    if (jlo > 0) {
+        real acc = 0;
+        for (; j < jlo; j++) acc += dA[j];
+        dz[0] += s * acc;
+    }
+    real *dzr = dz + (n - 1 - i);
+#pragma omp simd
+    for (int jj = j; jj <= i; jj++) dzr[jj] += s * dA[jj];
+}
+
+static void rel_block_backward_end(PEHead *hd) {
+    int n = hd->pe->rel_npos, lo = rel_first_column(hd), rows = hd->i1 - hd->i0;
+    const real *dz = hd->work + (long)rows * n;
+    // dq[rows] += dZr[rows][lo:n]·Rtable[:, lo:n]ᵀ ;  partial[:, lo:n] += Q[rows]ᵀ·dZr[rows][lo:n]
+    matmul(0, 1, rows, hd->dh, n - lo, 1, dz + lo, n, hd->pe->rel_table + lo, n, 1, hd->dq + (long)hd->i0 * hd->ldd,
+           hd->ldd);
+    matmul(1, 0, hd->dh, n - lo, rows, 1, hd->q + (long)hd->i0 * hd->C, hd->C, dz + lo, n, 1, hd->partial + lo, n);
+}
+
+static void rel_reduce(const AttnPE *pe, const real *partials, long nbh, int dh) {
+    if (pe->rel_dtable) pe_reduce_partials(pe->rel_dtable, partials, nbh, (long)dh * pe->rel_npos);
+}
+
+const PEKernel pe_rel = {
+    .name = "rel",
+    .on = rel_on,
+    .check_length = rel_check_length,
+    .work_size = rel_work_size,
+    .partial_size = rel_partial_size,
+    .block_forward = rel_block_forward,
+    .row_logits = rel_row_logits,
+    .block_backward = rel_block_backward,
+    .row_backward = rel_row_backward,
+    .block_backward_end = rel_block_backward_end,
+    .reduce = rel_reduce,
+};

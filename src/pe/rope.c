@@ -1,0 +1,120 @@
+// RoPE (Su et al.): rotate each head's q and k by their position t, pairs (2m, 2m+1) by the angle
+// t·base^(-2m/dh), so q_i·k_j depends on i - j only. The rotated copies go to the cache and everything
+// downstream in attention (logits, the relative term, CoPE's gates by default and CoPE's Z = q·E) uses
+// them; the backward rotates dq and dk back.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "pe.h"
+
+// cos and sin of every (t, m), built by prepare for the current T, dh, base (one table for all
+// layers of a model; rebuilt only when one of them changes).
+static real *rope_cs;  // (T, dh/2, 2)
+static int rope_T, rope_dh;
+static double rope_base;
+
+static int rope_on(const AttnPE *pe) { return pe->rope; }
+
+static int rope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
+    (void)T;
+    if (!(pe->rope_base > 1)) {
+        snprintf(err, errlen, "RoPE base %g must be > 1", pe->rope_base);
+        return -1;
+    }
+    return 0;
+}
+
+static long rope_cache_size(const AttnPE *pe, int B, int T, int C, int H) {
+    (void)pe, (void)H;
+    return 2L * B * T * C;
+}
+
+static void rope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H) {
+    (void)pe, (void)H;
+    cache->qrot = mem;
+    cache->krot = mem + (long)B * T * C;
+}
+
+static void rope_prepare(const AttnPE *pe, int T, int dh) {
+    if (dh % 2 != 0) {
+        fprintf(stderr, "rope.c: RoPE rotates pairs of channels, but the head dim %d is odd\n", dh);
+        exit(1);
+    }
+    if (rope_cs && T <= rope_T && dh == rope_dh && pe->rope_base == rope_base) return;
+    free(rope_cs);
+    rope_cs = malloc(sizeof(real) * (size_t)T * dh);
+    if (!rope_cs) {
+        fprintf(stderr, "rope.c: out of memory for a %d x %d rotation table\n", T, dh);
+        exit(1);
+    }
+    for (int t = 0; t < T; t++) {
+        for (int m = 0; m < dh / 2; m++) {
+            double angle = t * pow(pe->rope_base, -2.0 * m / dh);
+            rope_cs[((long)t * (dh / 2) + m) * 2] = (real)cos(angle);
+            rope_cs[((long)t * (dh / 2) + m) * 2 + 1] = (real)sin(angle);
+        }
+    }
+    rope_T = T, rope_dh = dh, rope_base = pe->rope_base;
+}
+
+void pe_rope_rotate(real *dst, int ldd, const real *src, int lds, int T, int dh) {
+    for (int t = 0; t < T; t++) {
+        const real *cs = rope_cs + (long)t * dh, *x = src + (long)t * lds;
+        real *y = dst + (long)t * ldd;
+        for (int m = 0; m < dh / 2; m++) {
+            real c = cs[2 * m], s = cs[2 * m + 1], x0 = x[2 * m], x1 = x[2 * m + 1];
+            y[2 * m] = c * x0 - s * x1;
+            y[2 * m + 1] = s * x0 + c * x1;
+        }
+    }
+}
+
+// The rotation is orthogonal: its backward applies the transpose, the rotation by -angle.
+void pe_rope_unrotate_add(real *dst, int ldd, const real *src, int lds, int T, int dh) {
+    for (int t = 0; t < T; t++) {
+        const real *cs = rope_cs + (long)t * dh, *y = src + (long)t * lds;
+        real *x = dst + (long)t * ldd;
+        for (int m = 0; m < dh / 2; m++) {
+            real c = cs[2 * m], s = cs[2 * m + 1], y0 = y[2 * m], y1 = y[2 * m + 1];
+            x[2 * m] += c * y0 + s * y1;
+            x[2 * m + 1] += -s * y0 + c * y1;
+        }
+    }
+}
+
+static void rope_qk_forward(const real **qa, const real **ka, AttnCache *cache, const real *q, const real *k,
+                            const AttnPE *pe, int B, int T, int C, int H) {
+    (void)pe;
+    int dh = C / H;
+#pragma omp parallel for schedule(static)
+    for (long bh = 0; bh < (long)B * H; bh++) {
+        long off = (bh / H) * T * C + (bh % H) * dh;
+        pe_rope_rotate(cache->qrot + off, C, q + off, C, T, dh);
+        pe_rope_rotate(cache->krot + off, C, k + off, C, T, dh);
+    }
+    *qa = cache->qrot;
+    *ka = cache->krot;
+}
+
+static void rope_qk_saved(const real **qa, const real **ka, const AttnCache *cache) {
+    *qa = cache->qrot;
+    *ka = cache->krot;
+}
+
+static void rope_qk_backward(PEHead *hd) {
+    pe_rope_unrotate_add(hd->dq_in, hd->C, hd->dq, hd->ldd, hd->T, hd->dh);
+    pe_rope_unrotate_add(hd->dk_in, hd->C, hd->dk, hd->ldd, hd->T, hd->dh);
+}
+
+const PEKernel pe_rope = {
+    .name = "rope",
+    .on = rope_on,
+    .check_length = rope_check_length,
+    .cache_size = rope_cache_size,
+    .cache_bind = rope_cache_bind,
+    .prepare = rope_prepare,
+    .qk_forward = rope_qk_forward,
+    .qk_saved = rope_qk_saved,
+    .qk_backward = rope_qk_backward,
+};
