@@ -1,0 +1,368 @@
+// Semantic tests of attention and its position encodings (float build, what ./train runs): CoPE with a
+// zero table is plain attention, gate patterns give the positions the paper describes, the relative
+// and RoPE conventions, masking, running past the training length, and thread-count independence.
+#include <omp.h>
+#include <stdint.h>
+
+#include "attention.h"
+#include "check.h"
+#include "pe/pe.h"
+
+// A layer's attention on random inputs with all its buffers.
+typedef struct {
+    int B, T, C, H;
+    AttnPE pe;
+    real *q, *k, *v, *gk, *G, *out, *E, *R, *mem;
+    real *dq, *dk, *dv, *dgk, *dE, *dR;
+    uint8_t *pad;
+    AttnCache cache;
+    real p_drop;
+} Layer;
+
+static real *rnd(long n, double scale, unsigned long long *st) {
+    real *x = malloc(sizeof(real) * (n > 0 ? n : 1));
+    for (long i = 0; i < n; i++) x[i] = (real)(scale * check_rand(st));
+    return x;
+}
+static real *zeros(long n) { return calloc(n > 0 ? n : 1, sizeof(real)); }
+
+// pe: the flags and sizes; tables, gate keys and gradients are allocated here.
+static void layer_init(Layer *L, int B, int T, int C, int H, AttnPE pe, int sep, int pad, unsigned long long seed) {
+    memset(L, 0, sizeof *L);
+    L->B = B, L->T = T, L->C = C, L->H = H, L->pe = pe;
+    unsigned long long st = seed;
+    long BTC = (long)B * T * C;
+    int dh = C / H;
+    L->q = rnd(BTC, 1.5, &st), L->k = rnd(BTC, 1.5, &st), L->v = rnd(BTC, 1, &st), L->G = rnd(BTC, 1, &st);
+    L->out = zeros(BTC), L->dq = zeros(BTC), L->dk = zeros(BTC), L->dv = zeros(BTC);
+    if (pe.cope) {
+        L->E = rnd((long)dh * pe.cope_npos, 1, &st), L->dE = zeros((long)dh * pe.cope_npos);
+        L->pe.cope_table = L->E, L->pe.cope_dtable = L->dE;
+        if (sep) {
+            L->gk = rnd(BTC, 1.5, &st), L->dgk = zeros(BTC);
+            L->pe.gate_keys = L->gk, L->pe.dgate_keys = L->dgk;
+        }
+    }
+    if (pe.rel) {
+        L->R = rnd((long)dh * pe.rel_npos, 1, &st), L->dR = zeros((long)dh * pe.rel_npos);
+        L->pe.rel_table = L->R, L->pe.rel_dtable = L->dR;
+    }
+    if (pad) {
+        L->pad = calloc((size_t)B * T, 1);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) L->pad[(long)b * T + t] = (t % 5 == 3) || t >= T - 1 - b;
+    }
+    L->mem = malloc(sizeof(real) * attention_cache_size(&L->pe, B, T, C, H));
+    attention_cache_bind(&L->cache, L->mem, &L->pe, B, T, C, H);
+}
+
+static void layer_free(Layer *L) {
+    free(L->q), free(L->k), free(L->v), free(L->gk), free(L->G), free(L->out), free(L->E), free(L->R), free(L->mem);
+    free(L->dq), free(L->dk), free(L->dv), free(L->dgk), free(L->dE), free(L->dR), free(L->pad);
+}
+
+static void layer_forward(Layer *L) {
+    attention_forward(L->out, &L->cache, L->q, L->k, L->v, L->pad, &L->pe, L->p_drop, 77, L->B, L->T, L->C, L->H);
+}
+static void layer_backward(Layer *L) {
+    attention_backward(L->dq, L->dk, L->dv, L->G, &L->cache, L->q, L->k, L->v, L->pad, &L->pe, L->p_drop, 77, L->B,
+                       L->T, L->C, L->H);
+}
+
+static double *to_double(const real *x, long n) {
+    double *d = malloc(sizeof(double) * (n > 0 ? n : 1));
+    for (long i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+static void close_f(const char *what, const real *got, const real *want, long n, double atol, double rtol) {
+    double *g = to_double(got, n), *w = to_double(want, n);
+    check_close(what, g, w, n, atol, rtol);
+    free(g), free(w);
+}
+static double max_abs(const real *x, long n) {
+    double m = 0;
+    for (long i = 0; i < n; i++) m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    return m;
+}
+static int all_finite(const real *x, long n) {
+    for (long i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+// With E = 0 the CoPE term is 0 and so is the gate path (it carries Z[u] - Z[f]): CoPE attention is
+// plain attention, while E itself gets a gradient (the reference's first-step test, §3.4).
+static void test_cope_zero_table_is_plain(void) {
+    Layer plain, cope;
+    layer_init(&plain, 2, 13, 16, 2, (AttnPE){0}, 0, 1, 1);
+    layer_init(&cope, 2, 13, 16, 2, (AttnPE){.cope = 1, .cope_npos = 14}, 0, 1, 1);
+    memset(cope.E, 0, sizeof(real) * 8 * 14);
+    layer_forward(&plain), layer_forward(&cope);
+    layer_backward(&plain), layer_backward(&cope);
+    long n = 2L * 13 * 16;
+    close_f("out", cope.out, plain.out, n, 1e-6, 1e-5);
+    close_f("dq", cope.dq, plain.dq, n, 1e-6, 1e-5);
+    close_f("dk", cope.dk, plain.dk, n, 1e-6, 1e-5);
+    close_f("dv", cope.dv, plain.dv, n, 1e-6, 1e-5);
+    double dE = max_abs(cope.dE, 8 * 14);
+    printf("     max |dE| = %.3g\n", dE);
+    CHECK(dE > 1e-3, "dE should be non-zero with E = 0, max |dE| = %g", dE);
+    layer_free(&plain), layer_free(&cope);
+}
+
+// Every gate 1 (q·k huge): p_ij = i - j + 1, token relative positions shifted by one.
+static void test_all_gates_open_count_tokens(void) {
+    enum { T = 11, C = 8 };
+    Layer L;
+    layer_init(&L, 1, T, C, 1, (AttnPE){.cope = 1, .cope_npos = T + 1}, 0, 0, 2);
+    for (long i = 0; i < T * C; i++) L.q[i] = L.k[i] = 10;  // s·q·k = 800/sqrt(8): σ = 1 in float
+    layer_forward(&L);
+    int bad = 0;
+    for (int i = 0; i < T; i++)
+        for (int j = 0; j <= i; j++)
+            if (L.cache.pos[i * T + j] != (real)(i - j + 1)) {
+                if (!bad) printf("     p[%d][%d] = %g, want %d\n", i, j, L.cache.pos[i * T + j], i - j + 1);
+                bad++;
+            }
+    CHECK(bad == 0, "%d positions differ from i-j+1", bad);
+    layer_free(&L);
+}
+
+// Paper Figure 1: gates 1 at the sentence ends '.' and 0 elsewhere count sentences. Keys carry
+// +A at '.' and -A elsewhere in channel 0, every query A: s·q·k = ±A²/2 = ±50, σ = 1 or ~2e-22.
+static void test_separator_counting_figure1(void) {
+    static const char *tokens[] = {"Alice", "was", "tired", ".", "She", "tried", "reading", ".", "A", "rabb", "-it", "came"};
+    enum { T = 12, C = 4 };
+    const real want[T] = {2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0};
+    Layer L;
+    layer_init(&L, 1, T, C, 1, (AttnPE){.cope = 1, .cope_npos = T + 1}, 0, 0, 3);
+    memset(L.q, 0, sizeof(real) * T * C), memset(L.k, 0, sizeof(real) * T * C);
+    for (int t = 0; t < T; t++) {
+        L.q[t * C] = 10;
+        L.k[t * C] = strcmp(tokens[t], ".") == 0 ? 10 : -10;
+    }
+    layer_forward(&L);
+    const real *p = L.cache.pos + (T - 1) * T;  // the query at "came"
+    printf("     positions from \"came\":");
+    for (int j = 0; j < T; j++) printf(" %s:%.0f", tokens[j], p[j]);
+    printf("\n");
+    double got[T], w[T];
+    for (int j = 0; j < T; j++) got[j] = p[j], w[j] = want[j];
+    check_close("separator positions", got, w, T, 1e-5, 0);
+    layer_free(&L);
+}
+
+// Masking: rows sum to 1, future and padded keys get exactly 0, a pad query attends to itself.
+static void test_masking(void) {
+    enum { B = 2, T = 12, C = 8, H = 2 };
+    Layer L;
+    layer_init(&L, B, T, C, H, (AttnPE){.cope = 1, .cope_npos = 5, .rel = 1, .rel_npos = T}, 0, 1, 4);
+    layer_forward(&L);
+    int bad = 0, pad_queries = 0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < T; i++) {
+                const real *a = L.cache.probs + (((long)b * H + h) * T + i) * T;
+                double sum = 0;
+                for (int j = 0; j < T; j++) {
+                    sum += a[j];
+                    int masked = j > i || (j != i && L.pad[b * T + j]);
+                    if (masked && a[j] != 0) bad++;
+                    if (!masked && !(a[j] > 0)) bad++;
+                }
+                if (fabs(sum - 1) > 1e-5) bad++;
+                if (L.pad[b * T + i]) pad_queries++;
+            }
+    CHECK(bad == 0, "%d probabilities break the mask or do not sum to 1", bad);
+    CHECK(pad_queries > 0, "the test needs pad queries");
+    layer_free(&L);
+}
+
+// Relative PE: logit term s·q_i·r_m with m = n-1-(i-j) (column n-1 is distance 0), and with the
+// capped table distances beyond n-1 use column 0. q = e_0, k = 0 and r_m = (0.3·m, 0, ...) make
+// the logits s·0.3·m(i,j), so each row of probabilities is known in closed form.
+static void test_relative_columns(void) {
+    enum { T = 9, C = 4, N = 5 };
+    for (int capped = 0; capped <= 1; capped++) {
+        int Tr = capped ? T : N;
+        Layer L;
+        layer_init(&L, 1, Tr, C, 1, (AttnPE){.rel = 1, .rel_npos = N, .rel_capped = capped}, 0, 0, 5);
+        memset(L.q, 0, sizeof(real) * Tr * C), memset(L.k, 0, sizeof(real) * Tr * C), memset(L.R, 0, sizeof(real) * C * N);
+        for (int t = 0; t < Tr; t++) L.q[t * C] = 1;
+        for (int m = 0; m < N; m++) L.R[m] = (real)(0.3 * m);
+        layer_forward(&L);
+        double got[T * T], want[T * T];
+        for (int i = 0; i < Tr; i++) {
+            double z = 0, e[T];
+            for (int j = 0; j <= i; j++) {
+                int m = N - 1 - (i - j);
+                if (m < 0) m = 0;
+                e[j] = exp(0.5 * 0.3 * m);
+                z += e[j];
+            }
+            for (int j = 0; j < Tr; j++) {
+                want[i * Tr + j] = j <= i ? e[j] / z : 0;
+                got[i * Tr + j] = L.cache.probs[i * Tr + j];
+            }
+        }
+        check_close(capped ? "capped rel probabilities (T > table)" : "rel probabilities", got, want, (long)Tr * Tr, 1e-6,
+                    1e-5);
+        layer_free(&L);
+    }
+}
+
+// RoPE: the cache holds q, k rotated by t·base^(-2m/dh) in pairs (2m, 2m+1), and q·k after rotation
+// depends on i - j only.
+static void test_rope_rotation(void) {
+    enum { T = 20, C = 8, H = 2, dh = 4 };
+    Layer L;
+    layer_init(&L, 1, T, C, H, (AttnPE){.rope = 1, .rope_base = 100.0}, 0, 0, 6);
+    for (int t = 0; t < T; t++)  // the same q and k at every position
+        for (int c = 0; c < C; c++) L.q[t * C + c] = L.q[c], L.k[t * C + c] = L.k[c];
+    layer_forward(&L);
+    double got[T * C], want[T * C];
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < H; h++)
+            for (int m = 0; m < dh / 2; m++) {
+                double a = t * pow(100.0, -2.0 * m / dh);
+                int c = t * C + h * dh + 2 * m;
+                double x0 = L.q[c], x1 = L.q[c + 1];
+                want[c] = x0 * cos(a) - x1 * sin(a), want[c + 1] = x0 * sin(a) + x1 * cos(a);
+                got[c] = L.cache.qrot[c], got[c + 1] = L.cache.qrot[c + 1];
+            }
+    check_close("rotated q", got, want, T * C, 1e-5, 1e-5);
+    int bad = 0;  // rot(i)q · rot(j)k == rot(i+d)q · rot(j+d)k
+    for (int i = 0; i + 5 < T; i++)
+        for (int j = 0; j <= i; j++) {
+            double d0 = 0, d1 = 0;
+            for (int c = 0; c < dh; c++) {
+                d0 += L.cache.qrot[i * C + c] * L.cache.krot[j * C + c];
+                d1 += L.cache.qrot[(i + 5) * C + c] * L.cache.krot[(j + 5) * C + c];
+            }
+            if (fabs(d0 - d1) > 1e-4) bad++;
+        }
+    CHECK(bad == 0, "%d rotated dot products depend on more than i - j", bad);
+    layer_free(&L);
+}
+
+// Trained at T = 8 (tables for 8 positions): CoPE, capped relative, RoPE and none run at T = 40 with
+// the same tables; uncapped relative refuses with a message.
+static void test_longer_than_training(void) {
+    enum { Ttrain = 8, T = 40 };
+    const AttnPE pes[] = {
+        {.cope = 1, .cope_npos = Ttrain + 1},
+        {.rel = 1, .rel_npos = Ttrain, .rel_capped = 1},
+        {.rope = 1, .rope_base = 10000},
+        {0},
+        {.cope = 1, .cope_npos = Ttrain + 1, .rel = 1, .rel_npos = Ttrain, .rel_capped = 1},
+    };
+    const char *names[] = {"cope", "rel capped", "rope", "none", "cope+rel capped"};
+    char err[256];
+    for (int x = 0; x < 5; x++) {
+        Layer L;
+        CHECK(attention_check_length(&pes[x], T, err, sizeof err) == 0, "%s refused T=%d: %s", names[x], T, err);
+        layer_init(&L, 2, T, 8, 2, pes[x], 0, 0, 7);
+        layer_forward(&L);
+        layer_backward(&L);
+        long n = 2L * T * 8;
+        CHECK(all_finite(L.out, n) && all_finite(L.dq, n) && all_finite(L.dk, n), "%s: non-finite at T=%d", names[x], T);
+        printf("     %-16s runs at T=%d with tables for %d\n", names[x], T, Ttrain);
+        layer_free(&L);
+    }
+    AttnPE rel = {.rel = 1, .rel_npos = Ttrain};
+    CHECK(attention_check_length(&rel, Ttrain, err, sizeof err) == 0, "uncapped rel refused its own length: %s", err);
+    err[0] = 0;
+    int rc = attention_check_length(&rel, T, err, sizeof err);
+    printf("     uncapped rel at T=%d: \"%s\"\n", T, err);
+    CHECK(rc == -1 && strstr(err, "40") && strlen(err) > 20, "uncapped rel must refuse T=%d with a message", T);
+}
+
+// 1 and 2 threads (and an odd number of heads in all) give bit-identical outputs and gradients.
+static void run_threads(const char *name, AttnPE pe, int sep, real p_drop) {
+    Layer L[2];
+    for (int x = 0; x < 2; x++) {
+        layer_init(&L[x], 3, 37, 12, 3, pe, sep, 1, 8);
+        L[x].p_drop = p_drop;
+        omp_set_num_threads(x + 1);
+        layer_forward(&L[x]);
+        layer_backward(&L[x]);
+    }
+    omp_set_num_threads(2);
+    long n = 3L * 37 * 12, dh = 4;
+    int same = memcmp(L[0].out, L[1].out, sizeof(real) * n) == 0 && memcmp(L[0].dq, L[1].dq, sizeof(real) * n) == 0 &&
+               memcmp(L[0].dk, L[1].dk, sizeof(real) * n) == 0 && memcmp(L[0].dv, L[1].dv, sizeof(real) * n) == 0;
+    if (pe.cope) same = same && memcmp(L[0].dE, L[1].dE, sizeof(real) * dh * pe.cope_npos) == 0;
+    if (pe.rel) same = same && memcmp(L[0].dR, L[1].dR, sizeof(real) * dh * pe.rel_npos) == 0;
+    if (sep) same = same && memcmp(L[0].dgk, L[1].dgk, sizeof(real) * n) == 0;
+    printf("     %-28s 1 vs 2 threads: %s\n", name, same ? "bit-identical" : "DIFFERENT");
+    CHECK(same, "%s: results depend on the thread count", name);
+    layer_free(&L[0]), layer_free(&L[1]);
+}
+static void test_threads_bit_identical(void) {
+    run_threads("none + dropout", (AttnPE){0}, 0, 0.1f);
+    run_threads("cope+rel, sep keys, dropout",
+                (AttnPE){.cope = 1, .cope_npos = 9, .rel = 1, .rel_npos = 20, .rel_capped = 1}, 1, 0.1f);
+    run_threads("cope+rope unrotated gates",
+                (AttnPE){.cope = 1, .cope_npos = 38, .rope = 1, .rope_base = 10000, .cope_gates_unrotated = 1}, 0, 0);
+}
+
+// The block height changes only the grouping of the products: results agree to float rounding.
+static void test_block_rows_agree(void) {
+    AttnPE pe = {.cope = 1, .cope_npos = 12, .rel = 1, .rel_npos = 50};
+    Layer L[2];
+    for (int x = 0; x < 2; x++) {
+        attention_set_block_rows(x ? 5 : 0);
+        layer_init(&L[x], 2, 50, 8, 2, pe, 0, 1, 9);
+        layer_forward(&L[x]);
+        layer_backward(&L[x]);
+    }
+    attention_set_block_rows(0);
+    long n = 2L * 50 * 8;
+    close_f("out, blocks of 5 vs 64", L[1].out, L[0].out, n, 1e-5, 1e-4);
+    close_f("dq, blocks of 5 vs 64", L[1].dq, L[0].dq, n, 1e-5, 1e-4);
+    close_f("dk, blocks of 5 vs 64", L[1].dk, L[0].dk, n, 1e-5, 1e-4);
+    close_f("dE, blocks of 5 vs 64", L[1].dE, L[0].dE, 4 * 12, 1e-5, 1e-4);
+    layer_free(&L[0]), layer_free(&L[1]);
+}
+
+// The vectorised exp of the float build against libm, and exactly 0 for masked (-inf) logits.
+static void test_fast_exp(void) {
+    double worst = 0, at = 0;
+    for (double x = -87; x <= 88; x += 0.001) {
+        double want = exp((double)(float)x), got = pe_exp((real)x);
+        double rel = fabs(got - want) / want;
+        if (rel > worst) worst = rel, at = x;
+    }
+    printf("     pe_exp: worst relative error %.2e at x = %.3f\n", worst, at);
+    CHECK(worst < 3e-7, "pe_exp relative error %.2e", worst);
+    CHECK(pe_exp(-INFINITY) == 0 && pe_exp(-100) == 0, "pe_exp must be 0 far below");
+}
+
+static void test_sinusoidal_table(void) {
+    enum { T = 6, C = 10 };
+    real t[T * C];
+    pe_sinusoidal_table(t, T, C);
+    double got[T * C], want[T * C];
+    for (int p = 0; p < T; p++)
+        for (int i = 0; i < C / 2; i++) {
+            double a = p / pow(10000.0, 2.0 * i / C);
+            want[p * C + 2 * i] = sin(a), want[p * C + 2 * i + 1] = cos(a);
+            got[p * C + 2 * i] = t[p * C + 2 * i], got[p * C + 2 * i + 1] = t[p * C + 2 * i + 1];
+        }
+    check_close("sinusoidal table", got, want, T * C, 1e-6, 0);
+}
+
+int main(void) {
+    RUN(test_cope_zero_table_is_plain);
+    RUN(test_all_gates_open_count_tokens);
+    RUN(test_separator_counting_figure1);
+    RUN(test_masking);
+    RUN(test_relative_columns);
+    RUN(test_rope_rotation);
+    RUN(test_longer_than_training);
+    RUN(test_threads_bit_identical);
+    RUN(test_block_rows_agree);
+    RUN(test_fast_exp);
+    RUN(test_sinusoidal_table);
+    return check_summary("test_attention");
+}
