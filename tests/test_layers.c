@@ -1,0 +1,364 @@
+// Float-build tests of the layers: OpenBLAS matmul against the plain-loop reference, dropout's
+// statistics and determinism, GELU's float accuracy, and bit-identical results at 1, 2 and 3
+// threads for the layers whose reductions are meant to be scheduling-independent.
+#include <omp.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "layers.h"
+#include "matmul.h"
+#include "rng.h"
+
+static unsigned long long seed = 0x9e3779b9ULL;
+static int default_threads;  // restored after each test that changes the thread count
+
+static float *alloc_fill(long n, double scale) {
+    float *x = malloc(sizeof(float) * n);
+    for (long i = 0; i < n; i++) x[i] = (float)(scale * check_rand(&seed));
+    return x;
+}
+
+// Bit-for-bit equality; prints the first difference and where.
+static int check_bits(const char *what, const float *got, const float *want, long n) {
+    long first = -1;
+    for (long i = 0; i < n && first < 0; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0) first = i;
+    if (first < 0) printf("     %-48s bit-identical (%ld values)\n", what, n);
+    CHECK(first < 0, "%s: first difference at [%ld]: got %.9g, want %.9g", what, first,
+          first < 0 ? 0.0 : (double)got[first], first < 0 ? 0.0 : (double)want[first]);
+    return first < 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// matmul (OpenBLAS) against matmul_naive (double accumulation).
+//
+// Tolerance: a float dot product of length K carries a rounding error of about sqrt(K) * u * S
+// for random data (worst case K * u * S), u = 2^-24 ~ 6e-8 and S = |alpha| sum_k |a_k b_k| + |beta c|
+// the magnitude of what is summed. We allow 4 sqrt(K) u S per element: 1e-6..1e-5 relative to S
+// here, while a wrong transpose, leading dimension, alpha or beta misses by O(S).
+
+static void matmul_case(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta) {
+    // Stored shapes: A is (M,K) or (K,M), B is (K,N) or (N,K); each row padded by `pad` values
+    // so the leading dimensions exceed the widths (sub-blocks of a larger matrix).
+    int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    int lda = ac + pad, ldb = bc + pad, ldc = N + pad;
+    float *A = alloc_fill((long)ar * lda, 1.0), *B = alloc_fill((long)br * ldb, 1.0);
+    float *C0 = alloc_fill((long)M * ldc, 1.0);
+    if (beta == 0)  // beta 0 must not read C: NaN there must not leak into the result
+        for (long i = 0; i < (long)M * ldc; i++) C0[i] = NAN;
+    float *Cb = malloc(sizeof(float) * M * ldc), *Cn = malloc(sizeof(float) * M * ldc);
+    memcpy(Cb, C0, sizeof(float) * M * ldc);
+    memcpy(Cn, C0, sizeof(float) * M * ldc);
+    matmul(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cb, ldc);
+    matmul_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cn, ldc);
+
+    const double u = 0x1.0p-24;
+    long worst = -1, pad_touched = 0;
+    double worst_ratio = 0, worst_err = 0;
+    for (int m = 0; m < M; m++) {
+        for (int n = 0; n < ldc; n++) {
+            long i = (long)m * ldc + n;
+            if (n >= N) {  // padding of C must be left alone
+                pad_touched += memcmp(&Cb[i], &C0[i], sizeof(float)) != 0;
+                continue;
+            }
+            double S = beta == 0 ? 0.0 : fabs((double)beta * C0[i]);
+            for (int k = 0; k < K; k++) {
+                float a = ta ? A[(long)k * lda + m] : A[(long)m * lda + k];
+                float b = tb ? B[(long)n * ldb + k] : B[(long)k * ldb + n];
+                S += fabs((double)alpha * a * b);
+            }
+            double err = fabs((double)Cb[i] - Cn[i]), ratio = err / (4 * sqrt(K) * u * S + 1e-30);
+            if (!(ratio <= worst_ratio) || worst < 0) worst_ratio = ratio, worst_err = err, worst = i;
+        }
+    }
+    printf("     matmul ta=%d tb=%d M=%-3d N=%-3d K=%-3d pad=%d alpha=%+.2f beta=%+.2f: worst |err| %.2e at "
+           "[%ld,%ld], %.3f of tolerance\n",
+           ta, tb, M, N, K, pad, alpha, beta, worst_err, worst / ldc, worst % ldc, worst_ratio);
+    CHECK(worst_ratio <= 1.0, "matmul ta=%d tb=%d M=%d N=%d K=%d: worst error %.3e at [%ld,%ld] exceeds 4 sqrt(K) u S",
+          ta, tb, M, N, K, worst_err, worst / ldc, worst % ldc);
+    CHECK(pad_touched == 0, "matmul wrote %ld values of C's padding (columns >= N)", pad_touched);
+    free(A), free(B), free(C0), free(Cb), free(Cn);
+}
+
+static void test_matmul_vs_naive(void) {
+    for (int ta = 0; ta < 2; ta++) {
+        for (int tb = 0; tb < 2; tb++) {
+            matmul_case(ta, tb, 37, 23, 51, 0, 1.0f, 0.0f);
+            matmul_case(ta, tb, 37, 23, 51, 5, 0.7f, -0.4f);
+            matmul_case(ta, tb, 5, 130, 300, 3, -1.3f, 1.0f);  // long K, several OpenBLAS blocks
+            matmul_case(ta, tb, 129, 1, 17, 2, 1.0f, 0.0f);     // a matrix-vector shape
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dropout
+
+static void test_dropout_statistics(void) {
+    const long n = 1000000;
+    const float p = 0.3f;
+    uint64_t key = rng_key(42, 3, 1, 0);
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+    for (long i = 0; i < n; i++) x[i] = 1.0f;
+    dropout_forward(y, x, p, key, n);
+    long kept = 0, bad = 0;
+    float scale = (float)(1.0 / (1.0 - (double)p));
+    for (long i = 0; i < n; i++) {
+        kept += y[i] != 0;
+        bad += y[i] != 0 && y[i] != scale;
+        bad += (y[i] != 0) != dropout_keep(p, key, i);
+    }
+    // Kept count ~ Binomial(n, 1-p): 6 standard deviations (sd = sqrt(n p (1-p)) ~ 458) is a false
+    // alarm once in ~1e9 runs, and still catches a mask drawn with p and 1-p swapped.
+    double expect = n * (1.0 - p), sd = sqrt(n * p * (1.0 - p));
+    printf("     kept %ld of %ld at p = %.1f (expected %.0f, sd %.0f, %.2f sd off)\n", kept, n, (double)p, expect, sd,
+           fabs(kept - expect) / sd);
+    CHECK(fabs(kept - expect) <= 6 * sd, "kept %ld, expected %.0f +- %.0f", kept, expect, 6 * sd);
+    CHECK(bad == 0, "%ld values are neither 0 nor 1/(1-p) or disagree with dropout_keep", bad);
+    free(x), free(y);
+}
+
+static void test_dropout_determinism(void) {
+    const long n = 100003;
+    const float p = 0.25f;
+    uint64_t key = rng_key(1, 2, 3, 4), other = rng_key(1, 2, 3, 5);
+    float *x = alloc_fill(n, 1.0), *y1 = malloc(sizeof(float) * n), *y2 = malloc(sizeof(float) * n);
+    dropout_forward(y1, x, p, key, n);
+    dropout_forward(y2, x, p, key, n);
+    check_bits("same key => same output", y1, y2, n);
+
+    // Another key: about 2 p (1-p) = 37.5% of the positions change their keep decision.
+    dropout_forward(y2, x, p, other, n);
+    long differ = 0;
+    for (long i = 0; i < n; i++) differ += (y1[i] != 0) != (y2[i] != 0);
+    printf("     another key changes %.4f of the mask (expected %.4f)\n", (double)differ / n, 2.0 * p * (1 - p));
+    CHECK(fabs((double)differ / n - 2.0 * p * (1 - p)) < 0.01, "another key changed %ld of %ld mask bits", differ, n);
+
+    // The thread count does not change the mask.
+    omp_set_num_threads(1);
+    dropout_forward(y2, x, p, key, n);
+    omp_set_num_threads(3);
+    dropout_forward(y1, x, p, key, n);
+    omp_set_num_threads(default_threads);
+    check_bits("dropout forward, 1 vs 3 threads", y1, y2, n);
+
+    // The backward recomputes the same mask: with dout = 1 it is the forward of ones.
+    float *ones = malloc(sizeof(float) * n), *fw = malloc(sizeof(float) * n), *dx = calloc(n, sizeof(float));
+    for (long i = 0; i < n; i++) ones[i] = 1.0f;
+    dropout_forward(fw, ones, p, key, n);
+    dropout_backward(dx, ones, p, key, n);
+    check_bits("backward mask = forward mask", dx, fw, n);
+
+    // In place: forward with out == inp, backward with dinp == dout (overwrites, see layers.c).
+    memcpy(y2, x, sizeof(float) * n);
+    dropout_forward(y2, y2, p, key, n);
+    dropout_forward(y1, x, p, key, n);
+    check_bits("forward in place", y2, y1, n);
+    memcpy(y2, x, sizeof(float) * n);
+    dropout_backward(y2, y2, p, key, n);
+    check_bits("backward in place (dinp == dout) overwrites", y2, y1, n);
+
+    // p = 0 is the identity (forward copies, backward adds dout).
+    dropout_forward(y1, x, 0.0f, key, n);
+    check_bits("p = 0 forward copies", y1, x, n);
+    memset(dx, 0, sizeof(float) * n);
+    dropout_backward(dx, x, 0.0f, key, n);
+    check_bits("p = 0 backward adds dout", dx, x, n);
+    free(x), free(y1), free(y2), free(ones), free(fw), free(dx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU in float against the double formula at the same (float) x. Both use erfc, so negative x
+// keep their relative precision. The float evaluation of x/sqrt 2 is rounded (relative u), and
+// Phi(x) has relative condition number ~ x^2 for x << 0, so we compare errors divided by (1 + x^2)
+// at 12 u relative. The float build's erfc (layers.c) is a fit good to 1.2e-7 (2 u) evaluated in
+// float: on 2M points of [-10, 10] its worst was 6.6 u, and 12 u leaves room for a compiler that
+// contracts differently. erf in place of erfc would lose all digits below x ~ -4, and a wrong
+// coefficient or constant misses by far more.
+
+static void test_gelu_float_accuracy(void) {
+    const long n = 200001;
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n), *dy = malloc(sizeof(float) * n);
+    float *ones = malloc(sizeof(float) * n);
+    double *got = malloc(sizeof(double) * n), *want = malloc(sizeof(double) * n);
+    double *dgot = malloc(sizeof(double) * n), *dwant = malloc(sizeof(double) * n);
+    for (long i = 0; i < n; i++) x[i] = (float)(-10.0 + 20.0 * i / (n - 1)), ones[i] = 1.0f, dy[i] = 0.0f;
+    gelu_forward(y, x, n);
+    gelu_backward(dy, ones, x, n);
+    for (long i = 0; i < n; i++) {
+        double v = x[i];
+        want[i] = 0.5 * v * erfc(-v / sqrt(2.0));
+        got[i] = want[i] + (y[i] - want[i]) / (1.0 + v * v), dgot[i] = dy[i];
+        dwant[i] = 0.5 * erfc(-v / sqrt(2.0)) + v * exp(-0.5 * v * v) / sqrt(2.0 * 3.14159265358979323846);
+    }
+    check_close("gelu forward (float), error / (1 + x^2)", got, want, n, 1e-38, 12 * 0x1.0p-24);
+    // The derivative crosses zero near x = -0.75 where its terms cancel: an absolute term of a few
+    // ulps of its largest terms (about 0.5) covers that.
+    check_close("gelu backward (float) vs double", dgot, dwant, n, 4 * 0x1.0p-24, 12 * 0x1.0p-24);
+    free(x), free(y), free(dy), free(ones), free(got), free(want), free(dgot), free(dwant);
+}
+
+// Cross-entropy in float (its softmax uses the float build's own exp) against double formulas on
+// the same float logits. probs: exp(x - max) has relative condition number |x - max|, and x - max
+// is rounded in float, so we divide the error by (1 + |x - max|) and allow 8 u relative. Losses are
+// formed in double from a sum of floats: 8 u relative, plus 8 u of a loss of 10 absolute.
+static void test_crossentropy_float_accuracy(void) {
+    const int N = 64, V = 97;
+    float *logits = alloc_fill((long)N * V, 8.0), *probs = malloc(sizeof(float) * N * V), *losses = malloc(sizeof(float) * N);
+    logits[5] = 80.0f, logits[V + 7] = -100.0f;  // a dominant logit; exp(-100 - max) underflows
+    int *targets = malloc(sizeof(int) * N);
+    for (int n = 0; n < N; n++) targets[n] = (n * 5 + 1) % V;
+    targets[0] = 6;  // row 0's target far below its dominant logit: loss ~ 80
+    crossentropy_forward(losses, probs, logits, targets, NULL, N, V);
+    double *gp = malloc(sizeof(double) * N * V), *wp = malloc(sizeof(double) * N * V), gl[64], wl[64];
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (long)n * V;
+        double mx = x[0], s = 0;
+        for (int v = 1; v < V; v++) mx = fmax(mx, x[v]);
+        for (int v = 0; v < V; v++) s += exp(x[v] - mx);
+        for (int v = 0; v < V; v++) {
+            long i = (long)n * V + v;
+            wp[i] = exp(x[v] - mx) / s;
+            gp[i] = wp[i] + (probs[i] - wp[i]) / (1.0 + fabs(x[v] - mx));
+        }
+        wl[n] = log(s) - (x[targets[n]] - mx), gl[n] = losses[n];
+    }
+    check_close("crossentropy probs (float), error / (1 + |x - max|)", gp, wp, (long)N * V, 1e-37, 8 * 0x1.0p-24);
+    check_close("crossentropy losses (float) vs double", gl, wl, N, 8 * 0x1.0p-24 * 10, 8 * 0x1.0p-24);
+    free(logits), free(probs), free(losses), free(targets), free(gp), free(wp);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bit-identical results at 1, 2 and 3 threads. Sizes are well above the layers' single-thread
+// cut-off, so the loops really are split between threads.
+
+static void at_threads(int threads) { omp_set_num_threads(threads); }
+
+static void test_threads_layernorm(void) {
+    const int N = 300, C = 96;
+    float *x = alloc_fill((long)N * C, 2.0), *w = alloc_fill(C, 1.0), *b = alloc_fill(C, 1.0);
+    float *dout = alloc_fill((long)N * C, 1.0);
+    float *out[3], *mean[3], *rstd[3], *dx[3], *dw[3], *db[3];
+    for (int k = 0; k < 3; k++) {
+        out[k] = malloc(sizeof(float) * N * C), mean[k] = malloc(sizeof(float) * N), rstd[k] = malloc(sizeof(float) * N);
+        dx[k] = calloc((size_t)N * C, sizeof(float)), dw[k] = calloc(C, sizeof(float)), db[k] = calloc(C, sizeof(float));
+        at_threads(k + 1);
+        layernorm_forward(out[k], mean[k], rstd[k], x, w, b, N, C);
+        layernorm_backward(dx[k], dw[k], db[k], dout, x, w, mean[k], rstd[k], N, C);
+    }
+    at_threads(default_threads);
+    for (int k = 1; k < 3; k++) {
+        printf("     1 vs %d threads:\n", k + 1);
+        check_bits("layernorm out", out[k], out[0], (long)N * C);
+        check_bits("layernorm mean", mean[k], mean[0], N);
+        check_bits("layernorm rstd", rstd[k], rstd[0], N);
+        check_bits("layernorm dinp", dx[k], dx[0], (long)N * C);
+        check_bits("layernorm dweight", dw[k], dw[0], C);
+        check_bits("layernorm dbias", db[k], db[0], C);
+    }
+    // The weight-gradient sums themselves (300 rows: ten row chunks, the last one partial) against
+    // double sums of the same float terms. ~300 terms of O(1): 1e-5 absolute is ~10x the
+    // rounding of a float sum, and 100x below one missing or doubled row.
+    double *got = malloc(sizeof(double) * 2 * C), *want = calloc(2 * (size_t)C, sizeof(double));
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            float xhat = (x[(long)n * C + c] - mean[0][n]) * rstd[0][n];
+            want[c] += (double)dout[(long)n * C + c] * xhat;
+            want[C + c] += dout[(long)n * C + c];
+        }
+    for (int c = 0; c < C; c++) got[c] = dw[0][c], got[C + c] = db[0][c];
+    check_close("layernorm dweight, dbias vs double sums", got, want, 2 * C, 1e-5, 1e-6);
+    free(got), free(want);
+    for (int k = 0; k < 3; k++) free(out[k]), free(mean[k]), free(rstd[k]), free(dx[k]), free(dw[k]), free(db[k]);
+    free(x), free(w), free(b), free(dout);
+}
+
+static void test_threads_crossentropy(void) {
+    const int N = 500, V = 67;
+    float *logits = alloc_fill((long)N * V, 4.0);
+    int *targets = malloc(sizeof(int) * N);
+    uint8_t *mask = malloc(N);
+    for (int n = 0; n < N; n++) targets[n] = (n * 7) % V, mask[n] = n % 3 != 0;
+    float *losses[3], *probs[3], *dl[3];
+    for (int k = 0; k < 3; k++) {
+        losses[k] = malloc(sizeof(float) * N), probs[k] = malloc(sizeof(float) * N * V);
+        dl[k] = calloc((size_t)N * V, sizeof(float));
+        at_threads(k + 1);
+        crossentropy_forward(losses[k], probs[k], logits, targets, mask, N, V);
+        crossentropy_backward(dl[k], probs[k], targets, mask, 1.0f / N, N, V);
+    }
+    at_threads(default_threads);
+    for (int k = 1; k < 3; k++) {
+        printf("     1 vs %d threads:\n", k + 1);
+        check_bits("crossentropy losses", losses[k], losses[0], N);
+        check_bits("crossentropy probs", probs[k], probs[0], (long)N * V);
+        check_bits("crossentropy dlogits", dl[k], dl[0], (long)N * V);
+    }
+    // Masked-out rows: loss 0 and no gradient.
+    int ok = 1;
+    for (int n = 0; n < N; n++)
+        for (int v = 0; v < V && !mask[n]; v++) ok &= losses[0][n] == 0 && dl[0][(long)n * V + v] == 0;
+    CHECK(ok, "a masked-out row got a loss or a gradient");
+    for (int k = 0; k < 3; k++) free(losses[k]), free(probs[k]), free(dl[k]);
+    free(logits), free(targets), free(mask);
+}
+
+static void test_threads_embedding_and_bias(void) {
+    const int N = 16, T = 40, C = 72, V = 13, OC = 72;  // C not a multiple of the column block
+    float *wte = alloc_fill((long)V * C, 1.0), *wpe = alloc_fill((long)T * C, 1.0);
+    float *dout = alloc_fill((long)N * T * C, 1.0);
+    int *tokens = malloc(sizeof(int) * N * T);
+    for (int i = 0; i < N * T; i++) tokens[i] = (i * i + 3) % V;  // heavily repeated tokens
+    float *out[3], *dwte[3], *dwpe[3], *dbias[3];
+    for (int k = 0; k < 3; k++) {
+        out[k] = malloc(sizeof(float) * N * T * C);
+        dwte[k] = calloc((size_t)V * C, sizeof(float)), dwpe[k] = calloc((size_t)T * C, sizeof(float));
+        dbias[k] = calloc(OC, sizeof(float));
+        at_threads(k + 1);
+        embedding_forward(out[k], tokens, wte, wpe, N, T, C);
+        embedding_backward(dwte[k], dwpe[k], dout, tokens, N, T, C);
+        linear_backward(NULL, NULL, dbias[k], dout, NULL, NULL, N * T, C, OC);  // the bias column sum alone
+    }
+    at_threads(default_threads);
+    for (int k = 1; k < 3; k++) {
+        printf("     1 vs %d threads:\n", k + 1);
+        check_bits("embedding out", out[k], out[0], (long)N * T * C);
+        check_bits("embedding dwte", dwte[k], dwte[0], (long)V * C);
+        check_bits("embedding dwpe", dwpe[k], dwpe[0], (long)T * C);
+        check_bits("linear dbias", dbias[k], dbias[0], OC);
+    }
+    // And the sums themselves, against double references.
+    double *got = malloc(sizeof(double) * V * C), *want = calloc((size_t)V * C, sizeof(double));
+    for (int r = 0; r < N * T; r++)
+        for (int c = 0; c < C; c++) want[(long)tokens[r] * C + c] += dout[(long)r * C + c];
+    for (long i = 0; i < (long)V * C; i++) got[i] = dwte[0][i];
+    // ~50 float additions of O(1) values per entry: sqrt(50) * u * 50 ~ 2e-5 absolute is generous.
+    check_close("embedding dwte vs double sum", got, want, (long)V * C, 2e-5, 0);
+    // dwpe (16 terms each) and dbias (640 rows: 20 row chunks), summed in double inside.
+    double *gp = malloc(sizeof(double) * T * C), *wp = calloc((size_t)T * C, sizeof(double));
+    double *gb = malloc(sizeof(double) * OC), *wb = calloc(OC, sizeof(double));
+    for (int r = 0; r < N * T; r++)
+        for (int c = 0; c < C; c++) wp[(long)(r % T) * C + c] += dout[(long)r * C + c], wb[c] += dout[(long)r * C + c];
+    for (long i = 0; i < (long)T * C; i++) gp[i] = dwpe[0][i];
+    for (int c = 0; c < OC; c++) gb[c] = dbias[0][c];
+    check_close("embedding dwpe vs double sum", gp, wp, (long)T * C, 1e-6, 1e-6);
+    check_close("linear dbias vs double sum", gb, wb, OC, 1e-6, 1e-6);
+    free(got), free(want), free(gp), free(wp), free(gb), free(wb);
+    for (int k = 0; k < 3; k++) free(out[k]), free(dwte[k]), free(dwpe[k]), free(dbias[k]);
+    free(wte), free(wpe), free(dout), free(tokens);
+}
+
+int main(void) {
+    default_threads = omp_get_max_threads();
+    printf("layers float tests (real = %s, %d threads by default)\n", REAL_NAME, default_threads);
+    RUN(test_matmul_vs_naive);
+    RUN(test_dropout_statistics);
+    RUN(test_dropout_determinism);
+    RUN(test_gelu_float_accuracy);
+    RUN(test_crossentropy_float_accuracy);
+    RUN(test_threads_layernorm);
+    RUN(test_threads_crossentropy);
+    RUN(test_threads_embedding_and_bias);
+    return check_summary("layers");
+}
