@@ -43,7 +43,8 @@ void gelu_backward(real *dinp, const real *dout, const real *inp, long n);
 // Inverted dropout with a counter-based mask: element i is kept iff
 // rng_counter_uniform(key, i) >= p, and scaled by 1/(1-p). The mask is a pure function of
 // (key, i), so the backward recomputes it and the bits do not depend on the thread count.
-// p == 0 copies. out may alias inp; dinp may alias dout only if the caller wants = (it accumulates).
+// p == 0 copies. out may alias inp. dinp == dout is allowed and then overwrites (dinp = mask·dout);
+// with distinct buffers the backward accumulates as every backward does.
 void dropout_forward(real *out, const real *inp, real p, uint64_t key, long n);
 void dropout_backward(real *dinp, const real *dout, real p, uint64_t key, long n);
 // 1 when element i of stream key is kept (shared with attention-probability dropout).

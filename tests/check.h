@@ -57,7 +57,7 @@ static inline int check_close(const char *what, const double *got, const double 
     double worst_ratio = 0.0, worst_abs = 0.0;
     for (long i = 0; i < n; i++) {
         double err = fabs(got[i] - want[i]);
-        double ratio = err / (atol + rtol * fabs(want[i]));
+        double ratio = err == 0 ? 0.0 : err / (atol + rtol * fabs(want[i]));  // atol = rtol = 0: exact
         if (!(ratio <= worst_ratio) || worst < 0) {  // NaN counts as worst
             worst_ratio = ratio;
             worst_abs = err;
