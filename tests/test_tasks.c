@@ -679,6 +679,195 @@ static void test_selcopy(void) {
     expect_refused(&c, 287, "block_size", "288");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Language modelling
+
+// Deterministic text: lines of pseudo-random words from a small Zipf-ish word list.
+static char *make_text(long bytes, unsigned long long seed) {
+    static const char *words[] = {"the", "of", "and", "copy", "position", "count", "zebra", "a", "context", "token"};
+    char *t = malloc((size_t)bytes + 64);
+    long n = 0;
+    while (n < bytes) {
+        int w = (int)((check_rand(&seed) + 1) * (check_rand(&seed) + 1) * 2.5);  // skewed towards 0
+        if (w > 9) w = 9;
+        n += sprintf(t + n, "%s", words[w]);
+        t[n++] = check_rand(&seed) > 0.7 ? '\n' : ' ';
+    }
+    t[n] = 0;
+    return t;
+}
+
+static void test_lm_bytes(void) {
+    char dir[200], path[400];
+    path_in(dir, sizeof dir, "lm");
+    snprintf(path, sizeof path, "mkdir -p %s", dir);
+    CHECK(system(path) == 0, "mkdir");
+    char *tr = make_text(20000, 1), *va = make_text(3000, 2), *te = make_text(2000, 3);
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    write_text(path, tr);
+    snprintf(path, sizeof path, "%s/valid.txt", dir);
+    write_text(path, va);
+    snprintf(path, sizeof path, "%s/test.txt", dir);
+    write_text(path, te);
+    TaskConfig c = cfg_for("lm");
+    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
+    Task *t = make(&c, 64, 5);
+    if (!t) return;
+    CHECK(task_is_language_model(t) == 1 && task_vocab_size(t) == 256 && task_max_length(t) == 64, "lm basics");
+    CHECK(strcmp(task_token_str(t, 'a'), "a") == 0 && strcmp(task_token_str(t, '\n'), "\\x0a") == 0, "byte names");
+    CHECK(task_bytes_per_token(t, "valid") == 1.0, "bytes per token");
+    Batch b;
+    batch_alloc(&b, 16, 200);
+    // Random windows: each row is a substring of the training text; offsets cover the text.
+    long trlen = (long)strlen(tr), lo = trlen, hi = 0, bad = 0;
+    for (int k = 0; k < 40; k++) {
+        task_next_train(t, &b, 16);
+        CHECK(b.T == 64, "T %d", b.T);
+        for (int r = 0; r < 16; r++) {
+            char row[66];
+            for (int i = 0; i < 64; i++) row[i] = (char)b.tokens[r * 64 + i];
+            row[64] = (char)b.targets[r * 64 + 63];
+            long off = -1;
+            for (long o = 0; o + 65 <= trlen && off < 0; o++)
+                if (memcmp(tr + o, row, 65) == 0) off = o;
+            if (off < 0) bad++;
+            if (off >= 0 && off < lo) lo = off;
+            if (off > hi) hi = off;
+            for (int i = 0; i < 64; i++) bad += !b.loss_mask[r * 64 + i] || !b.metric_mask[r * 64 + i] || b.key_pad[r * 64 + i];
+            for (int i = 0; i + 1 < 64; i++) bad += b.targets[r * 64 + i] != b.tokens[r * 64 + i + 1];
+        }
+    }
+    CHECK(bad == 0, "%ld bad training positions (rows must be windows of the text)", bad);
+    CHECK(lo < 500 && hi > trlen - 65 - 500, "random offsets span [%ld, %ld] of %ld", lo, hi, trlen - 65);
+    // Evaluation: non-overlapping windows predicting every token but the first exactly once.
+    long valen = (long)strlen(va), size = task_split_size(t, "valid");
+    CHECK(size == (valen - 1 + 63) / 64, "valid windows %ld", size);
+    long at = 1, pads = 0;
+    bad = 0;
+    for (long first = 0; first < size; first += 5) {
+        task_eval_batch(t, "valid", first, &b, 5);
+        for (int r = 0; r < b.B; r++) {
+            bad += b.tokens[r * b.T] != (unsigned char)va[(first + r) * 64];
+            for (int i = 0; i < b.T; i++) {
+                size_t o = (size_t)r * b.T + i;
+                if (b.key_pad[o]) {
+                    pads++;
+                    bad += b.loss_mask[o];
+                    continue;
+                }
+                bad += at >= valen || b.targets[o] != (unsigned char)va[at] || !b.loss_mask[o];
+                at++;
+            }
+        }
+    }
+    CHECK(bad == 0 && at == valen, "eval windows: %ld mismatches, %ld of %ld tokens predicted", bad, at - 1, valen - 1);
+    CHECK(pads == size * 64 - (valen - 1), "%ld padding positions", pads);
+    printf("     valid: %ld bytes in %ld windows of 64, the last padded by %ld\n", valen, size, pads);
+    task_free(t);
+
+    // Resume: random and sequential cursors; sequential windows have stride block_size.
+    check_resume(&c, 64, 16, 64, 3, 4);
+    snprintf(c.sampling, sizeof c.sampling, "sequential");
+    check_resume(&c, 64, 16, 64, 25, 4);  // crosses the wrap at 20000 / 64 windows
+    t = make(&c, 64, 5);
+    task_next_train(t, &b, 16);
+    bad = 0;
+    for (int r = 0; r < 16; r++)
+        for (int i = 0; i < 64; i++) bad += b.tokens[r * 64 + i] != (unsigned char)tr[r * 64 + i];
+    CHECK(bad == 0, "sequential windows are not consecutive");
+    task_free(t);
+
+    // Longer evaluation windows than the training context.
+    snprintf(c.sampling, sizeof c.sampling, "random");
+    c.eval_length = 150;
+    t = make(&c, 64, 5);
+    CHECK(task_split_max_length(t, "test") == 150 && task_split_size(t, "test") == ((long)strlen(te) - 1 + 149) / 150,
+          "eval_length 150");
+    task_eval_batch(t, "test", 0, &b, 2);
+    CHECK(b.T == 150 && b.tokens[150] == (unsigned char)te[150], "second window starts at byte 150");
+    task_free(t);
+
+    // One file cut by fractions at line ends.
+    TaskConfig d = cfg_for("lm");
+    snprintf(d.text_file, sizeof d.text_file, "%s/train.txt", dir);
+    d.valid_fraction = 0.1;
+    d.test_fraction = 0.2;
+    t = make(&d, 64, 5);
+    long nv = task_split_size(t, "valid"), nt = task_split_size(t, "test");
+    task_eval_batch(t, "valid", 0, &b, 1);
+    const char *cut = strchr(tr + (long)(0.7 * trlen), '\n');
+    long vstart = cut ? cut - tr + 1 : -1, mism = 0;
+    for (int i = 0; i < 64 && vstart >= 0; i++) mism += b.tokens[i] != (unsigned char)tr[vstart + i];
+    CHECK(vstart > 0 && mism == 0, "valid does not start after the first line end past 70%% (%ld)", vstart);
+    CHECK(nv > 0 && nt > 0 && labs(nt * 64 - (long)(0.2 * trlen)) < 300, "split windows %ld, %ld", nv, nt);
+    task_free(t);
+    d.valid_fraction = 0;
+    t = make(&d, 64, 5);
+    CHECK(strcmp(task_split_names(t)[0], "test") == 0 && task_split_names(t)[1] == NULL, "a share of 0 leaves valid out");
+    task_free(t);
+
+    // Refusals.
+    d = cfg_for("lm");
+    expect_refused(&d, 64, "task.data_dir or task.text_file", NULL);
+    snprintf(d.data_dir, sizeof d.data_dir, "%s", dir);
+    expect_refused(&d, 30000, "train.txt", "fewer than model.block_size + 1");
+    snprintf(d.loss_on, sizeof d.loss_on, "answer");
+    expect_refused(&d, 64, "task.loss_on", "lm");
+    snprintf(d.loss_on, sizeof d.loss_on, "auto");
+    snprintf(d.valid_file, sizeof d.valid_file, "nope.txt");
+    expect_refused(&d, 64, "lm/nope.txt", "cannot open");
+    snprintf(path, sizeof path, "%s/empty.txt", dir);
+    write_text(path, "");
+    snprintf(d.valid_file, sizeof d.valid_file, "empty.txt");
+    expect_refused(&d, 64, "lm/empty.txt", "empty");
+    batch_free(&b);
+    free(tr);
+    free(va);
+    free(te);
+}
+
+static void test_lm_words(void) {
+    char dir[200], path[300];
+    path_in(dir, sizeof dir, "lmw");
+    snprintf(path, sizeof path, "mkdir -p %s", dir);
+    CHECK(system(path) == 0, "mkdir");
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    write_text(path, "b a a c\n\nb a d <unk> a b\nc b a");  // a 5, b 4, c 2, d 1; no final newline
+    snprintf(path, sizeof path, "%s/valid.txt", dir);
+    write_text(path, "a zebra b\nd c\n");
+    snprintf(path, sizeof path, "%s/test.txt", dir);
+    write_text(path, "c c c c\n");
+    TaskConfig c = cfg_for("lm");
+    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
+    snprintf(c.tokenizer, sizeof c.tokenizer, "word");
+    c.min_count = 2;
+    Task *t = make(&c, 4, 1);
+    if (!t) return;
+    const char *want[] = {"<unk>", "<eos>", "a", "b", "c"};
+    CHECK(task_vocab_size(t) == 5, "vocabulary %d (d seen once, min_count 2)", task_vocab_size(t));
+    for (int i = 0; i < 5 && i < task_vocab_size(t); i++)
+        CHECK(strcmp(task_token_str(t, i), want[i]) == 0, "id %d is %s, expected %s", i, task_token_str(t, i), want[i]);
+    Batch b;
+    batch_alloc(&b, 4, 8);
+    // valid: a zebra b <eos> d c <eos> = 2 0 3 1 0 4 1 (7 tokens, windows of 4 predicted tokens)
+    int seq[] = {2, 0, 3, 1, 0, 4, 1};
+    CHECK(task_split_size(t, "valid") == 2, "valid windows %ld", task_split_size(t, "valid"));
+    task_eval_batch(t, "valid", 0, &b, 2);
+    CHECK(b.B == 2 && b.T == 4, "shape %d x %d", b.B, b.T);
+    for (int i = 0; i < 4; i++) CHECK(b.tokens[i] == seq[i] && b.targets[i] == seq[i + 1], "window 0 position %d", i);
+    CHECK(b.tokens[4] == seq[4] && b.targets[4] == seq[5] && b.targets[5] == seq[6] && b.key_pad[6] && b.key_pad[7] &&
+              !b.loss_mask[6],
+          "window 1 and its padding");
+    CHECK(fabs(task_bytes_per_token(t, "valid") - 14.0 / 7) < 1e-12, "bytes per token %g", task_bytes_per_token(t, "valid"));
+    task_free(t);
+    c.min_count = 1;
+    c.max_vocab = 4;
+    t = make(&c, 4, 1);
+    CHECK(t && task_vocab_size(t) == 4 && strcmp(task_token_str(t, 3), "b") == 0, "max_vocab 4 keeps <unk> <eos> a b");
+    task_free(t);
+    batch_free(&b);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_tasks_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -694,6 +883,8 @@ int main(void) {
     RUN(test_counting_loss_all_and_resume);
     RUN(test_counting_files);
     RUN(test_selcopy);
+    RUN(test_lm_bytes);
+    RUN(test_lm_words);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

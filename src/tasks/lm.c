@@ -1,9 +1,282 @@
-// Placeholder until the lm task lands: creating it is refused.
-#include "tasks/task_impl.h"
+// Language modelling on text (WikiText-103, tinyshakespeare, the code corpus of
+// scripts/build_code_corpus.py): next-token prediction on every position.
+//
+// Text: data_dir/{train_file, valid_file, test_file}, or one text_file cut into train, valid and
+// test (in that order) at the first line end after the valid_fraction / test_fraction shares of
+// its bytes. Tokens: bytes (vocabulary 256, the default) or words (tokenizer.h: the training
+// text's whitespace-separated words with <unk> = 0 and <eos> = 1 at each line end, min_count,
+// max_vocab; the paper presumably used GPT-2 BPE [UNKNOWN], which we do not implement).
+//
+// Training: windows of block_size + 1 tokens (T = block_size). sampling "random" draws each
+// window's offset uniformly from the Rng (the cursor is its state); "sequential" takes
+// consecutive windows with stride block_size (each token predicted once per pass), wrapping to
+// the start when the next window does not fit (the cursor is the offset).
+// Evaluation: the split cut into non-overlapping windows of eval_length (default block_size)
+// predicted tokens, window k = tokens [k·W, k·W + W] (W + 1 tokens), the last one shorter and
+// padded; so every token but the first is predicted exactly once and the perplexity covers the
+// whole split. Early tokens of each window see little context (no sliding window).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-static int stub_create(Task *t, char *err, int errlen) {
-    (void)t;
-    return task_errf(err, errlen, "task.name: lm is not implemented yet");
+#include "tasks/task_impl.h"
+#include "tasks/tokenizer.h"
+
+enum { S_TRAIN, S_VALID, S_TEST, NSTREAMS };
+static const char *const stream_names[NSTREAMS] = {"train", "valid", "test"};
+
+typedef struct {
+    long n;         // tokens
+    uint8_t *t8;    // byte tokens, or
+    int *t32;       // word tokens
+    double bytes;   // text bytes the tokens came from
+} Stream;
+
+typedef struct {
+    int word;
+    Vocab *vocab;
+    char byte_names[256][8];
+    Stream st[NSTREAMS];
+    int eval_split_stream[NSTREAMS];  // eval split index -> stream
+    int W;                            // evaluation window (predicted tokens)
+    int sequential;
+    Rng rng;
+    long pos;
+    int *row;
+} Lm;
+
+static inline int tok_at(const Stream *s, long i) { return s->t8 ? s->t8[i] : s->t32[i]; }
+
+// Row `row` from tokens [start, start + n) of a stream (n ≥ 2), padded to b->T.
+static void fill_window(Task *t, Batch *b, int row, const Stream *s, long start, int n) {
+    Lm *m = t->impl;
+    for (int i = 0; i < n; i++) m->row[i] = tok_at(s, start + i);
+    batch_row_from_seq(b, row, m->row, n, 0);
+    size_t o = (size_t)row * b->T;
+    for (int i = 0; i < n - 1; i++) {
+        b->loss_mask[o + i] = 1;
+        b->metric_mask[o + i] = 1;
+    }
 }
 
-const TaskOps lm_ops = {.name = "lm", .create = stub_create};
+static void lm_next_train(Task *t, Batch *b, int B) {
+    Lm *m = t->impl;
+    const Stream *s = &m->st[S_TRAIN];
+    int n = t->block_size + 1;
+    batch_begin(b, B, t->block_size);
+    for (int r = 0; r < B; r++) {
+        long start;
+        if (m->sequential) {
+            if (m->pos + n > s->n) m->pos = 0;
+            start = m->pos;
+            m->pos += t->block_size;
+        } else
+            start = (long)rng_below(&m->rng, (uint64_t)(s->n - n + 1));
+        fill_window(t, b, r, s, start, n);
+    }
+}
+
+static long lm_split_size(Task *t, int split) {
+    Lm *m = t->impl;
+    const Stream *s = &m->st[m->eval_split_stream[split]];
+    return (s->n - 1 + m->W - 1) / m->W;
+}
+
+static int lm_split_max_length(const Task *t, int split) {
+    const Lm *m = t->impl;
+    const Stream *s = &m->st[m->eval_split_stream[split]];
+    return s->n - 1 < m->W ? (int)(s->n - 1) : m->W;
+}
+
+static int lm_eval_batch(Task *t, int split, long first, Batch *b, int B) {
+    Lm *m = t->impl;
+    const Stream *s = &m->st[m->eval_split_stream[split]];
+    int T = 0;
+    for (int r = 0; r < B; r++) {
+        long start = (first + r) * m->W, left = s->n - 1 - start;
+        int n = left < m->W ? (int)left : m->W;
+        if (n > T) T = n;
+    }
+    batch_begin(b, B, T);
+    for (int r = 0; r < B; r++) {
+        long start = (first + r) * m->W, left = s->n - 1 - start;
+        int n = left < m->W ? (int)left : m->W;
+        fill_window(t, b, r, s, start, n + 1);
+    }
+    return B;
+}
+
+static const char *lm_token_str(const Task *t, int id) {
+    const Lm *m = t->impl;
+    return m->word ? vocab_word(m->vocab, id) : m->byte_names[id];
+}
+
+static double lm_bytes_per_token(const Task *t, int split) {
+    const Lm *m = t->impl;
+    const Stream *s = &m->st[m->eval_split_stream[split]];
+    return s->n > 0 ? s->bytes / (double)s->n : 1.0;
+}
+
+#define LM_STATE_SIZE (RNG_STATE_SIZE + 8)
+static size_t lm_state_size(const Task *t) {
+    (void)t;
+    return LM_STATE_SIZE;
+}
+static void lm_state_save(const Task *t, void *buf) {
+    const Lm *m = t->impl;
+    rng_save(&m->rng, buf);
+    put_u64((uint8_t *)buf + RNG_STATE_SIZE, (uint64_t)m->pos);
+}
+static int lm_state_load(Task *t, const void *buf, size_t size) {
+    Lm *m = t->impl;
+    if (size != LM_STATE_SIZE) return -1;
+    long pos = (long)get_u64((const uint8_t *)buf + RNG_STATE_SIZE);
+    if (pos < 0 || pos > m->st[S_TRAIN].n) return -1;
+    rng_load(&m->rng, buf);
+    m->pos = pos;
+    return 0;
+}
+
+// Tokenizes text[0..len) into stream s (vocabulary already built for words).
+static int encode(Lm *m, const char *text, size_t len, Stream *s, const char *what, char *err, int errlen) {
+    s->bytes = (double)len;
+    if (!m->word) {
+        s->n = (long)len;
+        s->t8 = malloc(len > 0 ? len : 1);
+        if (!s->t8) return task_errf(err, errlen, "%s: out of memory for %zu bytes", what, len);
+        memcpy(s->t8, text, len);
+        return 0;
+    }
+    s->n = word_encode(m->vocab, text, len, NULL);
+    s->t32 = malloc(sizeof(int) * (size_t)(s->n > 0 ? s->n : 1));
+    if (!s->t32) return task_errf(err, errlen, "%s: out of memory for %ld tokens", what, s->n);
+    word_encode(m->vocab, text, len, s->t32);
+    return 0;
+}
+
+// The byte offset of the first line end at or after `at` (just past it), or `at` without one.
+static size_t cut_after_line(const char *text, size_t len, size_t at) {
+    const char *nl = at < len ? memchr(text + at, '\n', len - at) : NULL;
+    return nl ? (size_t)(nl - text) + 1 : at;
+}
+
+static int lm_create(Task *t, char *err, int errlen) {
+    const TaskConfig *c = &t->cfg;
+    Lm *m = calloc(1, sizeof *m);
+    if (!m) return task_errf(err, errlen, "lm: out of memory");
+    t->impl = m;
+    if (t->answer_loss)
+        return task_errf(err, errlen, "task.loss_on: \"answer\" does not apply to lm (every token is a target); use all or auto");
+    m->word = strcmp(c->tokenizer, "word") == 0;
+    if (!m->word && strcmp(c->tokenizer, "byte") != 0)
+        return task_errf(err, errlen, "task.tokenizer: \"%s\", expected byte or word", c->tokenizer);
+    m->sequential = strcmp(c->sampling, "sequential") == 0;
+    if (!m->sequential && strcmp(c->sampling, "random") != 0)
+        return task_errf(err, errlen, "task.sampling: \"%s\", expected random or sequential", c->sampling);
+    if (c->eval_length < 0) return task_errf(err, errlen, "task.eval_length: %d, expected 0 or more", c->eval_length);
+    m->W = c->eval_length > 0 ? c->eval_length : t->block_size;
+
+    // The three texts.
+    char *text[NSTREAMS] = {NULL, NULL, NULL};
+    size_t len[NSTREAMS] = {0, 0, 0};
+    char what[NSTREAMS][TASK_STR + 48];
+    int rc = 0;
+    char *whole = NULL;
+    if (c->text_file[0]) {
+        size_t n;
+        whole = task_read_file(c->text_file, &n, err, errlen);
+        if (!whole) return -1;
+        double fv = c->valid_fraction, ft = c->test_fraction;
+        if (!(fv >= 0 && ft >= 0 && fv + ft < 1)) {
+            free(whole);
+            return task_errf(err, errlen, "task.valid_fraction %g + task.test_fraction %g: expected shares summing below 1", fv, ft);
+        }
+        size_t a = cut_after_line(whole, n, (size_t)((1.0 - fv - ft) * (double)n));
+        size_t b = cut_after_line(whole, n, (size_t)((1.0 - ft) * (double)n));
+        if (b < a) b = a;
+        size_t cuts[4] = {0, a, b, n};
+        for (int s = 0; s < NSTREAMS; s++) {
+            text[s] = whole + cuts[s];
+            len[s] = cuts[s + 1] - cuts[s];
+            snprintf(what[s], sizeof what[s], "%s (%s part)", c->text_file, stream_names[s]);
+        }
+    } else if (c->data_dir[0]) {
+        const char *files[NSTREAMS] = {c->train_file, c->valid_file, c->test_file};
+        for (int s = 0; s < NSTREAMS && rc == 0; s++) {
+            if (task_path(what[s], sizeof what[s], c->data_dir, files[s]) != 0) {
+                rc = task_errf(err, errlen, "task.data_dir: path too long");
+                break;
+            }
+            text[s] = task_read_file(what[s], &len[s], err, errlen);
+            if (!text[s]) rc = -1;
+            else if (len[s] == 0) rc = task_errf(err, errlen, "%s: empty file", what[s]);
+        }
+    } else
+        rc = task_errf(err, errlen,
+                       "task.data_dir or task.text_file: lm needs text (scripts/fetch_data.sh, scripts/build_code_corpus.py)");
+
+    if (rc == 0 && m->word) {
+        m->vocab = word_vocab_build(text[S_TRAIN], len[S_TRAIN], c->min_count, c->max_vocab);
+        if (!m->vocab) rc = task_errf(err, errlen, "%s: out of memory building the vocabulary", what[S_TRAIN]);
+    }
+    for (int s = 0; s < NSTREAMS && rc == 0; s++) rc = encode(m, text[s], len[s], &m->st[s], what[s], err, errlen);
+    if (whole)
+        free(whole);
+    else
+        for (int s = 0; s < NSTREAMS; s++) free(text[s]);
+    if (rc != 0) return -1;
+
+    if (m->st[S_TRAIN].n < (long)t->block_size + 1)
+        return task_errf(err, errlen, "%s: %ld tokens, fewer than model.block_size + 1 = %d", what[S_TRAIN], m->st[S_TRAIN].n,
+                         t->block_size + 1);
+    int k = 0;
+    for (int s = S_VALID; s < NSTREAMS; s++)
+        if (m->st[s].n >= 2) {  // a split needs one predicted token (an empty share is left out)
+            m->eval_split_stream[k] = s;
+            t->splits[k++] = stream_names[s];
+        }
+    t->splits[k] = NULL;
+    int row_len = (m->W > t->block_size ? m->W : t->block_size) + 1;
+    m->row = malloc(sizeof(int) * (size_t)row_len);
+    if (!m->row) return task_errf(err, errlen, "lm: out of memory");
+    for (int i = 0; i < 256; i++) {
+        if (i >= 33 && i < 127 && i != '\\')
+            snprintf(m->byte_names[i], sizeof m->byte_names[i], "%c", i);
+        else
+            snprintf(m->byte_names[i], sizeof m->byte_names[i], "\\x%02x", i);
+    }
+    rng_seed(&m->rng, rng_key(t->run_seed, STREAM_TRAIN, 0, 0));
+    t->vocab_size = m->word ? vocab_size(m->vocab) : 256;
+    t->max_length = t->block_size;
+    t->is_lm = 1;
+    return 0;
+}
+
+static void lm_destroy(Task *t) {
+    Lm *m = t->impl;
+    if (!m) return;
+    for (int s = 0; s < NSTREAMS; s++) {
+        free(m->st[s].t8);
+        free(m->st[s].t32);
+    }
+    vocab_free(m->vocab);
+    free(m->row);
+    free(m);
+    t->impl = NULL;
+}
+
+const TaskOps lm_ops = {
+    .name = "lm",
+    .create = lm_create,
+    .destroy = lm_destroy,
+    .next_train = lm_next_train,
+    .split_size = lm_split_size,
+    .split_max_length = lm_split_max_length,
+    .eval_batch = lm_eval_batch,
+    .token_str = lm_token_str,
+    .train_epoch = NULL,
+    .bytes_per_token = lm_bytes_per_token,
+    .state_size = lm_state_size,
+    .state_save = lm_state_save,
+    .state_load = lm_state_load,
+};

@@ -91,12 +91,12 @@ static const ConfigKey task_keys[] = {
      "validation text, under data_dir"},
     {"task", "test_file", KEY_STRING, TK(test_file), 0, 0, NULL, "\"test.txt\"", 1, "lm", "test text, under data_dir"},
     {"task", "text_file", KEY_STRING, TK(text_file), 0, 0, NULL, "\"\"", 0, "lm",
-     "one text file split into train, valid and test (in that order) by valid_fraction and "
-     "test_fraction, instead of data_dir"},
+     "one text file cut into train, valid and test (in that order) by valid_fraction and "
+     "test_fraction, instead of data_dir (a share of 0 leaves that split out)"},
     {"task", "valid_fraction", KEY_REAL, TK(valid_fraction), 0, 0.5, NULL, "0.05", 0, "lm",
-     "text_file: share of tokens for valid"},
+     "text_file: share of its bytes for valid (cut at the next line end)"},
     {"task", "test_fraction", KEY_REAL, TK(test_fraction), 0, 0.5, NULL, "0.05", 0, "lm",
-     "text_file: share of tokens for test (the last ones)"},
+     "text_file: share of its bytes for test, the end of the file (cut at the next line end)"},
     {"task", "sampling", KEY_CHOICE, TK(sampling), 0, 0, "random|sequential", "\"random\"", 0, "lm",
      "training windows of block_size+1 tokens: random = uniform random offsets; sequential = consecutive "
      "windows (stride block_size), wrapping at the end"},
