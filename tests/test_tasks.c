@@ -488,6 +488,9 @@ static void test_counting_loss_all_and_resume(void) {
         }
     CHECK(bad == 0, "loss_on=all: %ld positions where the loss mask is not the non-pad positions", bad);
     CHECK(answers == 16, "one answer per row, got %ld in 16 rows", answers);
+    CHECK(task_max_length(t) >= task_split_max_length(t, "valid") && task_max_length(t) >= task_split_max_length(t, "test"),
+          "task_max_length %d below an evaluation split's (%d, %d)", task_max_length(t), task_split_max_length(t, "valid"),
+          task_split_max_length(t, "test"));
     // Epochs: 40 samples, batches of 16: the third batch spans epochs 0 and 1.
     task_next_train(t, &b, 16);
     CHECK(fabs(task_train_epoch(t) - 0.8) < 1e-12, "epoch %g after 32 of 40", task_train_epoch(t));

@@ -418,7 +418,12 @@ static int ct_create(Task *t, char *err, int errlen) {
     if (sampler_init(&c->sampler, c->set[SPLIT_TRAIN].n, rng_key(t->run_seed, STREAM_SHUFFLE, 0, 0)) != 0)
         return task_errf(err, errlen, "counting: out of memory");
     t->vocab_size = vocab_size(c->vocab);
-    t->max_length = c->set[SPLIT_TRAIN].max_len - 1;
+    // The longest sequence of any split, not only of train: valid and test lengths differ from
+    // train's only by chance, and batches sized for train should hold them.
+    int longest = 0;
+    for (int s = 0; s < NSETS; s++)
+        if (c->set[s].max_len > longest) longest = c->set[s].max_len;
+    t->max_length = longest - 1;
     t->is_lm = 0;
     t->splits[0] = "valid";
     t->splits[1] = "test";

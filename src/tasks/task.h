@@ -80,7 +80,7 @@ Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *er
 void task_free(Task *t);
 
 int task_vocab_size(const Task *t);
-int task_max_length(const Task *t);  // the longest T its training batches have
+int task_max_length(const Task *t);  // the longest T its training batches have (counting: of any split)
 int task_is_language_model(const Task *t);  // metrics: perplexity (and bits per byte) instead of error
 const char *task_token_str(const Task *t, int id);  // printable name of a token ("?" if out of range)
 
