@@ -303,6 +303,7 @@ int model_prepare(Model *m, int B, int T, char *err, int errlen) {
         m->act_B = m->act_T = 0;
         return -1;
     }
+    carve(m, m->act_mem, nb, nt);
     m->act_B = nb;
     m->act_T = nt;
     m->act_size = size;
