@@ -183,5 +183,5 @@ int main(void) {
     RUN(test_cope_rope);
     RUN(test_abs_rel);
     RUN(test_accumulation);
-    return check_summary("model gradients");
+    return check_summary("grad_model");
 }
