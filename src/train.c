@@ -49,7 +49,8 @@ static void usage(void) {
             "usage: ./train [CONFIG.json] [--set section.key=value]... [--resume]\n"
             "  CONFIG.json   the run's configuration (default: the embedded flip-flop CoPE demo)\n"
             "  --set k=v     override one key, e.g. --set train.lr=3e-4 --set run.name=x\n"
-            "  --resume      continue the run in runs/<name>/ from its latest checkpoint\n");
+            "  --resume      continue the run in runs/<name>/ from its latest checkpoint\n"
+            "  --keys        print every config key (type, default, range, meaning) as a Markdown table\n");
 }
 
 // The training state that is not a parameter: saved in the "train_state" section.
@@ -150,6 +151,9 @@ int main(int argc, char **argv) {
             overrides[n_overrides++] = argv[++i];
         } else if (strncmp(argv[i], "--set=", 6) == 0 && n_overrides < 256) {
             overrides[n_overrides++] = argv[i] + 6;
+        } else if (strcmp(argv[i], "--keys") == 0) {
+            config_schema_markdown(stdout);
+            return 0;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage();
             return 0;

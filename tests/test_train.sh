@@ -93,5 +93,12 @@ if [ -f "$TMP/x/d/config.json" ] && [ "$(grep -v out_dir "$TMP/x/d/config.json")
     ok "the embedded default config equals configs/flipflop_tiny.json"
 else bad "embedded default and configs/flipflop_tiny.json differ"; fi
 
+# README's config table is the schema's.
+./train --keys > "$TMP/keys.md"
+sed -n '/^<!-- keys:/,/^<!-- \/keys -->/p' README.md | sed '1d;$d' > "$TMP/readme_keys.md"
+if [ -s "$TMP/keys.md" ] && cmp -s "$TMP/keys.md" "$TMP/readme_keys.md"; then
+    ok "README's config table matches ./train --keys"
+else bad "README's config table is out of date: run sh scripts/readme_keys.sh"; fi
+
 echo "train: $passed passed, $failed failed"
 [ $failed -eq 0 ]
