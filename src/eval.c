@@ -388,19 +388,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "eval: %s\n", err);
         return 2;
     }
-    CkptSection head_sections[2] = {{"config", NULL, 0}, {"train_state", NULL, 0}};
+    CkptTrainState state;
+    CkptSection head_sections[2] = {{"config", NULL, 0}, {"train_state", &state, sizeof state}};
     if (checkpoint_read(ckpt_path, head_sections, 2, err, sizeof err) != 0) {
         fprintf(stderr, "eval: %s\n", err);
         return 2;
     }
     char *json = head_sections[0].data;
-    long long step = -1;  // train_state begins with the i64 step (train.c's TrainState)
-    if (head_sections[1].size >= sizeof(int64_t)) {
-        int64_t s;
-        memcpy(&s, head_sections[1].data, sizeof s);
-        step = (long long)s;
-    }
-    free(head_sections[1].data);
+    long long step = (long long)state.step;
     const char *ckpt_name = strrchr(ckpt_path, '/') ? strrchr(ckpt_path, '/') + 1 : ckpt_path;
 
     Config saved, cfg;

@@ -53,22 +53,13 @@ static void usage(void) {
             "  --keys        print every config key (type, default, range, meaning) as a Markdown table\n");
 }
 
-// The training state that is not a parameter: saved in the "train_state" section.
-typedef struct {
-    int64_t step;           // optimizer steps done
-    int64_t tokens;         // training tokens seen
-    double elapsed;         // seconds of training so far
-    uint64_t dropout_seed;  // the counter-based dropout stream's base (the "RNG state")
-    double lr;              // the schedule's last learning rate
-} TrainState;
-
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int save_checkpoint(const char *run_dir, const Model *m, Task *task, const TrainState *st, int keep,
+static int save_checkpoint(const char *run_dir, const Model *m, Task *task, const CkptTrainState *st, int keep,
                            char *err, int errlen) {
     char *json = config_to_json(&m->cfg);
     size_t task_size = task_state_size(task);
@@ -89,7 +80,7 @@ static int save_checkpoint(const char *run_dir, const Model *m, Task *task, cons
     return rc;
 }
 
-static int load_checkpoint(const char *path, Model *m, Task *task, TrainState *st, char *err, int errlen) {
+static int load_checkpoint(const char *path, Model *m, Task *task, CkptTrainState *st, char *err, int errlen) {
     size_t pbytes = sizeof(real) * m->n_params;
     CkptSection sections[] = {
         {"params", m->params, pbytes},
@@ -112,6 +103,33 @@ static int read_checkpoint_config(const char *path, Config *saved, char *err, in
     int rc = config_from_json(saved, s.data, path, err, errlen);
     free(s.data);
     return rc;
+}
+
+// Evaluates the task's validation split (or, at the end, every split) and logs the results. A split
+// longer than the model can run (learned absolute PE) is skipped with the reason.
+static int evaluate_and_log(RunLog *log, Model *model, Task *task, const TrainConfig *tc, long step, double lr,
+                            int all_splits, char *err, int errlen) {
+    const char *const *splits = task_split_names(task);
+    int micro = tc->batch_size / tc->grad_accum;
+    for (int s = 0; splits[s]; s++) {
+        if (!all_splits && strcmp(splits[s], "valid") != 0) continue;
+        int T = task_split_max_length(task, splits[s]);
+        if (model_check_length(model, T, err, errlen) != 0) {
+            runlog_printf(log, "eval %-8s skipped: %s\n", splits[s], err);
+            continue;
+        }
+        Batch b;
+        batch_alloc(&b, micro, T);
+        EvalStats es;
+        int rc = evaluate_split(model, task, splits[s], tc->eval_sequences, &b, &es, err, errlen);
+        batch_free(&b);
+        if (rc != 0) return -1;
+        double loss = es.loss_sum / (es.n_loss > 0 ? es.n_loss : 1);
+        runlog_printf(log, "eval %-8s step %ld | loss %.4f | err %6.2f%% | seq err %6.2f%%\n", splits[s], step, loss,
+                      100 * eval_error(&es), 100 * eval_seq_error(&es));
+        runlog_metrics(log, step, splits[s], loss, lr, 0, &es, task_is_language_model(task));
+    }
+    return 0;
 }
 
 static int file_exists(const char *path) {
@@ -250,7 +268,7 @@ int main(int argc, char **argv) {
     runlog_printf(&log, "model: %ld parameters, activations %.1f MiB for %d × %d\n", model.n_params,
                   model.act_size * sizeof(real) / 1048576.0, micro, T);
 
-    TrainState st = {.dropout_seed = rng_mix64((uint64_t)cfg.run.seed ^ 0xd50b0d)};
+    CkptTrainState st = {.dropout_seed = rng_mix64((uint64_t)cfg.run.seed ^ 0xd50b0d)};
     if (resume) {
         if (load_checkpoint(ckpt_path, &model, task, &st, err, sizeof err) != 0) {
             fprintf(stderr, "train: %s\n", err);
@@ -262,8 +280,6 @@ int main(int argc, char **argv) {
 
     Batch *batches = calloc(tc->grad_accum, sizeof *batches);
     for (int a = 0; a < tc->grad_accum; a++) batch_alloc(&batches[a], micro, T);
-    Batch eval_batch;
-    batch_alloc(&eval_batch, micro, T);
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -326,23 +342,7 @@ int main(int argc, char **argv) {
             interval_start = now;
             memset(&interval_stats, 0, sizeof interval_stats);
         }
-        if ((tc->eval_interval > 0 && st.step % tc->eval_interval == 0) || last) {
-            const char *const *splits = task_split_names(task);
-            for (int s = 0; splits[s]; s++) {
-                if (!last && strcmp(splits[s], "valid") != 0) continue;  // every split at the end only
-                EvalStats es;
-                if (evaluate_split(&model, task, splits[s], tc->eval_sequences, &eval_batch, &es, err,
-                                   sizeof err) != 0) {
-                    fprintf(stderr, "train: %s\n", err);
-                    return 1;
-                }
-                double loss = es.loss_sum / (es.n_loss > 0 ? es.n_loss : 1);
-                runlog_printf(&log, "eval %-8s step %lld | loss %.4f | err %6.2f%% | seq err %6.2f%%\n", splits[s],
-                              (long long)st.step, loss, 100 * eval_error(&es), 100 * eval_seq_error(&es));
-                runlog_metrics(&log, st.step, splits[s], loss, lr, 0, &es, task_is_language_model(task));
-            }
-            interval_start = now_seconds();  // evaluation time is not training throughput
-        }
+        // The checkpoint comes before the evaluation, so a failing evaluation loses no training.
         if (st.step % tc->checkpoint_interval == 0 || last || stop_signal) {
             st.elapsed = now_seconds() - t0;
             if (save_checkpoint(run_dir, &model, task, &st, tc->keep_checkpoints, err, sizeof err) != 0) {
@@ -350,6 +350,14 @@ int main(int argc, char **argv) {
                 exit_code = 1;
                 break;
             }
+        }
+        if ((tc->eval_interval > 0 && st.step % tc->eval_interval == 0) || last) {
+            if (evaluate_and_log(&log, &model, task, tc, st.step, lr, last, err, sizeof err) != 0) {
+                fprintf(stderr, "train: evaluation: %s\n", err);
+                exit_code = 1;
+                break;
+            }
+            interval_start = now_seconds();  // evaluation time is not training throughput
         }
         if (stop_signal) {
             runlog_printf(&log, "stopped by signal %d at step %lld; checkpoint written; continue with --resume\n",
@@ -362,7 +370,6 @@ int main(int argc, char **argv) {
     runlog_close(&log);
     for (int a = 0; a < tc->grad_accum; a++) batch_free(&batches[a]);
     free(batches);
-    batch_free(&eval_batch);
     model_free(&model);
     task_free(task);
     return exit_code;
