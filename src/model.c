@@ -274,6 +274,8 @@ static long carve(Model *m, real *mem, int B, int T) {
     return used;
 }
 
+long model_activation_size(Model *m, int B, int T) { return carve(m, NULL, B, T); }
+
 int model_check_length(const Model *m, int T, char *err, int errlen) {
     if (m->wpe && T > m->block_size) {
         snprintf(err, errlen,

@@ -101,6 +101,9 @@ void model_free(Model *m);
 // PE beyond block_size, uncapped relative PE beyond its table).
 int model_prepare(Model *m, int B, int T, char *err, int errlen);
 
+// The number of reals the activations for B × T take (model_prepare allocates them).
+long model_activation_size(Model *m, int B, int T);
+
 // 0 when the model can run at context T, else -1 with the reason in err.
 int model_check_length(const Model *m, int T, char *err, int errlen);
 

@@ -50,6 +50,7 @@ static void usage(void) {
             "  CONFIG.json   the run's configuration (default: the embedded flip-flop CoPE demo)\n"
             "  --set k=v     override one key, e.g. --set train.lr=3e-4 --set run.name=x\n"
             "  --resume      continue the run in runs/<name>/ from its latest checkpoint\n"
+            "  --dry-run     check the config, build the task and the model, print their sizes, and stop\n"
             "  --keys        print every config key (type, default, range, meaning) as a Markdown table\n");
 }
 
@@ -161,7 +162,7 @@ static void format_duration(char *out, size_t n, double s) {
 int main(int argc, char **argv) {
     const char *config_path = NULL;
     const char *overrides[256];
-    int n_overrides = 0, resume = 0;
+    int n_overrides = 0, resume = 0, dry_run = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--resume") == 0) {
             resume = 1;
@@ -169,6 +170,8 @@ int main(int argc, char **argv) {
             overrides[n_overrides++] = argv[++i];
         } else if (strncmp(argv[i], "--set=", 6) == 0 && n_overrides < 256) {
             overrides[n_overrides++] = argv[i] + 6;
+        } else if (strcmp(argv[i], "--dry-run") == 0) {
+            dry_run = 1;
         } else if (strcmp(argv[i], "--keys") == 0) {
             config_schema_markdown(stdout);
             return 0;
@@ -198,6 +201,34 @@ int main(int argc, char **argv) {
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
 
+    Task *task = task_create(&cfg.task, cfg.model.block_size, (uint64_t)cfg.run.seed, err, sizeof err);
+    if (!task) {
+        fprintf(stderr, "train: %s%s\n", err,
+                cfg.task.data_dir[0] ? " (data/README.md says how to fetch or build the data)" : "");
+        return 2;
+    }
+    Model model;
+    if (model_create(&model, &cfg, task_vocab_size(task), err, sizeof err) != 0) {
+        fprintf(stderr, "train: %s\n", err);
+        return 2;
+    }
+    const TrainConfig *tc = &cfg.train;
+    int micro = tc->batch_size / tc->grad_accum;
+    int T = task_max_length(task);
+    if (dry_run) {
+        printf("%s: config valid; task %s (vocabulary %d, context %d); model %ld parameters, activations %.1f MiB "
+               "for %d x %d\n",
+               config_path ? config_path : "(embedded default config)", cfg.task.name, task_vocab_size(task), T,
+               model.n_params, model_activation_size(&model, micro, T) * sizeof(real) / 1048576.0, micro, T);
+        model_free(&model);
+        task_free(task);
+        return 0;
+    }
+
+    if (model_prepare(&model, micro, T, err, sizeof err) != 0) {
+        fprintf(stderr, "train: %s\n", err);
+        return 2;
+    }
     char run_dir[1024], path[1200];
     snprintf(run_dir, sizeof run_dir, "%s/%s", cfg.run.out_dir, cfg.run.name);
     snprintf(path, sizeof path, "%s/config.json", run_dir);
@@ -248,23 +279,6 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    Task *task = task_create(&cfg.task, cfg.model.block_size, (uint64_t)cfg.run.seed, err, sizeof err);
-    if (!task) {
-        fprintf(stderr, "train: %s\n", err);
-        return 2;
-    }
-    Model model;
-    if (model_create(&model, &cfg, task_vocab_size(task), err, sizeof err) != 0) {
-        fprintf(stderr, "train: %s\n", err);
-        return 2;
-    }
-    const TrainConfig *tc = &cfg.train;
-    int micro = tc->batch_size / tc->grad_accum;
-    int T = task_max_length(task);
-    if (model_prepare(&model, micro, T, err, sizeof err) != 0) {
-        fprintf(stderr, "train: %s\n", err);
-        return 2;
-    }
     runlog_printf(&log, "model: %ld parameters, activations %.1f MiB for %d × %d\n", model.n_params,
                   model.act_size * sizeof(real) / 1048576.0, micro, T);
 
