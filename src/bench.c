@@ -5,19 +5,17 @@
 // Prints one line: forward, backward and optimizer time per step, tokens/s and the process's peak
 // resident memory. scripts/bench.sh runs it over models, position encodings, lengths and thread
 // counts (one process per line, so each peak memory is its own).
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
-#include <cblas.h>
 
 #include "config.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "system.h"
 #include "tasks/task.h"
 
 static const char *bench_config =
@@ -26,12 +24,6 @@ static const char *bench_config =
     " \"pe\": {\"type\": \"none\"},"
     " \"task\": {\"name\": \"flipflop\"},"
     " \"train\": {\"batch_size\": 16}}";
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv) {
     const char *overrides[64];
@@ -54,9 +46,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench: %s\n", err);
         return 2;
     }
-    int threads = cfg.run.threads > 0 ? cfg.run.threads : omp_get_num_procs();
-    omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
+    int threads = set_threads(cfg.run.threads);
 
     int B = cfg.train.batch_size, T = cfg.model.block_size, V = 5;
     Model m;
@@ -84,16 +74,16 @@ int main(int argc, char **argv) {
     }
     double t_fwd = 0, t_bwd = 0, t_opt = 0;
     for (int s = 0; s < warmup + steps; s++) {
-        double t0 = now();
+        double t0 = now_seconds();
         model_zero_grad(&m);
         uint64_t key = cfg.model.dropout > 0 ? rng_key(7, s, 0, 1) : 0;
         model_forward(&m, &b, key);
-        double t1 = now();
+        double t1 = now_seconds();
         model_backward(&m, &b, (real)(1.0 / ((double)B * T)));
-        double t2 = now();
+        double t2 = now_seconds();
         clip_gradients(&m, cfg.train.grad_clip);
         adam_update(&m, &cfg.train, s + 1, 1e-4);
-        double t3 = now();
+        double t3 = now_seconds();
         if (s >= warmup) {
             t_fwd += t1 - t0;
             t_bwd += t2 - t1;

@@ -9,13 +9,11 @@
 // beyond its table) and the other lengths still run.
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 
 #include "checkpoint.h"
@@ -23,6 +21,7 @@
 #include "evaluate.h"
 #include "model.h"
 #include "png.h"
+#include "system.h"
 #include "tasks/task.h"
 
 #define MAX_LIST 64
@@ -71,18 +70,6 @@ static int split_list(char *s, char **items) {
     int n = 0;
     for (char *tok = strtok(s, ","); tok && n < MAX_LIST; tok = strtok(NULL, ",")) items[n++] = tok;
     return n;
-}
-
-static int make_dirs(const char *path) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 static void json_string(FILE *f, const char *s) {
@@ -416,9 +403,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "eval: %s\n", err);
         return 2;
     }
-    int threads = cfg.run.threads > 0 ? cfg.run.threads : omp_get_num_procs();
-    omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
+    int threads = set_threads(cfg.run.threads);
 
     // The task as trained (for the vocabulary), and the model with the checkpoint's parameters.
     saved.task.write_dir[0] = '\0';

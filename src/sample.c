@@ -9,17 +9,16 @@
 // The text goes to stdout (prompt and continuation, nothing else); the header goes to stderr.
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include <cblas.h>
 
 #include "checkpoint.h"
 #include "config.h"
 #include "model.h"
+#include "system.h"
 #include "rng.h"
 #include "tasks/task.h"
 #include "tasks/tokenizer.h"
@@ -186,10 +185,7 @@ int main(int argc, char **argv) {
                 cfg.task.name);
         return 2;
     }
-    int threads = threads_arg >= 0 ? (int)threads_arg : cfg.run.threads;
-    if (threads <= 0) threads = omp_get_num_procs();
-    omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
+    int threads = set_threads(threads_arg >= 0 ? (int)threads_arg : cfg.run.threads);
 
     cfg.task.write_dir[0] = '\0';
     Task *task = task_create(&cfg.task, cfg.model.block_size, (uint64_t)cfg.run.seed, err, sizeof err);

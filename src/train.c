@@ -4,14 +4,12 @@
 // metrics.jsonl, log.txt and checkpoints. Without a config it trains the embedded default (a small
 // flip-flop model with CoPE that finishes in about a minute).
 #include <errno.h>
-#include <omp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -22,6 +20,7 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "system.h"
 #include "runlog.h"
 #include "tasks/task.h"
 
@@ -52,12 +51,6 @@ static void usage(void) {
             "  --resume      continue the run in runs/<name>/ from its latest checkpoint\n"
             "  --dry-run     check the config, build the task and the model, print their sizes, and stop\n"
             "  --keys        print every config key (type, default, range, meaning) as a Markdown table\n");
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int save_checkpoint(const char *run_dir, const Model *m, Task *task, const CkptTrainState *st, int keep,
@@ -138,18 +131,6 @@ static int file_exists(const char *path) {
     return stat(path, &sb) == 0;
 }
 
-static int make_dirs(const char *path) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static void format_duration(char *out, size_t n, double s) {
     if (s < 60)
         snprintf(out, n, "%.1fs", s);
@@ -197,9 +178,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    int threads = cfg.run.threads > 0 ? cfg.run.threads : omp_get_num_procs();
-    omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
+    int threads = set_threads(cfg.run.threads);
 
     Task *task = task_create(&cfg.task, cfg.model.block_size, (uint64_t)cfg.run.seed, err, sizeof err);
     if (!task) {
