@@ -8,6 +8,9 @@
 // slices, its columns of out, dq, dk, dv) is written by the thread of that head; gradients of tables
 // shared by heads go to per-head partials summed in a fixed order, so results do not depend on the
 // thread count.
+// The hot loops (softmax, sigmoid gates) vectorise only when the compiler may assume floating-point
+// compares do not trap (GCC otherwise keeps pe_exp's clamps as branches); nothing here relies on traps.
+#pragma GCC optimize("no-trapping-math")
 #include "attention.h"
 
 #include <math.h>
@@ -226,7 +229,7 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
                 for (int j = 0; j < i; j++)
                     if (pad[j]) a[j] = -INFINITY;
             softmax_row(a, i + 1);
-            memset(a + i + 1, 0, sizeof(real) * (T - i - 1));
+            memset(a + i + 1, 0, sizeof(real) * (i1 - i - 1));  // read by the product below; j >= i1 is not
             if (c->p_drop > 0) {
                 real *d = drop + (long)(i - i0) * T;
                 for (int j = 0; j <= i; j++)
@@ -291,6 +294,8 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
         for (int i = i0; i < i1; i++) {
             const real *a = probs + (long)i * T;
             real *d = D + (long)(i - i0) * T, *ds = dS + (long)(i - i0) * T;
+            if (i + 2 < T)  // the rows of the (B,H,T,T) cache are not one stream: fetch ahead
+                for (int j = 0; j <= i + 2; j += 64 / (int)sizeof(real)) __builtin_prefetch(a + 2L * T + j);
             if (c->p_drop > 0) {  // α' = α·keep/(1-p): dα = dα'·keep/(1-p)
                 real *ad = drop + (long)(i - i0) * T;
                 for (int j = 0; j <= i; j++) {

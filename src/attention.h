@@ -36,7 +36,8 @@ typedef struct {
 // What the forward saves for the backward; points into memory the model owns. probs is always the
 // first of the cache memory (the model rebinds a cache at its probs pointer).
 typedef struct {
-    real *probs;  // (B,H,T,T) attention probabilities before dropout (0 at masked entries, j > i included)
+    real *probs;  // (B,H,T,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
+                  // j > i are not all written (read only j <= i)
     real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i not written
     real *pos;    // (B,H,T,T) CoPE positions p before clamping, or NULL; entries j > i not written
     real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL; only the columns the positions of a row block

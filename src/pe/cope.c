@@ -8,10 +8,14 @@
 // Under RoPE, Z uses the rotated q, and the gates use the rotated q and keys (separate gate keys are
 // rotated like k), or the unrotated ones with cope_gates_unrotated.
 //
-// Per block of rows: gates, cumsum and the row's largest position p_i0 in one pass; then Z only for the
-// table columns the block reaches (u <= min(p_i0, P-1) + 1: with sparse gates most of a long table is
-// never touched); then the interpolation per row inside attention's logit pass. The cache keeps σ
+// Per block of rows: gates and their cumsum (vectorised: sigmoid by pe_exp, cumsum as an OpenMP simd
+// scan); then Z only for the table columns the block reaches (u <= min(max p, P-1) + 1: with sparse
+// gates most of a long table is never touched); then the interpolation per row inside attention's
+// logit pass. The cache keeps σ
 // (unmasked), p (before the clamp) and Z for the backward; entries j > i are not written.
+// The hot loops (softmax, sigmoid gates) vectorise only when the compiler may assume floating-point
+// compares do not trap (GCC otherwise keeps pe_exp's clamps as branches); nothing here relies on traps.
+#pragma GCC optimize("no-trapping-math")
 #include <stdio.h>
 
 #include "matmul.h"
@@ -45,17 +49,31 @@ static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B
 static int separate_gates(const AttnPE *pe) { return pe->gate_keys != NULL || (pe->rope && pe->cope_gates_unrotated); }
 static int rotated_gate_keys(const AttnPE *pe) { return pe->gate_keys != NULL && pe->rope && !pe->cope_gates_unrotated; }
 
-// work: dZ (rows, P) | dp (T) | dS' (rows, T) when the gates are separate | rotated gate keys and
-// their gradient (T, dh) each when RoPE rotates separate gate keys
+// The backward scatters into dZ[i][f] and dZ[i][f+1]; neighbouring keys mostly share f, so the adds
+// would wait on each other through memory. Key j adds into copy j mod COPIES of the row instead, and
+// the copies are summed over the columns the row touched.
+enum { COPIES = 4 };
+
+// work: positions of the block (rows, T) | dZ (rows, P) | dp, (1-w)·db, w·db, f (T each) | slope (P) |
+// columns of each dZ row (rows) | COPIES rows of P+1 (kept zero between rows) | dS' (rows, T) when
+// the gates are separate | rotated gate keys and their gradient (T, dh) each when RoPE rotates
+// separate gate keys
 static long cope_work_size(const AttnPE *pe, int T, int dh, int rows) {
-    long n = (long)rows * pe->cope_npos + T;
+    long n = (long)rows * T + (long)rows * pe->cope_npos + 4L * T + pe->cope_npos + rows + COPIES * (pe->cope_npos + 1L);
     if (separate_gates(pe)) n += (long)rows * T;
     if (rotated_gate_keys(pe)) n += 2L * T * dh;
     return n;
 }
-static real *work_dz(const PEHead *hd) { return hd->work; }
-static real *work_dp(const PEHead *hd) { return hd->work + (long)hd->rows * hd->pe->cope_npos; }
-static real *work_dsg(const PEHead *hd) { return work_dp(hd) + hd->T; }
+static real *work_pos(const PEHead *hd) { return hd->work; }
+static real *work_dz(const PEHead *hd) { return hd->work + (long)hd->rows * hd->T; }
+static real *work_dp(const PEHead *hd) { return work_dz(hd) + (long)hd->rows * hd->pe->cope_npos; }
+static real *work_da(const PEHead *hd) { return work_dp(hd) + hd->T; }
+static real *work_db(const PEHead *hd) { return work_dp(hd) + 2L * hd->T; }
+static int *work_f(const PEHead *hd) { return (int *)(work_dp(hd) + 3L * hd->T); }  // sizeof(int) <= sizeof(real)
+static real *work_slope(const PEHead *hd) { return work_dp(hd) + 4L * hd->T; }
+static int *work_ncol(const PEHead *hd) { return (int *)(work_slope(hd) + hd->pe->cope_npos); }
+static real *work_copies(const PEHead *hd) { return work_slope(hd) + hd->pe->cope_npos + hd->rows; }
+static real *work_dsg(const PEHead *hd) { return work_copies(hd) + COPIES * (hd->pe->cope_npos + 1L); }
 static real *work_keys(const PEHead *hd) { return work_dsg(hd) + (long)hd->rows * hd->T; }
 static real *work_dkeys(const PEHead *hd) { return work_keys(hd) + (long)hd->T * hd->dh; }
 
@@ -97,15 +115,26 @@ static Gates gate_operands(const PEHead *hd) {
     return g;
 }
 
-// The table columns the rows of the current block reach: u <= min(max_i p_i0, P-1) + 1.
-static int block_columns(const PEHead *hd) {
-    const real *pos = hd->cache->pos + hd->bh * hd->T * hd->T;
-    int P = hd->pe->cope_npos;
-    real maxp = 0;
-    for (int i = hd->i0; i < hd->i1; i++)
-        if (pos[(long)i * hd->T] > maxp) maxp = pos[(long)i * hd->T];
-    int ncol = (maxp < P - 1 ? (int)maxp : P - 1) + 2;
-    return ncol < P ? ncol : P;
+// p_ij = Σ_{t>=j} σ_it·M_it for j <= i: an inclusive scan from t = i down to 0, vectorised. The
+// backward recomputes the positions with this same function from the cached gates, into the same
+// place of its work (same alignment, so the same vector grouping): bit-identical to the forward's.
+static void positions_row(real *restrict p, const real *restrict g, const uint8_t *pad, int i) {
+    real acc = 0;
+    if (pad) {
+#pragma omp simd reduction(inscan, + : acc)
+        for (int j = i; j >= 0; j--) {
+            acc += j < i && pad[j] ? 0 : g[j];
+#pragma omp scan inclusive(acc)
+            p[j] = acc;
+        }
+    } else {
+#pragma omp simd reduction(inscan, + : acc)
+        for (int j = i; j >= 0; j--) {
+            acc += g[j];
+#pragma omp scan inclusive(acc)
+            p[j] = acc;
+        }
+    }
 }
 
 static void cope_head_forward(PEHead *hd) {
@@ -122,26 +151,22 @@ static void cope_block_forward(PEHead *hd) {
         matmul(0, 1, i1 - i0, i1, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k, g.ldk, 0, gates + (long)i0 * T, T);
     }
     const uint8_t *pad = hd->pad;
+    real maxp = 0;
     for (int i = i0; i < i1; i++) {
         const real *x = sep ? gates + (long)i * T : hd->S + (long)(i - i0) * T;
-        real *sg = gates + (long)i * T, *p = pos + (long)i * T;
+        real *sg = gates + (long)i * T, *p = work_pos(hd) + (long)(i - i0) * T;
 #pragma omp simd
         for (int j = 0; j <= i; j++) sg[j] = pe_sigmoid(s * x[j]);
-        real acc = 0;  // p_ij = Σ_{t>=j} σ_it·M_it
-        if (pad) {
-            for (int j = i; j >= 0; j--) {
-                if (j == i || !pad[j]) acc += sg[j];
-                p[j] = acc;
-            }
-        } else {
-            for (int j = i; j >= 0; j--) {
-                acc += sg[j];
-                p[j] = acc;
-            }
-        }
+        positions_row(p, sg, pad, i);
+        memcpy(pos + (long)i * T, p, sizeof(real) * (i + 1));
+        if (p[0] > maxp) maxp = p[0];
     }
-    int ncol = block_columns(hd);
-    hd->blk = ncol;
+    // The table columns the rows of the block reach: u <= floor(min(max p, P-1)) + 1. p_i0 is the
+    // largest position of row i up to rounding (the vectorised scan rounds each entry its own way, a
+    // relative 1e-4 at most), which the one extra column covers: the backward never reads a column
+    // this product did not write.
+    int ncol = (maxp < P - 1 ? (int)maxp : P - 1) + 3;
+    if (ncol > P) ncol = P;
     // Z[rows][0:ncol] = Q[rows]·E[:, 0:ncol]
     matmul(0, 0, i1 - i0, ncol, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, pe->cope_table, P, 0,
            hd->cache->z + (hd->bh * T + i0) * P, P);
@@ -149,8 +174,9 @@ static void cope_block_forward(PEHead *hd) {
 
 static void cope_row_logits(PEHead *hd, int i, real *a) {
     int T = hd->T, P = hd->pe->cope_npos;
-    const real *p = hd->cache->pos + (hd->bh * T + i) * T, *z = hd->cache->z + (hd->bh * T + i) * P;
+    const real *p = work_pos(hd) + (long)(i - hd->i0) * T, *z = hd->cache->z + (hd->bh * T + i) * P;
     real gamma = hd->pe->cope_nodiv ? 1 : hd->s, top = (real)(P - 1);
+#pragma omp simd
     for (int j = 0; j <= i; j++) {
         real c = p[j] < top ? p[j] : top;
         int f = (int)c;
@@ -161,6 +187,7 @@ static void cope_row_logits(PEHead *hd, int i, real *a) {
 }
 
 static void cope_head_backward(PEHead *hd) {
+    memset(work_copies(hd), 0, sizeof(real) * COPIES * (hd->pe->cope_npos + 1));
     if (rotated_gate_keys(hd->pe)) {
         pe_rope_rotate(work_keys(hd), hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
         memset(work_dkeys(hd), 0, sizeof(real) * hd->T * hd->dh);
@@ -168,14 +195,10 @@ static void cope_head_backward(PEHead *hd) {
 }
 
 static void cope_block_backward(PEHead *hd) {
-    int P = hd->pe->cope_npos, T = hd->T, rows = hd->i1 - hd->i0;
-    int ncol = block_columns(hd);
-    hd->blk = ncol;
-    real *dz = work_dz(hd);
-    for (int r = 0; r < rows; r++) memset(dz + (long)r * P, 0, sizeof(real) * ncol);
+    hd->blk = 0;
     if (separate_gates(hd->pe)) {
         real *dsg = work_dsg(hd);
-        for (int r = 0; r < rows; r++) memset(dsg + (long)r * T, 0, sizeof(real) * hd->i1);
+        for (int r = 0; r < hd->i1 - hd->i0; r++) memset(dsg + (long)r * hd->T, 0, sizeof(real) * hd->i1);
     }
 }
 
@@ -183,36 +206,87 @@ static void cope_block_backward(PEHead *hd) {
 // g = σ(s·x)·M. Hence db = γ·dA; dZ[u] += w·db, dZ[f] += (1-w)·db; dp = db·(Z[u] - Z[f]) below the
 // clamp (0 above it, and 0 at integer c where u = f: the reference's choice at the kink); the reverse
 // cumsum turns into a prefix sum dg_it = Σ_{j<=t} dp_ij; dx = s·σ(1-σ)·M·dg.
+// Z[u] - Z[f] is the slope Z[f+1] - Z[f] whenever it is used (w > 0).
 static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     const AttnPE *pe = hd->pe;
     int T = hd->T, P = pe->cope_npos, r = i - hd->i0;
-    const real *p = hd->cache->pos + (hd->bh * T + i) * T, *z = hd->cache->z + (hd->bh * T + i) * P;
-    const real *sg = hd->cache->gates + (hd->bh * T + i) * T;
+    const real *z = hd->cache->z + (hd->bh * T + i) * P, *sg = hd->cache->gates + (hd->bh * T + i) * T;
+    real *p = work_pos(hd) + (long)r * T;
+    if (i + 2 < T)  // the rows of the (B,H,T,T) cache are not one stream: fetch ahead
+        for (int j = 0; j <= i + 2; j += 64 / (int)sizeof(real)) __builtin_prefetch(sg + 2L * T + j);
+    positions_row(p, sg, hd->pad, i);  // recomputed: cheaper than reading the cached ones back
     real gamma = pe->cope_nodiv ? 1 : hd->s, top = (real)(P - 1), s = hd->s;
-    real *dz = work_dz(hd) + (long)r * P, *dp = work_dp(hd);
+    real *restrict dp = work_dp(hd), *restrict da = work_da(hd), *restrict dw = work_db(hd);
+    int *restrict fj = work_f(hd);
+    // vectorised arithmetic; the gathers and scatters (slow as vector ops on some CPUs) come after
+    int fmin = P, fmax = 0;
+#pragma omp simd reduction(min : fmin) reduction(max : fmax)
     for (int j = 0; j <= i; j++) {
         real db = gamma * dA[j];
         real c = p[j] < top ? p[j] : top;
         int f = (int)c;
         real w = c - f;
-        int u = f + (w > 0);
-        dz[u] += w * db;
-        dz[f] += (1 - w) * db;
-        dp[j] = p[j] < top ? db * (z[u] - z[f]) : 0;
+        dp[j] = w > 0 ? db : 0;  // times the slope below; w = 0 above the clamp (c = P-1) and at integers
+        da[j] = (1 - w) * db;                   // into dZ[f]
+        dw[j] = w * db;                         // into dZ[f+1] (0 when u = f; column P of the copies is spare)
+        fj[j] = f;
+        fmin = f < fmin ? f : fmin;
+        fmax = f > fmax ? f : fmax;
     }
+    // slope[m] = Z[m+1] - Z[m] on the columns the row uses (Z was computed up to fmax+1 in the forward,
+    // except at fmax = P-1, which is clamped and never multiplies a slope)
+    real *slope = work_slope(hd);
+    int shi = fmax < P - 1 ? fmax : P - 2;
+#pragma omp simd
+    for (int m = fmin; m <= shi; m++) slope[m] = z[m + 1] - z[m];
+    if (fmax == P - 1) slope[P - 1] = 0;
+    real *c0 = work_copies(hd), *c1 = c0 + (P + 1), *c2 = c1 + (P + 1), *c3 = c2 + (P + 1);
+    int j = 0;
+    for (; j + COPIES - 1 <= i; j += COPIES) {
+        int f0 = fj[j], f1 = fj[j + 1], f2 = fj[j + 2], f3 = fj[j + 3];
+        c0[f0] += da[j], c0[f0 + 1] += dw[j], dp[j] *= slope[f0];
+        c1[f1] += da[j + 1], c1[f1 + 1] += dw[j + 1], dp[j + 1] *= slope[f1];
+        c2[f2] += da[j + 2], c2[f2 + 1] += dw[j + 2], dp[j + 2] *= slope[f2];
+        c3[f3] += da[j + 3], c3[f3 + 1] += dw[j + 3], dp[j + 3] *= slope[f3];
+    }
+    for (; j <= i; j++) c0[fj[j]] += da[j], c0[fj[j] + 1] += dw[j], dp[j] *= slope[fj[j]];
+    // dZ row = the copies on [fmin, fmax+1], 0 below; the block's products use its widest row, and
+    // block_backward_end zero-fills the narrower rows up to it
+    real *dz = work_dz(hd) + (long)r * P;
+    int mhi = fmax + 1 < P ? fmax + 1 : P - 1;
+    memset(dz, 0, sizeof(real) * fmin);
+#pragma omp simd
+    for (int m = fmin; m <= mhi; m++) dz[m] = (c0[m] + c1[m]) + (c2[m] + c3[m]);
+    for (int x = 0; x < COPIES; x++) memset(c0 + x * (P + 1L) + fmin, 0, sizeof(real) * (fmax + 2 - fmin));
+    work_ncol(hd)[r] = mhi + 1;
+    if (mhi + 1 > hd->blk) hd->blk = mhi + 1;
+
     real *dx = separate_gates(pe) ? work_dsg(hd) + (long)r * T : dS;
     const uint8_t *pad = hd->pad;
     real acc = 0;
-    for (int j = 0; j <= i; j++) {
-        acc += dp[j];
-        if (!pad || j == i || !pad[j]) dx[j] += s * sg[j] * (1 - sg[j]) * acc;
+    if (pad) {
+#pragma omp simd reduction(inscan, + : acc)
+        for (int t = 0; t <= i; t++) {
+            acc += dp[t];
+#pragma omp scan inclusive(acc)
+            dx[t] += t < i && pad[t] ? 0 : s * sg[t] * (1 - sg[t]) * acc;
+        }
+    } else {
+#pragma omp simd reduction(inscan, + : acc)
+        for (int t = 0; t <= i; t++) {
+            acc += dp[t];
+#pragma omp scan inclusive(acc)
+            dx[t] += s * sg[t] * (1 - sg[t]) * acc;
+        }
     }
 }
 
 static void cope_block_backward_end(PEHead *hd) {
     const AttnPE *pe = hd->pe;
     int P = pe->cope_npos, T = hd->T, i0 = hd->i0, i1 = hd->i1, rows = i1 - i0, ncol = hd->blk, dh = hd->dh;
-    const real *dz = work_dz(hd);
+    real *dz = work_dz(hd);
+    const int *row_ncol = work_ncol(hd);
+    for (int r = 0; r < rows; r++) memset(dz + (long)r * P + row_ncol[r], 0, sizeof(real) * (ncol - row_ncol[r]));
     // dq[rows] += dZ[rows][0:ncol]·E[:, 0:ncol]ᵀ ;  partial[:, 0:ncol] += Q[rows]ᵀ·dZ[rows][0:ncol]
     matmul(0, 1, rows, dh, ncol, 1, dz, P, pe->cope_table, P, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
     matmul(1, 0, dh, ncol, rows, 1, hd->q + (long)i0 * hd->C, hd->C, dz, P, 1, hd->partial, P);

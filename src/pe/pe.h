@@ -90,13 +90,14 @@ void pe_rope_unrotate_add(real *dst, int ldd, const real *src, int lds, int T, i
 void pe_reduce_partials(real *dst, const real *partials, long nbh, long n);
 
 // exp for the hot loops. The float build uses a polynomial (Cephes expf: |rel err| < 2e-7 on
-// [-87, 88]) that vectorises under `omp simd`, unlike libm's expf without -ffast-math; below -87
+// [-87, 88]) that vectorises under `omp simd` (with no-trapping-math, see attention.c), unlike libm's
+// expf without -ffast-math; below -87
 // (and at -inf, masked logits) it returns exactly 0. The double build (gradient checks) uses exp().
 static inline real pe_exp(real x) {
 #ifdef REAL_DOUBLE
     return exp(x);
 #else
-    float xc = fminf(fmaxf(x, -87.0f), 88.0f);
+    float xc = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;  // not fminf/fmaxf: libm calls, no vectors
     float n = floorf(xc * 1.44269504088896341f + 0.5f);
     float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
     float y = 1.9875691500e-4f;
@@ -106,9 +107,9 @@ static inline real pe_exp(real x) {
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * r * r + r + 1.0f;
-    int32_t e = ((int32_t)n + 127) << 23;
+    int32_t bits = ((int32_t)n + 127) << 23;  // 2^n
     float scale;
-    memcpy(&scale, &e, sizeof scale);
+    memcpy(&scale, &bits, sizeof scale);
     return x < -87.0f ? 0.0f : y * scale;
 #endif
 }
