@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layers.h"
 #include "matmul.h"
 #include "pe/pe.h"
+#include "rng.h"
 
 #define MAX_KERNELS 8
 static int block_rows = 64;
@@ -178,8 +178,18 @@ static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
     }
 }
 
-// Index of entry (i, j) of head bh in the dropout stream: the backward recomputes the same mask.
-static long drop_index(const Call *c, long bh, int i, int j) { return (bh * c->T + i) * c->T + j; }
+// Dropout on the probabilities: entry (i, j) of head bh is element ((bh·T + i)·T + j) of stream
+// drop_key, kept iff dropout_keep(p, key, index) (layers.h), i.e. rng_counter_uniform(key, index) >= p.
+// That is computed here inline and vectorised, as the integer test (hash >> 11) >= ceil(p·2^53), which
+// is exact (u = (hash >> 11)·2^-53); test_attention checks the masks against dropout_keep itself.
+// m[j] = keep ? 1/(1-p) : 0 for j < n; the backward recomputes the same mask.
+static void keep_row(real *m, const Call *c, long bh, int i, int n) {
+    uint64_t thr = (uint64_t)ceil((double)c->p_drop * 0x1.0p53), key = c->drop_key;
+    uint64_t base = (uint64_t)((bh * c->T + i) * c->T);
+    real scale = 1 / (1 - c->p_drop);
+#pragma omp simd
+    for (int j = 0; j < n; j++) m[j] = rng_mix64(key ^ rng_mix64(base + (uint64_t)j)) >> 11 >= thr ? scale : 0;
+}
 
 // a[0..n) = softmax(a[0..n)); masked entries hold -inf and come out exactly 0.
 static void softmax_row(real *a, int n) {
@@ -204,7 +214,6 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
     const uint8_t *pad = c->key_pad ? c->key_pad + (bh / c->H) * T : NULL;
     real *probs = c->cache->probs + bh * T * T;
     real *S = thread, *drop = thread + 2L * c->rows * T;
-    real keep_scale = c->p_drop > 0 ? 1 / (1 - c->p_drop) : 1;
     PEHead hd[MAX_KERNELS];
     head_views(c, bh, thread, hd);
     for (int x = 0; x < c->nk; x++)
@@ -232,8 +241,9 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
             memset(a + i + 1, 0, sizeof(real) * (i1 - i - 1));  // read by the product below; j >= i1 is not
             if (c->p_drop > 0) {
                 real *d = drop + (long)(i - i0) * T;
-                for (int j = 0; j <= i; j++)
-                    d[j] = dropout_keep(c->p_drop, c->drop_key, drop_index(c, bh, i, j)) ? a[j] * keep_scale : 0;
+                keep_row(d, c, bh, i, i + 1);
+#pragma omp simd
+                for (int j = 0; j <= i; j++) d[j] *= a[j];
                 memset(d + i + 1, 0, sizeof(real) * (i1 - i - 1));
             }
         }
@@ -264,7 +274,6 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
     const real *q = c->q + off, *k = c->k + off, *v = c->v + off, *g = dout + off;
     const real *probs = c->cache->probs + bh * T * T;
     real *D = thread, *dS = thread + (long)c->rows * T, *drop = thread + 2L * c->rows * T;
-    real keep_scale = c->p_drop > 0 ? 1 / (1 - c->p_drop) : 1;
     // gradients w.r.t. the q, k attention used: transformed ones go to scratch, rotated back at the end
     real *dqt = dq + off, *dkt = dk + off;
     int ldd = C;
@@ -298,14 +307,11 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
                 for (int j = 0; j <= i + 2; j += 64 / (int)sizeof(real)) __builtin_prefetch(a + 2L * T + j);
             if (c->p_drop > 0) {  // α' = α·keep/(1-p): dα = dα'·keep/(1-p)
                 real *ad = drop + (long)(i - i0) * T;
+                keep_row(ad, c, bh, i, i + 1);
+#pragma omp simd
                 for (int j = 0; j <= i; j++) {
-                    if (dropout_keep(c->p_drop, c->drop_key, drop_index(c, bh, i, j))) {
-                        d[j] *= keep_scale;
-                        ad[j] = a[j] * keep_scale;
-                    } else {
-                        d[j] = 0;
-                        ad[j] = 0;
-                    }
+                    d[j] *= ad[j];
+                    ad[j] *= a[j];
                 }
                 memset(ad + i + 1, 0, sizeof(real) * (i1 - i - 1));
             }

@@ -6,6 +6,7 @@
 
 #include "attention.h"
 #include "check.h"
+#include "layers.h"
 #include "pe/pe.h"
 
 // A layer's attention on random inputs with all its buffers.
@@ -176,6 +177,36 @@ static void test_masking(void) {
             }
     CHECK(bad == 0, "%d probabilities break the mask or do not sum to 1", bad);
     CHECK(pad_queries > 0, "the test needs pad queries");
+    layer_free(&L);
+}
+
+// Dropout on the probabilities: entry (i, j) of head h of sequence b is element ((b·H + h)·T + i)·T + j
+// of the stream, kept iff dropout_keep says so, scaled by 1/(1-p): out_i = Σ_j α'_ij v_j.
+static void test_dropout_mask(void) {
+    enum { B = 2, T = 40, C = 8, H = 2, dh = 4 };
+    const real p = 0.3f;
+    Layer L;
+    layer_init(&L, B, T, C, H, (AttnPE){.cope = 1, .cope_npos = 6}, 0, 1, 11);
+    L.p_drop = p;
+    layer_forward(&L);
+    double got[B * T * C], want[B * T * C];
+    long kept = 0, total = 0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < T; i++)
+                for (int c = 0; c < dh; c++) {
+                    double acc = 0;
+                    for (int j = 0; j <= i; j++) {
+                        long index = (((long)b * H + h) * T + i) * T + j;
+                        int keep = dropout_keep(p, 77, index);
+                        if (c == 0) kept += keep, total++;
+                        acc += keep ? L.cache.probs[index] / (1 - p) * L.v[((long)b * T + j) * C + h * dh + c] : 0;
+                    }
+                    long o = ((long)b * T + i) * C + h * dh + c;
+                    want[o] = acc, got[o] = L.out[o];
+                }
+    printf("     kept %ld of %ld (%.3f, p = %.1f)\n", kept, total, (double)kept / total, p);
+    check_close("out with dropout_keep masks", got, want, B * T * C, 1e-5, 1e-4);
     layer_free(&L);
 }
 
@@ -358,6 +389,7 @@ int main(void) {
     RUN(test_all_gates_open_count_tokens);
     RUN(test_separator_counting_figure1);
     RUN(test_masking);
+    RUN(test_dropout_mask);
     RUN(test_relative_columns);
     RUN(test_rope_rotation);
     RUN(test_longer_than_training);
