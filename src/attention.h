@@ -37,11 +37,11 @@ typedef struct {
 // first of the cache memory (the model rebinds a cache at its probs pointer).
 typedef struct {
     real *probs;  // (B,H,T,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
-                  // j > i are not all written (read only j <= i)
-    real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i not written
-    real *pos;    // (B,H,T,T) CoPE positions p before clamping, or NULL; entries j > i not written
-    real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL; only the columns the positions of a row block
-                  // reach are computed (up to min(max p, npos-1) + 1)
+                  // j > i unspecified
+    real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i unspecified
+    real *pos;    // (B,H,T,T) CoPE positions p before clamping, or NULL; entries j > i unspecified
+    real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL; per row block only the columns its positions
+                  // reach (up to floor(min(max p, npos-1)) + 2), the others unspecified
     real *zrel;   // always NULL: the backward does not need the relative Q·R (kept in per-thread work)
     real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
     real *krot;   // (B,T,C) rotated k (RoPE), or NULL

@@ -11,8 +11,10 @@
 // Per block of rows: gates and their cumsum (vectorised: sigmoid by pe_exp, cumsum as an OpenMP simd
 // scan); then Z only for the table columns the block reaches (u <= min(max p, P-1) + 1: with sparse
 // gates most of a long table is never touched); then the interpolation per row inside attention's
-// logit pass. The cache keeps σ
-// (unmasked), p (before the clamp) and Z for the backward; entries j > i are not written.
+// logit pass. The cache keeps σ (unmasked) and Z for the backward, and p (before the clamp) for
+// inspection (the backward recomputes p from σ, cheaper than reading it back); entries j > i are
+// unspecified.
+//
 // The hot loops (softmax, sigmoid gates) vectorise only when the compiler may assume floating-point
 // compares do not trap (GCC otherwise keeps pe_exp's clamps as branches); nothing here relies on traps.
 #pragma GCC optimize("no-trapping-math")
