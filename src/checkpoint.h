@@ -13,15 +13,6 @@
 
 #define CHECKPOINT_VERSION 1
 
-// The "train_state" section of ./train's checkpoints: the training state that is not a parameter.
-typedef struct {
-    int64_t step;           // optimizer steps done
-    int64_t tokens;         // training tokens seen
-    double elapsed;         // seconds of training so far
-    uint64_t dropout_seed;  // the counter-based dropout stream's base (the "RNG state")
-    double lr;              // the schedule's last learning rate
-} CkptTrainState;
-
 typedef struct {
     const char *name;
     void *data;     // write: the bytes; read: where to put them (NULL: the reader allocates)

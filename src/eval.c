@@ -12,15 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
-#include "checkpoint.h"
 #include "config.h"
 #include "evaluate.h"
 #include "model.h"
 #include "png.h"
+#include "run.h"
 #include "system.h"
 #include "tasks/task.h"
 
@@ -365,31 +364,17 @@ int main(int argc, char **argv) {
 
     // The checkpoint: its config and step; the parameters are read after the model is built.
     char err[1024], ckpt_path[1200];
-    if (ckpt_arg) {
-        struct stat sb;
-        if (strchr(ckpt_arg, '/') || stat(ckpt_arg, &sb) == 0)
-            snprintf(ckpt_path, sizeof ckpt_path, "%s", ckpt_arg);
-        else
-            snprintf(ckpt_path, sizeof ckpt_path, "%s/%s", run_dir, ckpt_arg);
-    } else if (checkpoint_latest(run_dir, ckpt_path, sizeof ckpt_path, err, sizeof err) != 0) {
+    TrainState state;
+    Config saved, cfg;
+    char *json = NULL;
+    if (run_checkpoint_path(run_dir, ckpt_arg, ckpt_path, sizeof ckpt_path, err, sizeof err) != 0 ||
+        run_read_config(ckpt_path, &saved, &json, &state, err, sizeof err) != 0) {
         fprintf(stderr, "eval: %s\n", err);
         return 2;
     }
-    CkptTrainState state;
-    CkptSection head_sections[2] = {{"config", NULL, 0}, {"train_state", &state, sizeof state}};
-    if (checkpoint_read(ckpt_path, head_sections, 2, err, sizeof err) != 0) {
-        fprintf(stderr, "eval: %s\n", err);
-        return 2;
-    }
-    char *json = head_sections[0].data;
     long long step = (long long)state.step;
     const char *ckpt_name = strrchr(ckpt_path, '/') ? strrchr(ckpt_path, '/') + 1 : ckpt_path;
 
-    Config saved, cfg;
-    if (config_from_json(&saved, json, ckpt_path, err, sizeof err) != 0) {
-        fprintf(stderr, "eval: %s\n", err);
-        return 2;
-    }
     if (length_arg && strcmp(saved.task.name, "flipflop") != 0 && strcmp(saved.task.name, "lm") != 0) {
         fprintf(stderr, "eval: --lengths: task %s has no evaluation length (task.eval_length applies to flipflop and lm); "
                 "its splits are evaluated at their own lengths\n", saved.task.name);
@@ -417,8 +402,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "eval: %s\n", err);
         return 2;
     }
-    CkptSection params = {"params", model.params, sizeof(real) * (size_t)model.n_params};
-    if (checkpoint_read(ckpt_path, &params, 1, err, sizeof err) != 0) {
+    if (run_load_params(ckpt_path, &model, err, sizeof err) != 0) {
         fprintf(stderr, "eval: %s\n", err);
         return 2;
     }

@@ -12,12 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 
-#include "checkpoint.h"
 #include "config.h"
 #include "model.h"
+#include "run.h"
 #include "system.h"
 #include "rng.h"
 #include "tasks/task.h"
@@ -162,24 +161,12 @@ int main(int argc, char **argv) {
     }
 
     char err[1024], ckpt_path[1200];
-    if (ckpt_arg) {
-        struct stat sb;
-        if (strchr(ckpt_arg, '/') || stat(ckpt_arg, &sb) == 0)
-            snprintf(ckpt_path, sizeof ckpt_path, "%s", ckpt_arg);
-        else
-            snprintf(ckpt_path, sizeof ckpt_path, "%s/%s", run_dir, ckpt_arg);
-    } else if (checkpoint_latest(run_dir, ckpt_path, sizeof ckpt_path, err, sizeof err) != 0) {
-        fprintf(stderr, "sample: %s\n", err);
-        return 2;
-    }
-    CkptSection cs = {"config", NULL, 0};
     Config cfg;
-    if (checkpoint_read(ckpt_path, &cs, 1, err, sizeof err) != 0 ||
-        config_from_json(&cfg, cs.data, ckpt_path, err, sizeof err) != 0) {
+    if (run_checkpoint_path(run_dir, ckpt_arg, ckpt_path, sizeof ckpt_path, err, sizeof err) != 0 ||
+        run_read_config(ckpt_path, &cfg, NULL, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "sample: %s\n", err);
         return 2;
     }
-    free(cs.data);
     if (strcmp(cfg.task.name, "lm") != 0) {
         fprintf(stderr, "sample: %s is a %s run; ./sample needs a language-model run (task.name lm)\n", run_dir,
                 cfg.task.name);
@@ -198,8 +185,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sample: %s\n", err);
         return 2;
     }
-    CkptSection ps = {"params", m.params, sizeof(real) * (size_t)m.n_params};
-    if (checkpoint_read(ckpt_path, &ps, 1, err, sizeof err) != 0) {
+    if (run_load_params(ckpt_path, &m, err, sizeof err) != 0) {
         fprintf(stderr, "sample: %s\n", err);
         return 2;
     }

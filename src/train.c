@@ -14,12 +14,12 @@
 
 #include <cblas.h>
 
-#include "checkpoint.h"
 #include "config.h"
 #include "evaluate.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "run.h"
 #include "system.h"
 #include "runlog.h"
 #include "tasks/task.h"
@@ -51,52 +51,6 @@ static void usage(void) {
             "  --resume      continue the run in runs/<name>/ from its latest checkpoint\n"
             "  --dry-run     check the config, build the task and the model, print their sizes, and stop\n"
             "  --keys        print every config key (type, default, range, meaning) as a Markdown table\n");
-}
-
-static int save_checkpoint(const char *run_dir, const Model *m, Task *task, const CkptTrainState *st, int keep,
-                           char *err, int errlen) {
-    char *json = config_to_json(&m->cfg);
-    size_t task_size = task_state_size(task);
-    void *task_buf = malloc(task_size ? task_size : 1);
-    task_state_save(task, task_buf);
-    size_t pbytes = sizeof(real) * m->n_params;
-    CkptSection sections[] = {
-        {"config", json, strlen(json)},
-        {"params", m->params, pbytes},
-        {"adam_m", m->adam_m, pbytes},
-        {"adam_v", m->adam_v, pbytes},
-        {"train_state", (void *)st, sizeof *st},
-        {"task_state", task_buf, task_size},
-    };
-    int rc = checkpoint_save_step(run_dir, st->step, keep, sections, 6, err, errlen);
-    free(task_buf);
-    free(json);
-    return rc;
-}
-
-static int load_checkpoint(const char *path, Model *m, Task *task, CkptTrainState *st, char *err, int errlen) {
-    size_t pbytes = sizeof(real) * m->n_params;
-    CkptSection sections[] = {
-        {"params", m->params, pbytes},
-        {"adam_m", m->adam_m, pbytes},
-        {"adam_v", m->adam_v, pbytes},
-        {"train_state", st, sizeof *st},
-        {"task_state", NULL, 0},
-    };
-    if (checkpoint_read(path, sections, 5, err, errlen) != 0) return -1;
-    int rc = task_state_load(task, sections[4].data, sections[4].size);
-    if (rc != 0) snprintf(err, errlen, "%s: section task_state does not fit this task", path);
-    free(sections[4].data);
-    return rc;
-}
-
-// The config saved in a checkpoint, for comparison with the one given now.
-static int read_checkpoint_config(const char *path, Config *saved, char *err, int errlen) {
-    CkptSection s = {"config", NULL, 0};
-    if (checkpoint_read(path, &s, 1, err, errlen) != 0) return -1;
-    int rc = config_from_json(saved, s.data, path, err, errlen);
-    free(s.data);
-    return rc;
 }
 
 // Evaluates the task's validation split (or, at the end, every split) and logs the results. A split
@@ -221,12 +175,12 @@ int main(int argc, char **argv) {
     }
     char ckpt_path[1200] = "";
     if (resume) {
-        if (checkpoint_latest(run_dir, ckpt_path, sizeof ckpt_path, err, sizeof err) != 0) {
+        if (run_checkpoint_path(run_dir, NULL, ckpt_path, sizeof ckpt_path, err, sizeof err) != 0) {
             fprintf(stderr, "train: --resume: %s\n", err);
             return 2;
         }
         Config saved;
-        if (read_checkpoint_config(ckpt_path, &saved, err, sizeof err) != 0) {
+        if (run_read_config(ckpt_path, &saved, NULL, NULL, err, sizeof err) != 0) {
             fprintf(stderr, "train: %s\n", err);
             return 2;
         }
@@ -261,9 +215,9 @@ int main(int argc, char **argv) {
     runlog_printf(&log, "model: %ld parameters, activations %.1f MiB for %d × %d\n", model.n_params,
                   model.act_size * sizeof(real) / 1048576.0, micro, T);
 
-    CkptTrainState st = {.dropout_seed = rng_mix64((uint64_t)cfg.run.seed ^ 0xd50b0d)};
+    TrainState st = {.dropout_seed = rng_mix64((uint64_t)cfg.run.seed ^ 0xd50b0d)};
     if (resume) {
-        if (load_checkpoint(ckpt_path, &model, task, &st, err, sizeof err) != 0) {
+        if (run_restore(ckpt_path, &model, task, &st, err, sizeof err) != 0) {
             fprintf(stderr, "train: %s\n", err);
             return 2;
         }
@@ -338,7 +292,7 @@ int main(int argc, char **argv) {
         // The checkpoint comes before the evaluation, so a failing evaluation loses no training.
         if (st.step % tc->checkpoint_interval == 0 || last || stop_signal) {
             st.elapsed = now_seconds() - t0;
-            if (save_checkpoint(run_dir, &model, task, &st, tc->keep_checkpoints, err, sizeof err) != 0) {
+            if (run_save(run_dir, &model, task, &st, tc->keep_checkpoints, err, sizeof err) != 0) {
                 fprintf(stderr, "train: checkpoint not written: %s\n", err);
                 exit_code = 1;
                 break;
