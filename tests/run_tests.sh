@@ -10,9 +10,11 @@ for t in "$BUILD"/tests/* tests/test_*.sh; do
     case "$t" in *.d|*.o) continue ;; esac
     echo "== $t"
     log=$(mktemp)
+    start=$(date +%s)
     if [ "${t%.sh}" != "$t" ]; then sh "$t" >"$log" 2>&1; else "$t" >"$log" 2>&1; fi
     rc=$?
     cat "$log"
+    echo "   ($t: $(($(date +%s) - start)) s)"
     line=$(grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     rm -f "$log"
     if [ -z "$line" ]; then
