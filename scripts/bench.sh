@@ -19,6 +19,10 @@ echo "== every position encoding, flip-flop model, 2 threads"
 for pe in none abs rel rope cope cope+rel cope+rope abs+rel; do
     $BENCH --steps "$STEPS" --set run.threads=2 --set pe.type=$pe
 done
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    echo "== PyTorch baseline, same model, 2 threads (scripts/bench_torch.py)"
+    for pe in none cope; do /usr/bin/python3 scripts/bench_torch.py --pe $pe --threads 2 --steps 2; done
+fi
 echo "== CoPE vs none at longer contexts (8192 tokens per step), 2 threads"
 for tb in 1024:8 2048:4; do
     T=${tb%:*}
