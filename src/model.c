@@ -321,8 +321,8 @@ static uint64_t site_key(const Model *m, int layer, int site) {
 
 static real dropout_p(const Model *m) { return m->dropout_key ? (real)m->cfg.model.dropout : 0; }
 
-static int is_pre(const Model *m) { return m->cfg.model.norm[1] == 'r'; }  // "pre" | "post"
-static int is_gelu(const Model *m) { return m->cfg.model.activation[0] == 'g'; }
+static int is_pre(const Model *m) { return strcmp(m->cfg.model.norm, "pre") == 0; }
+static int is_gelu(const Model *m) { return strcmp(m->cfg.model.activation, "gelu") == 0; }
 
 // The layer's output: post-norm ends in LN2, pre-norm in the second residual sum.
 static real *layer_output(const Model *m, int l) { return is_pre(m) ? m->acts[l].res2 : m->acts[l].ln2; }
