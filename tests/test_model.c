@@ -1,0 +1,139 @@
+// The model as a whole, in the float build: swapping pe.type really swaps the encoding (no leftover
+// parameters, different outputs), which encodings run past the training length, and the same bits
+// at a repeated forward.
+#include "check.h"
+#include "model.h"
+
+static const int V = 9, B = 2, T = 16;
+
+static Config config_for(const char *pe) {
+    Config c;
+    memset(&c, 0, sizeof c);
+    c.model.n_layers = 2;
+    c.model.d_model = 16;
+    c.model.n_heads = 2;
+    c.model.d_ff = 32;
+    snprintf(c.model.norm, sizeof c.model.norm, "pre");
+    snprintf(c.model.activation, sizeof c.model.activation, "gelu");
+    c.model.tie_embeddings = 1;
+    c.model.block_size = T;
+    snprintf(c.pe.type, sizeof c.pe.type, "%s", pe);
+    snprintf(c.pe.abs_kind, sizeof c.pe.abs_kind, "learned");
+    snprintf(c.pe.rope_gates, sizeof c.pe.rope_gates, "rotated");
+    c.pe.every_k_layers = 1;
+    c.pe.rope_base = 10000;
+    c.run.seed = 1;
+    return c;
+}
+
+static void make_batch(Batch *b, int nt) {
+    batch_alloc(b, B, nt);
+    b->B = B;
+    b->T = nt;
+    for (int i = 0; i < B * nt; i++) {
+        b->tokens[i] = (i * 7 + 3) % V;
+        b->targets[i] = (i * 5 + 1) % V;
+        b->loss_mask[i] = 1;
+        b->metric_mask[i] = 0;
+        b->key_pad[i] = 0;
+    }
+}
+
+static int has_tensor(const Model *m, const char *part) {
+    for (int k = 0; k < m->n_tensors; k++)
+        if (strstr(m->tensors[k].name, part)) return 1;
+    return 0;
+}
+
+// CoPE tables start at zero, so a CoPE model computes what "none" does until they move; give every
+// encoding's tables values so outputs can differ.
+static void perturb_tables(Model *m) {
+    unsigned long long s = 3;
+    for (int k = 0; k < m->n_tensors; k++)
+        if (strstr(m->tensors[k].name, "cope_table"))
+            for (long i = 0; i < m->tensors[k].size; i++) m->params[m->tensors[k].offset + i] = check_rand(&s);
+}
+
+static void test_swap_removes_the_old_encoding(void) {
+    const char *types[] = {"none", "abs", "rel", "rope", "cope", "cope+rel", "cope+rope", "abs+rel"};
+    const char *tables[] = {"wpe", "rel_table", "cope_table"};
+    const int want[8][3] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {0, 0, 0}, {0, 0, 1}, {0, 1, 1}, {0, 0, 1}, {1, 1, 0}};
+    double losses[8];
+    Batch b;
+    make_batch(&b, T);
+    for (int t = 0; t < 8; t++) {
+        Config c = config_for(types[t]);
+        Model m;
+        char err[256];
+        CHECK(model_create(&m, &c, V, err, sizeof err) == 0 && model_prepare(&m, B, T, err, sizeof err) == 0, "%s: %s",
+              types[t], err);
+        for (int k = 0; k < 3; k++)
+            CHECK(has_tensor(&m, tables[k]) == want[t][k], "pe.type %s: parameter %s %s", types[t], tables[k],
+                  want[t][k] ? "missing" : "left over");
+        perturb_tables(&m);
+        losses[t] = model_forward(&m, &b, 0);
+        model_free(&m);
+    }
+    for (int t = 0; t < 8; t++)
+        for (int u = t + 1; u < 8; u++)
+            CHECK(losses[t] != losses[u], "pe.type %s and %s give the same loss %.9g", types[t], types[u], losses[t]);
+    batch_free(&b);
+}
+
+// CoPE, capped relative, RoPE, sinusoidal and none run at 4× the training context with the same
+// parameters; learned absolute and uncapped relative refuse with a message saying why.
+static void test_longer_contexts(void) {
+    const char *runs[] = {"cope", "rope", "none", "rel", "abs"};
+    for (int t = 0; t < 5; t++) {
+        Config c = config_for(runs[t]);
+        c.pe.rel_capped = 1;
+        if (t == 4) snprintf(c.pe.abs_kind, sizeof c.pe.abs_kind, "sinusoidal");
+        Model m;
+        char err[256] = "";
+        CHECK(model_create(&m, &c, V, err, sizeof err) == 0, "%s", err);
+        long n_params = m.n_params;
+        CHECK(model_prepare(&m, B, 4 * T, err, sizeof err) == 0, "%s at 4T: %s", runs[t], err);
+        Batch b;
+        make_batch(&b, 4 * T);
+        double loss = model_forward(&m, &b, 0);
+        CHECK(isfinite(loss) && m.n_params == n_params, "%s at 4T: loss %g", runs[t], loss);
+        batch_free(&b);
+        model_free(&m);
+    }
+    const char *refused[] = {"abs", "rel"};
+    const char *reason[] = {"absolute", "relative"};
+    for (int t = 0; t < 2; t++) {
+        Config c = config_for(refused[t]);
+        Model m;
+        char err[256] = "";
+        CHECK(model_create(&m, &c, V, err, sizeof err) == 0, "%s", err);
+        CHECK(model_prepare(&m, B, T, err, sizeof err) == 0, "%s at T: %s", refused[t], err);
+        CHECK(model_prepare(&m, B, T + 1, err, sizeof err) != 0 && strstr(err, reason[t]), "%s beyond T: \"%s\"",
+              refused[t], err);
+        printf("     %s beyond its length: %s\n", refused[t], err);
+        model_free(&m);
+    }
+}
+
+static void test_forward_repeats_bit_for_bit(void) {
+    Config c = config_for("cope+rel");
+    c.model.dropout = 0.2;
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &c, V, err, sizeof err) == 0 && model_prepare(&m, B, T, err, sizeof err) == 0, "%s", err);
+    perturb_tables(&m);
+    Batch b;
+    make_batch(&b, T);
+    double first = model_forward(&m, &b, 42), again = model_forward(&m, &b, 42), other = model_forward(&m, &b, 43);
+    CHECK(first == again, "same dropout key, different loss: %.17g vs %.17g", first, again);
+    CHECK(first != other, "another dropout key gives the same loss");
+    batch_free(&b);
+    model_free(&m);
+}
+
+int main(void) {
+    RUN(test_swap_removes_the_old_encoding);
+    RUN(test_longer_contexts);
+    RUN(test_forward_repeats_bit_for_bit);
+    return check_summary("model");
+}
