@@ -48,7 +48,7 @@ void attention_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, 
     const PEKernel *ks[MAX_KERNELS];
     int nk = active_kernels(pe, ks);
     memset(cache, 0, sizeof *cache);
-    cache->probs = mem;  // first: the model rebinds a cache at its probs pointer
+    cache->probs = mem;
     mem += (long)B * H * T * T;
     for (int i = 0; i < nk; i++) {
         if (!ks[i]->cache_size) continue;

@@ -22,6 +22,7 @@ typedef struct {
     int cope_npos;            // integer positions 0..npos-1; positions clamp at npos-1
     int cope_nodiv;           // 1: γ = 1 (paper's Appendix B); 0: γ = s (official default)
     int cope_gates_unrotated; // with rope: gates from unrotated q·k (default: rotated)
+    int cope_keep_positions;  // keep the positions p in the cache (training does not need them)
     const real *cope_table;   // (dh, npos), shared by the heads of the layer
     real *cope_dtable;
     const real *gate_keys;    // (B,T,C) separate keys for the gates (sep_keys), or NULL: gates use k
@@ -33,16 +34,16 @@ typedef struct {
     real *rel_dtable;
 } AttnPE;
 
-// What the forward saves for the backward; points into memory the model owns. probs is always the
-// first of the cache memory (the model rebinds a cache at its probs pointer).
+// What the forward saves for the backward (and, on request, the CoPE positions for pictures); points
+// into memory the model owns.
 typedef struct {
     real *probs;  // (B,H,T,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
                   // j > i unspecified
     real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i unspecified
-    real *pos;    // (B,H,T,T) CoPE positions p before clamping, or NULL; entries j > i unspecified
+    real *pos;    // (B,H,T,T) CoPE positions p before clamping when cope_keep_positions, else NULL;
+                  // entries j > i unspecified
     real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL; per row block only the columns its positions
                   // reach (up to floor(min(max p, npos-1)) + 2), the others unspecified
-    real *zrel;   // always NULL: the backward does not need the relative Q·R (kept in per-thread work)
     real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
     real *krot;   // (B,T,C) rotated k (RoPE), or NULL
 } AttnCache;

@@ -110,21 +110,8 @@ static const ConfigKey core_keys[] = {
     {"run", "seed", KEY_INT, OFF(run.seed), 0, 9007199254740991.0, NULL, "1", 0, NULL,
      "Seed of the initialisation, the data stream and dropout."},
     {"run", "threads", KEY_INT, OFF(run.threads), 0, 4096, NULL, "0", 1, NULL,
-     "OpenMP threads; 0 = all cores. Results do not depend on it."},
+     "Threads for OpenMP loops and OpenBLAS products; 0 = all cores. The same count gives the same bits; another count may change the last bits (OpenBLAS splits products by thread), so resuming with another count continues the run, but not bit for bit."},
 };
-
-// Stand-in until tasks/task.c provides the task keys; the real (strong) definition replaces it
-// wherever task.o is linked in.
-__attribute__((weak)) const ConfigKey *task_config_keys(int *n) {
-    static const ConfigKey keys[] = {
-        {"task", "name", KEY_CHOICE, OFF(task.name), 0, 0, "flipflop|counting|selcopy|lm", "\"flipflop\"", 0, NULL,
-         "The task."},
-        {"task", "loss_on", KEY_CHOICE, OFF(task.loss_on), 0, 0, "all|answer", "\"all\"", 0, NULL,
-         "Loss on every next token or only on the task's answer tokens."},
-    };
-    *n = (int)(sizeof keys / sizeof keys[0]);
-    return keys;
-}
 
 static const char *const sections[] = {"model", "pe", "task", "train", "run"};
 enum { N_SECTIONS = 5 };

@@ -146,16 +146,10 @@ static long resolved_length(const Config *c, int context) {
 
 // Rough bytes of activations per sequence at context T (model.c's carve: the attention caches grow
 // with T², the rest with T).
-static double bytes_per_sequence(const Model *m, int T) {
-    double t = T, per_layer = 0;
-    for (int l = 0; l < m->L; l++) {
-        int cope = m->layers[l].cope;
-        per_layer += m->H * t * t * (1 + 2 * cope) + m->H * t * (cope ? m->cope_npos : 0) + t * (14.0 * m->C + 2.0 * m->F);
-    }
-    return sizeof(real) * (per_layer + t * (3.0 * m->V + 16.0 * m->C + 2.0 * m->F));
-}
+// Activation memory of one sequence of T (the model's own count, for one sequence).
+static double bytes_per_sequence(Model *m, int T) { return (double)sizeof(real) * model_activation_size(m, 1, T); }
 
-static int eval_batch_size(const Model *m, const Config *c, int T, long requested) {
+static int eval_batch_size(Model *m, const Config *c, int T, long requested) {
     if (requested > 0) return (int)requested;
     int micro = c->train.batch_size / (c->train.grad_accum > 0 ? c->train.grad_accum : 1);
     int fit = (int)(EVAL_BUDGET_BYTES / bytes_per_sequence(m, T));
@@ -402,6 +396,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "eval: %s\n", err);
         return 2;
     }
+    model.keep_positions = heat_dir != NULL;  // the heat-maps draw the CoPE positions
     if (run_load_params(ckpt_path, &model, err, sizeof err) != 0) {
         fprintf(stderr, "eval: %s\n", err);
         return 2;

@@ -206,6 +206,7 @@ static AttnPE layer_pe(const Model *m, int l) {
         pe.cope_npos = m->cope_npos;
         pe.cope_nodiv = pc->nodiv;
         pe.cope_gates_unrotated = strcmp(pc->rope_gates, "unrotated") == 0;
+        pe.cope_keep_positions = m->keep_positions;
         pe.cope_table = p->cope_table;
         pe.cope_dtable = GRAD(m, p->cope_table);
         pe.gate_keys = p->wkc ? m->acts[l].kc : NULL;
@@ -221,13 +222,14 @@ static AttnPE layer_pe(const Model *m, int l) {
     return pe;
 }
 
-// Carves the activation buffers for B×T out of mem (or only counts them when mem is NULL).
+// Carves the activation buffers for B×T out of mem, or only counts them when mem is NULL (leaving the
+// model's pointers as they are).
 static long carve(Model *m, real *mem, int B, int T) {
     long used = 0;
     long BTC = (long)B * T * m->C, BTF = (long)B * T * m->F, BT = (long)B * T, BTV = (long)B * T * m->V;
 #define TAKE(ptr, n)                          \
     do {                                      \
-        (ptr) = mem ? mem + used : NULL;      \
+        if (mem) (ptr) = mem + used;          \
         used += (n);                          \
     } while (0)
     for (int l = 0; l < m->L; l++) {
@@ -239,7 +241,7 @@ static long carve(Model *m, real *mem, int B, int T) {
         TAKE(a->q, BTC);
         TAKE(a->k, BTC);
         TAKE(a->v, BTC);
-        a->kc = NULL;
+        if (mem) a->kc = NULL;
         if (m->layers[l].wkc) TAKE(a->kc, BTC);
         TAKE(a->att, BTC);
         TAKE(a->cache_mem, attention_cache_size(&pe, B, T, m->C, m->H));
@@ -252,7 +254,7 @@ static long carve(Model *m, real *mem, int B, int T) {
         TAKE(a->res2, BTC);
     }
     TAKE(m->emb, BTC);
-    m->sinusoid = NULL;
+    if (mem) m->sinusoid = NULL;
     if (has_pe(m, "abs") && strcmp(m->cfg.pe.abs_kind, "sinusoidal") == 0) TAKE(m->sinusoid, (long)T * m->C);
     TAKE(m->lnf, BTC);
     TAKE(m->lnf_mean, BT);

@@ -86,6 +86,8 @@ typedef struct {
     // dwide and dwide2 (B,T,F); the logits buffer holds dlogits during the backward
     real *dx, *dtmp, *datt, *dwide, *dwide2;
     real *dq, *dk, *dv, *dkc;   // (B,T,C)
+    int keep_positions;         // CoPE layers keep their positions in the cache (for pictures); set
+                                // before model_prepare
     // the batch of the last forward
     int B, T;
     uint64_t dropout_key;       // 0 with dropout off

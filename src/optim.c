@@ -17,21 +17,27 @@ double lr_at(const TrainConfig *t, long step) {
 // Fixed-size chunks make the summation order a function of the size only.
 enum { NORM_CHUNK = 8192 };
 
+static double chunk_sum_of_squares(const real *g, long n, long c) {
+    long end = (c + 1) * NORM_CHUNK < n ? (c + 1) * NORM_CHUNK : n;
+    double s = 0.0;
+    for (long i = c * NORM_CHUNK; i < end; i++) s += (double)g[i] * g[i];
+    return s;
+}
+
 double clip_gradients(Model *m, double clip) {
     long n = m->n_params, chunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
+    const real *g = m->grads;
     double partial_stack[256];
     double *partial = chunks <= 256 ? partial_stack : malloc(sizeof(double) * chunks);
-    const real *g = m->grads;
-#pragma omp parallel for schedule(static)
-    for (long c = 0; c < chunks; c++) {
-        long end = (c + 1) * NORM_CHUNK < n ? (c + 1) * NORM_CHUNK : n;
-        double s = 0.0;
-        for (long i = c * NORM_CHUNK; i < end; i++) s += (double)g[i] * g[i];
-        partial[c] = s;
-    }
     double total = 0.0;
-    for (long c = 0; c < chunks; c++) total += partial[c];
-    if (partial != partial_stack) free(partial);
+    if (partial) {
+#pragma omp parallel for schedule(static)
+        for (long c = 0; c < chunks; c++) partial[c] = chunk_sum_of_squares(g, n, c);
+        for (long c = 0; c < chunks; c++) total += partial[c];
+        if (partial != partial_stack) free(partial);
+    } else {  // out of memory: the same sums in the same order, on one thread
+        for (long c = 0; c < chunks; c++) total += chunk_sum_of_squares(g, n, c);
+    }
     double norm = sqrt(total);
     if (clip > 0 && norm > clip) {
         real scale = (real)(clip / norm);

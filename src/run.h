@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "evaluate.h"
 #include "model.h"
 #include "tasks/task.h"
 
@@ -23,6 +24,10 @@ typedef struct {
     double elapsed;         // seconds of training so far
     uint64_t dropout_seed;  // the counter-based dropout stream's base (the "RNG state")
     double lr;              // the schedule's last learning rate
+    // the log interval in progress, so a resumed run logs the same lines as one that never stopped
+    double interval_loss;   // summed step losses
+    int64_t interval_steps;
+    EvalStats interval;     // training loss and metric counts
 } TrainState;
 
 // Writes run_dir/ckpt_<step>.bin (keeping the newest `keep`) and points run_dir/latest at it.

@@ -13,17 +13,21 @@ typedef struct {
     FILE *metrics;  // metrics.jsonl, appended
 } RunLog;
 
+// Opens the run's log files for appending and locks the run: a second ./train on the same run
+// folder is refused while this one runs (the lock goes with the process).
 int runlog_open(RunLog *log, const char *run_dir, char *err, int errlen);
 void runlog_close(RunLog *log);
 // printf to stdout and log.txt.
 void runlog_printf(RunLog *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // One metrics line: step, split, loss, lr, tokens_per_s, error and seq_error (%) where the split
 // has metric positions, perplexity (and bits per token) for language models.
-void runlog_metrics(RunLog *log, long step, const char *split, double loss, double lr, double tokens_per_s,
-                    const EvalStats *s, int language_model);
-// Drops metrics lines of steps after `step` (written after the checkpoint a run resumes from),
-// so the file reads as the run that never stopped.
-void runlog_truncate_metrics(RunLog *log, long step);
+// Returns -1 with err when the line cannot be written (a full disk).
+int runlog_metrics(RunLog *log, long step, const char *split, double loss, double lr, double tokens_per_s,
+                   const EvalStats *s, int language_model, char *err, int errlen);
+// Before resuming from the checkpoint of `step`: drops the metrics lines written after it, and the
+// lines at it that only a run ending there writes (a last training line off the log interval, the
+// final evaluation off the eval interval), so the file reads as the run that never stopped.
+int runlog_truncate_metrics(RunLog *log, long step, int log_interval, int eval_interval, char *err, int errlen);
 // Writes text to path atomically (temporary file, fsync, rename).
 int runlog_write_atomic(const char *path, const char *text, char *err, int errlen);
 

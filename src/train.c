@@ -53,6 +53,14 @@ static void usage(void) {
             "  --keys        print every config key (type, default, range, meaning) as a Markdown table\n");
 }
 
+static int save_state(const char *run_dir, const Model *m, Task *task, TrainState *st, double t0, int keep) {
+    char err[1024];
+    st->elapsed = now_seconds() - t0;
+    if (run_save(run_dir, m, task, st, keep, err, sizeof err) == 0) return 0;
+    fprintf(stderr, "train: checkpoint not written: %s\n", err);
+    return -1;
+}
+
 // Evaluates the task's validation split (or, at the end, every split) and logs the results. A split
 // longer than the model can run (learned absolute PE) is skipped with the reason.
 static int evaluate_and_log(RunLog *log, Model *model, Task *task, const TrainConfig *tc, long step, double lr,
@@ -75,7 +83,8 @@ static int evaluate_and_log(RunLog *log, Model *model, Task *task, const TrainCo
         double loss = es.loss_sum / (es.n_loss > 0 ? es.n_loss : 1);
         runlog_printf(log, "eval %-8s step %ld | loss %.4f | err %6.2f%% | seq err %6.2f%%\n", splits[s], step, loss,
                       100 * eval_error(&es), 100 * eval_seq_error(&es));
-        runlog_metrics(log, step, splits[s], loss, lr, 0, &es, task_is_language_model(task));
+        if (runlog_metrics(log, step, splits[s], loss, lr, 0, &es, task_is_language_model(task), err, errlen) != 0)
+            return -1;
     }
     return 0;
 }
@@ -222,18 +231,24 @@ int main(int argc, char **argv) {
             return 2;
         }
         runlog_printf(&log, "resumed from %s at step %lld\n", ckpt_path, (long long)st.step);
-        runlog_truncate_metrics(&log, st.step);
+        if (runlog_truncate_metrics(&log, st.step, tc->log_interval, tc->eval_interval, err, sizeof err) != 0) {
+            fprintf(stderr, "train: %s\n", err);
+            return 1;
+        }
     }
 
     Batch *batches = calloc(tc->grad_accum, sizeof *batches);
+    if (!batches) {
+        fprintf(stderr, "train: out of memory\n");
+        return 1;
+    }
     for (int a = 0; a < tc->grad_accum; a++) batch_alloc(&batches[a], micro, T);
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
 
-    double interval_loss = 0, interval_start = now_seconds(), t0 = now_seconds() - st.elapsed;
-    long interval_tokens = 0, interval_steps = 0;
-    EvalStats interval_stats = {0};
+    double interval_start = now_seconds(), t0 = now_seconds() - st.elapsed;
+    long interval_tokens = 0;  // for tokens/s only: timing is not part of the run's state
     int exit_code = 0;
     while (st.step < tc->steps) {
         double lr = lr_at(tc, st.step);
@@ -256,22 +271,22 @@ int main(int argc, char **argv) {
             }
             uint64_t key = rng_key(st.dropout_seed, (uint64_t)st.step, (uint64_t)a, 1);
             step_loss += model_forward(&model, b, key);
-            eval_accumulate(&interval_stats, &model, b);
+            eval_accumulate(&st.interval, &model, b);
             model_backward(&model, b, (real)(1.0 / norm));
             step_tokens += (long)b->B * b->T;
         }
-        step_loss /= norm;
         clip_gradients(&model, tc->grad_clip);
         adam_update(&model, tc, st.step + 1, lr);
         st.step++;
         st.lr = lr;
         st.tokens += step_tokens;
+        st.interval_loss += step_loss / norm;
+        st.interval_steps++;
         interval_tokens += step_tokens;
-        interval_loss += step_loss;
-        interval_steps++;
 
         int last = st.step == tc->steps;
-        if (st.step % tc->log_interval == 0 || last || stop_signal) {
+        int log_due = st.step % tc->log_interval == 0;
+        if (log_due || last) {
             double now = now_seconds();
             double tok_s = interval_tokens / (now - interval_start);
             st.elapsed = now - t0;
@@ -279,24 +294,33 @@ int main(int argc, char **argv) {
             char el[32], lf[32];
             format_duration(el, sizeof el, st.elapsed);
             format_duration(lf, sizeof lf, left);
-            double loss = interval_loss / interval_steps;
+            double loss = st.interval_loss / st.interval_steps;
             runlog_printf(&log, "step %6lld/%d | loss %.4f | err %6.2f%% | lr %.2e | %8.0f tok/s | %s elapsed | %s left\n",
-                          (long long)st.step, tc->steps, loss, 100 * eval_error(&interval_stats), lr, tok_s, el, lf);
-            runlog_metrics(&log, st.step, "train", loss, lr, tok_s, &interval_stats, task_is_language_model(task));
-            interval_loss = 0;
-            interval_steps = 0;
-            interval_tokens = 0;
-            interval_start = now;
-            memset(&interval_stats, 0, sizeof interval_stats);
-        }
-        // The checkpoint comes before the evaluation, so a failing evaluation loses no training.
-        if (st.step % tc->checkpoint_interval == 0 || last || stop_signal) {
-            st.elapsed = now_seconds() - t0;
-            if (run_save(run_dir, &model, task, &st, tc->keep_checkpoints, err, sizeof err) != 0) {
-                fprintf(stderr, "train: checkpoint not written: %s\n", err);
+                          (long long)st.step, tc->steps, loss, 100 * eval_error(&st.interval), lr, tok_s, el, lf);
+            if (runlog_metrics(&log, st.step, "train", loss, lr, tok_s, &st.interval, task_is_language_model(task),
+                               err, sizeof err) != 0) {
+                fprintf(stderr, "train: %s\n", err);
                 exit_code = 1;
                 break;
             }
+            // A last line off the interval keeps the interval open: a run resumed from here with
+            // more steps then logs the lines of the run that never stopped.
+            if (log_due) {
+                st.interval_loss = 0;
+                st.interval_steps = 0;
+                memset(&st.interval, 0, sizeof st.interval);
+                interval_tokens = 0;
+                interval_start = now;
+            }
+        }
+        // The checkpoint comes before the evaluation, so a failing evaluation loses no training.
+        int saved = 0;
+        if (st.step % tc->checkpoint_interval == 0 || last) {
+            if (save_state(run_dir, &model, task, &st, t0, tc->keep_checkpoints) != 0) {
+                exit_code = 1;
+                break;
+            }
+            saved = 1;
         }
         if ((tc->eval_interval > 0 && st.step % tc->eval_interval == 0) || last) {
             if (evaluate_and_log(&log, &model, task, tc, st.step, lr, last, err, sizeof err) != 0) {
@@ -306,7 +330,12 @@ int main(int argc, char **argv) {
             }
             interval_start = now_seconds();  // evaluation time is not training throughput
         }
+        // A signal (also one that came during the evaluation) ends the run after this step.
         if (stop_signal) {
+            if (!saved && save_state(run_dir, &model, task, &st, t0, tc->keep_checkpoints) != 0) {
+                exit_code = 1;
+                break;
+            }
             runlog_printf(&log, "stopped by signal %d at step %lld; checkpoint written; continue with --resume\n",
                           (int)stop_signal, (long long)st.step);
             exit_code = 128 + stop_signal;

@@ -80,6 +80,7 @@ static void run_case(const Spec *sp) {
     if (s->cope) {
         c.pe.cope = 1;
         c.pe.cope_npos = s->npos;
+        c.pe.cope_keep_positions = 1;
         c.pe.cope_nodiv = s->nodiv;
         c.pe.cope_gates_unrotated = s->unrot;
         c.E = alloc_fill((long)dh * s->npos, 1.0, &st);
@@ -218,7 +219,8 @@ static void reference_case(const double *qv, const double *kv, int nodiv, const 
     double dq[T * C] = {0}, dk[T * C] = {0}, dv[T * C] = {0}, dE[C * P] = {0};
     memcpy(q, qv, sizeof q), memcpy(k, kv, sizeof k), memcpy(v, appa_v, sizeof v);
     memcpy(E, appa_e, sizeof E), memcpy(G, appa_g, sizeof G);
-    AttnPE pe = {.cope = 1, .cope_npos = P, .cope_nodiv = nodiv, .cope_table = E, .cope_dtable = dE};
+    AttnPE pe = {.cope = 1, .cope_npos = P, .cope_nodiv = nodiv, .cope_keep_positions = 1, .cope_table = E,
+                 .cope_dtable = dE};
     AttnCache cache;
     double *mem = malloc(sizeof(double) * attention_cache_size(&pe, 1, T, C, 1));
     attention_cache_bind(&cache, mem, &pe, 1, T, C, 1);

@@ -31,6 +31,7 @@ static real *zeros(long n) { return calloc(n > 0 ? n : 1, sizeof(real)); }
 static void layer_init(Layer *L, int B, int T, int C, int H, AttnPE pe, int sep, int pad, unsigned long long seed) {
     memset(L, 0, sizeof *L);
     L->B = B, L->T = T, L->C = C, L->H = H, L->pe = pe;
+    L->pe.cope_keep_positions = pe.cope;  // the tests read the positions
     unsigned long long st = seed;
     long BTC = (long)B * T * C;
     int dh = C / H;

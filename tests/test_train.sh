@@ -32,11 +32,21 @@ if [ "$(losses "$TMP/a")" = "$(losses "$TMP/r")" ] && [ "$(params "$TMP/a")" = "
     ok "stop at 15 and resume to 40 equals 40 straight, bit for bit"
 else bad "resume is not exact: $(tail -3 "$TMP/r.out")"; fi
 
+# The same with a log interval the stop falls inside: metrics.jsonl also reads as the straight run.
+./train $TINY --set run.name=l --set train.steps=40 --set train.log_interval=7 >/dev/null 2>&1
+./train $TINY --set run.name=lr --set train.steps=15 --set train.log_interval=7 >/dev/null 2>&1
+./train $TINY --set run.name=lr --set train.steps=40 --set train.log_interval=7 --resume >/dev/null 2>&1
+if [ -n "$(losses "$TMP/l")" ] && [ "$(losses "$TMP/l")" = "$(losses "$TMP/lr")" ] &&
+    [ "$(grep -c . "$TMP/l/metrics.jsonl")" = "$(grep -c . "$TMP/lr/metrics.jsonl")" ]; then
+    ok "resuming inside a log interval gives the same metrics lines"
+else bad "metrics after resume inside a log interval differ"; fi
+
 # SIGINT mid-run: exit 130 with a checkpoint; resuming gives the uninterrupted run.
 ./train $TINY --set run.name=s --set train.steps=400 --set train.log_interval=1 --set train.checkpoint_interval=1000 >"$TMP/s.out" 2>&1 &
 pid=$!
 n=0  # stop it once 20 steps are logged (and never wait more than 60 s)
-while [ "$(grep -c '"train"' "$TMP/s/metrics.jsonl" 2>/dev/null || echo 0)" -lt 20 ] && [ $n -lt 600 ]; do
+logged() { c=$(grep -c '"train"' "$TMP/s/metrics.jsonl" 2>/dev/null); echo "${c:-0}"; }
+while [ "$(logged)" -lt 20 ] && [ $n -lt 600 ]; do
     sleep 0.1
     n=$((n + 1))
 done
@@ -50,6 +60,17 @@ if [ $rc -eq 130 ] && [ -f "$TMP/s/latest" ] && grep -q "stopped by signal" "$TM
         ok "SIGINT writes a checkpoint (exit 130) and resuming is exact"
     else bad "resume after SIGINT differs"; fi
 else bad "SIGINT: exit $rc, output: $(tail -2 "$TMP/s.out")"; fi
+
+# Two ./train on one run folder: the second is refused while the first runs.
+./train $TINY --set run.name=busy --set train.steps=3000 --set train.checkpoint_interval=5 >/dev/null 2>&1 &
+pid=$!
+n=0
+while [ ! -s "$TMP/busy/latest" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+if ! ./train $TINY --set run.name=busy --set train.steps=3000 --resume >"$TMP/busy.out" 2>&1 && grep -q "in use" "$TMP/busy.out"; then
+    ok "a run folder in use by another ./train is refused"
+else bad "concurrent run not refused: $(cat "$TMP/busy.out")"; fi
+kill $pid 2>/dev/null
+wait $pid 2>/dev/null
 
 # An existing run is never overwritten without --resume.
 before=$(params "$TMP/a")

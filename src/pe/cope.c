@@ -34,18 +34,20 @@ static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     return 0;
 }
 
+// gates (B,H,T,T) | z (B,H,T,npos) | positions (B,H,T,T), only when asked for (pictures): the
+// backward recomputes them from the gates.
 static long cope_cache_size(const AttnPE *pe, int B, int T, int C, int H) {
     (void)C;
     long bh = (long)B * H;
-    return 2 * bh * T * T + bh * T * pe->cope_npos;
+    return (1 + (pe->cope_keep_positions != 0)) * bh * T * T + bh * T * pe->cope_npos;
 }
 
 static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H) {
-    (void)C, (void)pe;
+    (void)C;
     long bhtt = (long)B * H * T * T;
     cache->gates = mem;
-    cache->pos = mem + bhtt;
-    cache->z = mem + 2 * bhtt;
+    cache->z = mem + bhtt;
+    cache->pos = pe->cope_keep_positions ? cache->z + (long)B * H * T * pe->cope_npos : NULL;
 }
 
 static int separate_gates(const AttnPE *pe) { return pe->gate_keys != NULL || (pe->rope && pe->cope_gates_unrotated); }
@@ -120,7 +122,9 @@ static Gates gate_operands(const PEHead *hd) {
 // p_ij = Σ_{t>=j} σ_it·M_it for j <= i: an inclusive scan from t = i down to 0, vectorised. The
 // backward recomputes the positions with this same function from the cached gates, into the same
 // place of its work (same alignment, so the same vector grouping): bit-identical to the forward's.
-static void positions_row(real *restrict p, const real *restrict g, const uint8_t *pad, int i) {
+// noinline: one copy of the code, so forward and backward round alike.
+__attribute__((noinline)) static void positions_row(real *restrict p, const real *restrict g, const uint8_t *pad,
+                                                   int i) {
     real acc = 0;
     if (pad) {
 #pragma omp simd reduction(inscan, + : acc)
@@ -146,7 +150,8 @@ static void cope_head_forward(PEHead *hd) {
 static void cope_block_forward(PEHead *hd) {
     const AttnPE *pe = hd->pe;
     int T = hd->T, P = pe->cope_npos, i0 = hd->i0, i1 = hd->i1, sep = separate_gates(pe);
-    real *gates = hd->cache->gates + hd->bh * T * T, *pos = hd->cache->pos + hd->bh * T * T;
+    real *gates = hd->cache->gates + hd->bh * T * T;
+    real *pos = hd->cache->pos ? hd->cache->pos + hd->bh * T * T : NULL;
     real s = hd->s;
     if (sep) {  // gate logits straight into the gates rows, made sigmoids in place below
         Gates g = gate_operands(hd);
@@ -160,7 +165,7 @@ static void cope_block_forward(PEHead *hd) {
 #pragma omp simd
         for (int j = 0; j <= i; j++) sg[j] = pe_sigmoid(s * x[j]);
         positions_row(p, sg, pad, i);
-        memcpy(pos + (long)i * T, p, sizeof(real) * (i + 1));
+        if (pos) memcpy(pos + (long)i * T, p, sizeof(real) * (i + 1));
         if (p[0] > maxp) maxp = p[0];
     }
     // The table columns the rows of the block reach: u <= floor(min(max p, P-1)) + 1. p_i0 is the
