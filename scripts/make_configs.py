@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Writes configs/<experiment>_<pe>.json for every experiment of the paper and every position
-encoding it compares, from one table, so the variants of an experiment differ only in `pe`.
+encoding it compares, from one table, so the variants of an experiment differ only in `pe`; and the
+CPU scale of the same experiments, configs/cpu/<experiment>_<pe>.json, each derived from its
+paper-scale config by a few overrides (smaller model, shorter sequences, fewer steps).
 
-    python3 scripts/make_configs.py          # (re)write configs/
-    python3 scripts/make_configs.py --check  # exit 1 if a file in configs/ differs (tests run this)
+    python3 scripts/make_configs.py          # (re)write configs/ and configs/cpu/
+    python3 scripts/make_configs.py --check  # exit 1 if a file in either set differs (tests run this)
 
 Settings the paper or its code give are marked as such in each config's "notes"; everything else is
-our choice and says so. See ../shared/docs/cope_reference.md §6 for the sources.
+our choice and says so. See ../shared/docs/cope_reference.md §6 for the sources. A CPU-scale
+config's notes list every key that differs from the paper scale (old -> new value) and why, then
+the paper-scale notes. scripts/reproduce.py runs either set and writes results/.
 """
 import json
 import os
@@ -14,6 +18,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(HERE, "..", "configs")
+CPU_CONFIGS = os.path.join(CONFIGS, "cpu")
 
 FLIPFLOP = {
     "pes": ["cope", "rope", "abs", "rel", "none"],
@@ -107,7 +112,7 @@ CODE = {
     "notes": [
         "Code modelling (paper section 5: test ppl Absolute 4.7, RoPE 4.1, CoPE 3.9, CoPE+RoPE 4.0;",
         "about 20 M parameters). Dataset, tokenizer, context and schedule are unknown. Ours: the Python",
-        "standard library as a corpus (python3 scripts/build_code_corpus.py data/code), byte-level tokens,",
+        "standard library as a corpus (python3 scripts/build_code_corpus.py writes data/code), byte-level tokens,",
         "6 layers of 512 with 8 heads and context 2048 (about 20 M parameters with the absolute table),",
         "AdamW lr 3e-4, cosine, batch 16, 50k steps, CoPE npos 64.",
     ],
@@ -130,6 +135,123 @@ EXPERIMENTS = {
     "code": CODE,
 }
 
+# The CPU scale: each experiment's table (all its PEs, one seed) trains in well under an hour on a
+# 2-core machine, so the ranking can be checked on a laptop. Each entry overrides keys of the
+# paper-scale entry above (None removes a key); everything not named here is the paper scale's.
+# "why" says why each change was needed; the notes list the changes themselves, generated.
+CPU = {
+    "flipflop": {
+        "why": [
+            "2 layers of 64 and 128-token sequences make a step ~15x cheaper. With the loss on the read",
+            "bits only (the other bits are random: noise, not signal) and lr 3e-3, CoPE reaches ~0%",
+            "in-distribution error after 750 to 2250 steps (a sudden drop, at a step that varies with the",
+            "schedule); at lr 1e-3 it was still at 17% after 1500 steps. 4000 steps leave a margin.",
+            "The sparse split keeps p = 0.98; 128-token sequences hold ~1.7 reads each, hence 2000",
+            "evaluation sequences.",
+        ],
+        "model": {"n_layers": 2, "d_model": 64, "block_size": 128},
+        "task": {"length": 128, "loss_on": "answer", "eval_sequences": 2000},
+        "train": {"lr": 3e-3, "warmup_steps": 100, "batch_size": 32, "steps": 4000, "eval_interval": 250,
+                  "eval_sequences": 500},
+    },
+    "selcopy": {
+        "why": [
+            "2 layers of 64, and a quarter of the blanks (64 in-distribution, 32 dense, 128 sparse: the",
+            "paper's ratios 1 : 1/2 : 2), so sequences are 97 tokens (161 sparse) instead of 289 (545).",
+            "lr 3e-3 and batch 32: CoPE is below 0.5% error after 1500 steps.",
+        ],
+        "model": {"n_layers": 2, "d_model": 64, "block_size": 160},
+        "task": {"n_blanks": 64, "dense_blanks": 32, "sparse_blanks": 128},
+        "train": {"lr": 3e-3, "warmup_steps": 100, "batch_size": 32, "steps": 3000, "eval_interval": 250,
+                  "eval_sequences": 500},
+    },
+}
+CPU_COUNTING = {
+    "why": [
+        "2 layers of 64 (FF 256) and samples of at most 64 statements instead of 512 (at most 90",
+        "tokens instead of 630, so the official left truncation at block_size never happens here),",
+        "so that the nine runs fit. lr 2e-3 instead of 7e-5 (which is tuned for 15,625 steps), still",
+        "constant. No dropout: with dropout 0.1 this small model stalled at ~15% error on 3 variables",
+        "(CoPE 16% after 2000 steps), without it CoPE reached 6.6%, relative 14.5%, absolute 18.4%.",
+    ],
+    "model": {"n_layers": 2, "d_model": 64, "d_ff": 256, "dropout": 0.0, "block_size": 96},
+    "task": {"max_steps": 64},
+    "train": {"lr": 2e-3, "steps": 3000, "eval_interval": 250, "checkpoint_interval": 500},
+}
+for _n in ("counting_1var", "counting_3var", "counting_5var"):
+    CPU[_n] = CPU_COUNTING
+CPU["wikitext"] = {
+    "why": [
+        "Tiny Shakespeare (1.1 MB: sh scripts/fetch_data.sh tinyshakespeare; 90/5/5 % train/valid/",
+        "test by bytes) instead of WikiText-103 (540 MB), of which a CPU run would see a small",
+        "fraction; 4 layers of 128 with context 256 instead of GPT-2 small with 1024; 3000 steps of",
+        "8 windows (6 M tokens, about 6 passes over the training text). npos stays 64. Length",
+        "generalisation is evaluated at 1, 1.5, 2 and 2.5 times the training context, as in the",
+        "paper's figure (1024 to 2560).",
+    ],
+    "model": {"n_layers": 4, "d_model": 128, "n_heads": 4, "block_size": 256},
+    "task": {"data_dir": None, "text_file": "data/tinyshakespeare/input.txt", "valid_fraction": 0.05,
+             "test_fraction": 0.05},  # the fractions are the defaults, spelt out
+    "train": {"lr": 1e-3, "warmup_steps": 100, "lr_min": 1e-4, "batch_size": 8, "grad_accum": 1, "steps": 3000,
+              "eval_interval": 500, "eval_sequences": 100, "checkpoint_interval": 500},
+}
+CPU["code"] = {
+    "why": [
+        "4 layers of 128 with context 256 instead of 6 x 512 with 2048, and 3000 steps of 8 windows",
+        "(6 M tokens, about 0.6 passes over the training text), on the same corpus",
+        "(python3 scripts/build_code_corpus.py writes data/code). npos stays 64.",
+    ],
+    "model": {"n_layers": 4, "d_model": 128, "n_heads": 4, "block_size": 256},
+    "train": {"lr": 1e-3, "warmup_steps": 100, "lr_min": 1e-4, "batch_size": 8, "steps": 3000,
+              "eval_interval": 500, "eval_sequences": 100, "checkpoint_interval": 500},
+}
+
+# Defaults of ./train (./train --keys) for keys a CPU override sets that a paper-scale entry leaves
+# unset, so the notes can say what the paper scale used.
+DEFAULTS = {"task.eval_sequences": 1000, "task.text_file": "", "task.valid_fraction": 0.05,
+            "task.test_fraction": 0.05}
+SECTIONS = ("model", "pe", "task", "train", "run")
+
+
+def paper_value(section, key, entry):
+    """(value, text) of a key at the paper scale, its ./train default when the entry leaves it unset."""
+    if key in entry.get(section, {}):
+        value = entry[section][key]
+        return value, json.dumps(value)
+    if f"{section}.{key}" not in DEFAULTS:
+        raise SystemExit(f"make_configs: CPU override {section}.{key} is unset at the paper scale and has no "
+                         "entry in DEFAULTS")
+    value = DEFAULTS[f"{section}.{key}"]
+    return value, json.dumps(value) + " (default)"
+
+
+def cpu_experiment(name):
+    """The paper-scale entry with the CPU overrides applied, and notes listing every change."""
+    paper, over = EXPERIMENTS[name], CPU[name]
+    exp = {"pes": paper["pes"]}
+    changes = []
+    for section in SECTIONS:
+        merged = dict(paper.get(section, {}))
+        for key, value in over.get(section, {}).items():
+            old_value, old = paper_value(section, key, paper)
+            if value == old_value:  # spelt out in the CPU config, but not a change
+                merged[key] = value
+            elif value is None:
+                merged.pop(key, None)
+                changes.append(f"  {section}.{key}: {old} -> removed")
+            else:
+                merged[key] = value
+                changes.append(f"  {section}.{key}: {old} -> {json.dumps(value)}")
+        if merged:
+            exp[section] = merged
+    stem = f"configs/{name}_<pe>.json"
+    exp["notes"] = ([f"CPU scale of {stem}. It differs from that paper-scale config only in:"] + changes +
+                    ["Why:"] + ["  " + line for line in over["why"]] +
+                    ["The paper-scale notes (the paper's setting, and which settings are ours):"] +
+                    ["  " + line for line in paper["notes"]])
+    return exp
+
+
 # pe options that only exist for some types (config.c refuses them elsewhere).
 PE_KEY_TYPES = {
     "npos": ("cope", "cope+rel", "cope+rope"),
@@ -151,22 +273,45 @@ def config_for(exp, pe):
     return out
 
 
+def config_files():
+    """(path, text) of every generated config: the paper scale, then the CPU scale."""
+    for folder, experiments in ((CONFIGS, {n: EXPERIMENTS[n] for n in EXPERIMENTS}),
+                                (CPU_CONFIGS, {n: cpu_experiment(n) for n in CPU})):
+        for name, exp in experiments.items():
+            for pe in exp["pes"]:
+                stem = f"{name}_{pe.replace('+', '_')}"
+                config = config_for(exp, pe)
+                config["notes"] = [line.replace(f"{name}_<pe>", stem) for line in config["notes"]]
+                yield os.path.join(folder, stem + ".json"), json.dumps(config, indent=2) + "\n"
+
+
 def main(argv):
     check = "--check" in argv
     stale = []
-    for name, exp in EXPERIMENTS.items():
-        for pe in exp["pes"]:
-            path = os.path.join(CONFIGS, f"{name}_{pe.replace('+', '_')}.json")
-            text = json.dumps(config_for(exp, pe), indent=2) + "\n"
-            old = open(path).read() if os.path.exists(path) else None
-            if old == text:
-                continue
+    wanted = set()
+    if not check:
+        os.makedirs(CPU_CONFIGS, exist_ok=True)
+    for path, text in config_files():
+        path = os.path.relpath(path)
+        wanted.add(path)
+        old = open(path).read() if os.path.exists(path) else None
+        if old == text:
+            continue
+        if check:
+            stale.append(path)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+            print("wrote", path)
+    # configs/cpu/ holds only generated files (configs/ also holds hand-written ones, e.g. flipflop_tiny).
+    for f in sorted(os.listdir(CPU_CONFIGS)) if os.path.isdir(CPU_CONFIGS) else []:
+        path = os.path.relpath(os.path.join(CPU_CONFIGS, f))
+        if f.endswith(".json") and path not in wanted:
             if check:
-                stale.append(path)
+                stale.append(path + " (not generated: remove it)")
             else:
-                with open(path, "w") as f:
-                    f.write(text)
-                print("wrote", os.path.relpath(path))
+                os.remove(path)
+                print("removed", path)
     if stale:
         print("out of date (run python3 scripts/make_configs.py):", *stale, sep="\n  ")
         return 1
