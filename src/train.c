@@ -32,8 +32,8 @@ static const char *default_config =
     "            \"dropout\": 0.0, \"block_size\": 128},\n"
     "  \"pe\": {\"type\": \"cope\"},\n"
     "  \"task\": {\"name\": \"flipflop\", \"length\": 128, \"p_ignore\": 0.8, \"loss_on\": \"answer\", \"eval_sequences\": 256},\n"
-    "  \"train\": {\"lr\": 3e-3, \"batch_size\": 16, \"steps\": 300, \"warmup_steps\": 20, \"schedule\": \"cosine\",\n"
-    "            \"eval_interval\": 100, \"eval_sequences\": 256, \"log_interval\": 20, \"checkpoint_interval\": 100}\n"
+    "  \"train\": {\"lr\": 3e-3, \"batch_size\": 32, \"steps\": 1500, \"warmup_steps\": 100, \"schedule\": \"cosine\",\n"
+    "            \"eval_interval\": 250, \"eval_sequences\": 256, \"log_interval\": 50, \"checkpoint_interval\": 250}\n"
     "}\n";
 
 static volatile sig_atomic_t stop_signal = 0;
