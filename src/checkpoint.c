@@ -212,7 +212,34 @@ int checkpoint_write(const char *path, const CkptSection *sections, int n, char 
 // read by the file size first, so a short read here means the file changed or an I/O error).
 static int read_exact(FILE *f, void *p, size_t n) { return n == 0 || fread(p, 1, n, f) == n; }
 
-int checkpoint_read(const char *path, CkptSection *sections, int n, char *err, int errlen) {
+// Skips a section the caller did not ask for; with verify, reads it in chunks to check its CRC.
+static int skip_section(FILE *f, const char *path, const char *name, uint64_t size, uint32_t crc, int verify, char *err,
+                        int errlen) {
+    if (!verify) {
+        if (fseeko(f, (off_t)size, SEEK_CUR) == 0) return 0;
+        set_err(err, errlen, "checkpoint %s: seek past section '%s' failed: %s", path, name, strerror(errno));
+        return -1;
+    }
+    unsigned char buf[1 << 16];
+    uint32_t got = (uint32_t)crc32(0L, Z_NULL, 0);
+    for (uint64_t left = size; left > 0;) {
+        size_t chunk = left < sizeof buf ? (size_t)left : sizeof buf;
+        if (!read_exact(f, buf, chunk)) {
+            set_err(err, errlen, "checkpoint %s: read of section '%s' failed: %s", path, name,
+                    ferror(f) ? strerror(errno) : "file shrank while reading");
+            return -1;
+        }
+        got = crc_update(got, buf, chunk);
+        left -= chunk;
+    }
+    if (got == crc) return 0;
+    set_err(err, errlen, "checkpoint %s: CRC mismatch in section '%s' (stored %08x, computed %08x): the file is corrupt",
+            path, name, crc, got);
+    return -1;
+}
+
+// checkpoint_read, and with verify_all the CRC of every other section too.
+static int read_sections(const char *path, CkptSection *sections, int n, int verify_all, char *err, int errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT)
@@ -318,10 +345,7 @@ int checkpoint_read(const char *path, CkptSection *sections, int n, char *err, i
         }
         if (idx < 0) {
             // Not asked for: skip it (its CRC is only checked by a reader that asks for it).
-            if (fseeko(f, (off_t)size, SEEK_CUR) != 0) {
-                set_err(err, errlen, "checkpoint %s: seek past section '%s' failed: %s", path, name, strerror(errno));
-                goto done;
-            }
+            if (skip_section(f, path, name, size, crc, verify_all, err, errlen) != 0) goto done;
         } else {
             CkptSection *s = &sections[idx];
             // A caller's buffer fixes the size; a reader-allocated section may ask for a size or take any.
@@ -395,6 +419,12 @@ done:
     return rc;
 }
 
+int checkpoint_read(const char *path, CkptSection *sections, int n, char *err, int errlen) {
+    return read_sections(path, sections, n, 0, err, errlen);
+}
+
+int checkpoint_verify(const char *path, char *err, int errlen) { return read_sections(path, NULL, 0, 1, err, errlen); }
+
 // ---------------------------------------------------------------------------------------------
 // Run folders.
 
@@ -420,22 +450,21 @@ static int cmp_long_desc(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-// Deletes ckpt_*.bin older than `step` beyond the newest `keep` (counting `step` itself). Files
-// with a later step (left by an earlier run that went further) are not ours to judge and stay.
-static int prune(const char *run_dir, long step, int keep, char *err, int errlen) {
+// The steps of the run folder's ckpt_*.bin files up to max_step, newest first (malloc'd, *count of
+// them). Returns -1 with err when the folder cannot be listed.
+static int list_steps(const char *run_dir, long max_step, long **out, size_t *count, char *err, int errlen) {
     DIR *d = opendir(run_dir);
     if (!d) {
-        set_err(err, errlen, "checkpoint folder %s: cannot list it to delete old checkpoints: %s", run_dir,
-                strerror(errno));
+        set_err(err, errlen, "checkpoint folder %s: cannot list it: %s", run_dir, strerror(errno));
         return -1;
     }
     long *steps = NULL;
-    size_t count = 0, cap = 0;
+    size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         long s;
-        if (!parse_ckpt_name(e->d_name, &s) || s > step) continue;
-        if (count == cap) {
+        if (!parse_ckpt_name(e->d_name, &s) || s > max_step) continue;
+        if (n == cap) {
             cap = cap ? 2 * cap : 16;
             long *grown = realloc(steps, cap * sizeof *steps);
             if (!grown) {
@@ -446,10 +475,21 @@ static int prune(const char *run_dir, long step, int keep, char *err, int errlen
             }
             steps = grown;
         }
-        steps[count++] = s;
+        steps[n++] = s;
     }
     closedir(d);
-    qsort(steps, count, sizeof *steps, cmp_long_desc);
+    if (n > 1) qsort(steps, n, sizeof *steps, cmp_long_desc);
+    *out = steps;
+    *count = n;
+    return 0;
+}
+
+// Deletes ckpt_*.bin older than `step` beyond the newest `keep` (counting `step` itself). Files
+// with a later step (left by an earlier run that went further) are not ours to judge and stay.
+static int prune(const char *run_dir, long step, int keep, char *err, int errlen) {
+    long *steps;
+    size_t count;
+    if (list_steps(run_dir, step, &steps, &count, err, errlen) != 0) return -1;
     int rc = 0;
     for (size_t i = (size_t)keep; i < count; i++) {
         char path[4096];
@@ -458,6 +498,22 @@ static int prune(const char *run_dir, long step, int keep, char *err, int errlen
             set_err(err, errlen, "checkpoint %s: cannot delete old checkpoint: %s", path, strerror(errno));
             rc = -1;
         }
+    }
+    free(steps);
+    return rc;
+}
+
+int checkpoint_newest_intact(const char *run_dir, long below_step, char *name, int namelen) {
+    long *steps;
+    size_t count;
+    char err[1024];
+    if (below_step <= 0 || list_steps(run_dir, below_step - 1, &steps, &count, err, sizeof err) != 0) return -1;
+    int rc = -1;
+    for (size_t i = 0; i < count && rc != 0; i++) {
+        char path[4096];
+        snprintf(name, (size_t)namelen, "ckpt_%08ld.bin", steps[i]);
+        snprintf(path, sizeof path, "%s/%s", run_dir, name);
+        if (checkpoint_verify(path, err, sizeof err) == 0) rc = 0;
     }
     free(steps);
     return rc;

@@ -28,11 +28,17 @@ int checkpoint_write(const char *path, const CkptSection *sections, int n, char 
 // Returns 0, or -1 with a message naming the file and the bad section.
 int checkpoint_read(const char *path, CkptSection *sections, int n, char *err, int errlen);
 
+// Reads the whole file and checks every section's CRC. Returns 0, or -1 with the reason in err.
+int checkpoint_verify(const char *path, char *err, int errlen);
+
 // A run folder's checkpoints: ckpt_<step 8 digits>.bin, and `latest` (a text file with the file
 // name, itself replaced atomically). checkpoint_save_step writes the step's file, points latest at
 // it and deletes all but the newest `keep`. checkpoint_latest gives the path latest points to.
 int checkpoint_save_step(const char *run_dir, long step, int keep, const CkptSection *sections, int n, char *err,
                          int errlen);
 int checkpoint_latest(const char *run_dir, char *path, int pathlen, char *err, int errlen);
+// The newest ckpt_<step>.bin of run_dir with a step below `below_step` whose every CRC checks, as a
+// file name in `name`; -1 when there is none.
+int checkpoint_newest_intact(const char *run_dir, long below_step, char *name, int namelen);
 
 #endif

@@ -8,30 +8,33 @@
 // model_check_length refuses the others (learned absolute PE beyond block_size, uncapped relative PE
 // beyond its table) and the other lengths still run.
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "budget.h"
 #include "config.h"
 #include "evaluate.h"
 #include "model.h"
 #include "png.h"
 #include "run.h"
+#include "runlog.h"
 #include "system.h"
 #include "tasks/task.h"
 
 #define MAX_LIST 64
-#define MAX_SET 256
 // Default memory budget for one evaluation batch's activations; --batch overrides it.
 #define EVAL_BUDGET_BYTES (4.0 * 1073741824.0)
 
 static void usage(void) {
     fprintf(stderr,
             "usage: ./eval runs/<name> [--checkpoint FILE] [--split S[,S...]] [--lengths N[,N...]]\n"
-            "              [--sequences N] [--batch B] [--set section.key=value]...\n"
+            "              [--sequences N] [--batch B] [--memory-limit M] [--set section.key=value]...\n"
             "       ./eval runs/<name> --heatmap OUT_DIR [--layer L] [--head H] [--sequence I] [--split S]\n"
             "              [--lengths N]\n"
             "  --checkpoint FILE  a checkpoint of the run (a path, or a file name in the run folder);\n"
@@ -44,6 +47,8 @@ static void usage(void) {
             "  --sequences N      evaluate the first N sequences (lm: windows) of each split (default: all)\n"
             "  --batch B          sequences per forward pass (default: the training micro-batch, reduced\n"
             "                     to keep activations under 4 GiB at long lengths)\n"
+            "  --memory-limit M   refuse a length needing more than M bytes (e.g. 8G; default: the memory\n"
+            "                     the machine has available)\n"
             "  --set k=v          override a task, run or train key as ./train does (e.g.\n"
             "                     task.p_sparse=0.9, run.threads=1); model and pe keys are refused\n"
             "  --heatmap DIR      instead of evaluating, write PNG heat maps of layer L, head H for\n"
@@ -52,14 +57,17 @@ static void usage(void) {
             "Language models: at length T' the split's tokens are cut into consecutive non-overlapping\n"
             "windows of T' tokens, each evaluated from an empty context, and every token of every\n"
             "window is scored; ppl = exp(mean loss). Results are appended to runs/<name>/eval.jsonl.\n"
-            "Exit status: 0, 3 when some lengths were refused, 2 for bad arguments, 1 for errors.\n");
+            "The checkpoint must belong to the run (its config that of runs/<name>/config.json).\n"
+            "Exit status: 0, 3 when some lengths were refused (position encoding or memory), 2 for bad\n"
+            "arguments, 1 for errors.\n");
 }
 
-static int parse_int(const char *s, long *out) {
+// A decimal integer in [0, max]; -1 for anything else.
+static int parse_count(const char *s, long max, long *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end) return -1;
+    if (errno || end == s || *end || v < 0 || v > max) return -1;
     *out = v;
     return 0;
 }
@@ -144,15 +152,11 @@ static long resolved_length(const Config *c, int context) {
     return context;  // counting, selcopy: no evaluation length of their own
 }
 
-// Rough bytes of activations per sequence at context T (model.c's carve: the attention caches grow
-// with T², the rest with T).
-// Activation memory of one sequence of T (the model's own count, for one sequence).
-static double bytes_per_sequence(Model *m, int T) { return (double)sizeof(real) * model_activation_size(m, 1, T); }
-
 static int eval_batch_size(Model *m, const Config *c, int T, long requested) {
     if (requested > 0) return (int)requested;
     int micro = c->train.batch_size / (c->train.grad_accum > 0 ? c->train.grad_accum : 1);
-    int fit = (int)(EVAL_BUDGET_BYTES / bytes_per_sequence(m, T));
+    double fit_d = EVAL_BUDGET_BYTES / model_activation_bytes(m, 1, T);
+    int fit = fit_d < micro ? (int)fit_d : micro;
     int B = micro < fit ? micro : fit;
     return B > 0 ? B : 1;
 }
@@ -161,15 +165,21 @@ static int eval_batch_size(Model *m, const Config *c, int T, long requested) {
 // task.eval_length (length > 0). Generated data is never written from here (task.write_dir off).
 static int length_config(Config *c, const char *json, const char *src, const char **sets, int n_sets, long length,
                          char *err, int errlen) {
-    const char *ov[MAX_SET + 1];
+    const char **ov = malloc(sizeof *ov * (size_t)(n_sets + 1));
     char lenbuf[64];
+    if (!ov) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     for (int i = 0; i < n_sets; i++) ov[i] = sets[i];
     int n = n_sets;
     if (length > 0) {
         snprintf(lenbuf, sizeof lenbuf, "task.eval_length=%ld", length);
         ov[n++] = lenbuf;
     }
-    if (config_load_text(c, json, src, ov, n, err, errlen) != 0) return -1;
+    int rc = config_load_text(c, json, src, ov, n, err, errlen);
+    free(ov);
+    if (rc != 0) return -1;
     c->task.write_dir[0] = '\0';
     return 0;
 }
@@ -294,219 +304,292 @@ static int heatmaps(Model *m, Task *task, const char *split, long seq, int layer
 
 // ---------------------------------------------------------------------------------------------
 
-int main(int argc, char **argv) {
-    const char *run_dir = NULL, *ckpt_arg = NULL, *heat_dir = NULL;
-    const char *sets[MAX_SET];
-    int n_sets = 0;
-    char *split_arg = NULL, *length_arg = NULL;
-    long sequences = 0, batch = 0, layer = 0, head = 0, seq_index = 0;
+typedef struct {
+    const char *run_dir, *checkpoint, *heat_dir;
+    const char **sets;  // argc entries at most
+    int n_sets;
+    char *split_arg, *length_arg;
+    long sequences, batch, layer, head, seq_index;
+    double memory_limit;  // bytes; 0: the machine's available memory
+} EvalArgs;
+
+// The checkpoint, the model it holds, and a config and a task per evaluation length.
+typedef struct {
+    RunCheckpoint ck;
+    Config cfg;   // the checkpoint's config with the --set overrides
+    Task *base;   // the task as trained (for its vocabulary)
+    Model model;
+    int threads;
+    int n_lengths;
+    long lengths[MAX_LIST];  // 0: the run's own
+    Config *lcfg;
+    Task **tasks;
+    char *splits[MAX_LIST];
+    int n_splits;
+} Evaluation;
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("eval: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+// Returns -1 to go on, else the exit status (--help, a bad argument).
+static int parse_args(int argc, char **argv, EvalArgs *a) {
+    memset(a, 0, sizeof *a);
+    a->sets = malloc(sizeof *a->sets * (size_t)(argc > 0 ? argc : 1));
+    if (!a->sets) return fail(1, "out of memory");
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *arg = argv[i];
         int has_value = i + 1 < argc;
-        long *num = !strcmp(a, "--sequences") ? &sequences
-                    : !strcmp(a, "--batch")   ? &batch
-                    : !strcmp(a, "--layer")   ? &layer
-                    : !strcmp(a, "--head")    ? &head
-                    : !strcmp(a, "--sequence") ? &seq_index
-                                              : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        long *num = !strcmp(arg, "--sequences")  ? &a->sequences
+                    : !strcmp(arg, "--batch")    ? &a->batch
+                    : !strcmp(arg, "--layer")    ? &a->layer
+                    : !strcmp(arg, "--head")     ? &a->head
+                    : !strcmp(arg, "--sequence") ? &a->seq_index
+                                                 : NULL;
+        long max = num == &a->sequences || num == &a->seq_index ? LONG_MAX : INT_MAX;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage();
             return 0;
         } else if (num && has_value) {
-            if (parse_int(argv[++i], num) != 0 || *num < 0) {
-                fprintf(stderr, "eval: %s \"%s\": expected a non-negative integer\n", a, argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(a, "--checkpoint") && has_value) {
-            ckpt_arg = argv[++i];
-        } else if (!strcmp(a, "--split") && has_value) {
-            split_arg = argv[++i];
-        } else if (!strcmp(a, "--lengths") && has_value) {
-            length_arg = argv[++i];
-        } else if (!strcmp(a, "--heatmap") && has_value) {
-            heat_dir = argv[++i];
-        } else if (!strcmp(a, "--set") && has_value && n_sets < MAX_SET) {
-            sets[n_sets++] = argv[++i];
-        } else if (!strncmp(a, "--set=", 6) && n_sets < MAX_SET) {
-            sets[n_sets++] = a + 6;
-        } else if (a[0] == '-' || run_dir) {
-            fprintf(stderr, "eval: unexpected argument \"%s\"%s\n", a, a[0] == '-' && !has_value ? " (missing its value?)" : "");
+            if (parse_count(argv[++i], max, num) != 0)
+                return fail(2, "%s \"%s\": expected an integer from 0 to %ld", arg, argv[i], max);
+        } else if (!strcmp(arg, "--memory-limit") && has_value) {
+            if (parse_size(argv[++i], &a->memory_limit) != 0 || a->memory_limit <= 0)
+                return fail(2, "--memory-limit \"%s\": expected a size such as 8G, 512M or 1000000 (bytes)", argv[i]);
+        } else if (!strcmp(arg, "--checkpoint") && has_value) {
+            a->checkpoint = argv[++i];
+        } else if (!strcmp(arg, "--split") && has_value) {
+            a->split_arg = argv[++i];
+        } else if (!strcmp(arg, "--lengths") && has_value) {
+            a->length_arg = argv[++i];
+        } else if (!strcmp(arg, "--heatmap") && has_value) {
+            a->heat_dir = argv[++i];
+        } else if (!strcmp(arg, "--set") && has_value) {
+            a->sets[a->n_sets++] = argv[++i];
+        } else if (!strncmp(arg, "--set=", 6)) {
+            a->sets[a->n_sets++] = arg + 6;
+        } else if (arg[0] == '-' || a->run_dir) {
+            fprintf(stderr, "eval: unexpected argument \"%s\"%s\n", arg,
+                    arg[0] == '-' && !has_value ? " (missing its value?)" : "");
             usage();
             return 2;
         } else {
-            run_dir = a;
+            a->run_dir = arg;
         }
     }
-    if (!run_dir) {
+    if (!a->run_dir) {
         usage();
         return 2;
     }
-    char *splits[MAX_LIST];
-    int n_splits = split_arg ? split_list(split_arg, splits) : 0;
-    long lengths[MAX_LIST];
-    int n_lengths = 0;
-    if (length_arg) {
+    return -1;
+}
+
+// The checkpoint must be one of this run's: eval.jsonl is the run's record.
+static int check_belongs(const Evaluation *e, const char *run_dir) {
+    char path[1200], err[1024];
+    Config run_cfg;
+    snprintf(path, sizeof path, "%s/config.json", run_dir);
+    if (config_load(&run_cfg, path, NULL, 0, err, sizeof err) != 0)
+        return fail(2, "%s is not a run folder: %s", run_dir, err);
+    if (config_check_resume(&run_cfg, &e->ck.cfg, NULL, err, sizeof err) != 0)
+        return fail(2, "%s was not written by the run %s (%s; its config.json differs): evaluate it in its own run folder",
+                    e->ck.path, run_dir, err);
+    return 0;
+}
+
+// Reads the checkpoint (once), applies the overrides, builds the trained task and the model.
+static int open_checkpoint(Evaluation *e, const EvalArgs *a) {
+    char err[2048];
+    if (run_read_checkpoint(a->run_dir, a->checkpoint, &e->ck, err, sizeof err) != 0) {
+        if (e->ck.path[0]) run_suggest_intact(a->run_dir, e->ck.path, "--checkpoint", err, sizeof err);
+        return fail(2, "%s", err);
+    }
+    if (check_belongs(e, a->run_dir) != 0) return 2;
+    const Config *saved = &e->ck.cfg;
+    if (a->length_arg && strcmp(saved->task.name, "flipflop") != 0 && strcmp(saved->task.name, "lm") != 0)
+        return fail(2, "--lengths: task %s has no evaluation length (task.eval_length applies to flipflop and lm); "
+                    "its splits are evaluated at their own lengths", saved->task.name);
+    if (length_config(&e->cfg, e->ck.config_json, e->ck.path, a->sets, a->n_sets, 0, err, sizeof err) != 0 ||
+        same_model(saved, &e->cfg, err, sizeof err) != 0)
+        return fail(2, "%s", err);
+    if (strcmp(saved->task.name, e->cfg.task.name) != 0)
+        return fail(2, "--set task.name=%s: the model was trained on task %s, and is evaluated on it", e->cfg.task.name,
+                    saved->task.name);
+    e->threads = set_threads(e->cfg.run.threads);
+    Config trained = *saved;
+    trained.task.write_dir[0] = '\0';
+    e->base = task_create(&trained.task, trained.model.block_size, (uint64_t)trained.run.seed, err, sizeof err);
+    if (!e->base) return fail(2, "%s", err);
+    if (model_init(&e->model, &trained, task_vocab_size(e->base), err, sizeof err) != 0 ||
+        model_alloc(&e->model, 0, err, sizeof err) != 0 || run_use_params(&e->ck, &e->model, err, sizeof err) != 0)
+        return fail(2, "%s", err);
+    e->model.keep_positions = a->heat_dir != NULL;  // the heat-maps draw the CoPE positions
+    return 0;
+}
+
+// Every length's config and task, and the splits, so argument errors stop before any work.
+static int prepare_lengths(Evaluation *e, const EvalArgs *a) {
+    char err[1024];
+    if (a->length_arg) {
         char *items[MAX_LIST];
-        int n = split_list(length_arg, items);
+        int n = split_list(a->length_arg, items);
         for (int i = 0; i < n; i++)
-            if (parse_int(items[i], &lengths[n_lengths++]) != 0 || lengths[n_lengths - 1] < 1) {
-                fprintf(stderr, "eval: --lengths: \"%s\" is not a positive integer\n", items[i]);
-                return 2;
-            }
+            if (parse_count(items[i], INT_MAX, &e->lengths[e->n_lengths++]) != 0 || e->lengths[e->n_lengths - 1] < 1)
+                return fail(2, "--lengths: \"%s\" is not an integer from 1 to %d", items[i], INT_MAX);
     }
-    if (n_lengths == 0) lengths[n_lengths++] = 0;  // the run's own
+    if (e->n_lengths == 0) e->lengths[e->n_lengths++] = 0;  // the run's own
+    e->lcfg = calloc((size_t)e->n_lengths, sizeof *e->lcfg);
+    e->tasks = calloc((size_t)e->n_lengths, sizeof *e->tasks);
+    if (!e->lcfg || !e->tasks) return fail(1, "out of memory");
+    for (int li = 0; li < e->n_lengths; li++) {
+        Config *c = &e->lcfg[li];
+        if (length_config(c, e->ck.config_json, e->ck.path, a->sets, a->n_sets, e->lengths[li], err, sizeof err) != 0 ||
+            !(e->tasks[li] = task_create(&c->task, c->model.block_size, (uint64_t)c->run.seed, err, sizeof err)) ||
+            same_vocab(e->base, e->tasks[li], err, sizeof err) != 0)
+            return fail(2, "%s", err);
+    }
+    const char *const *names = task_split_names(e->tasks[0]);
+    if (!names[0])
+        return fail(2, "the run's task %s has no evaluation split (an lm run needs valid or test text)", e->cfg.task.name);
+    char avail[512] = "";
+    for (int k = 0; names[k]; k++) snprintf(avail + strlen(avail), sizeof avail - strlen(avail), "%s%s", k ? ", " : "", names[k]);
+    e->n_splits = a->split_arg ? split_list(a->split_arg, e->splits) : 0;
+    for (int s = 0; s < e->n_splits; s++)
+        if (task_split_size(e->tasks[0], e->splits[s]) < 0)
+            return fail(2, "--split %s: task %s has the splits %s", e->splits[s], e->cfg.task.name, avail);
+    if (e->n_splits == 0)
+        for (int k = 0; names[k] && e->n_splits < MAX_LIST; k++) e->splits[e->n_splits++] = (char *)names[k];
+    return 0;
+}
 
-    // The checkpoint: its config and step; the parameters are read after the model is built.
-    char err[1024], ckpt_path[1200];
-    TrainState state;
-    Config saved, cfg;
-    char *json = NULL;
-    if (run_checkpoint_path(run_dir, ckpt_arg, ckpt_path, sizeof ckpt_path, err, sizeof err) != 0 ||
-        run_read_config(ckpt_path, &saved, &json, &state, err, sizeof err) != 0) {
-        fprintf(stderr, "eval: %s\n", err);
-        return 2;
+// One eval.jsonl line (every number through json_number, so a non-finite loss stays JSON).
+static void write_line(FILE *out, const Evaluation *e, const EvalArgs *a, Task *task, const char *split, long length,
+                       int T, long n_seq, const EvalStats *es) {
+    const char *ckpt_name = strrchr(e->ck.path, '/') ? strrchr(e->ck.path, '/') + 1 : e->ck.path;
+    double loss = es->loss_sum / (es->n_loss > 0 ? es->n_loss : 1);
+    fprintf(out, "{\"step\": %lld, \"checkpoint\": ", (long long)e->ck.state.step);
+    json_string(out, ckpt_name);
+    fprintf(out, ", \"split\": ");
+    json_string(out, split);
+    fprintf(out, ", \"length\": %ld, \"context\": %d, \"sequences\": %ld, \"tokens\": %ld", length, T, n_seq, es->n_loss);
+    json_number(out, "loss", loss, "%.9g");
+    if (es->n_metric > 0) {
+        json_number(out, "error", 100 * eval_error(es), "%.6g");
+        json_number(out, "seq_error", 100 * eval_seq_error(es), "%.6g");
     }
-    long long step = (long long)state.step;
-    const char *ckpt_name = strrchr(ckpt_path, '/') ? strrchr(ckpt_path, '/') + 1 : ckpt_path;
-
-    if (length_arg && strcmp(saved.task.name, "flipflop") != 0 && strcmp(saved.task.name, "lm") != 0) {
-        fprintf(stderr, "eval: --lengths: task %s has no evaluation length (task.eval_length applies to flipflop and lm); "
-                "its splits are evaluated at their own lengths\n", saved.task.name);
-        return 2;
+    if (task_is_language_model(task)) {
+        json_number(out, "ppl", exp(loss), "%.9g");
+        json_number(out, "bits_per_token", loss / 0.69314718055994531, "%.9g");
+        double bpt = task_bytes_per_token(task, split);
+        if (bpt > 0) json_number(out, "bits_per_byte", loss / 0.69314718055994531 / bpt, "%.9g");
     }
-    if (length_config(&cfg, json, ckpt_path, sets, n_sets, 0, err, sizeof err) != 0) {
-        fprintf(stderr, "eval: %s\n", err);
-        return 2;
-    }
-    if (same_model(&saved, &cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "eval: %s\n", err);
-        return 2;
-    }
-    int threads = set_threads(cfg.run.threads);
-
-    // The task as trained (for the vocabulary), and the model with the checkpoint's parameters.
-    saved.task.write_dir[0] = '\0';
-    Task *base = task_create(&saved.task, saved.model.block_size, (uint64_t)saved.run.seed, err, sizeof err);
-    if (!base) {
-        fprintf(stderr, "eval: %s\n", err);
-        return 2;
-    }
-    Model model;
-    if (model_create(&model, &saved, task_vocab_size(base), err, sizeof err) != 0) {
-        fprintf(stderr, "eval: %s\n", err);
-        return 2;
-    }
-    model.keep_positions = heat_dir != NULL;  // the heat-maps draw the CoPE positions
-    if (run_load_params(ckpt_path, &model, err, sizeof err) != 0) {
-        fprintf(stderr, "eval: %s\n", err);
-        return 2;
-    }
-
-    // Every length's config and task first, so argument errors stop before any work.
-    Config *lcfg = calloc((size_t)n_lengths, sizeof *lcfg);
-    Task **tasks = calloc((size_t)n_lengths, sizeof *tasks);
-    for (int li = 0; li < n_lengths; li++) {
-        if (length_config(&lcfg[li], json, ckpt_path, sets, n_sets, lengths[li], err, sizeof err) != 0 ||
-            !(tasks[li] = task_create(&lcfg[li].task, lcfg[li].model.block_size, (uint64_t)lcfg[li].run.seed, err,
-                                      sizeof err)) ||
-            same_vocab(base, tasks[li], err, sizeof err) != 0) {
-            fprintf(stderr, "eval: %s\n", err);
-            return 2;
+    if (a->n_sets > 0) {
+        fprintf(out, ", \"set\": [");
+        for (int k = 0; k < a->n_sets; k++) {
+            if (k) fprintf(out, ", ");
+            json_string(out, a->sets[k]);
         }
+        fprintf(out, "]");
     }
-    const char *const *names = task_split_names(tasks[0]);
-    for (int s = 0; s < n_splits; s++)
-        if (task_split_size(tasks[0], splits[s]) < 0) {
-            char avail[512] = "";
-            for (int k = 0; names[k]; k++) snprintf(avail + strlen(avail), sizeof avail - strlen(avail), "%s%s", k ? ", " : "", names[k]);
-            fprintf(stderr, "eval: --split %s: task %s has the splits %s\n", splits[s], cfg.task.name, avail);
-            return 2;
-        }
-    if (n_splits == 0)
-        for (int k = 0; names[k] && n_splits < MAX_LIST; k++) splits[n_splits++] = (char *)names[k];
+    fprintf(out, "}\n");
+    fflush(out);
+}
 
-    if (heat_dir) {
-        int rc = heatmaps(&model, tasks[0], splits[0], seq_index, (int)layer, (int)head, heat_dir);
-        model_free(&model);
-        return rc;
+// Evaluates one split at one length. Returns 0, 1 on an error, 3 when the length is refused (the
+// position encoding cannot run it, or it needs more memory than there is).
+static int evaluate_one(Evaluation *e, const EvalArgs *a, int li, const char *split, FILE *out) {
+    char err[1024];
+    Task *task = e->tasks[li];
+    int lm = task_is_language_model(task);
+    int T = task_split_max_length(task, split);
+    long length = resolved_length(&e->lcfg[li], T);
+    if (model_check_length(&e->model, T, err, sizeof err) != 0) {
+        printf("%-8s %7ld %7d  refused: %s\n", split, length, T, err);
+        return 3;
     }
+    int B = eval_batch_size(&e->model, &e->lcfg[li], T, a->batch);
+    Budget budget = {0};
+    budget_model(&budget, &e->model, 0, B, T, 1);
+    if (budget_check(&budget, a->memory_limit > 0 ? a->memory_limit : available_memory_bytes(), err, sizeof err) != 0) {
+        printf("%-8s %7ld %7d  refused: %s\n", split, length, T, err);
+        return 3;
+    }
+    Batch buf;
+    batch_alloc(&buf, B, T);
+    EvalStats es;
+    int rc = evaluate_split(&e->model, task, split, a->sequences, &buf, &es, err, sizeof err);
+    batch_free(&buf);
+    if (rc != 0) return fail(1, "%s", err);
+    long n_seq = task_split_size(task, split);
+    if (a->sequences > 0 && a->sequences < n_seq) n_seq = a->sequences;
+    double loss = es.loss_sum / (es.n_loss > 0 ? es.n_loss : 1);
+    if (lm)
+        printf("%-8s %7ld %7d %8ld %10.4f %10.3f %10.4f\n", split, length, T, n_seq, loss, exp(loss),
+               loss / 0.69314718055994531);
+    else
+        printf("%-8s %7ld %7d %8ld %10.4f %10.2f %10.2f\n", split, length, T, n_seq, loss, 100 * eval_error(&es),
+               100 * eval_seq_error(&es));
+    write_line(out, e, a, task, split, length, T, n_seq, &es);
+    return 0;
+}
 
+static int evaluate_lengths(Evaluation *e, const EvalArgs *a) {
     char path[1200];
-    snprintf(path, sizeof path, "%s/eval.jsonl", run_dir);
+    snprintf(path, sizeof path, "%s/eval.jsonl", a->run_dir);
     FILE *out = fopen(path, "a");
-    if (!out) {
-        fprintf(stderr, "eval: cannot append to %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    int lm = task_is_language_model(base);
-    printf("eval %s: %s (step %lld), task %s, pe %s, %d threads%s\n", run_dir, ckpt_name, step, cfg.task.name,
-           cfg.pe.type, threads, lm ? "; windows of T' tokens, non-overlapping" : "");
+    if (!out) return fail(1, "cannot append to %s: %s", path, strerror(errno));
+    int lm = task_is_language_model(e->base);
+    const char *ckpt_name = strrchr(e->ck.path, '/') ? strrchr(e->ck.path, '/') + 1 : e->ck.path;
+    printf("eval %s: %s (step %lld), task %s, pe %s, %d threads%s\n", a->run_dir, ckpt_name,
+           (long long)e->ck.state.step, e->cfg.task.name, e->cfg.pe.type, e->threads,
+           lm ? "; windows of T' tokens, non-overlapping" : "");
     printf("%-8s %7s %7s %8s %10s %10s %10s\n", "split", "length", "context", "seqs", "loss", lm ? "ppl" : "error%",
            lm ? "bits/tok" : "seq_err%");
-    int refused = 0;
-    for (int li = 0; li < n_lengths; li++) {
-        Task *task = tasks[li];
-        for (int s = 0; s < n_splits; s++) {
-            int T = task_split_max_length(task, splits[s]);
-            long length = resolved_length(&lcfg[li], T);
-            if (model_check_length(&model, T, err, sizeof err) != 0) {
-                printf("%-8s %7ld %7d  refused: %s\n", splits[s], length, T, err);
-                refused++;
-                continue;
-            }
-            int B = eval_batch_size(&model, &lcfg[li], T, batch);
-            Batch buf;
-            batch_alloc(&buf, B, T);
-            EvalStats es;
-            if (evaluate_split(&model, task, splits[s], sequences, &buf, &es, err, sizeof err) != 0) {
-                fprintf(stderr, "eval: %s\n", err);
-                return 1;
-            }
-            batch_free(&buf);
-            long n_seq = task_split_size(task, splits[s]);
-            if (sequences > 0 && sequences < n_seq) n_seq = sequences;
-            double loss = es.loss_sum / (es.n_loss > 0 ? es.n_loss : 1);
-            if (lm)
-                printf("%-8s %7ld %7d %8ld %10.4f %10.3f %10.4f\n", splits[s], length, T, n_seq, loss, exp(loss),
-                       loss / 0.69314718055994531);
-            else
-                printf("%-8s %7ld %7d %8ld %10.4f %10.2f %10.2f\n", splits[s], length, T, n_seq, loss,
-                       100 * eval_error(&es), 100 * eval_seq_error(&es));
-            fprintf(out, "{\"step\": %lld, \"checkpoint\": ", step);
-            json_string(out, ckpt_name);
-            fprintf(out, ", \"split\": ");
-            json_string(out, splits[s]);
-            fprintf(out, ", \"length\": %ld, \"context\": %d, \"sequences\": %ld, \"tokens\": %ld, \"loss\": %.9g", length, T,
-                    n_seq, es.n_loss, loss);
-            if (es.n_metric > 0)
-                fprintf(out, ", \"error\": %.6g, \"seq_error\": %.6g", 100 * eval_error(&es), 100 * eval_seq_error(&es));
-            if (lm) {
-                fprintf(out, ", \"ppl\": %.9g, \"bits_per_token\": %.9g", exp(loss), loss / 0.69314718055994531);
-                double bpt = task_bytes_per_token(task, splits[s]);
-                if (bpt > 0) fprintf(out, ", \"bits_per_byte\": %.9g", loss / 0.69314718055994531 / bpt);
-            }
-            if (n_sets > 0) {
-                fprintf(out, ", \"set\": [");
-                for (int k = 0; k < n_sets; k++) {
-                    if (k) fprintf(out, ", ");
-                    json_string(out, sets[k]);
-                }
-                fprintf(out, "]");
-            }
-            fprintf(out, "}\n");
-            fflush(out);
+    int refused = 0, rc = 0;
+    for (int li = 0; li < e->n_lengths && rc != 1; li++)
+        for (int s = 0; s < e->n_splits && rc != 1; s++) {
+            rc = evaluate_one(e, a, li, e->splits[s], out);
+            refused += rc == 3;
         }
-    }
-    if (fclose(out) != 0) {
-        fprintf(stderr, "eval: write error on %s\n", path);
-        return 1;
-    }
+    int closed = fclose(out) == 0;
+    if (rc == 1) return 1;
+    if (!closed) return fail(1, "write error on %s", path);
     printf("appended to %s\n", path);
-    for (int li = 0; li < n_lengths; li++) task_free(tasks[li]);
-    free(tasks);
-    free(lcfg);
-    task_free(base);
-    model_free(&model);
-    free(json);
     return refused ? 3 : 0;
+}
+
+static void evaluation_free(Evaluation *e) {
+    for (int li = 0; e->tasks && li < e->n_lengths; li++) task_free(e->tasks[li]);
+    free(e->tasks);
+    free(e->lcfg);
+    task_free(e->base);
+    model_free(&e->model);
+    run_checkpoint_free(&e->ck);
+}
+
+int main(int argc, char **argv) {
+    EvalArgs args;
+    int code = parse_args(argc, argv, &args);
+    if (code >= 0) {
+        free(args.sets);
+        return code;
+    }
+    Evaluation e = {0};
+    code = open_checkpoint(&e, &args);
+    if (code == 0) code = prepare_lengths(&e, &args);
+    if (code == 0 && args.heat_dir)
+        code = heatmaps(&e.model, e.tasks[0], e.splits[0], args.seq_index, (int)args.layer, (int)args.head,
+                        args.heat_dir);
+    else if (code == 0)
+        code = evaluate_lengths(&e, &args);
+    evaluation_free(&e);
+    free(args.sets);
+    return code;
 }

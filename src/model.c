@@ -127,7 +127,7 @@ static void *alloc_touched(long count, size_t elem) {
     return p;
 }
 
-int model_create(Model *m, const Config *cfg, int V, char *err, int errlen) {
+int model_init(Model *m, const Config *cfg, int V, char *err, int errlen) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->V = V;
@@ -144,24 +144,35 @@ int model_create(Model *m, const Config *cfg, int V, char *err, int errlen) {
     }
     m->layers = calloc(m->L, sizeof *m->layers);
     m->acts = calloc(m->L, sizeof *m->acts);
+    if (!m->layers || !m->acts) {
+        snprintf(err, errlen, "out of memory for the layer tables of %d layers", m->L);
+        return -1;
+    }
     Layout lo = {.m = m};
     layout(&lo);
     m->n_params = lo.used;
     m->n_tensors = lo.count;
+    return 0;
+}
+
+int model_alloc(Model *m, int training, char *err, int errlen) {
     m->tensors = calloc(m->n_tensors, sizeof *m->tensors);
     m->params = alloc_touched(m->n_params, sizeof(real));
-    m->grads = alloc_touched(m->n_params, sizeof(real));
-    m->adam_m = alloc_touched(m->n_params, sizeof(real));
-    m->adam_v = alloc_touched(m->n_params, sizeof(real));
-    if (!m->layers || !m->acts || !m->tensors || !m->params || !m->grads || !m->adam_m || !m->adam_v) {
-        snprintf(err, errlen, "out of memory allocating %ld parameters", m->n_params);
+    if (training) {
+        m->grads = alloc_touched(m->n_params, sizeof(real));
+        m->adam_m = alloc_touched(m->n_params, sizeof(real));
+        m->adam_v = alloc_touched(m->n_params, sizeof(real));
+    }
+    if (!m->tensors || !m->params || (training && (!m->grads || !m->adam_m || !m->adam_v))) {
+        snprintf(err, errlen, "out of memory allocating %ld parameters%s", m->n_params,
+                 training ? " with their gradients and Adam moments" : "");
         return -1;
     }
-    lo = (Layout){.m = m, .assign = 1};
+    Layout lo = (Layout){.m = m, .assign = 1};
     layout(&lo);
 
     Rng rng;
-    rng_seed(&rng, (uint64_t)cfg->run.seed);
+    rng_seed(&rng, (uint64_t)m->cfg.run.seed);
     for (int t = 0; t < m->n_tensors; t++) {
         const ParamTensor *pt = &m->tensors[t];
         real *p = m->params + pt->offset;
@@ -173,6 +184,24 @@ int model_create(Model *m, const Config *cfg, int V, char *err, int errlen) {
             default: p[i] = (real)(pt->scale * (2.0 * rng_uniform(&rng) - 1.0)); break;
             }
         }
+    }
+    return 0;
+}
+
+int model_create(Model *m, const Config *cfg, int V, char *err, int errlen) {
+    return model_init(m, cfg, V, err, errlen) == 0 && model_alloc(m, 1, err, errlen) == 0 ? 0 : -1;
+}
+
+int model_check_finite(const Model *m, const real *buf, const char *what, char *err, int errlen) {
+    for (int t = 0; t < m->n_tensors; t++) {
+        const ParamTensor *pt = &m->tensors[t];
+        const real *p = buf + pt->offset;
+        for (long i = 0; i < pt->size; i++)
+            if (!isfinite(p[i])) {
+                snprintf(err, errlen, "%s: tensor %s holds %s at index %ld", what, pt->name,
+                         isnan(p[i]) ? "NaN" : p[i] > 0 ? "+Inf" : "-Inf", i);
+                return -1;
+            }
     }
     return 0;
 }
@@ -242,7 +271,7 @@ static long carve(Model *m, real *mem, int B, int T) {
         TAKE(a->k, BTC);
         TAKE(a->v, BTC);
         if (mem) a->kc = NULL;
-        if (m->layers[l].wkc) TAKE(a->kc, BTC);
+        if (m->layers[l].cope && m->cfg.pe.sep_keys) TAKE(a->kc, BTC);
         TAKE(a->att, BTC);
         TAKE(a->cache_mem, attention_cache_size(&pe, B, T, m->C, m->H));
         TAKE(a->res1, BTC);
@@ -277,6 +306,14 @@ static long carve(Model *m, real *mem, int B, int T) {
 }
 
 long model_activation_size(Model *m, int B, int T) { return carve(m, NULL, B, T); }
+
+double model_activation_bytes(Model *m, int B, int T) {
+    // The attention caches hold a few B·H·T² tables per layer; past 2^50 reals (which no machine
+    // holds) carve's long arithmetic could overflow, and that lower bound is answer enough.
+    double quadratic = (double)B * m->H * T * (double)T * m->L;
+    if (quadratic > 1125899906842624.0) return quadratic * sizeof(real);
+    return (double)carve(m, NULL, B, T) * sizeof(real);
+}
 
 int model_check_length(const Model *m, int T, char *err, int errlen) {
     if (m->wpe && T > m->block_size) {

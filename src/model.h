@@ -95,7 +95,14 @@ typedef struct {
 
 // Builds the parameter layout for cfg and a task vocabulary of V, and initialises the parameters
 // from cfg->run.seed (official initialisation, see README). Returns 0, or -1 with err.
+// model_create = model_init (dimensions and layout, n_params: no large allocation, so memory can be
+// budgeted first) + model_alloc (parameters, and with `training` their gradients and Adam moments).
 int model_create(Model *m, const Config *cfg, int V, char *err, int errlen);
+int model_init(Model *m, const Config *cfg, int V, char *err, int errlen);
+int model_alloc(Model *m, int training, char *err, int errlen);
+// 0 when every value of buf (a parameter-shaped buffer: params, grads, a moment) is finite; else -1
+// with err naming `what`, the tensor, the value and its index.
+int model_check_finite(const Model *m, const real *buf, const char *what, char *err, int errlen);
 void model_free(Model *m);
 
 // Sizes the activations for batches of up to B sequences of up to T positions (reallocating only
@@ -103,8 +110,10 @@ void model_free(Model *m);
 // PE beyond block_size, uncapped relative PE beyond its table).
 int model_prepare(Model *m, int B, int T, char *err, int errlen);
 
-// The number of reals the activations for B × T take (model_prepare allocates them).
+// The number of reals the activations for B × T take (model_prepare allocates them), and the same in
+// bytes for any B and T (no overflow: an estimate past what any machine holds).
 long model_activation_size(Model *m, int B, int T);
+double model_activation_bytes(Model *m, int B, int T);
 
 // 0 when the model can run at context T, else -1 with the reason in err.
 int model_check_length(const Model *m, int T, char *err, int errlen);

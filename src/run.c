@@ -1,17 +1,47 @@
 #include "run.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 
+// The step of a path ending in ckpt_<step>.bin; LONG_MAX for any other name.
+static long step_of(const char *path) {
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    long step;
+    char tail[8];
+    return sscanf(base, "ckpt_%ld%7s", &step, tail) == 2 && !strcmp(tail, ".bin") ? step : LONG_MAX;
+}
+
+// " (the latest intact checkpoint is ckpt_X.bin)" after a failed write, when there is one.
+static void name_latest(const char *run_dir, char *err, int errlen) {
+    char path[1200], ignored[1024];
+    size_t len = strlen(err);
+    if (checkpoint_latest(run_dir, path, sizeof path, ignored, sizeof ignored) == 0)
+        snprintf(err + len, errlen - len, "; %s, which `latest` names, is intact", path);
+    else
+        snprintf(err + len, errlen - len, "; the run has no earlier checkpoint");
+}
+
 int run_save(const char *run_dir, const Model *m, Task *task, const TrainState *st, int keep, char *err,
              int errlen) {
+    if (model_check_finite(m, m->params, "parameters", err, errlen) != 0 ||
+        model_check_finite(m, m->adam_m, "Adam first moments", err, errlen) != 0 ||
+        model_check_finite(m, m->adam_v, "Adam second moments", err, errlen) != 0)
+        return -1;
     char *json = config_to_json(&m->cfg);
     size_t task_size = task_state_size(task);
     void *task_buf = malloc(task_size ? task_size : 1);
+    if (!json || !task_buf) {
+        free(json);
+        free(task_buf);
+        snprintf(err, errlen, "out of memory preparing the checkpoint of step %lld", (long long)st->step);
+        return -1;
+    }
     task_state_save(task, task_buf);
     size_t pbytes = sizeof(real) * m->n_params;
     CkptSection sections[] = {
@@ -23,6 +53,7 @@ int run_save(const char *run_dir, const Model *m, Task *task, const TrainState *
         {"task_state", task_buf, task_size},
     };
     int rc = checkpoint_save_step(run_dir, st->step, keep, sections, 6, err, errlen);
+    if (rc != 0) name_latest(run_dir, err, errlen);
     free(task_buf);
     free(json);
     return rc;
@@ -41,6 +72,12 @@ int run_restore(const char *path, Model *m, Task *task, TrainState *st, char *er
     int rc = task_state_load(task, sections[4].data, sections[4].size);
     if (rc != 0) snprintf(err, errlen, "%s: section task_state does not fit this task", path);
     free(sections[4].data);
+    char what[1300];
+    const char *names[3] = {"params", "adam_m", "adam_v"};
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        snprintf(what, sizeof what, "checkpoint %s: section '%s'", path, names[i]);
+        rc = model_check_finite(m, sections[i].data, what, err, errlen);
+    }
     return rc;
 }
 
@@ -66,7 +103,52 @@ int run_read_config(const char *path, Config *cfg, char **json, TrainState *st, 
     return rc;
 }
 
-int run_load_params(const char *path, Model *m, char *err, int errlen) {
-    CkptSection params = {"params", m->params, sizeof(real) * (size_t)m->n_params};
-    return checkpoint_read(path, &params, 1, err, errlen);
+// Attempts at reading the latest checkpoint of a run whose ./train replaces it meanwhile: each
+// replacement takes one checkpoint interval, so a second attempt almost always succeeds.
+#define LATEST_ATTEMPTS 5
+
+int run_read_checkpoint(const char *run_dir, const char *name, RunCheckpoint *ck, char *err, int errlen) {
+    memset(ck, 0, sizeof *ck);
+    for (int attempt = 1;; attempt++) {
+        if (run_checkpoint_path(run_dir, name, ck->path, sizeof ck->path, err, errlen) != 0) return -1;
+        CkptSection sections[3] = {
+            {"config", NULL, 0}, {"train_state", &ck->state, sizeof ck->state}, {"params", NULL, 0}};
+        if (checkpoint_read(ck->path, sections, 3, err, errlen) == 0) {
+            ck->config_json = sections[0].data;
+            ck->params = sections[2].data;
+            ck->n_params = (long)(sections[2].size / sizeof(real));
+            if (config_from_json(&ck->cfg, ck->config_json, ck->path, err, errlen) == 0) return 0;
+            run_checkpoint_free(ck);
+            return -1;
+        }
+        // Retry only when the file went away (pruned by the ./train that wrote a newer one).
+        if (name || attempt == LATEST_ATTEMPTS || access(ck->path, F_OK) == 0) return -1;
+    }
+}
+
+int run_use_params(const RunCheckpoint *ck, Model *m, char *err, int errlen) {
+    if (ck->n_params != m->n_params) {
+        snprintf(err, errlen, "checkpoint %s: section 'params' has %ld values, its config's model has %ld", ck->path,
+                 ck->n_params, m->n_params);
+        return -1;
+    }
+    char what[1300];
+    snprintf(what, sizeof what, "checkpoint %s: section 'params'", ck->path);
+    if (model_check_finite(m, ck->params, what, err, errlen) != 0) return -1;
+    memcpy(m->params, ck->params, sizeof(real) * (size_t)m->n_params);
+    return 0;
+}
+
+void run_checkpoint_free(RunCheckpoint *ck) {
+    free(ck->config_json);
+    free(ck->params);
+    ck->config_json = NULL;
+    ck->params = NULL;
+}
+
+void run_suggest_intact(const char *run_dir, const char *failed, const char *how, char *err, int errlen) {
+    char name[64];
+    size_t len = strlen(err);
+    if (checkpoint_newest_intact(run_dir, step_of(failed), name, sizeof name) == 0)
+        snprintf(err + len, errlen - len, "\n  %s/%s is intact: continue from it with %s %s", run_dir, name, how, name);
 }

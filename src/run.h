@@ -30,17 +30,39 @@ typedef struct {
     EvalStats interval;     // training loss and metric counts
 } TrainState;
 
-// Writes run_dir/ckpt_<step>.bin (keeping the newest `keep`) and points run_dir/latest at it.
+// Writes run_dir/ckpt_<step>.bin (keeping the newest `keep`) and points run_dir/latest at it. A
+// model with a non-finite parameter or moment is refused (err names the tensor): a checkpoint is
+// always one a run can go on from. When the write fails (a full disk), err also names the intact
+// checkpoint `latest` still points to.
 int run_save(const char *run_dir, const Model *m, Task *task, const TrainState *st, int keep, char *err,
              int errlen);
-// Everything ./train --resume needs: parameters, moments, state and the task's cursor.
+// Everything ./train --resume needs: parameters, moments, state and the task's cursor. Refuses
+// non-finite values naming the tensor.
 int run_restore(const char *path, Model *m, Task *task, TrainState *st, char *err, int errlen);
 // The checkpoint a program should read: `name` (a path, or a file in run_dir) or, when NULL, the
 // run's latest.
 int run_checkpoint_path(const char *run_dir, const char *name, char *path, int pathlen, char *err, int errlen);
 // A checkpoint's config (and, when asked, its JSON text, malloc'd, and its train state).
 int run_read_config(const char *path, Config *cfg, char **json, TrainState *st, char *err, int errlen);
-// A checkpoint's parameters into a model built from its config.
-int run_load_params(const char *path, Model *m, char *err, int errlen);
+
+// A checkpoint as ./eval and ./sample use it, read in one pass: a ./train pruning its old
+// checkpoints meanwhile cannot take the parameters away after the config was read.
+typedef struct {
+    char path[1200];
+    char *config_json;  // the saved resolved config (malloc'd)
+    Config cfg;
+    TrainState state;
+    real *params;       // the flat parameter buffer (malloc'd), n_params reals
+    long n_params;
+} RunCheckpoint;
+// Reads run_dir's checkpoint `name` (see run_checkpoint_path; NULL: the latest, re-resolved when a
+// running ./train replaced it while it was being read).
+int run_read_checkpoint(const char *run_dir, const char *name, RunCheckpoint *ck, char *err, int errlen);
+// Copies the parameters into a model built from ck->cfg; refuses non-finite values naming the tensor.
+int run_use_params(const RunCheckpoint *ck, Model *m, char *err, int errlen);
+void run_checkpoint_free(RunCheckpoint *ck);
+// After the checkpoint `failed` of run_dir could not be read: appends to err the newest older
+// checkpoint whose every CRC checks (if any) and how to use it (`how`, e.g. "--resume --checkpoint").
+void run_suggest_intact(const char *run_dir, const char *failed, const char *how, char *err, int errlen);
 
 #endif

@@ -46,15 +46,29 @@ void runlog_printf(RunLog *log, const char *fmt, ...) {
     }
 }
 
+void json_number(FILE *f, const char *key, double v, const char *format) {
+    fprintf(f, ", \"%s\": ", key);
+    if (isfinite(v))
+        fprintf(f, format, v);
+    else
+        fprintf(f, "null, \"%s_nonfinite\": \"%s\"", key, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+}
+
 int runlog_metrics(RunLog *log, long step, const char *split, double loss, double lr, double tokens_per_s,
                    const EvalStats *s, int language_model, char *err, int errlen) {
     FILE *f = log->metrics;
-    fprintf(f, "{\"step\": %ld, \"split\": \"%s\", \"loss\": %.9g, \"lr\": %.9g", step, split, loss, lr);
-    if (tokens_per_s > 0) fprintf(f, ", \"tokens_per_s\": %.1f", tokens_per_s);
-    if (s->n_metric > 0)
-        fprintf(f, ", \"error\": %.6g, \"seq_error\": %.6g", 100.0 * s->n_metric_err / s->n_metric,
-                s->n_seq ? 100.0 * s->n_seq_err / s->n_seq : 0.0);
-    if (language_model) fprintf(f, ", \"ppl\": %.6g, \"bits_per_token\": %.6g", exp(loss), loss / 0.69314718055994531);
+    fprintf(f, "{\"step\": %ld, \"split\": \"%s\"", step, split);
+    json_number(f, "loss", loss, "%.9g");
+    json_number(f, "lr", lr, "%.9g");
+    if (tokens_per_s > 0) json_number(f, "tokens_per_s", tokens_per_s, "%.1f");
+    if (s->n_metric > 0) {
+        json_number(f, "error", 100.0 * s->n_metric_err / s->n_metric, "%.6g");
+        json_number(f, "seq_error", s->n_seq ? 100.0 * s->n_seq_err / s->n_seq : 0.0, "%.6g");
+    }
+    if (language_model) {
+        json_number(f, "ppl", exp(loss), "%.6g");
+        json_number(f, "bits_per_token", loss / 0.69314718055994531, "%.6g");
+    }
     fprintf(f, "}\n");
     if (fflush(f) != 0 || ferror(f)) {
         snprintf(err, errlen, "cannot write %s/metrics.jsonl: %s", log->dir, strerror(errno));
@@ -63,7 +77,7 @@ int runlog_metrics(RunLog *log, long step, const char *split, double loss, doubl
     return 0;
 }
 
-int runlog_truncate_metrics(RunLog *log, long step, int log_interval, int eval_interval, char *err, int errlen) {
+int runlog_truncate_metrics(RunLog *log, long step, int log_interval, long steps, char *err, int errlen) {
     char path[1100], tmp[1200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", log->dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -77,13 +91,14 @@ int runlog_truncate_metrics(RunLog *log, long step, int log_interval, int eval_i
     }
     char *line = NULL;
     size_t cap = 0;
-    while (getline(&line, &cap, in) > 0) {
+    ssize_t len;
+    while ((len = getline(&line, &cap, in)) > 0) {
         long s;
         char split[64] = "";
-        if (sscanf(line, "{\"step\": %ld, \"split\": \"%63[^\"]", &s, split) >= 1) {
-            int interval = strcmp(split, "train") == 0 ? log_interval : eval_interval;
-            if (s > step || (s == step && (interval <= 0 || s % interval != 0))) continue;
-        }
+        // A line a kill cut short (no newline, no step) is dropped with the rest of its step.
+        if (line[len - 1] != '\n' || sscanf(line, "{\"step\": %ld, \"split\": \"%63[^\"]", &s, split) != 2) continue;
+        int train_line = strcmp(split, "train") == 0;
+        if (s > step || (s == step && (!train_line || (s % log_interval != 0 && s != steps)))) continue;
         fputs(line, out);
     }
     free(line);

@@ -24,10 +24,14 @@ void runlog_printf(RunLog *log, const char *fmt, ...) __attribute__((format(prin
 // Returns -1 with err when the line cannot be written (a full disk).
 int runlog_metrics(RunLog *log, long step, const char *split, double loss, double lr, double tokens_per_s,
                    const EvalStats *s, int language_model, char *err, int errlen);
-// Before resuming from the checkpoint of `step`: drops the metrics lines written after it, and the
-// lines at it that only a run ending there writes (a last training line off the log interval, the
-// final evaluation off the eval interval), so the file reads as the run that never stopped.
-int runlog_truncate_metrics(RunLog *log, long step, int log_interval, int eval_interval, char *err, int errlen);
+// Before resuming from the checkpoint of `step` towards `steps`: drops the metrics lines written
+// after it, the evaluation lines at it (the resumed run evaluates that step again: a kill may have
+// cut the evaluation short) and a training line at it that only a run ending there writes (off the
+// log interval), and any line a kill cut short; so the file reads as the run that never stopped.
+int runlog_truncate_metrics(RunLog *log, long step, int log_interval, long steps, char *err, int errlen);
+// Writes `, "key": value` to a JSON object in `format`; a non-finite value is written as null with
+// a "key_nonfinite" string beside it ("nan", "inf", "-inf"), so every line stays JSON.
+void json_number(FILE *f, const char *key, double v, const char *format);
 // Writes text to path atomically (temporary file, fsync, rename).
 int runlog_write_atomic(const char *path, const char *text, char *err, int errlen);
 

@@ -8,6 +8,7 @@
 // top k (k > 0) and sampled with a seeded generator, so the same arguments give the same text.
 // The text goes to stdout (prompt and continuation, nothing else); the header goes to stderr.
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +38,12 @@ static void usage(void) {
             "same arguments and thread count.\n");
 }
 
-static int parse_long(const char *s, long *out) {
+// A decimal integer in [0, max]; -1 for anything else.
+static int parse_count(const char *s, long max, long *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end) return -1;
+    if (errno || end == s || *end || v < 0 || v > max) return -1;
     *out = v;
     return 0;
 }
@@ -119,102 +121,86 @@ static int choose(const real *logits, int V, double temperature, int top_k, Rng 
     return best;  // rounding at the very end of the cumulative sum
 }
 
-int main(int argc, char **argv) {
-    const char *run_dir = NULL, *prompt = NULL, *ckpt_arg = NULL;
-    long n_tokens = 200, top_k = 0, seed = 0, threads_arg = -1;
-    double temperature = 1.0;
+typedef struct {
+    const char *run_dir, *prompt, *checkpoint;
+    long n_tokens, top_k, seed, threads;  // threads -1: the run's run.threads
+    double temperature;
+} SampleArgs;
+
+// Returns -1 to go on, else the exit status (--help, a bad argument).
+static int parse_args(int argc, char **argv, SampleArgs *a) {
+    *a = (SampleArgs){.n_tokens = 200, .threads = -1, .temperature = 1.0};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *arg = argv[i];
         int has_value = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        long *num = !strcmp(arg, "--tokens")    ? &a->n_tokens
+                    : !strcmp(arg, "--top-k")   ? &a->top_k
+                    : !strcmp(arg, "--seed")    ? &a->seed
+                    : !strcmp(arg, "--threads") ? &a->threads
+                                                : NULL;
+        // INT_MAX bounds --tokens too, so the text buffer's size cannot overflow
+        long max = num == &a->seed ? LONG_MAX : INT_MAX;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage();
             return 0;
-        } else if (!strcmp(a, "--prompt") && has_value) {
-            prompt = argv[++i];
-        } else if (!strcmp(a, "--checkpoint") && has_value) {
-            ckpt_arg = argv[++i];
-        } else if (!strcmp(a, "--temperature") && has_value) {
+        } else if (!strcmp(arg, "--prompt") && has_value) {
+            a->prompt = argv[++i];
+        } else if (!strcmp(arg, "--checkpoint") && has_value) {
+            a->checkpoint = argv[++i];
+        } else if (!strcmp(arg, "--temperature") && has_value) {
             char *end;
-            temperature = strtod(argv[++i], &end);
-            if (end == argv[i] || *end || !(temperature >= 0) || isinf(temperature)) {
+            a->temperature = strtod(argv[++i], &end);
+            if (end == argv[i] || *end || !(a->temperature >= 0) || isinf(a->temperature)) {
                 fprintf(stderr, "sample: --temperature \"%s\": expected a number >= 0\n", argv[i]);
                 return 2;
             }
-        } else if ((!strcmp(a, "--tokens") || !strcmp(a, "--top-k") || !strcmp(a, "--seed") || !strcmp(a, "--threads")) &&
-                   has_value) {
-            long *dst = !strcmp(a, "--tokens") ? &n_tokens : !strcmp(a, "--top-k") ? &top_k : !strcmp(a, "--seed") ? &seed : &threads_arg;
-            if (parse_long(argv[++i], dst) != 0 || *dst < 0) {
-                fprintf(stderr, "sample: %s \"%s\": expected a non-negative integer\n", a, argv[i]);
+        } else if (num && has_value) {
+            if (parse_count(argv[++i], max, num) != 0) {
+                fprintf(stderr, "sample: %s \"%s\": expected an integer from 0 to %ld\n", arg, argv[i], max);
                 return 2;
             }
-        } else if (a[0] == '-' || run_dir) {
-            fprintf(stderr, "sample: unexpected argument \"%s\"%s\n", a, a[0] == '-' && !has_value ? " (missing its value?)" : "");
+        } else if (arg[0] == '-' || a->run_dir) {
+            fprintf(stderr, "sample: unexpected argument \"%s\"%s\n", arg, arg[0] == '-' && !has_value ? " (missing its value?)" : "");
             usage();
             return 2;
         } else {
-            run_dir = a;
+            a->run_dir = arg;
         }
     }
-    if (!run_dir || !prompt) {
+    if (!a->run_dir || !a->prompt) {
         usage();
         return 2;
     }
+    return -1;
+}
 
-    char err[1024], ckpt_path[1200];
-    Config cfg;
-    if (run_checkpoint_path(run_dir, ckpt_arg, ckpt_path, sizeof ckpt_path, err, sizeof err) != 0 ||
-        run_read_config(ckpt_path, &cfg, NULL, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "sample: %s\n", err);
-        return 2;
-    }
-    if (strcmp(cfg.task.name, "lm") != 0) {
-        fprintf(stderr, "sample: %s is a %s run; ./sample needs a language-model run (task.name lm)\n", run_dir,
-                cfg.task.name);
-        return 2;
-    }
-    int threads = set_threads(threads_arg >= 0 ? (int)threads_arg : cfg.run.threads);
-
-    cfg.task.write_dir[0] = '\0';
-    Task *task = task_create(&cfg.task, cfg.model.block_size, (uint64_t)cfg.run.seed, err, sizeof err);
-    if (!task) {
-        fprintf(stderr, "sample: %s (the task's text gives the vocabulary)\n", err);
-        return 2;
-    }
-    Model m;
-    if (model_create(&m, &cfg, task_vocab_size(task), err, sizeof err) != 0) {
-        fprintf(stderr, "sample: %s\n", err);
-        return 2;
-    }
-    if (run_load_params(ckpt_path, &m, err, sizeof err) != 0) {
-        fprintf(stderr, "sample: %s\n", err);
-        return 2;
-    }
-
-    int word = strcmp(cfg.task.tokenizer, "word") == 0, V = m.V, W = m.block_size;
+// Generates a->n_tokens tokens after the prompt, printing them as they come.
+static int generate(Model *m, Task *task, const SampleArgs *a, const char *ckpt_path, int threads) {
+    char err[1024];
+    int word = strcmp(m->cfg.task.tokenizer, "word") == 0, V = m->V, W = m->block_size;
     long n_prompt;
-    int *prompt_ids = encode_prompt(task, word, prompt, &n_prompt);
-    long cap = n_prompt + n_tokens + 1;
-    int *text = malloc(sizeof(int) * (size_t)cap);
+    int *prompt_ids = encode_prompt(task, word, a->prompt, &n_prompt);
+    int *text = malloc(sizeof(int) * (size_t)(n_prompt + a->n_tokens + 1));
+    double *p = malloc(sizeof(double) * (size_t)V);
+    Batch b;
+    batch_alloc(&b, 1, W);
+    int rc = !prompt_ids || !text || !p ? 1 : model_prepare(m, 1, W, err, sizeof err) != 0 ? 2 : 0;
+    if (rc != 0) {
+        fprintf(stderr, "sample: %s\n", rc == 1 ? "out of memory" : err);
+        goto done;
+    }
     long n = 0;
     if (n_prompt == 0) text[n++] = word ? WORD_EOS : '\n';  // the model needs one token to condition on
     for (long i = 0; i < n_prompt; i++) text[n++] = prompt_ids[i];
-    free(prompt_ids);
-    fprintf(stderr, "sample: %s, %s, temperature %g, top-k %ld, seed %ld, window %d tokens, %d threads\n", run_dir,
-            strrchr(ckpt_path, '/') ? strrchr(ckpt_path, '/') + 1 : ckpt_path, temperature, top_k, seed, W, threads);
-
-    Batch b;
-    batch_alloc(&b, 1, W);
-    if (model_prepare(&m, 1, W, err, sizeof err) != 0) {
-        fprintf(stderr, "sample: %s\n", err);
-        return 1;
-    }
-    fputs(prompt, stdout);
+    fprintf(stderr, "sample: %s, %s, temperature %g, top-k %ld, seed %ld, window %d tokens, %d threads\n", a->run_dir,
+            strrchr(ckpt_path, '/') ? strrchr(ckpt_path, '/') + 1 : ckpt_path, a->temperature, a->top_k, a->seed, W,
+            threads);
+    fputs(a->prompt, stdout);
     fflush(stdout);
     Rng rng;
-    rng_seed(&rng, (uint64_t)seed);
-    double *p = malloc(sizeof(double) * (size_t)V);
-    int line_start = n_prompt == 0 || prompt[strlen(prompt) - 1] == '\n';
-    for (long k = 0; k < n_tokens; k++) {
+    rng_seed(&rng, (uint64_t)a->seed);
+    int line_start = n_prompt == 0 || a->prompt[strlen(a->prompt) - 1] == '\n';
+    for (long k = 0; k < a->n_tokens; k++) {
         long start = n > W ? n - W : 0;
         int T = (int)(n - start);
         b.B = 1;
@@ -224,17 +210,57 @@ int main(int argc, char **argv) {
             b.targets[t] = 0;
             b.loss_mask[t] = b.metric_mask[t] = b.key_pad[t] = 0;
         }
-        model_forward(&m, &b, 0);
-        int id = choose(m.logits + (long)(T - 1) * V, V, temperature, (int)top_k, &rng, p);
+        model_forward(m, &b, 0);
+        int id = choose(m->logits + (long)(T - 1) * V, V, a->temperature, (int)a->top_k, &rng, p);
         text[n++] = id;
         print_token(task, word, id, &line_start);
         fflush(stdout);
     }
     putchar('\n');
+done:
+    batch_free(&b);
     free(p);
     free(text);
-    batch_free(&b);
+    free(prompt_ids);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    SampleArgs a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0) return rc;
+    char err[2048];
+    RunCheckpoint ck;
+    Task *task = NULL;
+    Model m = {0};
+    if (run_read_checkpoint(a.run_dir, a.checkpoint, &ck, err, sizeof err) != 0) {
+        if (ck.path[0]) run_suggest_intact(a.run_dir, ck.path, "--checkpoint", err, sizeof err);
+        fprintf(stderr, "sample: %s\n", err);
+        return 2;
+    }
+    Config *cfg = &ck.cfg;
+    rc = 2;
+    if (strcmp(cfg->task.name, "lm") != 0) {
+        fprintf(stderr, "sample: %s is a %s run; ./sample needs a language-model run (task.name lm)\n", a.run_dir,
+                cfg->task.name);
+        goto done;
+    }
+    int threads = set_threads(a.threads >= 0 ? (int)a.threads : cfg->run.threads);
+    cfg->task.write_dir[0] = '\0';
+    task = task_create(&cfg->task, cfg->model.block_size, (uint64_t)cfg->run.seed, err, sizeof err);
+    if (!task) {
+        fprintf(stderr, "sample: %s (the task's text gives the vocabulary)\n", err);
+        goto done;
+    }
+    if (model_init(&m, cfg, task_vocab_size(task), err, sizeof err) != 0 || model_alloc(&m, 0, err, sizeof err) != 0 ||
+        run_use_params(&ck, &m, err, sizeof err) != 0) {
+        fprintf(stderr, "sample: %s\n", err);
+        goto done;
+    }
+    rc = generate(&m, task, &a, ck.path, threads);
+done:
     model_free(&m);
     task_free(task);
-    return 0;
+    run_checkpoint_free(&ck);
+    return rc;
 }

@@ -1,5 +1,5 @@
 // What the programs need from the operating system: one thread count for OpenMP and OpenBLAS,
-// folders, and a monotonic clock.
+// folders, a monotonic clock and the memory available.
 #ifndef SYSTEM_H
 #define SYSTEM_H
 
@@ -9,5 +9,8 @@ int set_threads(int threads);
 int make_dirs(const char *path);
 // Seconds on a monotonic clock.
 double now_seconds(void);
+// Bytes of memory this process can still allocate without swapping: the kernel's MemAvailable, or
+// less under a cgroup (container) limit. 0 when unknown.
+double available_memory_bytes(void);
 
 #endif

@@ -1,9 +1,17 @@
-// ./train CONFIG.json [--set section.key=value]... [--resume]
+// ./train CONFIG.json [--set section.key=value]... [--resume [--checkpoint FILE]]
 //
 // Trains a model on a task as the config says, in runs/<name>/: config.json (resolved),
 // metrics.jsonl, log.txt and checkpoints. Without a config it trains the embedded default (a small
 // flip-flop model with CoPE that finishes in about a minute).
+//
+// What survives what (README, "Runs that survive"): a checkpoint is written before the evaluation
+// of its step and --resume reruns that evaluation, so a kill anywhere loses no line of
+// metrics.jsonl; a run killed before its first checkpoint resumes from step 0; a non-finite loss or
+// gradient stops the run before the optimizer applies it, so every checkpoint is finite; the
+// memory a run needs is worked out, and refused when the machine lacks it, before allocating.
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +22,8 @@
 
 #include <cblas.h>
 
+#include "budget.h"
+#include "checkpoint.h"
 #include "config.h"
 #include "evaluate.h"
 #include "model.h"
@@ -36,6 +46,11 @@ static const char *default_config =
     "            \"eval_interval\": 250, \"eval_sequences\": 256, \"log_interval\": 50, \"checkpoint_interval\": 250}\n"
     "}\n";
 
+
+// Exit statuses besides 0 (done), 1 (an error while running) and 2 (bad arguments, config or data,
+// or not enough memory); a signal gives 128 + its number.
+#define EXIT_DIVERGED 4
+
 static volatile sig_atomic_t stop_signal = 0;
 
 static void on_signal(int sig) {
@@ -45,53 +60,247 @@ static void on_signal(int sig) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: ./train [CONFIG.json] [--set section.key=value]... [--resume]\n"
-            "  CONFIG.json   the run's configuration (default: the embedded flip-flop CoPE demo)\n"
-            "  --set k=v     override one key, e.g. --set train.lr=3e-4 --set run.name=x\n"
-            "  --resume      continue the run in runs/<name>/ from its latest checkpoint\n"
-            "  --dry-run     check the config, build the task and the model, print their sizes, and stop\n"
-            "  --keys        print every config key (type, default, range, meaning) as a Markdown table\n");
+            "usage: ./train [CONFIG.json] [--set section.key=value]... [--resume [--checkpoint FILE]]\n"
+            "  CONFIG.json        the run's configuration (default: the embedded flip-flop CoPE demo)\n"
+            "  --set k=v          override one key, e.g. --set train.lr=3e-4 --set run.name=x\n"
+            "  --resume           continue the run in runs/<name>/ from its latest checkpoint (from step 0\n"
+            "                     when it was stopped before writing one)\n"
+            "  --checkpoint FILE  with --resume: continue from this checkpoint of the run instead (e.g. an\n"
+            "                     older one when the latest is corrupt)\n"
+            "  --memory-limit M   refuse a run needing more than M bytes (e.g. 8G, 512M; default: the memory\n"
+            "                     the machine has available)\n"
+            "  --dry-run          check the config, build the task, print the sizes and the memory the run\n"
+            "                     needs, and stop (allocates no parameters)\n"
+            "  --keys             print every config key (type, default, range, meaning) as a Markdown table\n"
+            "Exit status: 0 done, 1 error while running, 2 bad input or not enough memory, 4 diverged\n"
+            "(non-finite loss or gradient), 128+N stopped by signal N (a checkpoint was written).\n");
 }
 
-static int save_state(const char *run_dir, const Model *m, Task *task, TrainState *st, double t0, int keep) {
-    char err[1024];
-    st->elapsed = now_seconds() - t0;
-    if (run_save(run_dir, m, task, st, keep, err, sizeof err) == 0) return 0;
-    fprintf(stderr, "train: checkpoint not written: %s\n", err);
+typedef struct {
+    const char *config_path;
+    const char **overrides;  // argc entries at most
+    int n_overrides;
+    int resume, dry_run;
+    const char *checkpoint;  // --checkpoint, with --resume
+    double memory_limit;     // bytes; 0: the machine's available memory
+} Args;
+
+// Everything a training run holds; trainer_free releases whatever was set up.
+typedef struct {
+    Config cfg;
+    const TrainConfig *tc;
+    int threads;
+    Task *task;
+    Model model;
+    int micro, T;
+    Batch *batches;     // grad_accum micro-batches
+    char dir[1024];
+    RunLog log;
+    int log_open;
+    TrainState st;
+    double t0;          // when training started, minus the elapsed time of a resumed run
+    double interval_start;
+    long interval_tokens;  // for tokens/s only: timing is not part of the run's state
+} Trainer;
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("train: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+// Returns -1 to go on, else the exit status (--help, --keys, a bad argument).
+static int parse_args(int argc, char **argv, Args *a) {
+    memset(a, 0, sizeof *a);
+    a->overrides = malloc(sizeof *a->overrides * (size_t)(argc > 0 ? argc : 1));
+    if (!a->overrides) return fail(1, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int has_value = i + 1 < argc;
+        if (!strcmp(arg, "--resume")) {
+            a->resume = 1;
+        } else if (!strcmp(arg, "--set") && has_value) {
+            a->overrides[a->n_overrides++] = argv[++i];
+        } else if (!strncmp(arg, "--set=", 6)) {
+            a->overrides[a->n_overrides++] = arg + 6;
+        } else if (!strcmp(arg, "--checkpoint") && has_value) {
+            a->checkpoint = argv[++i];
+        } else if (!strcmp(arg, "--memory-limit") && has_value) {
+            if (parse_size(argv[++i], &a->memory_limit) != 0 || a->memory_limit <= 0)
+                return fail(2, "--memory-limit \"%s\": expected a size such as 8G, 512M or 1000000 (bytes)", argv[i]);
+        } else if (!strcmp(arg, "--dry-run")) {
+            a->dry_run = 1;
+        } else if (!strcmp(arg, "--keys")) {
+            config_schema_markdown(stdout);
+            return 0;
+        } else if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            usage();
+            return 0;
+        } else if (arg[0] == '-' || a->config_path) {
+            fprintf(stderr, "train: unexpected argument \"%s\"%s\n", arg,
+                    arg[0] == '-' && !has_value ? " (missing its value?)" : "");
+            usage();
+            return 2;
+        } else {
+            a->config_path = arg;
+        }
+    }
+    if (a->checkpoint && !a->resume) return fail(2, "--checkpoint %s: only with --resume", a->checkpoint);
     return -1;
 }
 
-// Evaluates the task's validation split (or, at the end, every split) and logs the results. A split
-// longer than the model can run (learned absolute PE) is skipped with the reason.
-static int evaluate_and_log(RunLog *log, Model *model, Task *task, const TrainConfig *tc, long step, double lr,
-                            int all_splits, char *err, int errlen) {
-    const char *const *splits = task_split_names(task);
-    int micro = tc->batch_size / tc->grad_accum;
+// The longest context the run evaluates at (a split the model cannot run is skipped, so not counted).
+static int longest_context(Trainer *tr) {
+    char err[256];
+    int longest = tr->T;
+    const char *const *splits = task_split_names(tr->task);
     for (int s = 0; splits[s]; s++) {
-        if (!all_splits && strcmp(splits[s], "valid") != 0) continue;
-        int T = task_split_max_length(task, splits[s]);
-        if (model_check_length(model, T, err, errlen) != 0) {
-            runlog_printf(log, "eval %-8s skipped: %s\n", splits[s], err);
-            continue;
-        }
-        Batch b;
-        batch_alloc(&b, micro, T);
-        EvalStats es;
-        int rc = evaluate_split(model, task, splits[s], tc->eval_sequences, &b, &es, err, errlen);
-        batch_free(&b);
-        if (rc != 0) return -1;
-        double loss = es.loss_sum / (es.n_loss > 0 ? es.n_loss : 1);
-        runlog_printf(log, "eval %-8s step %ld | loss %.4f | err %6.2f%% | seq err %6.2f%%\n", splits[s], step, loss,
-                      100 * eval_error(&es), 100 * eval_seq_error(&es));
-        if (runlog_metrics(log, step, splits[s], loss, lr, 0, &es, task_is_language_model(task), err, errlen) != 0)
-            return -1;
+        int T = task_split_max_length(tr->task, splits[s]);
+        if (T > longest && model_check_length(&tr->model, T, err, sizeof err) == 0) longest = T;
     }
+    return longest;
+}
+
+// The config, the task, the model's layout and the memory the run needs (refused when the machine
+// lacks it); with --dry-run it prints the figures and allocates nothing large. Then the model and
+// the batches.
+static int setup(Trainer *tr, const Args *a) {
+    char err[1024];
+    Config *cfg = &tr->cfg;
+    const char *source = a->config_path ? a->config_path : "(embedded default config)";
+    int rc = a->config_path ? config_load(cfg, a->config_path, a->overrides, a->n_overrides, err, sizeof err)
+                            : config_load_text(cfg, default_config, source, a->overrides, a->n_overrides, err,
+                                               sizeof err);
+    if (rc != 0) return fail(2, "%s", err);
+    tr->tc = &cfg->train;
+    tr->threads = set_threads(cfg->run.threads);
+    tr->task = task_create(&cfg->task, cfg->model.block_size, (uint64_t)cfg->run.seed, err, sizeof err);
+    if (!tr->task)
+        return fail(2, "%s%s", err,
+                    cfg->task.data_dir[0] ? " (data/README.md says how to fetch or build the data)" : "");
+    if (model_init(&tr->model, cfg, task_vocab_size(tr->task), err, sizeof err) != 0) return fail(2, "%s", err);
+    tr->micro = tr->tc->batch_size / tr->tc->grad_accum;
+    tr->T = task_max_length(tr->task);
+
+    // The activations are allocated at once for the longest evaluation, so a run that fits starts
+    // and a run that does not is refused here, not at its first evaluation.
+    int longest = longest_context(tr);
+    Budget budget = {0};
+    budget_model(&budget, &tr->model, 1, tr->micro, longest, tr->tc->grad_accum + 1);
+    double limit = a->memory_limit > 0 ? a->memory_limit : available_memory_bytes();
+    if (a->dry_run) {
+        printf("%s: config valid; task %s (vocabulary %d, context %d); model %ld parameters\n", source,
+               cfg->task.name, task_vocab_size(tr->task), tr->T, tr->model.n_params);
+        printf("memory the run needs (%s %.2f GiB):\n", a->memory_limit > 0 ? "--memory-limit" : "available",
+               limit / 1073741824.0);
+        budget_print(&budget, stdout, "  ");
+        return 0;
+    }
+    if (budget_check(&budget, limit, err, sizeof err) != 0)
+        return fail(2, "%s: the run %s (--dry-run shows every part; --memory-limit SIZE sets the limit)", source, err);
+
+    if (model_alloc(&tr->model, 1, err, sizeof err) != 0 ||
+        model_prepare(&tr->model, tr->micro, longest, err, sizeof err) != 0)
+        return fail(2, "%s", err);
+    tr->batches = calloc(tr->tc->grad_accum, sizeof *tr->batches);
+    if (!tr->batches) return fail(1, "out of memory");
+    for (int i = 0; i < tr->tc->grad_accum; i++) batch_alloc(&tr->batches[i], tr->micro, tr->T);
     return 0;
 }
 
-static int file_exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
+// The checkpoint --resume continues from: --checkpoint, or the one `latest` names, or when the run
+// was stopped before `latest` was first written the newest intact checkpoint file, if any. An empty
+// path means: no checkpoint yet, start again from step 0. config_json names the run's config.json.
+static int resume_point(const Trainer *tr, const Args *a, const char *config_json, char *ckpt, int len) {
+    char err[2048], latest[1200];
+    ckpt[0] = '\0';
+    if (a->checkpoint) {
+        run_checkpoint_path(tr->dir, a->checkpoint, ckpt, len, err, sizeof err);
+        return 0;
+    }
+    snprintf(latest, sizeof latest, "%s/latest", tr->dir);
+    if (access(latest, F_OK) == 0) {
+        if (checkpoint_latest(tr->dir, ckpt, len, err, sizeof err) != 0) return fail(2, "--resume: %s", err);
+        return 0;
+    }
+    if (access(config_json, F_OK) != 0)
+        return fail(2, "--resume: %s holds no run (no config.json); start it without --resume", tr->dir);
+    char name[64];
+    if (checkpoint_newest_intact(tr->dir, LONG_MAX, name, sizeof name) == 0)
+        snprintf(ckpt, len, "%s/%s", tr->dir, name);
+    return 0;
+}
+
+// Refuses to resume with a config whose non-resume-safe keys differ from the saved one (the
+// checkpoint's, or config.json when there is no checkpoint yet).
+static int check_resume_config(Trainer *tr, const char *ckpt, const char *config_json) {
+    char err[2048];
+    Config saved;
+    const char *source = ckpt[0] ? ckpt : config_json;
+    if (ckpt[0]) {
+        if (run_read_config(ckpt, &saved, NULL, NULL, err, sizeof err) != 0) {
+            run_suggest_intact(tr->dir, ckpt, "--resume --checkpoint", err, sizeof err);
+            return fail(2, "%s", err);
+        }
+    } else if (config_load(&saved, config_json, NULL, 0, err, sizeof err) != 0) {
+        return fail(2, "%s", err);
+    }
+    if (config_check_resume(&saved, &tr->cfg, stdout, err, sizeof err) != 0)
+        return fail(2, "cannot resume %s with this config: %s", source, err);
+    return 0;
+}
+
+// Opens runs/<name>/ for a new run, or for --resume: checks the config against the saved one,
+// restores the checkpoint and cuts metrics.jsonl back to it.
+static int open_or_resume_run(Trainer *tr, const Args *a) {
+    char err[2048], config_json[1200], ckpt[1200] = "";
+    snprintf(tr->dir, sizeof tr->dir, "%s/%s", tr->cfg.run.out_dir, tr->cfg.run.name);
+    snprintf(config_json, sizeof config_json, "%s/config.json", tr->dir);
+    if (!a->resume && access(config_json, F_OK) == 0) {
+        char latest[1200];
+        snprintf(latest, sizeof latest, "%s/latest", tr->dir);
+        return fail(2,
+                    "%s already holds a run%s; use --resume to continue it, or choose another run.name "
+                    "(--set run.name=...)",
+                    tr->dir, access(latest, F_OK) == 0 ? "" : " stopped before its first checkpoint (--resume starts it again from step 0)");
+    }
+    if (a->resume && (resume_point(tr, a, config_json, ckpt, sizeof ckpt) != 0 ||
+                      check_resume_config(tr, ckpt, config_json) != 0))
+        return 2;
+    if (make_dirs(tr->dir) != 0) return fail(2, "cannot create %s: %s", tr->dir, strerror(errno));
+    if (runlog_open(&tr->log, tr->dir, err, sizeof err) != 0) return fail(2, "%s", err);
+    tr->log_open = 1;
+
+    RunLog *log = &tr->log;
+    runlog_printf(log, "copetrain: run %s (%s)\n", tr->dir,
+                  !a->resume ? "new" : ckpt[0] ? "resumed" : "resumed: it has no checkpoint yet, so it starts again from step 0");
+    config_print(&tr->cfg, stdout);
+    config_print(&tr->cfg, log->text);
+    runlog_printf(log, "threads: %d (OpenMP), OpenBLAS core %s, %s\n", tr->threads, openblas_get_corename(), REAL_NAME);
+    char *json = config_to_json(&tr->cfg);
+    int rc = json ? runlog_write_atomic(config_json, json, err, sizeof err) : -1;
+    free(json);
+    if (rc != 0) return fail(1, "%s", json ? err : "out of memory");
+    runlog_printf(log, "model: %ld parameters, activations %.1f MiB for %d × %d\n", tr->model.n_params,
+                  tr->model.act_size * sizeof(real) / 1048576.0, tr->micro, tr->T);
+
+    tr->st = (TrainState){.dropout_seed = rng_mix64((uint64_t)tr->cfg.run.seed ^ 0xd50b0d)};
+    if (ckpt[0]) {
+        if (run_restore(ckpt, &tr->model, tr->task, &tr->st, err, sizeof err) != 0) {
+            run_suggest_intact(tr->dir, ckpt, "--resume --checkpoint", err, sizeof err);
+            return fail(2, "%s", err);
+        }
+        runlog_printf(log, "resumed from %s at step %lld\n", ckpt, (long long)tr->st.step);
+    }
+    if (a->resume &&
+        runlog_truncate_metrics(log, tr->st.step, tr->tc->log_interval, tr->tc->steps, err, sizeof err) != 0)
+        return fail(1, "%s", err);
+    return 0;
 }
 
 static void format_duration(char *out, size_t n, double s) {
@@ -103,250 +312,186 @@ static void format_duration(char *out, size_t n, double s) {
         snprintf(out, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
-int main(int argc, char **argv) {
-    const char *config_path = NULL;
-    const char *overrides[256];
-    int n_overrides = 0, resume = 0, dry_run = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--resume") == 0) {
-            resume = 1;
-        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && n_overrides < 256) {
-            overrides[n_overrides++] = argv[++i];
-        } else if (strncmp(argv[i], "--set=", 6) == 0 && n_overrides < 256) {
-            overrides[n_overrides++] = argv[i] + 6;
-        } else if (strcmp(argv[i], "--dry-run") == 0) {
-            dry_run = 1;
-        } else if (strcmp(argv[i], "--keys") == 0) {
-            config_schema_markdown(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage();
-            return 0;
-        } else if (argv[i][0] == '-' || config_path) {
-            fprintf(stderr, "train: unexpected argument \"%s\"\n", argv[i]);
-            usage();
-            return 2;
-        } else {
-            config_path = argv[i];
-        }
+// One optimizer step over grad_accum micro-batches. Returns 0, or EXIT_DIVERGED (the parameters
+// untouched) when the loss or the gradient norm is not finite.
+static int train_step(Trainer *tr) {
+    const TrainConfig *tc = tr->tc;
+    Model *model = &tr->model;
+    TrainState *st = &tr->st;
+    double lr = lr_at(tc, st->step);
+    model_zero_grad(model);
+    // The normaliser covers the whole step, so B sequences in one batch and in k micro-batches
+    // give the same gradient.
+    double norm = 0;
+    for (int a = 0; a < tc->grad_accum; a++) {
+        task_next_train(tr->task, &tr->batches[a], tr->micro);
+        norm += batch_loss_normaliser(&tr->batches[a], tc->loss_norm);
     }
+    if (norm <= 0) norm = 1;
+    double step_loss = 0;
+    long step_tokens = 0;
+    for (int a = 0; a < tc->grad_accum; a++) {
+        Batch *b = &tr->batches[a];
+        uint64_t key = rng_key(st->dropout_seed, (uint64_t)st->step, (uint64_t)a, 1);
+        step_loss += model_forward(model, b, key);
+        eval_accumulate(&st->interval, model, b);
+        model_backward(model, b, (real)(1.0 / norm));
+        step_tokens += (long)b->B * b->T;
+    }
+    double grad_norm = clip_gradients(model, tc->grad_clip);
+    if (!isfinite(step_loss) || !isfinite(grad_norm)) {
+        char last[1200], err[1024];
+        int have = checkpoint_latest(tr->dir, last, sizeof last, err, sizeof err) == 0;
+        runlog_printf(&tr->log,
+                      "diverged at step %lld: the training loss is %g and the gradient norm %g; the step was not "
+                      "applied and no checkpoint is written. %s%s%s. Lower train.lr, or enable or lower "
+                      "train.grad_clip (e.g. 1), or lower train.weight_decay\n",
+                      (long long)st->step + 1, step_loss / norm, grad_norm,
+                      have ? "The latest checkpoint, " : "No checkpoint was written before", have ? last : "",
+                      have ? ", is finite and kept" : "");
+        return EXIT_DIVERGED;
+    }
+    adam_update(model, tc, st->step + 1, lr);
+    st->step++;
+    st->lr = lr;
+    st->tokens += step_tokens;
+    st->interval_loss += step_loss / norm;
+    st->interval_steps++;
+    tr->interval_tokens += step_tokens;
+    return 0;
+}
 
+// The progress line and the "train" metrics line, at every log interval and at the last step.
+static int log_progress(Trainer *tr) {
+    const TrainConfig *tc = tr->tc;
+    TrainState *st = &tr->st;
+    int last = st->step == tc->steps, log_due = st->step % tc->log_interval == 0;
+    if (!log_due && !last) return 0;
+    char err[1024], el[32], lf[32];
+    double now = now_seconds();
+    double tok_s = tr->interval_tokens / (now - tr->interval_start);
+    st->elapsed = now - tr->t0;
+    format_duration(el, sizeof el, st->elapsed);
+    format_duration(lf, sizeof lf, (tc->steps - st->step) * (st->elapsed / (double)st->step));
+    double loss = st->interval_loss / st->interval_steps;
+    runlog_printf(&tr->log, "step %6lld/%d | loss %.4f | err %6.2f%% | lr %.2e | %8.0f tok/s | %s elapsed | %s left\n",
+                  (long long)st->step, tc->steps, loss, 100 * eval_error(&st->interval), st->lr, tok_s, el, lf);
+    if (runlog_metrics(&tr->log, st->step, "train", loss, st->lr, tok_s, &st->interval,
+                       task_is_language_model(tr->task), err, sizeof err) != 0)
+        return fail(1, "%s", err);
+    // A last line off the interval keeps the interval open: a run resumed from here with more
+    // steps then logs the lines of the run that never stopped.
+    if (log_due) {
+        st->interval_loss = 0;
+        st->interval_steps = 0;
+        memset(&st->interval, 0, sizeof st->interval);
+        tr->interval_tokens = 0;
+        tr->interval_start = now;
+    }
+    return 0;
+}
+
+static int save_checkpoint(Trainer *tr) {
+    char err[2048];
+    tr->st.elapsed = now_seconds() - tr->t0;
+    if (run_save(tr->dir, &tr->model, tr->task, &tr->st, tr->tc->keep_checkpoints, err, sizeof err) == 0) return 0;
+    return fail(1, "checkpoint of step %lld not written: %s", (long long)tr->st.step, err);
+}
+
+// The evaluation due at `step`: the validation split every eval_interval steps, every split at the
+// last step. A split longer than the model can run (learned absolute PE) is skipped with the reason.
+static int evaluate_due(Trainer *tr) {
+    const TrainConfig *tc = tr->tc;
+    long step = (long)tr->st.step;
+    int last = step == tc->steps;
+    if (!last && !(tc->eval_interval > 0 && step % tc->eval_interval == 0)) return 0;
     char err[1024];
-    Config cfg;
-    int rc = config_path ? config_load(&cfg, config_path, overrides, n_overrides, err, sizeof err)
-                         : config_load_text(&cfg, default_config, "(embedded default config)", overrides,
-                                            n_overrides, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "train: %s\n", err);
-        return 2;
-    }
-
-    int threads = set_threads(cfg.run.threads);
-
-    Task *task = task_create(&cfg.task, cfg.model.block_size, (uint64_t)cfg.run.seed, err, sizeof err);
-    if (!task) {
-        fprintf(stderr, "train: %s%s\n", err,
-                cfg.task.data_dir[0] ? " (data/README.md says how to fetch or build the data)" : "");
-        return 2;
-    }
-    Model model;
-    if (model_create(&model, &cfg, task_vocab_size(task), err, sizeof err) != 0) {
-        fprintf(stderr, "train: %s\n", err);
-        return 2;
-    }
-    const TrainConfig *tc = &cfg.train;
-    int micro = tc->batch_size / tc->grad_accum;
-    int T = task_max_length(task);
-    if (dry_run) {
-        printf("%s: config valid; task %s (vocabulary %d, context %d); model %ld parameters, activations %.1f MiB "
-               "for %d x %d\n",
-               config_path ? config_path : "(embedded default config)", cfg.task.name, task_vocab_size(task), T,
-               model.n_params, model_activation_size(&model, micro, T) * sizeof(real) / 1048576.0, micro, T);
-        model_free(&model);
-        task_free(task);
-        return 0;
-    }
-
-    if (model_prepare(&model, micro, T, err, sizeof err) != 0) {
-        fprintf(stderr, "train: %s\n", err);
-        return 2;
-    }
-    char run_dir[1024], path[1200];
-    snprintf(run_dir, sizeof run_dir, "%s/%s", cfg.run.out_dir, cfg.run.name);
-    snprintf(path, sizeof path, "%s/config.json", run_dir);
-    int run_exists = file_exists(path);
-    if (run_exists && !resume) {
-        fprintf(stderr,
-                "train: %s already holds a run; use --resume to continue it, or choose another run.name "
-                "(--set run.name=...)\n",
-                run_dir);
-        return 2;
-    }
-    char ckpt_path[1200] = "";
-    if (resume) {
-        if (run_checkpoint_path(run_dir, NULL, ckpt_path, sizeof ckpt_path, err, sizeof err) != 0) {
-            fprintf(stderr, "train: --resume: %s\n", err);
-            return 2;
+    const char *const *splits = task_split_names(tr->task);
+    for (int s = 0; splits[s]; s++) {
+        if (!last && strcmp(splits[s], "valid") != 0) continue;
+        int T = task_split_max_length(tr->task, splits[s]);
+        if (model_check_length(&tr->model, T, err, sizeof err) != 0) {
+            runlog_printf(&tr->log, "eval %-8s skipped: %s\n", splits[s], err);
+            continue;
         }
-        Config saved;
-        if (run_read_config(ckpt_path, &saved, NULL, NULL, err, sizeof err) != 0) {
-            fprintf(stderr, "train: %s\n", err);
-            return 2;
-        }
-        if (config_check_resume(&saved, &cfg, stdout, err, sizeof err) != 0) {
-            fprintf(stderr, "train: cannot resume %s with this config: %s\n", ckpt_path, err);
-            return 2;
-        }
+        Batch b;
+        batch_alloc(&b, tr->micro, T);
+        EvalStats es;
+        int rc = evaluate_split(&tr->model, tr->task, splits[s], tc->eval_sequences, &b, &es, err, sizeof err);
+        batch_free(&b);
+        if (rc != 0) return fail(1, "evaluation: %s", err);
+        double loss = es.loss_sum / (es.n_loss > 0 ? es.n_loss : 1);
+        runlog_printf(&tr->log, "eval %-8s step %ld | loss %.4f | err %6.2f%% | seq err %6.2f%%\n", splits[s], step,
+                      loss, 100 * eval_error(&es), 100 * eval_seq_error(&es));
+        if (runlog_metrics(&tr->log, step, splits[s], loss, tr->st.lr, 0, &es, task_is_language_model(tr->task), err,
+                           sizeof err) != 0)
+            return fail(1, "%s", err);
     }
-    if (make_dirs(run_dir) != 0) {
-        fprintf(stderr, "train: cannot create %s: %s\n", run_dir, strerror(errno));
-        return 2;
-    }
-    RunLog log;
-    if (runlog_open(&log, run_dir, err, sizeof err) != 0) {
-        fprintf(stderr, "train: %s\n", err);
-        return 2;
-    }
+    tr->interval_start = now_seconds();  // evaluation time is not training throughput
+    return 0;
+}
 
-    runlog_printf(&log, "copetrain: run %s (%s)\n", run_dir, resume ? "resumed" : "new");
-    config_print(&cfg, stdout);
-    config_print(&cfg, log.text);
-    runlog_printf(&log, "threads: %d (OpenMP), OpenBLAS core %s, %s\n", threads, openblas_get_corename(), REAL_NAME);
+static int stopped_by_signal(Trainer *tr) {
+    runlog_printf(&tr->log, "stopped by signal %d at step %lld; checkpoint written; continue with --resume\n",
+                  (int)stop_signal, (long long)tr->st.step);
+    return 128 + stop_signal;
+}
 
-    char *json = config_to_json(&cfg);
-    rc = runlog_write_atomic(path, json, err, sizeof err);
-    free(json);
-    if (rc != 0) {
-        fprintf(stderr, "train: %s\n", err);
-        return 1;
-    }
-
-    runlog_printf(&log, "model: %ld parameters, activations %.1f MiB for %d × %d\n", model.n_params,
-                  model.act_size * sizeof(real) / 1048576.0, micro, T);
-
-    TrainState st = {.dropout_seed = rng_mix64((uint64_t)cfg.run.seed ^ 0xd50b0d)};
-    if (resume) {
-        if (run_restore(ckpt_path, &model, task, &st, err, sizeof err) != 0) {
-            fprintf(stderr, "train: %s\n", err);
-            return 2;
-        }
-        runlog_printf(&log, "resumed from %s at step %lld\n", ckpt_path, (long long)st.step);
-        if (runlog_truncate_metrics(&log, st.step, tc->log_interval, tc->eval_interval, err, sizeof err) != 0) {
-            fprintf(stderr, "train: %s\n", err);
-            return 1;
-        }
-    }
-
-    Batch *batches = calloc(tc->grad_accum, sizeof *batches);
-    if (!batches) {
-        fprintf(stderr, "train: out of memory\n");
-        return 1;
-    }
-    for (int a = 0; a < tc->grad_accum; a++) batch_alloc(&batches[a], micro, T);
-
+// The training loop. Each step: train, log, checkpoint (before the evaluation, so a failing
+// evaluation loses no training), evaluate. A resumed run first reruns the evaluation of its
+// checkpoint's step, which a kill may have cut short (runlog_truncate_metrics dropped its lines).
+static int train(Trainer *tr) {
+    const TrainConfig *tc = tr->tc;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-
-    double interval_start = now_seconds(), t0 = now_seconds() - st.elapsed;
-    long interval_tokens = 0;  // for tokens/s only: timing is not part of the run's state
-    int exit_code = 0;
-    while (st.step < tc->steps) {
-        double lr = lr_at(tc, st.step);
-        model_zero_grad(&model);
-        // The normaliser covers the whole step, so B sequences in one batch and in k micro-batches
-        // give the same gradient.
-        double norm = 0;
-        for (int a = 0; a < tc->grad_accum; a++) {
-            task_next_train(task, &batches[a], micro);
-            norm += batch_loss_normaliser(&batches[a], tc->loss_norm);
-        }
-        if (norm <= 0) norm = 1;
-        double step_loss = 0;
-        long step_tokens = 0;
-        for (int a = 0; a < tc->grad_accum; a++) {
-            Batch *b = &batches[a];
-            if (model_prepare(&model, b->B, b->T, err, sizeof err) != 0) {
-                fprintf(stderr, "train: %s\n", err);
-                return 2;
-            }
-            uint64_t key = rng_key(st.dropout_seed, (uint64_t)st.step, (uint64_t)a, 1);
-            step_loss += model_forward(&model, b, key);
-            eval_accumulate(&st.interval, &model, b);
-            model_backward(&model, b, (real)(1.0 / norm));
-            step_tokens += (long)b->B * b->T;
-        }
-        clip_gradients(&model, tc->grad_clip);
-        adam_update(&model, tc, st.step + 1, lr);
-        st.step++;
-        st.lr = lr;
-        st.tokens += step_tokens;
-        st.interval_loss += step_loss / norm;
-        st.interval_steps++;
-        interval_tokens += step_tokens;
-
-        int last = st.step == tc->steps;
-        int log_due = st.step % tc->log_interval == 0;
-        if (log_due || last) {
-            double now = now_seconds();
-            double tok_s = interval_tokens / (now - interval_start);
-            st.elapsed = now - t0;
-            double left = (tc->steps - st.step) * (st.elapsed / (double)st.step);
-            char el[32], lf[32];
-            format_duration(el, sizeof el, st.elapsed);
-            format_duration(lf, sizeof lf, left);
-            double loss = st.interval_loss / st.interval_steps;
-            runlog_printf(&log, "step %6lld/%d | loss %.4f | err %6.2f%% | lr %.2e | %8.0f tok/s | %s elapsed | %s left\n",
-                          (long long)st.step, tc->steps, loss, 100 * eval_error(&st.interval), lr, tok_s, el, lf);
-            if (runlog_metrics(&log, st.step, "train", loss, lr, tok_s, &st.interval, task_is_language_model(task),
-                               err, sizeof err) != 0) {
-                fprintf(stderr, "train: %s\n", err);
-                exit_code = 1;
-                break;
-            }
-            // A last line off the interval keeps the interval open: a run resumed from here with
-            // more steps then logs the lines of the run that never stopped.
-            if (log_due) {
-                st.interval_loss = 0;
-                st.interval_steps = 0;
-                memset(&st.interval, 0, sizeof st.interval);
-                interval_tokens = 0;
-                interval_start = now;
-            }
-        }
-        // The checkpoint comes before the evaluation, so a failing evaluation loses no training.
+    tr->interval_start = now_seconds();
+    tr->t0 = tr->interval_start - tr->st.elapsed;
+    if (tr->st.step > 0) {
+        int rc = evaluate_due(tr);
+        if (rc != 0) return rc;
+        if (stop_signal) return stopped_by_signal(tr);
+    }
+    while (tr->st.step < tc->steps) {
+        int rc = train_step(tr);
+        if (rc == 0) rc = log_progress(tr);
+        if (rc != 0) return rc;
         int saved = 0;
-        if (st.step % tc->checkpoint_interval == 0 || last) {
-            if (save_state(run_dir, &model, task, &st, t0, tc->keep_checkpoints) != 0) {
-                exit_code = 1;
-                break;
-            }
+        if (tr->st.step % tc->checkpoint_interval == 0 || tr->st.step == tc->steps) {
+            if (save_checkpoint(tr) != 0) return 1;
             saved = 1;
         }
-        if ((tc->eval_interval > 0 && st.step % tc->eval_interval == 0) || last) {
-            if (evaluate_and_log(&log, &model, task, tc, st.step, lr, last, err, sizeof err) != 0) {
-                fprintf(stderr, "train: evaluation: %s\n", err);
-                exit_code = 1;
-                break;
-            }
-            interval_start = now_seconds();  // evaluation time is not training throughput
-        }
+        if ((rc = evaluate_due(tr)) != 0) return rc;
         // A signal (also one that came during the evaluation) ends the run after this step.
         if (stop_signal) {
-            if (!saved && save_state(run_dir, &model, task, &st, t0, tc->keep_checkpoints) != 0) {
-                exit_code = 1;
-                break;
-            }
-            runlog_printf(&log, "stopped by signal %d at step %lld; checkpoint written; continue with --resume\n",
-                          (int)stop_signal, (long long)st.step);
-            exit_code = 128 + stop_signal;
-            break;
+            if (!saved && save_checkpoint(tr) != 0) return 1;
+            return stopped_by_signal(tr);
         }
     }
-    if (exit_code == 0) runlog_printf(&log, "done: %lld steps\n", (long long)st.step);
-    runlog_close(&log);
-    for (int a = 0; a < tc->grad_accum; a++) batch_free(&batches[a]);
-    free(batches);
-    model_free(&model);
-    task_free(task);
-    return exit_code;
+    runlog_printf(&tr->log, "done: %lld steps\n", (long long)tr->st.step);
+    return 0;
+}
+
+static void trainer_free(Trainer *tr) {
+    if (tr->log_open) runlog_close(&tr->log);
+    if (tr->batches)
+        for (int i = 0; i < tr->tc->grad_accum; i++) batch_free(&tr->batches[i]);
+    free(tr->batches);
+    model_free(&tr->model);
+    task_free(tr->task);
+}
+
+int main(int argc, char **argv) {
+    Args args;
+    int code = parse_args(argc, argv, &args);
+    if (code >= 0) {
+        free(args.overrides);
+        return code;
+    }
+    Trainer tr = {0};
+    code = setup(&tr, &args);
+    if (code == 0 && !args.dry_run) code = open_or_resume_run(&tr, &args);
+    if (code == 0 && !args.dry_run) code = train(&tr);
+    trainer_free(&tr);
+    free(args.overrides);
+    return code;
 }
