@@ -6,6 +6,7 @@
 
     import checkpoint
     sections = checkpoint.read("runs/x/ckpt_00001000.bin")   # {name: bytes}, CRCs checked
+    checkpoint.write("copy.bin", sections)                    # the same format back
     config = checkpoint.config(sections)                      # the "config" section as a dict
     w = checkpoint.as_float32(sections["params"])             # numpy array (or array('f') without numpy)
 
@@ -72,6 +73,17 @@ def read(path, verify=True):
     if pos != len(data):
         raise CheckpointError(f"checkpoint {path}: corrupt: {len(data) - pos} unexpected bytes after the last section")
     return out
+
+
+def write(path, sections):
+    """Writes {name: bytes} (in the dict's order) as a checkpoint, CRCs included: tests use it to
+    make checkpoints that are well-formed but hold what ./train never writes (e.g. a NaN)."""
+    out = [MAGIC, struct.pack("<II", VERSION, len(sections))]
+    for name, payload in sections.items():
+        raw = name.encode()
+        out += [struct.pack("<I", len(raw)), raw, struct.pack("<QI", len(payload), zlib.crc32(payload)), payload]
+    with open(path, "wb") as f:
+        f.write(b"".join(out))
 
 
 def as_float32(payload):

@@ -413,15 +413,17 @@ static int open_checkpoint(Evaluation *e, const EvalArgs *a) {
     }
     if (check_belongs(e, a->run_dir) != 0) return 2;
     const Config *saved = &e->ck.cfg;
+    // Checked before the overrides load: under another task, the saved task keys would be refused first.
+    for (int i = 0; i < a->n_sets; i++)
+        if (!strncmp(a->sets[i], "task.name=", 10) && strcmp(a->sets[i] + 10, saved->task.name) != 0)
+            return fail(2, "--set %s: the model was trained on task %s, and is evaluated on it", a->sets[i],
+                        saved->task.name);
     if (a->length_arg && strcmp(saved->task.name, "flipflop") != 0 && strcmp(saved->task.name, "lm") != 0)
         return fail(2, "--lengths: task %s has no evaluation length (task.eval_length applies to flipflop and lm); "
                     "its splits are evaluated at their own lengths", saved->task.name);
     if (length_config(&e->cfg, e->ck.config_json, e->ck.path, a->sets, a->n_sets, 0, err, sizeof err) != 0 ||
         same_model(saved, &e->cfg, err, sizeof err) != 0)
         return fail(2, "%s", err);
-    if (strcmp(saved->task.name, e->cfg.task.name) != 0)
-        return fail(2, "--set task.name=%s: the model was trained on task %s, and is evaluated on it", e->cfg.task.name,
-                    saved->task.name);
     e->threads = set_threads(e->cfg.run.threads);
     Config trained = *saved;
     trained.task.write_dir[0] = '\0';

@@ -27,12 +27,19 @@ static void name_latest(const char *run_dir, char *err, int errlen) {
         snprintf(err + len, errlen - len, "; the run has no earlier checkpoint");
 }
 
+int run_check_finite(const Model *m, const char *where, char *err, int errlen) {
+    const real *bufs[3] = {m->params, m->adam_m, m->adam_v};
+    const char *names[3] = {"params", "adam_m", "adam_v"};
+    char what[1400];
+    for (int i = 0; i < 3; i++) {
+        snprintf(what, sizeof what, "%s'%s'", where, names[i]);
+        if (bufs[i] && model_check_finite(m, bufs[i], what, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
 int run_save(const char *run_dir, const Model *m, Task *task, const TrainState *st, int keep, char *err,
              int errlen) {
-    if (model_check_finite(m, m->params, "parameters", err, errlen) != 0 ||
-        model_check_finite(m, m->adam_m, "Adam first moments", err, errlen) != 0 ||
-        model_check_finite(m, m->adam_v, "Adam second moments", err, errlen) != 0)
-        return -1;
     char *json = config_to_json(&m->cfg);
     size_t task_size = task_state_size(task);
     void *task_buf = malloc(task_size ? task_size : 1);
@@ -72,13 +79,10 @@ int run_restore(const char *path, Model *m, Task *task, TrainState *st, char *er
     int rc = task_state_load(task, sections[4].data, sections[4].size);
     if (rc != 0) snprintf(err, errlen, "%s: section task_state does not fit this task", path);
     free(sections[4].data);
-    char what[1300];
-    const char *names[3] = {"params", "adam_m", "adam_v"};
-    for (int i = 0; i < 3 && rc == 0; i++) {
-        snprintf(what, sizeof what, "checkpoint %s: section '%s'", path, names[i]);
-        rc = model_check_finite(m, sections[i].data, what, err, errlen);
-    }
-    return rc;
+    if (rc != 0) return rc;
+    char where[1300];
+    snprintf(where, sizeof where, "checkpoint %s: section ", path);
+    return run_check_finite(m, where, err, errlen);
 }
 
 int run_checkpoint_path(const char *run_dir, const char *name, char *path, int pathlen, char *err, int errlen) {

@@ -30,10 +30,12 @@ typedef struct {
     EvalStats interval;     // training loss and metric counts
 } TrainState;
 
-// Writes run_dir/ckpt_<step>.bin (keeping the newest `keep`) and points run_dir/latest at it. A
-// model with a non-finite parameter or moment is refused (err names the tensor): a checkpoint is
-// always one a run can go on from. When the write fails (a full disk), err also names the intact
-// checkpoint `latest` still points to.
+// 0 when the parameters and Adam moments (those allocated) are finite; else -1 with err naming
+// `where` + the section, the tensor and the index. ./train checks before every checkpoint, so each
+// one is a state a run can go on from.
+int run_check_finite(const Model *m, const char *where, char *err, int errlen);
+// Writes run_dir/ckpt_<step>.bin (keeping the newest `keep`) and points run_dir/latest at it. When
+// the write fails (a full disk), err also names the intact checkpoint `latest` still points to.
 int run_save(const char *run_dir, const Model *m, Task *task, const TrainState *st, int keep, char *err,
              int errlen);
 // Everything ./train --resume needs: parameters, moments, state and the task's cursor. Refuses

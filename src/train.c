@@ -312,6 +312,18 @@ static void format_duration(char *out, size_t n, double s) {
         snprintf(out, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
+// Stops a run whose numbers are no longer finite, saying where and what to change.
+static int diverged(Trainer *tr, long long step, const char *what) {
+    char last[1200], err[1024];
+    int have = checkpoint_latest(tr->dir, last, sizeof last, err, sizeof err) == 0;
+    runlog_printf(&tr->log,
+                  "diverged at step %lld: %s; no checkpoint is written. %s%s%s. Lower train.lr, or enable or lower "
+                  "train.grad_clip (e.g. 1), or lower train.weight_decay\n",
+                  step, what, have ? "The latest checkpoint, " : "No checkpoint was written before", have ? last : "",
+                  have ? ", is finite and kept" : "");
+    return EXIT_DIVERGED;
+}
+
 // One optimizer step over grad_accum micro-batches. Returns 0, or EXIT_DIVERGED (the parameters
 // untouched) when the loss or the gradient norm is not finite.
 static int train_step(Trainer *tr) {
@@ -340,16 +352,10 @@ static int train_step(Trainer *tr) {
     }
     double grad_norm = clip_gradients(model, tc->grad_clip);
     if (!isfinite(step_loss) || !isfinite(grad_norm)) {
-        char last[1200], err[1024];
-        int have = checkpoint_latest(tr->dir, last, sizeof last, err, sizeof err) == 0;
-        runlog_printf(&tr->log,
-                      "diverged at step %lld: the training loss is %g and the gradient norm %g; the step was not "
-                      "applied and no checkpoint is written. %s%s%s. Lower train.lr, or enable or lower "
-                      "train.grad_clip (e.g. 1), or lower train.weight_decay\n",
-                      (long long)st->step + 1, step_loss / norm, grad_norm,
-                      have ? "The latest checkpoint, " : "No checkpoint was written before", have ? last : "",
-                      have ? ", is finite and kept" : "");
-        return EXIT_DIVERGED;
+        char what[128];
+        snprintf(what, sizeof what, "the training loss is %g and the gradient norm %g; the step was not applied",
+                 step_loss / norm, grad_norm);
+        return diverged(tr, st->step + 1, what);
     }
     adam_update(model, tc, st->step + 1, lr);
     st->step++;
@@ -391,8 +397,11 @@ static int log_progress(Trainer *tr) {
     return 0;
 }
 
+// Writes the step's checkpoint; a non-finite parameter or moment (an overflow the loss has not
+// shown yet) stops the run as diverged instead.
 static int save_checkpoint(Trainer *tr) {
     char err[2048];
+    if (run_check_finite(&tr->model, "", err, sizeof err) != 0) return diverged(tr, tr->st.step, err);
     tr->st.elapsed = now_seconds() - tr->t0;
     if (run_save(tr->dir, &tr->model, tr->task, &tr->st, tr->tc->keep_checkpoints, err, sizeof err) == 0) return 0;
     return fail(1, "checkpoint of step %lld not written: %s", (long long)tr->st.step, err);
@@ -457,13 +466,13 @@ static int train(Trainer *tr) {
         if (rc != 0) return rc;
         int saved = 0;
         if (tr->st.step % tc->checkpoint_interval == 0 || tr->st.step == tc->steps) {
-            if (save_checkpoint(tr) != 0) return 1;
+            if ((rc = save_checkpoint(tr)) != 0) return rc;
             saved = 1;
         }
         if ((rc = evaluate_due(tr)) != 0) return rc;
         // A signal (also one that came during the evaluation) ends the run after this step.
         if (stop_signal) {
-            if (!saved && save_checkpoint(tr) != 0) return 1;
+            if (!saved && (rc = save_checkpoint(tr)) != 0) return rc;
             return stopped_by_signal(tr);
         }
     }
