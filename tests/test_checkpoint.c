@@ -405,6 +405,38 @@ static void test_save_step_keeps_last_k(void) {
           "garbage latest: %s", err);
 }
 
+// checkpoint_verify checks every section's CRC (checkpoint_read only those it is asked for), and
+// checkpoint_newest_intact finds the newest older checkpoint that verifies.
+static void test_verify_and_newest_intact(void) {
+    char run[256], err[512], path[512], name[64];
+    path_in(run, sizeof run, "intact");
+    mkdir(run, 0755);
+    int32_t payload[64] = {0};
+    for (long step = 10; step <= 30; step += 10) {
+        payload[0] = (int32_t)step;
+        CkptSection w[2] = {{"config", (void *)config_json, strlen(config_json)}, {"data", payload, sizeof payload}};
+        CHECK(checkpoint_save_step(run, step, 5, w, 2, err, sizeof err) == 0, "save %ld: %s", step, err);
+    }
+    CHECK(checkpoint_newest_intact(run, 31, name, sizeof name) == 0 && !strcmp(name, "ckpt_00000030.bin"), "newest: %s",
+          name);
+    for (long step = 30; step >= 20; step -= 10) {  // corrupt 30, then 20: a payload byte of "data"
+        snprintf(path, sizeof path, "%s/ckpt_%08ld.bin", run, step);
+        long len = 0;
+        unsigned char *b = slurp(path, &len);
+        b[len - 10] ^= 1;
+        spit(path, b, len);
+        free(b);
+        CkptSection cfg = {"config", NULL, 0};
+        CHECK(checkpoint_read(path, &cfg, 1, err, sizeof err) == 0, "reading only the intact section: %s", err);
+        free(cfg.data);
+        CHECK(checkpoint_verify(path, err, sizeof err) != 0 && contains(err, "CRC") && contains(err, "'data'"),
+              "verify of a corrupt file: %s", err);
+    }
+    CHECK(checkpoint_newest_intact(run, 31, name, sizeof name) == 0 && !strcmp(name, "ckpt_00000010.bin"),
+          "newest intact is %s, want ckpt_00000010.bin", name);
+    CHECK(checkpoint_newest_intact(run, 10, name, sizeof name) != 0, "none below step 10, got %s", name);
+}
+
 static void test_failed_write_leaves_old_file(void) {
     char path[256], tmp[300], err[512];
     CkptSection w[NSEC];
@@ -462,6 +494,7 @@ static void test_failed_write_leaves_old_file(void) {
 }
 
 int main(void) {
+    RUN(test_verify_and_newest_intact);
     make_tmpdir();
     RUN(test_round_trip);
     RUN(test_bad_sections_refused_on_write);

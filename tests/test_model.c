@@ -1,6 +1,9 @@
 // The model as a whole, in the float build: swapping pe.type really swaps the encoding (no leftover
 // parameters, different outputs), which encodings run past the training length, and the same bits
 // at a repeated forward.
+#include <math.h>
+
+#include "budget.h"
 #include "check.h"
 #include "model.h"
 
@@ -131,7 +134,69 @@ static void test_forward_repeats_bit_for_bit(void) {
     model_free(&m);
 }
 
+// model_init lays the model out without allocating it, so its memory can be budgeted first; the
+// figures agree with what model_create and model_prepare then allocate.
+static void test_memory_budget(void) {
+    char err[1024];
+    Config c = config_for("cope");
+    Model planned, built;
+    CHECK(model_init(&planned, &c, V, err, sizeof err) == 0, "model_init: %s", err);
+    CHECK(planned.params == NULL && planned.grads == NULL && planned.n_params > 0, "model_init allocated parameters");
+    CHECK(model_create(&built, &c, V, err, sizeof err) == 0, "model_create: %s", err);
+    CHECK(planned.n_params == built.n_params, "n_params %ld planned, %ld built", planned.n_params, built.n_params);
+    CHECK(model_prepare(&built, B, T, err, sizeof err) == 0, "prepare: %s", err);
+    CHECK(model_activation_bytes(&planned, B, T) == (double)built.act_size * sizeof(real),
+          "activations %g bytes planned, %g allocated", model_activation_bytes(&planned, B, T),
+          (double)built.act_size * sizeof(real));
+    // A context no machine holds: a finite estimate past any memory, no overflow.
+    double huge = model_activation_bytes(&planned, 1, 2147483647);
+    CHECK(isfinite(huge) && huge > 1e18, "activations at T = 2^31-1: %g bytes", huge);
+
+    Budget b = {0};
+    budget_model(&b, &planned, 1, B, T, 2);
+    double params = (double)planned.n_params * sizeof(real);
+    CHECK(b.n == 5 && b.parts[0].bytes == params && b.parts[1].bytes == params && b.parts[2].bytes == 2 * params,
+          "parameters, gradients, 2 moments: %d parts", b.n);
+    double total = budget_total(&b);
+    CHECK(budget_check(&b, total, err, sizeof err) == 0, "a budget that fits exactly is refused: %s", err);
+    CHECK(budget_check(&b, 0, err, sizeof err) == 0, "an unknown limit refuses");
+    CHECK(budget_check(&b, total - 1, err, sizeof err) != 0 && strstr(err, "needs") && strstr(err, "largest: activations") &&
+              strstr(err, "train.batch_size"),
+          "refusal names the largest part and its keys: %s", err);
+    printf("     e.g.: %s\n", err);
+
+    double v;
+    CHECK(parse_size("8G", &v) == 0 && v == 8.0 * 1073741824, "8G = %g", v);
+    CHECK(parse_size("1.5MiB", &v) == 0 && v == 1.5 * 1048576, "1.5MiB = %g", v);
+    CHECK(parse_size("4096", &v) == 0 && v == 4096, "4096 = %g", v);
+    CHECK(parse_size("8X", &v) != 0 && parse_size("G", &v) != 0 && parse_size("-1G", &v) != 0 &&
+              parse_size("8Gb!", &v) != 0,
+          "malformed sizes accepted");
+    model_free(&planned);
+    model_free(&built);
+}
+
+// model_check_finite names the tensor and the index of the first non-finite value.
+static void test_finite_check(void) {
+    char err[512];
+    Config c = config_for("cope");
+    Model m;
+    CHECK(model_create(&m, &c, V, err, sizeof err) == 0, "model_create: %s", err);
+    CHECK(model_check_finite(&m, m.params, "params", err, sizeof err) == 0, "a fresh model is not finite: %s", err);
+    const ParamTensor *t = &m.tensors[3];
+    m.params[t->offset + 2] = INFINITY;
+    char want[128];
+    snprintf(want, sizeof want, "params: tensor %s holds +Inf at index 2", t->name);
+    CHECK(model_check_finite(&m, m.params, "params", err, sizeof err) != 0 && strcmp(err, want) == 0, "got \"%s\", want \"%s\"",
+          err, want);
+    m.params[t->offset + 2] = NAN;
+    CHECK(model_check_finite(&m, m.params, "params", err, sizeof err) != 0 && strstr(err, "NaN"), "NaN: %s", err);
+    model_free(&m);
+}
+
 int main(void) {
+    RUN(test_memory_budget);
+    RUN(test_finite_check);
     RUN(test_swap_removes_the_old_encoding);
     RUN(test_longer_contexts);
     RUN(test_forward_repeats_bit_for_bit);
