@@ -8,7 +8,7 @@ paper-scale config by a few overrides (smaller model, shorter sequences, fewer s
     python3 scripts/make_configs.py --check  # exit 1 if a file in either set differs (tests run this)
 
 Settings the paper or its code give are marked as such in each config's "notes"; everything else is
-our choice and says so. See ../shared/docs/cope_reference.md §6 for the sources. A CPU-scale
+our choice and says so. See docs/experiments.md for the sources. A CPU-scale
 config's notes list every key that differs from the paper scale (old -> new value) and why, then
 the paper-scale notes. scripts/reproduce.py runs either set and writes results/.
 """

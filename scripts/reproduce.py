@@ -50,12 +50,12 @@ PE_NAMES = {
 }
 
 # Per experiment: the config groups it trains (one per column group), the columns (label, group,
-# split), the metric, and the paper's numbers per PE in column order (cope_reference.md §6).
+# split), the metric, and the paper's numbers per PE in column order (docs/experiments.md).
 # Length generalisation (LM): evaluation windows at these multiples of the training context.
 EXPERIMENTS = {
     "flipflop": {
         "title": "Flip-flop language modelling",
-        "source": "paper §5, first table (cope_reference.md §6.1)",
+        "source": "paper §5, first table (docs/experiments.md §2.3)",
         "groups": ["flipflop"],
         "columns": [("In-dist", "flipflop", "test"), ("OOD", "flipflop", "sparse")],
         "metric": "error",
@@ -67,7 +67,7 @@ EXPERIMENTS = {
     },
     "selcopy": {
         "title": "Selective copy",
-        "source": "paper §5, second table (cope_reference.md §6.2)",
+        "source": "paper §5, second table (docs/experiments.md §3.3)",
         "groups": ["selcopy"],
         "columns": [("In-dist", "selcopy", "test"), ("OOD dense", "selcopy", "dense"),
                     ("OOD sparse", "selcopy", "sparse")],
@@ -78,7 +78,7 @@ EXPERIMENTS = {
     },
     "counting": {
         "title": "Counting",
-        "source": "paper §5, Table 3 (cope_reference.md §6.3)",
+        "source": "paper §5, Table 3 (docs/experiments.md §4.5)",
         "groups": ["counting_1var", "counting_3var", "counting_5var"],
         "columns": [("1 var", "counting_1var", "test"), ("3 var", "counting_3var", "test"),
                     ("5 var", "counting_5var", "test")],
@@ -89,7 +89,7 @@ EXPERIMENTS = {
     },
     "wikitext": {
         "title": "Language modelling on text",
-        "source": "paper §5, Wikitext-103 table and the length-generalisation figure (cope_reference.md §6.4)",
+        "source": "paper §5, Wikitext-103 table and the length-generalisation figure (docs/experiments.md §5.2, §5.3)",
         "groups": ["wikitext"],
         "columns": [("Val. PPL", "wikitext", "valid"), ("Test PPL", "wikitext", "test")],
         "metric": "ppl",
@@ -111,7 +111,7 @@ EXPERIMENTS = {
     },
     "code": {
         "title": "Code modelling",
-        "source": "paper §5, code table (cope_reference.md §6.5)",
+        "source": "paper §5, code table (docs/experiments.md §6.2)",
         "groups": ["code"],
         "columns": [("Test PPL", "code", "test")],
         "metric": "ppl",

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """An independent PyTorch (float64) reference of copetrain's model, written from the official semantics
-(../shared/docs/cope_reference.md §2 CoPE, §4 baselines, §5 architecture), not from our C code.
+(docs/cope.md §3-§4 CoPE, docs/baselines.md §1-§7 baselines and architecture), not from our C code.
 scripts/torch_crosscheck.py loads a dump of the C model's weights into it and compares logits, loss
 and every parameter gradient (torch autograd).
 
@@ -17,7 +17,7 @@ Parameters are a dict {name: tensor} with our checkpoint's names ("wte", "wpe", 
 relative tables (head_dim, npos) like the official `pos_emb` / `emb` (1 × d × npos).
 
 As a program (/usr/bin/python3 scripts/torch_reference.py) it runs self-tests of the position
-encodings against the pure-Python CoPE of cope_reference.md Appendix A and a few identities.
+encodings against the pure-Python CoPE of docs/cope.md §7 and a few identities.
 """
 import math
 import sys
@@ -275,7 +275,7 @@ def loss(logits, targets, loss_mask, scale):
 # Self-tests of the position encodings
 
 def _appendix_a_forward(Q, K, V, E, gamma, P):
-    """cope_reference.md Appendix A's pure-Python forward (one head, causal mask), returning the output O."""
+    """docs/cope.md §7's pure-Python forward (one head, causal mask), returning the output O."""
     L, d = len(Q), len(Q[0])
     s = 1.0 / math.sqrt(d)
     dot = lambda a, b: sum(x * y for x, y in zip(a, b))

@@ -5,7 +5,7 @@
 // For one head, with s = 1/sqrt(dh), S = q·k, mask M (causal AND key padding, diagonal forced on):
 //   A_ij = s·(S_ij + R_ij) + γ·b_ij       R: relative term q_i·r_m, b: CoPE term, γ = s or 1 (nodiv)
 //   α = softmax_j(A) over M, dropout on α, out_i = Σ_j α'_ij v_j
-// See ../shared/docs/cope_reference.md §2-§4 for the CoPE math and the official semantics.
+// docs/cope.md §3-§5 gives the CoPE math, docs/baselines.md §1-§6 the other encodings.
 #ifndef ATTENTION_H
 #define ATTENTION_H
 

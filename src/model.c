@@ -53,7 +53,7 @@ static real *slice(Layout *lo, const char *name, int layer, long size, int decay
     return lo->assign ? lo->m->params + offset : NULL;
 }
 
-// Lays out every tensor (official initialisation, cope_reference.md §5): embeddings N(0, C^-1/2);
+// Lays out every tensor (official initialisation, docs/baselines.md §7.6): embeddings N(0, C^-1/2);
 // linear weights and biases U(±1/sqrt(fan_in)) (PyTorch's nn.Linear default), with the attention
 // output and fc2 weights divided by sqrt(2·L) under pre-norm; LayerNorm 1 and 0; CoPE tables zero;
 // the relative table N(0, dh^-1/2).

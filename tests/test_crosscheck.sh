@@ -29,7 +29,7 @@ if ! "$PY" -c "import torch" >"$TMP/torch.err" 2>&1; then
     exit 1
 fi
 
-# The reference's own position encodings against the pure-Python CoPE of cope_reference.md Appendix A
+# The reference's own position encodings against the pure-Python CoPE of docs/cope.md §7
 # and a few identities, before it is trusted as the oracle.
 if "$PY" scripts/torch_reference.py >"$TMP/selftest.out" 2>&1; then
     passed=$((passed + 1))

@@ -1,5 +1,5 @@
 // CoPE, contextual position encoding (Golovneva et al. 2024), as the official code implements it
-// (cope_reference.md §2.2, backward §3.2-§3.3). For one head, s = 1/sqrt(dh), P = npos:
+// (docs/cope.md §3, backward §5, the row algorithm §5.10). For one head, s = 1/sqrt(dh), P = npos:
 //   σ_ij = sigmoid(s·q_i·kc_j)        kc = gate_keys (sep_keys) or k;  g = σ·M
 //   p_ij = Σ_{t>=j} g_it              reverse cumsum over keys;  c = min(p, P-1)
 //   Z = Q·E                           E is (dh,P), shared by the heads of a layer
@@ -211,7 +211,7 @@ static void cope_block_backward(PEHead *hd) {
 
 // Quoting the forward:  a_ij += γ·(w·Z[i][u] + (1-w)·Z[i][f]),  c = min(p, P-1),  p_ij = Σ_{t>=j} g_it,
 // g = σ(s·x)·M. Hence db = γ·dA; dZ[u] += w·db, dZ[f] += (1-w)·db; dp = db·(Z[u] - Z[f]) below the
-// clamp (0 above it, and 0 at integer c where u = f: the reference's choice at the kink); the reverse
+// clamp (0 above it, and 0 at integer c where u = f: the official code's choice at the kink, docs/cope.md §5.4-§5.5); the reverse
 // cumsum turns into a prefix sum dg_it = Σ_{j<=t} dp_ij; dx = s·σ(1-σ)·M·dg.
 // Z[u] - Z[f] is the slope Z[f+1] - Z[f] whenever it is used (w > 0).
 static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {

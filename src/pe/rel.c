@@ -1,4 +1,4 @@
-// Relative PE as the official code implements it (Shaw-style key embeddings, cope_reference.md §4.2):
+// Relative PE as the official code implements it (Shaw-style key embeddings, docs/baselines.md §3):
 // R_ij = q_i·r_m with m = n-1-(i-j), table (dh, n) shared by all heads and layers; the last column is
 // distance 0, column 0 the farthest. The term joins the logits before the 1/sqrt(dh) scaling,
 // A = s·(S + R), so this kernel adds s·R_ij. Distances beyond n-1 reuse column 0 when capped and are
