@@ -2,10 +2,13 @@
 #
 # The core (everything in src/ but the programs' mains) is compiled twice: build/f with real=float
 # for the programs and float tests, build/d with real=double for the gradient checks (tests/grad_*.c).
-# BUILD=dir selects another build folder (handy when several builds share one tree).
+# BUILD=dir selects another build folder (handy when several builds share one tree), BINDIR=dir where
+# the programs go (default: the repository root, where README runs them), so that a second
+# configuration (other OPT, sanitizers) lives wholly in its own folder and leaves ./train alone.
 
 CC      ?= gcc
 BUILD   ?= build
+BINDIR  ?= .
 OPT     ?= -O3 -march=native
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) -fopenmp -Wall -Wextra -Isrc -MMD -MP
 LDLIBS  := -lopenblas -lcjson -lz -lm
@@ -15,12 +18,15 @@ CORE_SRC := $(filter-out $(PROGRAMS),$(wildcard src/*.c src/pe/*.c src/tasks/*.c
 OBJ_F    := $(CORE_SRC:src/%.c=$(BUILD)/f/%.o)
 OBJ_D    := $(CORE_SRC:src/%.c=$(BUILD)/d/%.o)
 BINS     := $(notdir $(basename $(filter-out src/bench.c,$(PROGRAMS))))
+# "train", not "./train", when BINDIR is the root: make names targets without a leading ./
+BIN_PFX  := $(patsubst ./,,$(patsubst %/,%,$(BINDIR))/)
+BIN_PATHS:= $(addprefix $(BIN_PFX),$(BINS))
 TESTS_F  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 TESTS_D  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/grad_*.c))
 TOOLS    := $(patsubst tests/%.c,$(BUILD)/tools/%,$(wildcard tests/tool_*.c))
 
 .PHONY: all test bench clean
-all: $(BINS)
+all: $(BIN_PATHS)
 
 $(BUILD)/f/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -33,7 +39,8 @@ $(BUILD)/libcore_f.a: $(OBJ_F)
 $(BUILD)/libcore_d.a: $(OBJ_D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BINS): %: $(BUILD)/f/%.o $(BUILD)/libcore_f.a
+$(BIN_PATHS): $(BIN_PFX)%: $(BUILD)/f/%.o $(BUILD)/libcore_f.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/bench: $(BUILD)/f/bench.o $(BUILD)/libcore_f.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
@@ -51,12 +58,12 @@ $(BUILD)/tools/tool_%: tests/tool_%.c $(BUILD)/libcore_d.a
 	$(CC) $(CFLAGS) -DREAL_DOUBLE -Itests $^ -o $@ $(LDLIBS)
 
 test: all $(TESTS_F) $(TESTS_D) $(TOOLS)
-	BUILD=$(BUILD) sh tests/run_tests.sh
+	BUILD=$(BUILD) BIN=$(BINDIR) sh tests/run_tests.sh
 
 bench: $(BUILD)/bench
 	BUILD=$(BUILD) sh scripts/bench.sh
 
 clean:
-	rm -rf $(BUILD) $(BINS)
+	rm -rf $(BUILD) $(BIN_PATHS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
