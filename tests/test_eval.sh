@@ -19,6 +19,14 @@ TINY="configs/flipflop_tiny.json --set run.out_dir=$TMP --set run.threads=2 --se
 ck="$TMP/cope/$(cat "$TMP/cope/latest")"
 cp "$ck" "$TMP/before.bin"
 
+# The OpenBLAS kernel family the programs use: ./train reports it, and it is the one OPENBLAS_CORETYPE
+# forces when that is set (make test-portable runs the tests under another kernel than the CPU's own).
+core=$(sed -n 's/.*OpenBLAS core \([A-Za-z0-9]*\).*/\1/p' "$TMP/cope.out" | head -n 1)
+if [ -n "$core" ] && { [ -z "$OPENBLAS_CORETYPE" ] ||
+    [ "$(echo "$core" | tr A-Z a-z)" = "$(echo "$OPENBLAS_CORETYPE" | tr A-Z a-z)" ]; }; then
+    ok "./train reports the OpenBLAS core: $core${OPENBLAS_CORETYPE:+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}"
+else bad "OpenBLAS core \"$core\" is not the one OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE asks for (an OpenBLAS built without DYNAMIC_ARCH ignores it, and one falls back when the CPU lacks the kernel's instructions)"; fi
+
 # At the training length (128 tokens, context 127) with the trainer's batch and sequence count,
 # ./eval computes exactly what ./train's final evaluation logged.
 "$BIN/eval" "$TMP/cope" --lengths 128,256 --sequences 64 >"$TMP/e1.out" 2>&1
