@@ -1,11 +1,16 @@
-# copetrain: `make` builds the programs, `make test` builds and runs the tests, `make bench` the benchmark.
+# copetrain: `make` builds the programs, `make test` builds and runs the tests, `make bench` the benchmark,
+# `make test-portable` the fast tests built for a generic x86-64 under another OpenBLAS kernel, and
+# `make sanitize` the tests and short runs of the programs under AddressSanitizer and UBSan.
 #
 # The core (everything in src/ but the programs' mains) is compiled twice: build/f with real=float
 # for the programs and float tests, build/d with real=double for the gradient checks (tests/grad_*.c).
-# BUILD=dir selects another build folder (handy when several builds share one tree).
+# BUILD=dir selects another build folder (handy when several builds share one tree), BINDIR=dir where
+# the programs go (default: the repository root, where README runs them), so that a second
+# configuration (other OPT, sanitizers) lives wholly in its own folder and leaves ./train alone.
 
 CC      ?= gcc
 BUILD   ?= build
+BINDIR  ?= .
 OPT     ?= -O3 -march=native
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) -fopenmp -Wall -Wextra -Isrc -MMD -MP
 LDLIBS  := -lopenblas -lcjson -lz -lm
@@ -15,12 +20,15 @@ CORE_SRC := $(filter-out $(PROGRAMS),$(wildcard src/*.c src/pe/*.c src/tasks/*.c
 OBJ_F    := $(CORE_SRC:src/%.c=$(BUILD)/f/%.o)
 OBJ_D    := $(CORE_SRC:src/%.c=$(BUILD)/d/%.o)
 BINS     := $(notdir $(basename $(filter-out src/bench.c,$(PROGRAMS))))
+# "train", not "./train", when BINDIR is the root: make names targets without a leading ./
+BIN_PFX  := $(patsubst ./,,$(patsubst %/,%,$(BINDIR))/)
+BIN_PATHS:= $(addprefix $(BIN_PFX),$(BINS))
 TESTS_F  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 TESTS_D  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/grad_*.c))
 TOOLS    := $(patsubst tests/%.c,$(BUILD)/tools/%,$(wildcard tests/tool_*.c))
 
-.PHONY: all test bench clean
-all: $(BINS)
+.PHONY: all test test-portable sanitize bench clean
+all: $(BIN_PATHS)
 
 $(BUILD)/f/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -33,7 +41,8 @@ $(BUILD)/libcore_f.a: $(OBJ_F)
 $(BUILD)/libcore_d.a: $(OBJ_D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BINS): %: $(BUILD)/f/%.o $(BUILD)/libcore_f.a
+$(BIN_PATHS): $(BIN_PFX)%: $(BUILD)/f/%.o $(BUILD)/libcore_f.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/bench: $(BUILD)/f/bench.o $(BUILD)/libcore_f.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
@@ -50,13 +59,48 @@ $(BUILD)/tools/tool_%: tests/tool_%.c $(BUILD)/libcore_d.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DREAL_DOUBLE -Itests $^ -o $@ $(LDLIBS)
 
+# SUITE picks the tests `make test` runs:
+#   all       every test binary and every tests/test_*.sh (the default; about 7 minutes on 2 cores);
+#   fast      the test binaries and the shell tests of the numerics (evaluation, sampling, every task,
+#             the PyTorch cross-check): all but tests/test_train.sh, whose 4 minutes compare two runs
+#             of one build on one machine (reruns, resume, signals, refusals), so that which target
+#             or OpenBLAS kernel computes them does not matter;
+#   sanitize  the test binaries and tests/smoke.sh (every program briefly), for slow builds.
+SUITE ?= all
+SUITE_all :=
+SUITE_fast = $(TESTS_F) $(TESTS_D) tests/test_eval.sh tests/test_tasks_train.sh tests/test_crosscheck.sh
+SUITE_sanitize = $(TESTS_F) $(TESTS_D) tests/smoke.sh
 test: all $(TESTS_F) $(TESTS_D) $(TOOLS)
-	BUILD=$(BUILD) sh tests/run_tests.sh
+	$(if $(filter $(SUITE),all fast sanitize),,$(error SUITE=$(SUITE): expected all, fast or sanitize))
+	BUILD=$(BUILD) BIN=$(BINDIR) sh tests/run_tests.sh $(SUITE_$(SUITE))
+
+# The fast suite in a second configuration, in its own folders: a generic x86-64 target (no AVX, no
+# FMA: other vector widths and library paths than -march=native) and another OpenBLAS kernel family
+# (Debian's OpenBLAS picks one per CPU at run time; Nehalem is SSE-only, so it runs on every
+# x86-64-v2 CPU and is no modern CPU's own). No test may depend on the bits these change.
+PORTABLE_BUILD ?= build-portable
+PORTABLE_OPT   ?= -O2 -march=x86-64-v2
+PORTABLE_CORE  ?= Nehalem
+test-portable:
+	OPENBLAS_CORETYPE=$(PORTABLE_CORE) $(MAKE) BUILD=$(PORTABLE_BUILD) BINDIR=$(PORTABLE_BUILD)/bin \
+	    OPT="$(PORTABLE_OPT)" SUITE=fast test
+
+# Everything built with AddressSanitizer (LeakSanitizer included) and UndefinedBehaviorSanitizer into
+# its own folders, then the sanitize suite. Undefined behaviour aborts (no recovery), so it fails the
+# test it happens in. The programs run with 2 OpenMP threads: libgomp's and OpenBLAS's threads gave
+# no false reports here, so there are no suppressions.
+SANITIZE_BUILD ?= build-sanitize
+SANITIZE_OPT   ?= -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize:
+	UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) BUILD=$(SANITIZE_BUILD) BINDIR=$(SANITIZE_BUILD)/bin \
+	    OPT="$(SANITIZE_OPT)" SUITE=sanitize test
 
 bench: $(BUILD)/bench
 	BUILD=$(BUILD) sh scripts/bench.sh
 
 clean:
-	rm -rf $(BUILD) $(BINS)
+	rm -rf $(BUILD) $(BIN_PATHS) $(PORTABLE_BUILD) $(SANITIZE_BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# tests/fuzz/ brings its own targets
+-include tests/fuzz/fuzz.mk

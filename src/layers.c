@@ -31,6 +31,11 @@ static inline double erfc_r(double x) { return erfc(x); }
 // Taylor polynomial (truncation 5e-9 relative), 2^n written into the exponent bits. n is rounded
 // with the 1.5 * 2^23 trick, which leaves it in the low mantissa bits of k, so no float-to-int
 // conversion is needed. Flushes to 0 below -87.34, where the result would be subnormal.
+// The exponent arithmetic is unsigned: below about -8.7e6 (GELU's exp(-x^2/2) at |x| > 4170) k is
+// negative and kb - 0x4B400000 would overflow an int32, which is undefined; in uint32 it wraps,
+// and the final select discards that lane. The same instructions and bits as signed arithmetic
+// wherever that does not overflow. NaN gives NaN (p is NaN). A clamp of x would do as well but
+// measured 24% slower on GELU's forward (two compare-and-blend per value).
 static inline float exp_r(float x) {
     float k = fmaf(x, 1.44269504088896341f, 12582912.0f);
     float n = k - 12582912.0f;
@@ -44,9 +49,9 @@ static inline float exp_r(float x) {
     p = fmaf(p, r, 0.5f);
     p = fmaf(p, r, 1.0f);
     p = fmaf(p, r, 1.0f);
-    int32_t kb, sb;
+    uint32_t kb, sb;
     memcpy(&kb, &k, sizeof kb);
-    sb = (int32_t)((uint32_t)(kb - 0x4B400000 + 127) << 23);
+    sb = (kb - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &sb, sizeof scale);
     return x < -87.33654f ? 0.0f : p * scale;

@@ -1,13 +1,22 @@
 #!/bin/sh
-# Runs every test binary (build/tests/*) and every shell test (tests/test_*.sh), then prints the
-# total. Each one ends with a line `NAME: N passed, N failed`; a binary that crashes or prints no
-# such line counts as one failure.
+# sh tests/run_tests.sh [TEST...]: runs the given tests (test binaries and shell tests), by default
+# every test binary ($BUILD/tests/*) and every shell test (tests/test_*.sh), then prints the total.
+# Each one ends with a line `NAME: N passed, N failed`; a test that crashes or prints no such line
+# counts as one failure. BUILD is the build folder (default build), BIN the folder of the programs
+# the shell tests run (default ., the repository root); both are passed on to the tests.
 BUILD=${BUILD:-build}
+BIN=${BIN:-.}
+export BUILD BIN
+[ $# -gt 0 ] || set -- "$BUILD"/tests/* tests/test_*.sh
 passed=0
 failed=0
-for t in "$BUILD"/tests/* tests/test_*.sh; do
-    [ -f "$t" ] || continue
+for t in "$@"; do
     case "$t" in *.d|*.o) continue ;; esac
+    if [ ! -f "$t" ]; then
+        echo "  $t: no such test: counted as 1 failure"
+        failed=$((failed + 1))
+        continue
+    fi
     echo "== $t"
     log=$(mktemp)
     start=$(date +%s)

@@ -371,6 +371,29 @@ static void test_fast_exp(void) {
     CHECK(pe_exp(-INFINITY) == 0 && pe_exp(-100) == 0, "pe_exp must be 0 far below");
 }
 
+// pe_exp and pe_sigmoid far out and at non-finite inputs (a NaN logit or gate must stay NaN):
+// 0 below -87, e^88 above 88, NaN for NaN. NaN once reached a float-to-int conversion of NaN and a
+// left shift of a negative int (undefined behaviour, which `make sanitize` turns into a failure).
+static void test_fast_exp_extreme_inputs(void) {
+    const float e88 = pe_exp(88.0f);
+    CHECK(fabs(e88 - exp(88.0)) <= 3e-7 * exp(88.0), "pe_exp(88) = %g", (double)e88);
+    const float xs[] = {-INFINITY, -1e30f, -1e7f, -4200, -88, 89, 4200, 1e7f, 1e30f, INFINITY};
+    const float want[] = {0, 0, 0, 0, 0, e88, e88, e88, e88, e88};
+    int bad = 0;
+    for (int i = 0; i < (int)(sizeof xs / sizeof xs[0]); i++) {
+        float got = pe_exp(xs[i]);
+        printf("     pe_exp(%g) = %g\n", (double)xs[i], (double)got);
+        bad += got != want[i];
+    }
+    CHECK(bad == 0, "%d values of pe_exp far out differ from 0 below -87 and e^88 above 88", bad);
+    CHECK(isnan(pe_exp(NAN)) && isnan(pe_exp(-NAN)), "pe_exp(NaN) = %g, pe_exp(-NaN) = %g", (double)pe_exp(NAN),
+          (double)pe_exp(-NAN));
+    float s_hi = pe_sigmoid(INFINITY), s_lo = pe_sigmoid(-INFINITY), s_nan = pe_sigmoid(NAN);
+    printf("     pe_sigmoid(+inf) = %g, pe_sigmoid(-inf) = %g, pe_sigmoid(NaN) = %g\n", (double)s_hi, (double)s_lo,
+           (double)s_nan);
+    CHECK(s_hi == 1 && s_lo >= 0 && s_lo < 1e-38 && isnan(s_nan), "pe_sigmoid at +-inf, NaN");
+}
+
 static void test_sinusoidal_table(void) {
     enum { T = 6, C = 10 };
     real t[T * C];
@@ -397,6 +420,7 @@ int main(void) {
     RUN(test_threads_bit_identical);
     RUN(test_block_rows_agree);
     RUN(test_fast_exp);
+    RUN(test_fast_exp_extreme_inputs);
     RUN(test_sinusoidal_table);
     return check_summary("test_attention");
 }

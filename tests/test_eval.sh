@@ -2,8 +2,9 @@
 # End-to-end tests of ./eval, ./sample, the heat maps and scripts/plot.py: evaluation at the
 # training length reproduces the trainer's own numbers, longer lengths run for CoPE and are refused
 # for learned absolute PE, checkpoints stay byte-identical, reruns give identical lines, PNGs are
-# valid, and a greedy sample matches a recorded golden text. Prints `eval: N passed, N failed`.
+# valid, and a greedy sample continues the training text line by line. Prints `eval: N passed, N failed`.
 cd "$(dirname "$0")/.." || exit 1
+BIN=${BIN:-.}  # the folder of train, eval, sample (tests/run_tests.sh)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 passed=0
@@ -13,14 +14,22 @@ bad() { failed=$((failed + 1)); echo "FAIL $1"; }
 PY=python3
 TINY="configs/flipflop_tiny.json --set run.out_dir=$TMP --set run.threads=2 --set train.eval_sequences=64"
 
-./train $TINY --set run.name=cope --set train.steps=30 >"$TMP/cope.out" 2>&1 || bad "training the CoPE run failed: $(tail -3 "$TMP/cope.out")"
-./train $TINY --set run.name=abs --set pe.type=abs --set train.steps=10 >"$TMP/abs.out" 2>&1 || bad "training the abs run failed: $(tail -3 "$TMP/abs.out")"
+"$BIN/train" $TINY --set run.name=cope --set train.steps=30 >"$TMP/cope.out" 2>&1 || bad "training the CoPE run failed: $(tail -3 "$TMP/cope.out")"
+"$BIN/train" $TINY --set run.name=abs --set pe.type=abs --set train.steps=10 >"$TMP/abs.out" 2>&1 || bad "training the abs run failed: $(tail -3 "$TMP/abs.out")"
 ck="$TMP/cope/$(cat "$TMP/cope/latest")"
 cp "$ck" "$TMP/before.bin"
 
+# The OpenBLAS kernel family the programs use: ./train reports it, and it is the one OPENBLAS_CORETYPE
+# forces when that is set (make test-portable runs the tests under another kernel than the CPU's own).
+core=$(sed -n 's/.*OpenBLAS core \([A-Za-z0-9]*\).*/\1/p' "$TMP/cope.out" | head -n 1)
+if [ -n "$core" ] && { [ -z "$OPENBLAS_CORETYPE" ] ||
+    [ "$(echo "$core" | tr A-Z a-z)" = "$(echo "$OPENBLAS_CORETYPE" | tr A-Z a-z)" ]; }; then
+    ok "./train reports the OpenBLAS core: $core${OPENBLAS_CORETYPE:+ (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE)}"
+else bad "OpenBLAS core \"$core\" is not the one OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE asks for (an OpenBLAS built without DYNAMIC_ARCH ignores it, and one falls back when the CPU lacks the kernel's instructions)"; fi
+
 # At the training length (128 tokens, context 127) with the trainer's batch and sequence count,
 # ./eval computes exactly what ./train's final evaluation logged.
-./eval "$TMP/cope" --lengths 128,256 --sequences 64 >"$TMP/e1.out" 2>&1
+"$BIN/eval" "$TMP/cope" --lengths 128,256 --sequences 64 >"$TMP/e1.out" 2>&1
 rc=$?
 first=$(cat "$TMP/cope/eval.jsonl")
 if [ $rc -eq 0 ] && [ "$(grep -c '"length": 128, "context": 127' "$TMP/cope/eval.jsonl")" -eq 4 ] &&
@@ -33,12 +42,12 @@ if [ -n "$train_valid" ] && [ "$train_valid" = "$eval_valid" ]; then
     ok "eval at the training length equals the trainer's final valid evaluation ($eval_valid)"
 else bad "eval ($eval_valid) differs from the trainer's valid line ($train_valid)"; fi
 
-./eval "$TMP/cope" --lengths 128,256 --sequences 64 >/dev/null 2>&1
+"$BIN/eval" "$TMP/cope" --lengths 128,256 --sequences 64 >/dev/null 2>&1
 second=$(tail -n 8 "$TMP/cope/eval.jsonl")
 if [ "$first" = "$second" ]; then ok "two evaluations give identical lines"; else bad "reruns differ"; fi
 
 # Learned absolute PE: its own length works, a longer one is refused with the reason, exit 3.
-./eval "$TMP/abs" --lengths 128,256 --split valid --sequences 32 >"$TMP/a.out" 2>&1
+"$BIN/eval" "$TMP/abs" --lengths 128,256 --split valid --sequences 32 >"$TMP/a.out" 2>&1
 rc=$?
 if [ $rc -eq 3 ] && grep -q "refused: context 255 is longer than the learned absolute position table" "$TMP/a.out" &&
     [ "$(grep -c '"length": 128' "$TMP/abs/eval.jsonl")" -eq 1 ] && ! grep -q '"length": 256' "$TMP/abs/eval.jsonl"; then
@@ -46,15 +55,15 @@ if [ $rc -eq 3 ] && grep -q "refused: context 255 is longer than the learned abs
 else bad "abs refusal (exit $rc): $(cat "$TMP/a.out")"; fi
 
 # Overrides: task keys are fine, model keys are refused naming the key, bad values as ./train does.
-if ./eval "$TMP/cope" --split sparse --sequences 16 --set task.p_sparse=0.9 >/dev/null 2>&1 &&
+if "$BIN/eval" "$TMP/cope" --split sparse --sequences 16 --set task.p_sparse=0.9 >/dev/null 2>&1 &&
     tail -1 "$TMP/cope/eval.jsonl" | grep -q '"set": \["task.p_sparse=0.9"\]'; then
     ok "a task override is applied and recorded in eval.jsonl"
 else bad "task override"; fi
-if ! ./eval "$TMP/cope" --set model.d_model=32 >"$TMP/o.out" 2>&1 && grep -q "model.d_model" "$TMP/o.out"; then
+if ! "$BIN/eval" "$TMP/cope" --set model.d_model=32 >"$TMP/o.out" 2>&1 && grep -q "model.d_model" "$TMP/o.out"; then
     ok "a model override is refused naming the key"
 else bad "model override: $(cat "$TMP/o.out")"; fi
-if ! ./eval "$TMP/cope" --set task.p_sparse=2 >"$TMP/o.out" 2>&1 && grep -q "task.p_sparse" "$TMP/o.out" &&
-    ! ./eval "$TMP/cope" --split nope >"$TMP/s.out" 2>&1 && grep -q "valid, test, sparse, dense" "$TMP/s.out"; then
+if ! "$BIN/eval" "$TMP/cope" --set task.p_sparse=2 >"$TMP/o.out" 2>&1 && grep -q "task.p_sparse" "$TMP/o.out" &&
+    ! "$BIN/eval" "$TMP/cope" --split nope >"$TMP/s.out" 2>&1 && grep -q "valid, test, sparse, dense" "$TMP/s.out"; then
     ok "a bad override value and an unknown split are refused with the reason"
 else bad "bad arguments: $(cat "$TMP/o.out" "$TMP/s.out")"; fi
 
@@ -81,16 +90,16 @@ assert types[0] == b'IHDR' and types[-1] == b'IEND', types
 assert len(zlib.decompress(idat)) == h * (1 + 3 * w), 'IDAT size'
 PYEOF
 }
-if ./eval "$TMP/cope" --heatmap "$TMP/hm" --layer 1 --head 2 --sequence 3 >"$TMP/h.out" 2>&1 &&
+if "$BIN/eval" "$TMP/cope" --heatmap "$TMP/hm" --layer 1 --head 2 --sequence 3 >"$TMP/h.out" 2>&1 &&
     check_png "$TMP/hm/L1_H2_attention.png" 508 508 && check_png "$TMP/hm/L1_H2_gates.png" 508 508 &&
     check_png "$TMP/hm/L1_H2_positions.png" 508 508 && [ "$(grep -vc '^#' "$TMP/hm/L1_H2_tokens.txt")" -eq 127 ]; then
     ok "CoPE heat maps: attention, gates, positions are valid 508 × 508 PNGs, with the tokens listed"
 else bad "CoPE heat maps: $(cat "$TMP/h.out")"; fi
-if ./eval "$TMP/abs" --heatmap "$TMP/hma" --layer 0 --head 0 >"$TMP/h.out" 2>&1 && check_png "$TMP/hma/L0_H0_attention.png" 508 508 &&
+if "$BIN/eval" "$TMP/abs" --heatmap "$TMP/hma" --layer 0 --head 0 >"$TMP/h.out" 2>&1 && check_png "$TMP/hma/L0_H0_attention.png" 508 508 &&
     [ ! -f "$TMP/hma/L0_H0_gates.png" ] && grep -q "no CoPE" "$TMP/h.out"; then
     ok "a layer without CoPE gets the attention map only"
 else bad "abs heat map: $(cat "$TMP/h.out")"; fi
-if ! ./eval "$TMP/cope" --heatmap "$TMP/hm2" --layer 5 >"$TMP/h.out" 2>&1 && grep -q "layers 0..1" "$TMP/h.out"; then
+if ! "$BIN/eval" "$TMP/cope" --heatmap "$TMP/hm2" --layer 5 >"$TMP/h.out" 2>&1 && grep -q "layers 0..1" "$TMP/h.out"; then
     ok "a layer out of range is refused"
 else bad "layer out of range: $(cat "$TMP/h.out")"; fi
 
@@ -109,43 +118,63 @@ cat >"$TMP/lm.json" <<EOF
 {"model": {"n_layers": 2, "d_model": 64, "n_heads": 2, "block_size": 64, "dropout": 0.0},
  "pe": {"type": "cope"},
  "task": {"name": "lm", "tokenizer": "byte", "text_file": "$TMP/text.txt", "valid_fraction": 0.1, "test_fraction": 0.1},
- "train": {"lr": 3e-3, "batch_size": 8, "steps": 300, "warmup_steps": 5, "eval_interval": 0, "log_interval": 100,
-           "checkpoint_interval": 300},
+ "train": {"lr": 3e-3, "batch_size": 8, "steps": 1000, "warmup_steps": 5, "eval_interval": 0, "log_interval": 100,
+           "checkpoint_interval": 1000},
  "run": {"name": "lm", "out_dir": "$TMP", "threads": 1}}
 EOF
-./train "$TMP/lm.json" >"$TMP/lm.out" 2>&1 || bad "training the LM failed: $(tail -3 "$TMP/lm.out")"
-./sample "$TMP/lm" --prompt "the cat " --tokens 120 --temperature 0 --threads 1 >"$TMP/g1.txt" 2>/dev/null
-./sample "$TMP/lm" --prompt "the cat " --tokens 120 --temperature 0 --threads 1 >"$TMP/g2.txt" 2>/dev/null
-# The golden greedy text of this run (threads 1). It depends on the model's numerics: regenerate it
-# (print "$TMP/g1.txt" after checking the two runs agree) when the model, its initialisation, the
-# training loop, the task's windows or the BLAS kernels change the bits. The text is periodic and
-# the model has learned it well, so the argmax margins are wide and small numeric differences
-# rarely matter.
-cat >"$TMP/golden.txt" <<'EOF'
-the cat .
-the bird sees the owl .
-the fish likes the fox .
-the fox chases the fish .
-the owl finds the bird .
-the cat sees the d
-EOF
+"$BIN/train" "$TMP/lm.json" >"$TMP/lm.out" 2>&1 || bad "training the LM failed: $(tail -3 "$TMP/lm.out")"
+"$BIN/sample" "$TMP/lm" --prompt "the cat " --tokens 120 --temperature 0 --threads 1 >"$TMP/g1.txt" 2>/dev/null
+"$BIN/sample" "$TMP/lm" --prompt "the cat " --tokens 120 --temperature 0 --threads 1 >"$TMP/g2.txt" 2>/dev/null
 if [ -s "$TMP/g1.txt" ] && cmp -s "$TMP/g1.txt" "$TMP/g2.txt"; then ok "greedy sampling is deterministic"; else bad "greedy samples differ"; fi
-if cmp -s "$TMP/g1.txt" "$TMP/golden.txt"; then ok "greedy sample equals the golden text"; else
-    bad "greedy sample differs from the golden text:"
-    diff "$TMP/golden.txt" "$TMP/g1.txt"
+# What the greedy text must be, pinned by a property rather than by recorded text: where the model
+# has not learned a unique next byte, the argmax depends on the last bits of the logits, and those
+# move with the CPU (-march) and OpenBLAS's kernel, which change the whole training trajectory.
+# After the prompt "the cat " the model may end the line (cat as an object) or go on with one of
+# cat's two verbs, and after "the cat ." nothing in the window tells which of two lines
+# "the dog V the cat ." it ended, so the next verb is open too: there any corpus-consistent choice
+# is right. Every later byte is determined by the line before (the corpus has period 12 and each
+# line one successor) and must be exact. Those argmaxes have wide margins: measured with the
+# float64 PyTorch reference on models trained under the OpenBLAS cores Haswell, SkylakeX,
+# Cooperlake, Sandybridge and Nehalem, every determined byte led the runner-up by at least 4.3
+# logits after 1000 steps, while the models' margins differed by about 1 between cores (after 300
+# steps some verbs led by only 0.1: too few steps to pin them).
+if $PY - "$TMP/text.txt" "$TMP/g1.txt" "the cat " <<'PYEOF'
+import sys
+corpus = open(sys.argv[1]).read().split("\n")[:-1]
+got, prompt = open(sys.argv[2]).read()[:-1], sys.argv[3]  # less the newline ./sample ends with
+succ = {}
+for a, b in zip(corpus, corpus[1:]):
+    assert succ.setdefault(a, b) == b, "the corpus gives %r two successors" % a
+lines = got.split("\n")
+assert got.startswith(prompt) and len(lines) >= 5, "too short or without the prompt: %r" % got
+# line 0: the prompt completed to the end of some corpus line (from a word); line 1: a successor
+# of one of those lines; the complete lines after it: the successor of the line before; the
+# last, cut off, line: a prefix of the successor.
+ends = [c for c in corpus if c == lines[0] or c.endswith(" " + lines[0])]
+assert ends, "line 0 %r ends no corpus line" % lines[0]
+assert lines[1] in {succ[c] for c in ends if c in succ}, "line 1 %r follows no line ending in %r" % (lines[1], lines[0])
+for k in range(2, len(lines)):
+    want = succ[lines[k - 1]]
+    assert lines[k] == want if k < len(lines) - 1 else want.startswith(lines[k]), \
+        "line %d %r after %r, want %r" % (k, lines[k], lines[k - 1], want)
+print("     %d lines follow the corpus: %r" % (len(lines), got))
+PYEOF
+then ok "greedy sample continues the corpus line by line (where the next byte is determined)"; else
+    bad "greedy sample does not follow the corpus:"
+    cat "$TMP/g1.txt"
 fi
-./sample "$TMP/lm" --prompt "the " --tokens 50 --temperature 0.8 --top-k 5 --seed 7 --threads 1 >"$TMP/t1.txt" 2>/dev/null
-./sample "$TMP/lm" --prompt "the " --tokens 50 --temperature 0.8 --top-k 5 --seed 7 --threads 1 >"$TMP/t2.txt" 2>/dev/null
-./sample "$TMP/lm" --prompt "the " --tokens 50 --temperature 0.8 --top-k 5 --seed 8 --threads 1 >"$TMP/t3.txt" 2>/dev/null
+"$BIN/sample" "$TMP/lm" --prompt "the " --tokens 50 --temperature 0.8 --top-k 5 --seed 7 --threads 1 >"$TMP/t1.txt" 2>/dev/null
+"$BIN/sample" "$TMP/lm" --prompt "the " --tokens 50 --temperature 0.8 --top-k 5 --seed 7 --threads 1 >"$TMP/t2.txt" 2>/dev/null
+"$BIN/sample" "$TMP/lm" --prompt "the " --tokens 50 --temperature 0.8 --top-k 5 --seed 8 --threads 1 >"$TMP/t3.txt" 2>/dev/null
 if [ -s "$TMP/t1.txt" ] && cmp -s "$TMP/t1.txt" "$TMP/t2.txt" && ! cmp -s "$TMP/t1.txt" "$TMP/t3.txt"; then
     ok "temperature/top-k sampling is reproducible with a seed and changes with it"
 else bad "seeded sampling"; fi
-if ! ./sample "$TMP/cope" --prompt x >"$TMP/x.out" 2>&1 && grep -q "needs a language-model run" "$TMP/x.out"; then
+if ! "$BIN/sample" "$TMP/cope" --prompt x >"$TMP/x.out" 2>&1 && grep -q "needs a language-model run" "$TMP/x.out"; then
     ok "sampling a flip-flop run is refused"
 else bad "sample on a non-LM run: $(cat "$TMP/x.out")"; fi
 
 # LM evaluation: non-overlapping windows at several lengths (CoPE runs past block_size 64).
-if ./eval "$TMP/lm" --lengths 64,128 --split valid >"$TMP/l.out" 2>&1 && [ "$(grep -c '"ppl"' "$TMP/lm/eval.jsonl")" -eq 2 ]; then
+if "$BIN/eval" "$TMP/lm" --lengths 64,128 --split valid >"$TMP/l.out" 2>&1 && [ "$(grep -c '"ppl"' "$TMP/lm/eval.jsonl")" -eq 2 ]; then
     ok "LM evaluation at T' = 64 and 128 gives perplexities"
 else bad "LM eval: $(cat "$TMP/l.out")"; fi
 

@@ -2,6 +2,7 @@
 # Each task trains from its shipped configs (shrunk by --set to a few seconds) and its metric lands
 # in metrics.jsonl. Prints `tasks_train: N passed, N failed`.
 cd "$(dirname "$0")/.." || exit 1
+BIN=${BIN:-.}  # the folder of train, eval, sample (tests/run_tests.sh)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 passed=0
@@ -17,7 +18,7 @@ done
 check() {
     name=$1 config=$2 field=$3
     shift 3
-    if ./train "$config" $SMALL --set run.name="$name" "$@" >"$TMP/$name.out" 2>&1 &&
+    if "$BIN/train" "$config" $SMALL --set run.name="$name" "$@" >"$TMP/$name.out" 2>&1 &&
         grep '"split": "valid"' "$TMP/$name/metrics.jsonl" | grep -q "\"$field\""; then
         passed=$((passed + 1))
         echo "ok   $name: $(grep '"split": "valid"' "$TMP/$name/metrics.jsonl" | tail -1)"

@@ -2,6 +2,7 @@
 # End-to-end tests of ./train: bit-identical reruns, exact resume (also across SIGINT), refusal of
 # an existing run, bad configs and corrupted checkpoints. Prints `train: N passed, N failed`.
 cd "$(dirname "$0")/.." || exit 1
+BIN=${BIN:-.}  # the folder of train, eval, sample (tests/run_tests.sh)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 passed=0
@@ -16,33 +17,33 @@ losses() { grep '"split": "train"' "$1/metrics.jsonl" | sed -E 's/, "tokens_per_
 # The parameters of a run's latest checkpoint.
 params() { $PY scripts/checkpoint.py "$1/$(cat "$1/latest")" --dump params; }
 
-./train $TINY --set run.name=a --set train.steps=40 --set train.log_interval=1 >"$TMP/a.out" 2>&1 || bad "run a failed: $(tail -3 "$TMP/a.out")"
-./train $TINY --set run.name=b --set train.steps=40 --set train.log_interval=1 >"$TMP/b.out" 2>&1
+"$BIN/train" $TINY --set run.name=a --set train.steps=40 --set train.log_interval=1 >"$TMP/a.out" 2>&1 || bad "run a failed: $(tail -3 "$TMP/a.out")"
+"$BIN/train" $TINY --set run.name=b --set train.steps=40 --set train.log_interval=1 >"$TMP/b.out" 2>&1
 if [ -n "$(losses "$TMP/a")" ] && [ "$(losses "$TMP/a")" = "$(losses "$TMP/b")" ] && [ "$(params "$TMP/a")" = "$(params "$TMP/b")" ]; then
     ok "same config, seed and threads give bit-identical losses and parameters"
 else bad "reruns differ"; fi
 
-./train $TINY --set run.name=c --set train.steps=40 --set train.log_interval=1 --set run.seed=2 >/dev/null 2>&1
+"$BIN/train" $TINY --set run.name=c --set train.steps=40 --set train.log_interval=1 --set run.seed=2 >/dev/null 2>&1
 if [ "$(losses "$TMP/a")" != "$(losses "$TMP/c")" ]; then ok "another seed gives other losses"; else bad "seed ignored"; fi
 
 # k steps, stop, resume to N: the same losses and parameters as N straight.
-./train $TINY --set run.name=r --set train.steps=15 --set train.log_interval=1 >/dev/null 2>&1
-./train $TINY --set run.name=r --set train.steps=40 --set train.log_interval=1 --resume >"$TMP/r.out" 2>&1
+"$BIN/train" $TINY --set run.name=r --set train.steps=15 --set train.log_interval=1 >/dev/null 2>&1
+"$BIN/train" $TINY --set run.name=r --set train.steps=40 --set train.log_interval=1 --resume >"$TMP/r.out" 2>&1
 if [ "$(losses "$TMP/a")" = "$(losses "$TMP/r")" ] && [ "$(params "$TMP/a")" = "$(params "$TMP/r")" ]; then
     ok "stop at 15 and resume to 40 equals 40 straight, bit for bit"
 else bad "resume is not exact: $(tail -3 "$TMP/r.out")"; fi
 
 # The same with a log interval the stop falls inside: metrics.jsonl also reads as the straight run.
-./train $TINY --set run.name=l --set train.steps=40 --set train.log_interval=7 >/dev/null 2>&1
-./train $TINY --set run.name=lr --set train.steps=15 --set train.log_interval=7 >/dev/null 2>&1
-./train $TINY --set run.name=lr --set train.steps=40 --set train.log_interval=7 --resume >/dev/null 2>&1
+"$BIN/train" $TINY --set run.name=l --set train.steps=40 --set train.log_interval=7 >/dev/null 2>&1
+"$BIN/train" $TINY --set run.name=lr --set train.steps=15 --set train.log_interval=7 >/dev/null 2>&1
+"$BIN/train" $TINY --set run.name=lr --set train.steps=40 --set train.log_interval=7 --resume >/dev/null 2>&1
 if [ -n "$(losses "$TMP/l")" ] && [ "$(losses "$TMP/l")" = "$(losses "$TMP/lr")" ] &&
     [ "$(grep -c . "$TMP/l/metrics.jsonl")" = "$(grep -c . "$TMP/lr/metrics.jsonl")" ]; then
     ok "resuming inside a log interval gives the same metrics lines"
 else bad "metrics after resume inside a log interval differ"; fi
 
 # SIGINT mid-run: exit 130 with a checkpoint; resuming gives the uninterrupted run.
-./train $TINY --set run.name=s --set train.steps=400 --set train.log_interval=1 --set train.checkpoint_interval=1000 >"$TMP/s.out" 2>&1 &
+"$BIN/train" $TINY --set run.name=s --set train.steps=400 --set train.log_interval=1 --set train.checkpoint_interval=1000 >"$TMP/s.out" 2>&1 &
 pid=$!
 n=0  # stop it once 20 steps are logged (and never wait more than 60 s)
 logged() { c=$(grep -c '"train"' "$TMP/s/metrics.jsonl" 2>/dev/null); echo "${c:-0}"; }
@@ -53,20 +54,20 @@ done
 kill -INT $pid
 wait $pid
 rc=$?
-./train $TINY --set run.name=full --set train.steps=400 --set train.log_interval=1 >/dev/null 2>&1
+"$BIN/train" $TINY --set run.name=full --set train.steps=400 --set train.log_interval=1 >/dev/null 2>&1
 if [ $rc -eq 130 ] && [ -f "$TMP/s/latest" ] && grep -q "stopped by signal" "$TMP/s.out"; then
-    ./train $TINY --set run.name=s --set train.steps=400 --set train.log_interval=1 --set train.checkpoint_interval=1000 --resume >/dev/null 2>&1
+    "$BIN/train" $TINY --set run.name=s --set train.steps=400 --set train.log_interval=1 --set train.checkpoint_interval=1000 --resume >/dev/null 2>&1
     if [ "$(losses "$TMP/s")" = "$(losses "$TMP/full")" ] && [ "$(params "$TMP/s")" = "$(params "$TMP/full")" ]; then
         ok "SIGINT writes a checkpoint (exit 130) and resuming is exact"
     else bad "resume after SIGINT differs"; fi
 else bad "SIGINT: exit $rc, output: $(tail -2 "$TMP/s.out")"; fi
 
 # Two ./train on one run folder: the second is refused while the first runs.
-./train $TINY --set run.name=busy --set train.steps=3000 --set train.checkpoint_interval=5 >/dev/null 2>&1 &
+"$BIN/train" $TINY --set run.name=busy --set train.steps=3000 --set train.checkpoint_interval=5 >/dev/null 2>&1 &
 pid=$!
 n=0
 while [ ! -s "$TMP/busy/latest" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
-if ! ./train $TINY --set run.name=busy --set train.steps=3000 --resume >"$TMP/busy.out" 2>&1 && grep -q "in use" "$TMP/busy.out"; then
+if ! "$BIN/train" $TINY --set run.name=busy --set train.steps=3000 --resume >"$TMP/busy.out" 2>&1 && grep -q "in use" "$TMP/busy.out"; then
     ok "a run folder in use by another ./train is refused"
 else bad "concurrent run not refused: $(cat "$TMP/busy.out")"; fi
 kill $pid 2>/dev/null
@@ -74,23 +75,23 @@ wait $pid 2>/dev/null
 
 # An existing run is never overwritten without --resume.
 before=$(params "$TMP/a")
-if ! ./train $TINY --set run.name=a >"$TMP/e.out" 2>&1 && grep -q "already holds a run" "$TMP/e.out" && [ "$(params "$TMP/a")" = "$before" ]; then
+if ! "$BIN/train" $TINY --set run.name=a >"$TMP/e.out" 2>&1 && grep -q "already holds a run" "$TMP/e.out" && [ "$(params "$TMP/a")" = "$before" ]; then
     ok "starting over an existing run is refused"
 else bad "existing run not protected: $(cat "$TMP/e.out")"; fi
 
 # A change that makes the checkpoint unusable is refused; a safe one is logged.
-if ! ./train $TINY --set run.name=r --set model.d_model=32 --resume >"$TMP/u.out" 2>&1 && grep -q "model.d_model" "$TMP/u.out"; then
+if ! "$BIN/train" $TINY --set run.name=r --set model.d_model=32 --resume >"$TMP/u.out" 2>&1 && grep -q "model.d_model" "$TMP/u.out"; then
     ok "resume with another model shape is refused naming the key"
 else bad "unsafe resume accepted: $(tail -2 "$TMP/u.out")"; fi
 
 # Bad configs: one clear line naming the key, non-zero exit.
-if ! ./train $TINY --set train.lrr=1 >"$TMP/k.out" 2>&1 && grep -q 'train.lrr' "$TMP/k.out" && grep -q 'train.lr' "$TMP/k.out"; then
+if ! "$BIN/train" $TINY --set train.lrr=1 >"$TMP/k.out" 2>&1 && grep -q 'train.lrr' "$TMP/k.out" && grep -q 'train.lr' "$TMP/k.out"; then
     ok "a typo in a key is refused with a suggestion"
 else bad "typo: $(cat "$TMP/k.out")"; fi
-if ! ./train $TINY --set train.lr=fast >"$TMP/t.out" 2>&1 && grep -q 'train.lr' "$TMP/t.out"; then
+if ! "$BIN/train" $TINY --set train.lr=fast >"$TMP/t.out" 2>&1 && grep -q 'train.lr' "$TMP/t.out"; then
     ok "a wrong type is refused naming the key"
 else bad "wrong type: $(cat "$TMP/t.out")"; fi
-if ! ./train "$TMP/missing.json" >"$TMP/m.out" 2>&1 && grep -q "missing.json" "$TMP/m.out"; then
+if ! "$BIN/train" "$TMP/missing.json" >"$TMP/m.out" 2>&1 && grep -q "missing.json" "$TMP/m.out"; then
     ok "a missing config file is named"
 else bad "missing config: $(cat "$TMP/m.out")"; fi
 
@@ -103,13 +104,13 @@ b = bytearray(open(p, 'rb').read())
 b[len(b) // 2] ^= 0xFF
 open(p, 'wb').write(b)
 PYEOF
-if ! ./train $TINY --set run.name=a --set train.steps=80 --resume >"$TMP/x.out" 2>&1 && grep -q "$(basename "$ck")" "$TMP/x.out" && grep -qi "crc\|section" "$TMP/x.out"; then
+if ! "$BIN/train" $TINY --set run.name=a --set train.steps=80 --resume >"$TMP/x.out" 2>&1 && grep -q "$(basename "$ck")" "$TMP/x.out" && grep -qi "crc\|section" "$TMP/x.out"; then
     ok "a corrupted checkpoint is refused naming file and section"
 else bad "corrupted checkpoint: $(cat "$TMP/x.out")"; fi
 
 # The embedded default (./train without a config) is configs/flipflop_tiny.json.
-./train --set run.out_dir="$TMP/x" --set run.name=d --set train.steps=1 >/dev/null 2>&1
-./train configs/flipflop_tiny.json --set run.out_dir="$TMP/y" --set run.name=d --set train.steps=1 >/dev/null 2>&1
+"$BIN/train" --set run.out_dir="$TMP/x" --set run.name=d --set train.steps=1 >/dev/null 2>&1
+"$BIN/train" configs/flipflop_tiny.json --set run.out_dir="$TMP/y" --set run.name=d --set train.steps=1 >/dev/null 2>&1
 if [ -f "$TMP/x/d/config.json" ] && [ "$(grep -v out_dir "$TMP/x/d/config.json")" = "$(grep -v out_dir "$TMP/y/d/config.json")" ]; then
     ok "the embedded default config equals configs/flipflop_tiny.json"
 else bad "embedded default and configs/flipflop_tiny.json differ"; fi
@@ -124,14 +125,14 @@ all_ok=1
 for f in configs/*.json; do
     set -- "$f"
     grep -q '"name": "lm"' "$f" && set -- "$f" --set task.data_dir="$TMP/lm"
-    if ! ./train "$@" --dry-run >"$TMP/dry.out" 2>&1; then all_ok=0; echo "  $f: $(cat "$TMP/dry.out")"; fi
+    if ! "$BIN/train" "$@" --dry-run >"$TMP/dry.out" 2>&1; then all_ok=0; echo "  $f: $(cat "$TMP/dry.out")"; fi
 done
 if [ $all_ok = 1 ] && python3 scripts/make_configs.py --check; then
     ok "every config in configs/ is valid, builds its task and model, and is up to date"
 else bad "a config is invalid or out of date"; fi
 
 # README's config table is the schema's.
-./train --keys > "$TMP/keys.md"
+"$BIN/train" --keys > "$TMP/keys.md"
 sed -n '/^<!-- keys:/,/^<!-- \/keys -->/p' README.md | sed '1d;$d' > "$TMP/readme_keys.md"
 if [ -s "$TMP/keys.md" ] && cmp -s "$TMP/keys.md" "$TMP/readme_keys.md"; then
     ok "README's config table matches ./train --keys"

@@ -91,8 +91,8 @@ void pe_reduce_partials(real *dst, const real *partials, long nbh, long n);
 
 // exp for the hot loops. The float build uses a polynomial (Cephes expf: |rel err| < 2e-7 on
 // [-87, 88]) that vectorises under `omp simd` (with no-trapping-math, see attention.c), unlike libm's
-// expf without -ffast-math; below -87
-// (and at -inf, masked logits) it returns exactly 0. The double build (gradient checks) uses exp().
+// expf without -ffast-math; below -87 (and at -inf, masked logits) it returns exactly 0, above 88
+// (+inf included) e^88, and NaN for NaN. The double build (gradient checks) uses exp().
 static inline real pe_exp(real x) {
 #ifdef REAL_DOUBLE
     return exp(x);
@@ -107,7 +107,14 @@ static inline real pe_exp(real x) {
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;  // 2^n
+    // 2^n into the exponent bits, n read from the low mantissa bits of n + 1.5 * 2^23 rather than by
+    // (int32_t)n: for NaN x (which passes the clamps: every compare is false) that conversion is
+    // undefined and x86 gives INT_MIN, which the shift then overflows. The same bits for every
+    // other x; NaN gives NaN (y is NaN).
+    float k = n + 12582912.0f;
+    uint32_t kb, bits;
+    memcpy(&kb, &k, sizeof kb);
+    bits = (kb - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return x < -87.0f ? 0.0f : y * scale;
