@@ -622,7 +622,7 @@ static int apply_root(Config *c, const ConfigKey *s, int n, const cJSON *root, c
         seterr(err, errlen, "%s: expected a JSON object with the sections model, pe, task, train, run", src);
         return -1;
     }
-    char hint[160], where[512];
+    char hint[160], where[512], shown[96];
     for (const cJSON *sec = root->child; sec; sec = sec->next) {
         const char *sname = sec->string ? sec->string : "";
         if (!strcmp(sname, "notes")) {
@@ -641,7 +641,8 @@ static int apply_root(Config *c, const ConfigKey *s, int n, const cJSON *root, c
         }
         if (find_section(sname) < 0) {
             suggest_section(sname, hint, sizeof hint);
-            seterr(err, errlen, "%s: unknown section \"%s\"%s", src, sname, hint);
+            seterr(err, errlen, "%s: unknown section \"%s\"%s", src, input_printable(sname, strlen(sname), shown, sizeof shown),
+                   hint);
             return -1;
         }
         for (const cJSON *o = root->child; o != sec; o = o->next)
@@ -660,7 +661,9 @@ static int apply_root(Config *c, const ConfigKey *s, int n, const cJSON *root, c
             int i = find_key(s, n, sname, kname);
             if (i < 0) {
                 suggest_key(s, n, sname, kname, hint, sizeof hint);
-                seterr(err, errlen, "%s: unknown key \"%s.%s\"%s", src, sname, kname, hint);
+                snprintf(where, sizeof where, "%s.%s", sname, kname);
+                seterr(err, errlen, "%s: unknown key \"%s\"%s", src, input_printable(where, strlen(where), shown, sizeof shown),
+                       hint);
                 return -1;
             }
             if (set[i]) {
@@ -680,22 +683,24 @@ static int apply_override(Config *c, const ConfigKey *s, int n, const char *ov, 
                           int errlen) {
     const char *eq = strchr(ov, '=');
     const char *dot = strchr(ov, '.');
+    char section[64], name[96], hint[160], where[256], why[400], shown[96];
     if (!eq || !dot || dot > eq) {
-        seterr(err, errlen, "--set \"%s\": expected section.key=value", ov);
+        seterr(err, errlen, "--set \"%s\": expected section.key=value", input_printable(ov, strlen(ov), shown, sizeof shown));
         return -1;
     }
-    char section[64], name[96], hint[160], where[256], why[400];
     snprintf(section, sizeof section, "%.*s", (int)(dot - ov), ov);
     snprintf(name, sizeof name, "%.*s", (int)(eq - dot - 1), dot + 1);
     if (find_section(section) < 0) {
         suggest_section(section, hint, sizeof hint);
-        seterr(err, errlen, "--set: unknown section \"%s\"%s", section, hint);
+        seterr(err, errlen, "--set: unknown section \"%s\"%s", input_printable(section, strlen(section), shown, sizeof shown),
+               hint);
         return -1;
     }
     int i = find_key(s, n, section, name);
     if (i < 0) {
         suggest_key(s, n, section, name, hint, sizeof hint);
-        seterr(err, errlen, "--set: unknown key \"%s.%s\"%s", section, name, hint);
+        snprintf(where, sizeof where, "%s.%s", section, name);
+        seterr(err, errlen, "--set: unknown key \"%s\"%s", input_printable(where, strlen(where), shown, sizeof shown), hint);
         return -1;
     }
     const char *text = eq + 1, *at;
@@ -830,8 +835,10 @@ static int load_text(Config *cfg, const char *text, const char *src, const char 
         while (*ls == ' ' || *ls == '\t') ls++;
         size_t ll = strcspn(ls, "\r\n");
         if (ll > 60) ll = 60;
+        char shown[96];
         if (ll)
-            seterr(err, errlen, "%s: invalid JSON at line %d, column %d: %.*s", src, line, col, (int)ll, ls);
+            seterr(err, errlen, "%s: invalid JSON at line %d, column %d: %s", src, line, col,
+                   input_printable(ls, ll, shown, sizeof shown));
         else if (!*at)
             seterr(err, errlen, "%s: invalid JSON at line %d, column %d: unexpected end of the text", src, line, col);
         else
@@ -857,6 +864,9 @@ static int load_text(Config *cfg, const char *text, const char *src, const char 
             seterr(err, errlen, "%s: the file name is too long for run.name; set run.name", src);
             return -1;
         }
+        char where[CONFIG_STR + 64];
+        snprintf(where, sizeof where, "%s: run.name (the file name)", src);
+        if (check_text(stem, where, err, errlen)) return -1;
         memset(cfg->run.name, 0, CONFIG_STR);
         memcpy(cfg->run.name, stem, strlen(stem));
     }

@@ -116,6 +116,25 @@ FILE *input_create_file(const char *path, char *err, int errlen) {
     return f;
 }
 
+const char *input_printable(const char *s, size_t len, char *buf, size_t n) {
+    size_t o = 0, i = 0;
+    for (; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        int control = ch < 0x20 || ch == 0x7f;
+        if (o + (control ? 4 : 1) + 3 >= n) break;  // room for "..." and the NUL
+        if (control)
+            o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
+        else
+            buf[o++] = (char)ch;
+    }
+    if (i < len) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = 0;
+    return buf;
+}
+
 // ---------------------------------------------------------------------------------------------
 // JSON text checks. cJSON keeps neither the text of a number nor the length of a string, so the
 // text is walked again alongside the tree cJSON built from it, token by token.
@@ -164,8 +183,9 @@ static size_t path_push(Walk *w, const char *name, int index) {
     size_t old = strlen(w->path);
     char *end = w->path + old;
     size_t room = sizeof w->path - old;
+    char shown[64];
     if (name)
-        snprintf(end, room, "%s%s", old ? "." : "", name);
+        snprintf(end, room, "%s%s", old ? "." : "", input_printable(name, strlen(name), shown, sizeof shown));
     else
         snprintf(end, room, "[%d]", index);
     return old;
@@ -184,7 +204,10 @@ static int walk(Walk *w, const char **pp, const cJSON *item) {
                 if (*p != '"') return walk_fail(w, p, "the JSON text and its parse disagree here");
                 const char *key = p;
                 p = skip_ws(string_end(p, &nul));
-                if (nul) return walk_fail(w, key, "the key \"%s...\" contains \\u0000 (a NUL character)", c->string);
+                char shown[64];
+                if (nul)
+                    return walk_fail(w, key, "the key \"%s...\" contains \\u0000 (a NUL character)",
+                                     input_printable(c->string, strlen(c->string), shown, sizeof shown));
                 if (*p != ':') return walk_fail(w, p, "the JSON text and its parse disagree here");
                 p++;
             }
@@ -202,9 +225,10 @@ static int walk(Walk *w, const char **pp, const cJSON *item) {
     if (cJSON_IsString(item)) {
         if (*p != '"') return walk_fail(w, p, "the JSON text and its parse disagree here");
         *pp = string_end(p, &nul);
+        char shown[48];
         if (nul)
-            return walk_fail(w, nul, "the string contains \\u0000 (a NUL character), which would cut it short after \"%.40s\"",
-                             item->valuestring);
+            return walk_fail(w, nul, "the string contains \\u0000 (a NUL character), which would cut it short after \"%s\"",
+                             input_printable(item->valuestring, strlen(item->valuestring), shown, sizeof shown));
         return 0;
     }
     if (cJSON_IsNumber(item)) {

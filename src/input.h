@@ -18,6 +18,10 @@ struct cJSON;
 // FIFO, a device), is larger than max_bytes, or cannot be read or held in memory.
 char *input_read_file(const char *path, size_t max_bytes, size_t *len, char *err, int errlen);
 
+// s[0..len) fit for a one-line message: control characters written as \xNN, and cut with "..." to
+// fit buf (n ≥ 8). Returns buf.
+const char *input_printable(const char *s, size_t len, char *buf, size_t n);
+
 // Opens path for writing a regular file, created or emptied. Something else already there (a folder,
 // a FIFO, whose open would block until a reader came, a device) is refused. NULL with err naming
 // the path.

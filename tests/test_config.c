@@ -472,6 +472,26 @@ static void test_selector_override(void) {
                  (const char *const[]){"--set pe.npos applies to pe.type cope|cope+rel|cope+rope, not \"rope\"", NULL});
 }
 
+// A message quotes what the user wrote with its control characters escaped, so that it stays one
+// line (fuzz_config found keys and --set text with newlines printed as they were).
+static void test_messages_one_line(void) {
+    EXPECT_ERROR("{\"train\": {\"l\\nr\": 1}}", "unknown key \"train.l\\x0ar\"");
+    EXPECT_ERROR("{\"tr\\u001bain\": {}}", "unknown section \"tr\\x1bain\"");
+    EXPECT_ERROR("{\"train\":\t{\"lr\" 1}}", "invalid JSON at line 1, column 17: {\"train\":\\x09{\"lr\" 1}}");
+    EXPECT_SET_ERROR("{}", "pe.t\n    x", "--set \"pe.t\\x0a    x\": expected section.key=value");
+    EXPECT_SET_ERROR("{}", "pe.t\nx=1", "--set: unknown key \"pe.t\\x0ax\"");
+    char path[128];
+    snprintf(path, sizeof path, "%s/a\nb.json", tmpdir);
+    FILE *f = fopen(path, "w");
+    fputs("{}", f);
+    fclose(f);
+    Config c;
+    CHECK(config_load(&c, path, NULL, 0, err, sizeof err) == -1 &&
+              strstr(err, "run.name (the file name): control character 0x0a at byte 2"),
+          "a file name with a newline as run.name: %s", err);
+    unlink(path);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_config_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -501,6 +521,7 @@ int main(void) {
     RUN(test_config_file_kinds);
     RUN(test_task_ranges);
     RUN(test_selector_override);
+    RUN(test_messages_one_line);
     char path[128];
     snprintf(path, sizeof path, "%s/x.json", tmpdir);
     unlink(path);

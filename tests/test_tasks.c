@@ -702,6 +702,9 @@ static void test_counting_json_traps(void) {
     expect_refused(&d, 64, "valid.jsonl:1:59:", "answer: the string contains \\u0000");
     write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"answer\": \"0\", \"id\": 7}\n");
     expect_refused(&d, 64, "valid.jsonl:1:", "unknown key \"id\"");
+    // a key is quoted with its control characters escaped, so the message stays one line
+    write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"an\\nswer\": \"0\"}\n");
+    expect_refused(&d, 64, "valid.jsonl:1:", "unknown key \"an\\x0aswer\"");
 }
 
 // ---------------------------------------------------------------------------------------------

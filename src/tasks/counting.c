@@ -170,9 +170,10 @@ static int read_sample(const cJSON *obj, char **dst[3], const char *path, long l
     for (const cJSON *it = obj->child; it; it = it->next) {
         int f = 0;
         while (f < 3 && strcmp(it->string, fields[f]) != 0) f++;
+        char shown[64];
         if (f == 3)
             return task_errf(err, errlen, "%s:%ld: unknown key \"%s\" (a sample has \"context\", \"question\" and \"answer\")",
-                             path, line, it->string);
+                             path, line, input_printable(it->string, strlen(it->string), shown, sizeof shown));
         if (*dst[f])
             return task_errf(err, errlen, "%s:%ld: \"%s\" appears twice (a sample has each key once)", path, line, fields[f]);
         if (!cJSON_IsString(it)) return task_errf(err, errlen, "%s:%ld: \"%s\" is not a string", path, line, fields[f]);
