@@ -1152,6 +1152,43 @@ static void test_batch_alloc_refusals(void) {
           "batch_alloc: status %d, message \"%s\"", status, msg);
 }
 
+// A key that has no effect in the chosen setting must keep its default: a value given for it used
+// to be ignored without a word (train_sequences beside data_dir, a text_file beside a data_dir...).
+static void test_unused_keys(void) {
+    char dir[200], path[TASK_STR];
+    fresh_dir(dir, sizeof dir, "unused");
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    write_text(path, "w1i0r1r1\n");
+    TaskConfig f = cfg_for("flipflop");
+    f.length = 8;
+    f.train_sequences = 5;
+    snprintf(f.data_dir, sizeof f.data_dir, "%s", dir);
+    expect_refused(&f, 64, "task.train_sequences: 5 has no effect with task.data_dir", "leave it out");
+
+    TaskConfig c = cfg_for("counting");
+    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
+    c.n_train = 500;
+    expect_refused(&c, 64, "task.n_train: 500 has no effect with task.data_dir", NULL);
+    c.n_train = 10000;
+    snprintf(c.write_dir, sizeof c.write_dir, "%s/out", dir);
+    expect_refused(&c, 64, "task.write_dir: \"", "has no effect with task.data_dir");
+
+    TaskConfig l = cfg_for("lm");
+    snprintf(l.text_file, sizeof l.text_file, "%s", path);
+    snprintf(l.data_dir, sizeof l.data_dir, "%s", dir);
+    expect_refused(&l, 4, "task.data_dir: \"", "has no effect with task.text_file");
+    l.data_dir[0] = 0;
+    snprintf(l.valid_file, sizeof l.valid_file, "v.txt");
+    expect_refused(&l, 4, "task.valid_file: \"v.txt\" has no effect with task.text_file", NULL);
+    l = cfg_for("lm");
+    snprintf(l.data_dir, sizeof l.data_dir, "%s", dir);
+    l.test_fraction = 0.1;
+    expect_refused(&l, 4, "task.test_fraction: 0.1 applies to task.text_file only", NULL);
+    l.test_fraction = 0.05;
+    l.min_count = 3;
+    expect_refused(&l, 4, "task.min_count: 3 applies to the word tokenizer only", NULL);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_tasks_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -1178,6 +1215,7 @@ int main(void) {
     RUN(test_lm_files_not_regular);
     RUN(test_eval_length_limit);
     RUN(test_batch_alloc_refusals);
+    RUN(test_unused_keys);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -399,6 +399,9 @@ static int ct_create(Task *t, char *err, int errlen) {
     long n[NSETS] = {cfg->n_train, cfg->n_valid, cfg->n_test};
     int rc = 0;
     if (cfg->data_dir[0]) {
+        rc = task_refuse_unused(cfg, "nvars|max_steps|n_train|n_valid|n_test|write_dir",
+                                "has no effect with task.data_dir (the data is read from its files, not generated)", err,
+                                errlen);
         for (int s = 0; s < NSETS && rc == 0; s++) {
             char path[TASK_STR + 32], name[32];
             snprintf(name, sizeof name, "%s.jsonl", set_names[s]);

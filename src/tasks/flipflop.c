@@ -284,6 +284,9 @@ static int ff_create(Task *t, char *err, int errlen) {
     int row_len = f->length > f->eval_length ? f->length : f->eval_length;
 
     if (c->data_dir[0]) {
+        if (task_refuse_unused(c, "train_sequences", "has no effect with task.data_dir (the training set is its train.txt)",
+                               err, errlen) != 0)
+            return -1;
         char path[TASK_STR + 32];
         if (task_path(path, sizeof path, c->data_dir, "train.txt") != 0)
             return task_errf(err, errlen, "task.data_dir: path too long");

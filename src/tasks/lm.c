@@ -179,6 +179,14 @@ static int lm_create(Task *t, char *err, int errlen) {
         return task_errf(err, errlen, "task.loss_on: \"answer\" does not apply to lm (every token is a target); use all or auto");
     m->word = strcmp(c->tokenizer, "word") == 0;
     m->sequential = strcmp(c->sampling, "sequential") == 0;
+    if (!m->word && task_refuse_unused(c, "min_count|max_vocab", "applies to the word tokenizer only", err, errlen) != 0)
+        return -1;
+    if (c->text_file[0] ? task_refuse_unused(c, "data_dir|train_file|valid_file|test_file",
+                                             "has no effect with task.text_file (the splits are cut from it)", err, errlen)
+                        : task_refuse_unused(c, "valid_fraction|test_fraction",
+                                             "applies to task.text_file only (the splits are data_dir's files)", err,
+                                             errlen))
+        return -1;
     m->W = c->eval_length > 0 ? c->eval_length : t->block_size;
 
     // The three texts.

@@ -135,6 +135,40 @@ void task_config_defaults(TaskConfig *tc) {
     *tc = c.task;
 }
 
+int task_refuse_unused(const TaskConfig *c, const char *keys, const char *why, char *err, int errlen) {
+    TaskConfig d;
+    task_config_defaults(&d);
+    int n;
+    const ConfigKey *keys_all = task_config_keys(&n);
+    for (const char *p = keys; *p;) {
+        size_t len = strcspn(p, "|");
+        const ConfigKey *k = keys_all;
+        while (k < keys_all + n && (strlen(k->name) != len || strncmp(k->name, p, len))) k++;
+        if (k == keys_all + n) return task_errf(err, errlen, "task: no key \"%.*s\" (task_refuse_unused)", (int)len, p);
+        size_t o = k->offset - offsetof(Config, task);
+        const char *v = (const char *)c + o, *dv = (const char *)&d + o;
+        char val[TASK_STR + 8];
+        int same;
+        switch (k->type) {
+        case KEY_REAL:
+            same = *(const double *)v == *(const double *)dv;
+            snprintf(val, sizeof val, "%g", *(const double *)v);
+            break;
+        case KEY_STRING:
+        case KEY_CHOICE:
+            same = !strcmp(v, dv);
+            snprintf(val, sizeof val, "\"%s\"", v);
+            break;
+        default:
+            same = *(const int *)v == *(const int *)dv;
+            snprintf(val, sizeof val, "%d", *(const int *)v);
+        }
+        if (!same) return task_errf(err, errlen, "task.%s: %s %s; leave it out", k->name, val, why);
+        p += len + (p[len] == '|');
+    }
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registry and dispatch.
 

@@ -83,6 +83,11 @@ long *batch_rows(Batch *b, int B);
 // padded to b->T with `pad` (key_pad = 1 there). n - 1 must be ≤ b->T.
 void batch_row_from_seq(Batch *b, int row, const int *seq, int n, int pad);
 
+// Keys (names '|'-separated) that have no effect in some setting must keep their defaults, or a
+// value given for them would be silently ignored: -1 with err "task.KEY: VALUE <why>; leave it out"
+// for the first that does not.
+int task_refuse_unused(const TaskConfig *c, const char *keys, const char *why, char *err, int errlen);
+
 // Formats err ("file:line:col: message" style helpers return -1 for convenience).
 int task_errf(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
