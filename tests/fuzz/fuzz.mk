@@ -8,10 +8,12 @@
 #   make fuzz FUZZ_TARGETS=config      only some targets
 #
 # Included by the main Makefile (-include tests/fuzz/fuzz.mk) and run from the repository root; it
-# also works alone: make -f tests/fuzz/fuzz.mk fuzz. New inputs go to $(BUILD)/fuzz/corpus/<name>/
+# also works alone, given a target: make -f tests/fuzz/fuzz.mk fuzz. It leaves the including
+# Makefile's default goal alone, wherever it is included. New inputs go to $(BUILD)/fuzz/corpus/<name>/
 # (never into the committed seeds); a crash is written to $(BUILD)/fuzz/crash-<name>-* and stops
 # `make fuzz` with its reproducer command: $(BUILD)/fuzz/fuzz_<name> <file>.
 
+FUZZ_GOAL    := $(.DEFAULT_GOAL)
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
 FUZZ_OUT     := $(or $(BUILD),build)/fuzz
@@ -49,3 +51,4 @@ fuzz: fuzz-build
 	done
 
 -include $(wildcard $(FUZZ_OUT)/obj/*.d $(FUZZ_OUT)/obj/tasks/*.d)
+.DEFAULT_GOAL := $(FUZZ_GOAL)
