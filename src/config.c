@@ -4,14 +4,16 @@
 #include "config.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "input.h"
+
 #define CHOICE_LEN 32        // char[32] holds every KEY_CHOICE value (see the structs in config.h)
 #define MAX_KEYS 256
+#define CONFIG_MAX_BYTES (16u << 20)  // a config is a page of JSON; anything this large is a wrong path
 _Static_assert(TASK_STR == CONFIG_STR, "KEY_STRING fields are assumed to hold CONFIG_STR bytes");
 
 #define OFF(field) offsetof(Config, field)
@@ -37,7 +39,7 @@ static const ConfigKey core_keys[] = {
     {"model", "dropout", KEY_REAL, OFF(model.dropout), 0, 1, NULL, "0.1", 0, NULL,
      "Dropout probability (below 1) on embeddings, attention probabilities, residual branches and the "
      "feed-forward hidden layer."},
-    {"model", "block_size", KEY_INT, OFF(model.block_size), 1, 1048576, NULL, "512", 0, NULL,
+    {"model", "block_size", KEY_INT, OFF(model.block_size), 1, TASK_MAX_CONTEXT, NULL, "512", 0, NULL,
      "The longest context the model trains on."},
 
     {"pe", "type", KEY_CHOICE, OFF(pe.type), 0, 0, "none|abs|rel|rope|cope|cope+rel|cope+rope|abs+rel",
@@ -340,6 +342,18 @@ static void range_text(const ConfigKey *k, char *buf, size_t n) {
     snprintf(buf, n, "[%s, %s]", lo, hi);
 }
 
+// String values name files and folders, and the resolved config prints one per line: no control
+// characters.
+static int check_text(const char *s, const char *where, char *err, int errlen) {
+    for (const char *q = s; *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+            seterr(err, errlen, "%s: control character 0x%02x at byte %d; expected printable text", where,
+                   (unsigned char)*q, (int)(q - s) + 1);
+            return -1;
+        }
+    return 0;
+}
+
 // Validates v against k and stores it. `where` names the source and key ("configs/x.json: train.lr"
 // or "--set train.lr"), the prefix of any message.
 static int set_value(Config *c, const ConfigKey *k, const cJSON *v, const char *where, char *err, int errlen) {
@@ -402,12 +416,63 @@ static int set_value(Config *c, const ConfigKey *k, const cJSON *v, const char *
             seterr(err, errlen, "%s: %s is too long (at most %zu bytes)", where, got, cap - 1);
             return -1;
         }
+        if (check_text(s, where, err, errlen)) return -1;
         memset(p, 0, cap);
         memcpy(p, s, strlen(s));
         return 0;
     }
     }
     return -1;
+}
+
+// The value stored for k, which a struct filled in code may hold anything as: a number within the
+// range, a choice among the choices, a string terminated within its field and printable.
+static int check_stored(const Config *c, const ConfigKey *k, const char *where, char *err, int errlen) {
+    char got[CONFIG_STR + 64], range[80];
+    const char *p = cfield(c, k);
+    switch (k->type) {
+    case KEY_INT:
+    case KEY_REAL: {
+        double d = k->type == KEY_INT ? (double)get_int(c, k) : *(const double *)p;
+        if (d >= k->min && d <= k->max) return 0;
+        value_text(c, k, got, sizeof got, 1);
+        range_text(k, range, sizeof range);
+        seterr(err, errlen, "%s: %s is out of range %s", where, got, range);
+        return -1;
+    }
+    case KEY_BOOL:
+        if (*(const int *)p == 0 || *(const int *)p == 1) return 0;
+        seterr(err, errlen, "%s: %d, expected 0 or 1 (false or true)", where, *(const int *)p);
+        return -1;
+    case KEY_STRING:
+    case KEY_CHOICE:
+        if (!memchr(p, 0, field_size(k))) {
+            seterr(err, errlen, "%s: no NUL within its %zu bytes", where, field_size(k));
+            return -1;
+        }
+        if (k->type == KEY_CHOICE && !in_list(k->choices, p)) {
+            value_text(c, k, got, sizeof got, 1);
+            seterr(err, errlen, "%s: %s is not one of %s", where, got, k->choices);
+            return -1;
+        }
+        return check_text(p, where, err, errlen);
+    }
+    return -1;
+}
+
+int config_check_task(const TaskConfig *tc, char *err, int errlen) {
+    int n;
+    const ConfigKey *s = config_schema(&n);
+    Config c;
+    memset(&c, 0, sizeof c);
+    c.task = *tc;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(s[i].section, "task")) continue;
+        char where[96];
+        snprintf(where, sizeof where, "task.%s", s[i].name);
+        if (check_stored(&c, &s[i], where, err, errlen)) return -1;
+    }
+    return 0;
 }
 
 // ---------------------------------------------------------------- schema self-check
@@ -557,7 +622,7 @@ static int apply_root(Config *c, const ConfigKey *s, int n, const cJSON *root, c
         seterr(err, errlen, "%s: expected a JSON object with the sections model, pe, task, train, run", src);
         return -1;
     }
-    char hint[160], where[512];
+    char hint[160], where[512], shown[96];
     for (const cJSON *sec = root->child; sec; sec = sec->next) {
         const char *sname = sec->string ? sec->string : "";
         if (!strcmp(sname, "notes")) {
@@ -576,7 +641,8 @@ static int apply_root(Config *c, const ConfigKey *s, int n, const cJSON *root, c
         }
         if (find_section(sname) < 0) {
             suggest_section(sname, hint, sizeof hint);
-            seterr(err, errlen, "%s: unknown section \"%s\"%s", src, sname, hint);
+            seterr(err, errlen, "%s: unknown section \"%s\"%s", src, input_printable(sname, strlen(sname), shown, sizeof shown),
+                   hint);
             return -1;
         }
         for (const cJSON *o = root->child; o != sec; o = o->next)
@@ -595,7 +661,9 @@ static int apply_root(Config *c, const ConfigKey *s, int n, const cJSON *root, c
             int i = find_key(s, n, sname, kname);
             if (i < 0) {
                 suggest_key(s, n, sname, kname, hint, sizeof hint);
-                seterr(err, errlen, "%s: unknown key \"%s.%s\"%s", src, sname, kname, hint);
+                snprintf(where, sizeof where, "%s.%s", sname, kname);
+                seterr(err, errlen, "%s: unknown key \"%s\"%s", src, input_printable(where, strlen(where), shown, sizeof shown),
+                       hint);
                 return -1;
             }
             if (set[i]) {
@@ -615,32 +683,38 @@ static int apply_override(Config *c, const ConfigKey *s, int n, const char *ov, 
                           int errlen) {
     const char *eq = strchr(ov, '=');
     const char *dot = strchr(ov, '.');
+    char section[64], name[96], hint[160], where[256], why[400], shown[96];
     if (!eq || !dot || dot > eq) {
-        seterr(err, errlen, "--set \"%s\": expected section.key=value", ov);
+        seterr(err, errlen, "--set \"%s\": expected section.key=value", input_printable(ov, strlen(ov), shown, sizeof shown));
         return -1;
     }
-    char section[64], name[96], hint[160], where[256];
     snprintf(section, sizeof section, "%.*s", (int)(dot - ov), ov);
     snprintf(name, sizeof name, "%.*s", (int)(eq - dot - 1), dot + 1);
     if (find_section(section) < 0) {
         suggest_section(section, hint, sizeof hint);
-        seterr(err, errlen, "--set: unknown section \"%s\"%s", section, hint);
+        seterr(err, errlen, "--set: unknown section \"%s\"%s", input_printable(section, strlen(section), shown, sizeof shown),
+               hint);
         return -1;
     }
     int i = find_key(s, n, section, name);
     if (i < 0) {
         suggest_key(s, n, section, name, hint, sizeof hint);
-        seterr(err, errlen, "--set: unknown key \"%s.%s\"%s", section, name, hint);
+        snprintf(where, sizeof where, "%s.%s", section, name);
+        seterr(err, errlen, "--set: unknown key \"%s\"%s", input_printable(where, strlen(where), shown, sizeof shown), hint);
         return -1;
     }
-    const char *text = eq + 1;
+    const char *text = eq + 1, *at;
+    snprintf(where, sizeof where, "--set %s.%s", section, name);
     cJSON *v = cJSON_ParseWithOpts(text, NULL, 1);
     // Text that is not JSON is a string; so is any value given to a string key (run.name=2024).
     if (!v || ((s[i].type == KEY_STRING || s[i].type == KEY_CHOICE) && !cJSON_IsString(v))) {
         cJSON_Delete(v);
         v = cJSON_CreateString(text);
+    } else if (input_json_check(text, v, "", &at, why, sizeof why) != 0) {
+        seterr(err, errlen, "%s: %s", where, why);
+        cJSON_Delete(v);
+        return -1;
     }
-    snprintf(where, sizeof where, "--set %s.%s", section, name);
     int rc = set_value(c, &s[i], v, where, err, errlen);
     cJSON_Delete(v);
     if (rc) return -1;
@@ -652,9 +726,14 @@ static int apply_override(Config *c, const ConfigKey *s, int n, const char *ov, 
 static int finish(Config *c, const ConfigKey *s, int n, const char **set, const char *src, char *err, int errlen) {
     for (int i = 0; i < n; i++) {
         if (!set[i] || key_applies(c, s, n, &s[i])) continue;
-        const char *sep = strcmp(set[i], "--set") ? ": " : " ";
-        seterr(err, errlen, "%s%s%s.%s applies to %s.%s %s, not \"%s\"", set[i], sep, s[i].section, s[i].name,
-               s[i].section, selector_name(s[i].section), s[i].applies, selector_value(c, s, n, &s[i]));
+        const char *sel = selector_name(s[i].section), *value = selector_value(c, s, n, &s[i]);
+        int from_file = strcmp(set[i], "--set") != 0, si = find_key(s, n, s[i].section, sel);
+        if (from_file && set[si] && !strcmp(set[si], "--set"))  // the override is what the user typed now
+            seterr(err, errlen, "--set %s.%s \"%s\": %s sets %s.%s, which applies to %s.%s %s only", s[i].section, sel,
+                   value, set[i], s[i].section, s[i].name, s[i].section, sel, s[i].applies);
+        else
+            seterr(err, errlen, "%s%s%s.%s applies to %s.%s %s, not \"%s\"", set[i], from_file ? ": " : " ",
+                   s[i].section, s[i].name, s[i].section, sel, s[i].applies, value);
         return -1;
     }
     resolve_derived(c, c);
@@ -756,12 +835,23 @@ static int load_text(Config *cfg, const char *text, const char *src, const char 
         while (*ls == ' ' || *ls == '\t') ls++;
         size_t ll = strcspn(ls, "\r\n");
         if (ll > 60) ll = 60;
+        char shown[96];
         if (ll)
-            seterr(err, errlen, "%s: invalid JSON at line %d, column %d: %.*s", src, line, col, (int)ll, ls);
+            seterr(err, errlen, "%s: invalid JSON at line %d, column %d: %s", src, line, col,
+                   input_printable(ls, ll, shown, sizeof shown));
         else if (!*at)
             seterr(err, errlen, "%s: invalid JSON at line %d, column %d: unexpected end of the text", src, line, col);
         else
             seterr(err, errlen, "%s: invalid JSON at line %d, column %d", src, line, col);
+        return -1;
+    }
+    const char *at;
+    char why[400];
+    if (input_json_check(text, root, "", &at, why, sizeof why) != 0) {
+        int line, col;
+        line_col(text, at, &line, &col);
+        seterr(err, errlen, "%s: line %d, column %d: %s", src, line, col, why);
+        cJSON_Delete(root);
         return -1;
     }
     int rc = apply_root(cfg, s, n, root, src, set, err, errlen);
@@ -774,6 +864,9 @@ static int load_text(Config *cfg, const char *text, const char *src, const char 
             seterr(err, errlen, "%s: the file name is too long for run.name; set run.name", src);
             return -1;
         }
+        char where[CONFIG_STR + 64];
+        snprintf(where, sizeof where, "%s: run.name (the file name)", src);
+        if (check_text(stem, where, err, errlen)) return -1;
         memset(cfg->run.name, 0, CONFIG_STR);
         memcpy(cfg->run.name, stem, strlen(stem));
     }
@@ -782,32 +875,14 @@ static int load_text(Config *cfg, const char *text, const char *src, const char 
 
 int config_load(Config *cfg, const char *path, const char *const *overrides, int n_overrides, char *err,
                 int errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        seterr(err, errlen, "%s: cannot open the config: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 4096, len = 0;
-    char *text = malloc(cap);
-    for (size_t got; text && (got = fread(text + len, 1, cap - len - 1, f)) > 0;) {
-        len += got;
-        if (len + 1 == cap) {
-            char *t = realloc(text, cap *= 2);
-            if (!t) free(text);
-            text = t;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!text || bad) {
-        free(text);
-        seterr(err, errlen, "%s: cannot read the config", path);
-        return -1;
-    }
-    text[len] = 0;
+    size_t len;
+    char *text = input_read_file(path, CONFIG_MAX_BYTES, &len, err, errlen);
+    if (!text) return -1;
     if (strlen(text) != len) {
+        int line, col;
+        line_col(text, text + strlen(text), &line, &col);
+        seterr(err, errlen, "%s: line %d, column %d: a NUL byte; a config is JSON text", path, line, col);
         free(text);
-        seterr(err, errlen, "%s: the config contains a NUL byte", path);
         return -1;
     }
 

@@ -114,6 +114,10 @@ int config_from_json(Config *cfg, const char *json, const char *source, char *er
 char *config_to_json(const Config *cfg);
 // A table of every key and its value, marking the ones that differ from the default.
 void config_print(const Config *cfg, FILE *f);
+// Checks a task section filled in code (task_create's caller may not have loaded a config) against
+// the schema: numbers within their ranges, choices among theirs, strings terminated and printable.
+// Returns 0, or -1 with err "task.KEY: value ..." as a config file would get.
+int config_check_task(const TaskConfig *tc, char *err, int errlen);
 // Compares a checkpoint's config with the current one: returns -1 (and names the first key in
 // err) if a key that is not resume_safe differs; logs the safe differences to `log` (may be NULL).
 int config_check_resume(const Config *saved, const Config *now, FILE *log, char *err, int errlen);

@@ -1,6 +1,8 @@
 // The config schema, loading, validation messages, overrides, the JSON round trip and the resume check.
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -8,6 +10,14 @@
 
 static char tmpdir[64];
 static char err[512];
+
+// A reader that blocks on a FIFO fails the suite instead of hanging it.
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "FAIL: the config reader blocked on a FIFO (alarm after 20 s)\n";
+    if (write(2, msg, sizeof msg - 1) < 0) _exit(2);
+    _exit(1);
+}
 
 // Writes text to <tmpdir>/<name> and returns the path (a static buffer per call site is enough: each
 // test uses the path before writing the next file).
@@ -182,8 +192,8 @@ static void test_applies(void) {
     const char *ov[] = {"pe.type=cope"};
     CHECK(load(&c, "{\"pe\": {\"npos\": 64}}", ov, 1) == 0, "%s", err);
     CHECK(c.pe.npos == 64, "npos %d", c.pe.npos);
-    EXPECT_SET_ERROR("{\"pe\": {\"type\": \"cope\", \"npos\": 64}}", "pe.type=rel", "x.json: pe.npos applies to",
-                     "not \"rel\"");
+    EXPECT_SET_ERROR("{\"pe\": {\"type\": \"cope\", \"npos\": 64}}", "pe.type=rel", "--set pe.type \"rel\": ",
+                     "x.json sets pe.npos, which applies to pe.type cope|cope+rel|cope+rope only");
     EXPECT_SET_ERROR("{}", "pe.npos=8", "--set pe.npos applies to pe.type", "not \"abs\"");
 }
 
@@ -361,12 +371,134 @@ static void test_markdown_lists_every_key(void) {
     free(buf);
 }
 
+// JSON that cJSON reads without complaint but not as written: a \u0000 escape cuts a string short
+// (run.name "ab\u0000cd" became "ab"), and numbers beyond a double become infinity or 0 (1e400 was
+// reported as "null is out of range"). Each is refused showing what was written, with the key.
+static void test_json_traps(void) {
+    EXPECT_ERROR("{\"run\": {\"name\": \"ab\\u0000cd\"}}", "x.json: line 1, column 21: run.name: the string contains \\u0000",
+                 "after \"ab\"");
+    EXPECT_SET_ERROR("{}", "run.name=\"ab\\u0000cd\"", "--set run.name: the string contains \\u0000");
+    EXPECT_ERROR("{\"task\": {\"name\": \"lm\", \"text_file\": \"a\\u0000b\"}}", "task.text_file", "\\u0000");
+    EXPECT_ERROR("{\"run\": {\"na\\u0000me\": \"x\"}}", "line 1, column 10: run: the key \"na...\" contains \\u0000");
+    EXPECT_ERROR("{\"notes\": [\"fine\", \"not\\u0000 fine\"]}", "notes[1]", "\\u0000");
+    EXPECT_ERROR("{\n  \"train\": {\"lr\": 1e400}\n}", "x.json: line 2, column 19: train.lr: 1e400 is not a finite number");
+    EXPECT_ERROR("{\"train\": {\"lr\": -1E+400}}", "train.lr: -1E+400 is not a finite number");
+    EXPECT_ERROR("{\"model\": {\"n_layers\": 2e308}}", "model.n_layers: 2e308 is not a finite number");
+    EXPECT_ERROR("{\"train\": {\"eps\": 1e-400}}", "train.eps: 1e-400 is too small for a double");
+    EXPECT_SET_ERROR("{}", "train.lr=1e400", "--set train.lr: 1e400 is not a finite number");
+    Config c;
+    // zero however written, and the smallest double, are numbers like any other
+    CHECK(load(&c, "{\"train\": {\"lr\": 5e-324, \"lr_min\": 0e400, \"weight_decay\": 0.0e-999}}", NULL, 0) == 0, "%s",
+          err);
+    CHECK(c.train.lr > 0 && c.train.lr_min == 0 && c.train.weight_decay == 0, "5e-324, 0e400, 0.0e-999");
+}
+
+// String keys name folders and files and are printed one per line: control characters are refused.
+// run.name is one folder under run.out_dir: "", ".", ".." and anything with '/' are refused; other
+// names, dots included, are folder names like any other. run.out_dir is a path and may be anything.
+static void test_string_values(void) {
+    EXPECT_ERROR("{\"run\": {\"name\": \"a\\nb\"}}", "run.name", "control character 0x0a at byte 2");
+    EXPECT_ERROR("{\"task\": {\"name\": \"lm\", \"data_dir\": \"data\\t\"}}", "task.data_dir", "control character 0x09");
+    EXPECT_SET_ERROR("{}", "run.out_dir=\"runs\\u001b[31m\"", "--set run.out_dir", "control character 0x1b");
+    EXPECT_ERROR("{\"run\": {\"name\": \"..\"}}", "run.name \"..\"", "folder name");
+    EXPECT_ERROR("{\"run\": {\"name\": \".\"}}", "run.name \".\"", "folder name");
+    EXPECT_ERROR("{\"run\": {\"name\": \"../up\"}}", "run.name \"../up\"", "without '/'");
+    const char *fine[] = {"a..b", "..x", ".hidden", "lr=3e-4 (cope)", "é"};
+    for (int i = 0; i < 5; i++) {
+        char ov[64];
+        snprintf(ov, sizeof ov, "run.name=%s", fine[i]);
+        const char *ovp[] = {ov, "run.out_dir=../runs"};
+        Config c;
+        CHECK(load(&c, "{}", ovp, 2) == 0 && !strcmp(c.run.name, fine[i]), "run.name %s: %s", fine[i], err);
+    }
+}
+
+// The config file itself: only a regular file is read (a FIFO would block, /dev/zero never ends),
+// and at most 16 MiB of it.
+static void test_config_file_kinds(void) {
+    Config c;
+    CHECK(config_load(&c, "/dev/zero", NULL, 0, err, sizeof err) == -1 &&
+              strstr(err, "/dev/zero: is a character device, expected a regular file"),
+          "/dev/zero: %s", err);
+    printf("     %s\n", err);
+    CHECK(config_load(&c, tmpdir, NULL, 0, err, sizeof err) == -1 && strstr(err, tmpdir) && strstr(err, "is a folder"),
+          "a folder: %s", err);
+    char path[128];
+    snprintf(path, sizeof path, "%s/fifo.json", tmpdir);
+    CHECK(mkfifo(path, 0666) == 0, "mkfifo");
+    alarm(20);
+    CHECK(config_load(&c, path, NULL, 0, err, sizeof err) == -1 && strstr(err, "fifo.json: is a FIFO"), "a FIFO: %s", err);
+    alarm(0);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/huge.json", tmpdir);
+    FILE *f = fopen(path, "w");
+    CHECK(f && ftruncate(fileno(f), 17 << 20) == 0, "a sparse 17 MiB file");
+    if (f) fclose(f);
+    CHECK(config_load(&c, path, NULL, 0, err, sizeof err) == -1 && strstr(err, "huge.json: 17825792 bytes") &&
+              strstr(err, "16777216"),
+          "17 MiB: %s", err);
+    printf("     %s\n", err);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/nul.json", tmpdir);
+    f = fopen(path, "wb");
+    fwrite("{\"run\":\n {\"name\": \"x\"}}\0junk", 1, 28, f);
+    fclose(f);
+    CHECK(config_load(&c, path, NULL, 0, err, sizeof err) == -1 && strstr(err, "nul.json: line 2, column 16: a NUL byte"),
+          "a NUL byte: %s", err);
+    printf("     %s\n", err);
+    unlink(path);
+}
+
+// Task keys have the ranges batches can hold: an evaluation length beyond the longest context
+// (model.block_size's maximum) is refused by name, not by an allocation failure later.
+static void test_task_ranges(void) {
+    EXPECT_ERROR("{\"task\": {\"name\": \"lm\", \"eval_length\": 2147483646}}",
+                 "task.eval_length: 2147483646 is out of range [0, 1048576]");
+    EXPECT_SET_ERROR("{}", "task.eval_length=2147483647", "--set task.eval_length: 2147483647 is out of range [0, 1048576]");
+    Config c;
+    const char *ov[] = {"task.eval_length=1048576"};
+    CHECK(load(&c, "{}", ov, 1) == 0 && c.task.eval_length == 1048576, "the limit itself: %s", err);
+}
+
+// A key the file sets stops applying when an override changes its section's selector: the message
+// names the override, since that is what the user typed (./eval --set task.name=lm on a flip-flop
+// checkpoint used to hear only about task.write_dir).
+static void test_selector_override(void) {
+    EXPECT_SET_ERROR("{\"task\": {\"name\": \"flipflop\", \"write_dir\": \"\"}}", "task.name=lm", "--set task.name \"lm\": ",
+                     "x.json sets task.write_dir, which applies to task.name flipflop|counting only");
+    // a key set by an override under the old selector is named as before
+    const char *ov[] = {"pe.npos=64", "pe.type=rope"};
+    expect_error("{\"pe\": {\"type\": \"cope\"}}", ov, 2,
+                 (const char *const[]){"--set pe.npos applies to pe.type cope|cope+rel|cope+rope, not \"rope\"", NULL});
+}
+
+// A message quotes what the user wrote with its control characters escaped, so that it stays one
+// line (fuzz_config found keys and --set text with newlines printed as they were).
+static void test_messages_one_line(void) {
+    EXPECT_ERROR("{\"train\": {\"l\\nr\": 1}}", "unknown key \"train.l\\x0ar\"");
+    EXPECT_ERROR("{\"tr\\u001bain\": {}}", "unknown section \"tr\\x1bain\"");
+    EXPECT_ERROR("{\"train\":\t{\"lr\" 1}}", "invalid JSON at line 1, column 17: {\"train\":\\x09{\"lr\" 1}}");
+    EXPECT_SET_ERROR("{}", "pe.t\n    x", "--set \"pe.t\\x0a    x\": expected section.key=value");
+    EXPECT_SET_ERROR("{}", "pe.t\nx=1", "--set: unknown key \"pe.t\\x0ax\"");
+    char path[128];
+    snprintf(path, sizeof path, "%s/a\nb.json", tmpdir);
+    FILE *f = fopen(path, "w");
+    fputs("{}", f);
+    fclose(f);
+    Config c;
+    CHECK(config_load(&c, path, NULL, 0, err, sizeof err) == -1 &&
+              strstr(err, "run.name (the file name): control character 0x0a at byte 2"),
+          "a file name with a newline as run.name: %s", err);
+    unlink(path);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_config_XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
+    signal(SIGALRM, on_alarm);
     RUN(test_schema_is_consistent);
     RUN(test_every_default_validates);
     RUN(test_defaults_resolved);
@@ -384,6 +516,12 @@ int main(void) {
     RUN(test_resume_check);
     RUN(test_print_marks_changes);
     RUN(test_markdown_lists_every_key);
+    RUN(test_json_traps);
+    RUN(test_string_values);
+    RUN(test_config_file_kinds);
+    RUN(test_task_ranges);
+    RUN(test_selector_override);
+    RUN(test_messages_one_line);
     char path[128];
     snprintf(path, sizeof path, "%s/x.json", tmpdir);
     unlink(path);

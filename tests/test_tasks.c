@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -65,6 +68,34 @@ static void write_text(const char *path, const char *text) {
 }
 
 static void path_in(char *out, size_t n, const char *sub) { snprintf(out, n, "%s/%s", tmpdir, sub); }
+
+// Writes n bytes (NUL bytes included) to path.
+static void write_bytes(const char *path, const char *bytes, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(bytes, 1, n, f) != n) {
+        perror(path);
+        exit(1);
+    }
+    fclose(f);
+}
+
+// A fresh folder <tmpdir>/<sub> into out.
+static void fresh_dir(char *out, size_t n, const char *sub) {
+    path_in(out, n, sub);
+    if (mkdir(out, 0777) != 0) {
+        perror(out);
+        exit(1);
+    }
+}
+
+// A FIFO that nobody writes to: opening it for reading the usual way waits forever, so the tests
+// that hand one to a reader run under an alarm that fails the suite instead of hanging it.
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "FAIL: a reader blocked on a FIFO (alarm after 20 s)\n";
+    if (write(2, msg, sizeof msg - 1) < 0) _exit(2);
+    _exit(1);
+}
 
 // Binomial check: count k of n with probability p, within z standard deviations.
 static void check_binomial(const char *what, long k, long n, double p, double z) {
@@ -320,6 +351,7 @@ static void test_flipflop_files(void) {
     snprintf(path, sizeof path, "%s/sparse.txt", bad);
     write_text(path, "w1i0r1r1\n1w0i1i1r\n");
     expect_refused(&d, 64, "sparse.txt:2:1:", "'1' where an instruction");
+    remove(path);
     // Other bad settings.
     d = cfg_for("flipflop");
     d.length = 513;
@@ -336,6 +368,65 @@ static void test_flipflop_files(void) {
     task_free(t);
 }
 
+
+// A flip-flop sequence is scored on the bits after its reads; the canonical form ends with one (the
+// generator's last instruction is always r). A file of sequences without reads trained on nothing
+// and logged loss 0 with loss_on=answer: every line must end with a read.
+static void test_flipflop_needs_reads(void) {
+    char dir[200], path[300];
+    fresh_dir(dir, sizeof dir, "ffnoread");
+    TaskConfig d = cfg_for("flipflop");
+    d.length = 8;
+    snprintf(d.data_dir, sizeof d.data_dir, "%s", dir);
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    write_text(path, "w1i0w0i1\n");
+    expect_refused(&d, 64, "ffnoread/train.txt:1:7:", "the last instruction must be r");
+    write_text(path, "w1i0r1r1\nw1r1i0i1\n");
+    expect_refused(&d, 64, "train.txt:2:7:", "'i'");
+    snprintf(d.loss_on, sizeof d.loss_on, "all");  // whatever the loss, the metric needs reads
+    expect_refused(&d, 64, "train.txt:2:7:", "the last instruction must be r");
+    snprintf(d.loss_on, sizeof d.loss_on, "answer");
+    write_text(path, "w1i0r1r1\nw1w0i0r0\n");
+    snprintf(path, sizeof path, "%s/dense.txt", dir);
+    write_text(path, "w1i0r1r1\nw1i0i0i0\n");
+    expect_refused(&d, 64, "dense.txt:2:7:", "the last instruction must be r");
+    write_text(path, "w1i0r1r1\nw1i0i0r1\n");
+    Task *t = make(&d, 64, 1);
+    CHECK(t && task_split_size(t, "dense") == 2, "a dense file of 2 good sequences");
+    task_free(t);
+}
+
+// The folders a data reader is pointed at may hold anything: an evaluation file that is a folder
+// or a FIFO must be refused (it used to count as missing, and the split was generated instead),
+// and a FIFO must never block a reader or a writer.
+static void test_flipflop_files_not_regular(void) {
+    char dir[200], path[300];
+    fresh_dir(dir, sizeof dir, "ffkinds");
+    TaskConfig d = cfg_for("flipflop");
+    d.length = 8;
+    snprintf(d.data_dir, sizeof d.data_dir, "%s", dir);
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    write_text(path, "w1i0r1r1\n");
+    snprintf(path, sizeof path, "%s/valid.txt", dir);
+    CHECK(mkdir(path, 0777) == 0, "mkdir %s", path);
+    expect_refused(&d, 64, "ffkinds/valid.txt", "is a folder, expected a regular file");
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/sparse.txt", dir);
+    CHECK(mkfifo(path, 0666) == 0, "mkfifo %s", path);
+    alarm(20);
+    expect_refused(&d, 64, "ffkinds/sparse.txt", "is a FIFO, expected a regular file");
+    // write_dir: a FIFO where a generated file goes
+    TaskConfig w = cfg_for("flipflop");
+    w.length = 8;
+    w.eval_sequences = 2;
+    snprintf(w.write_dir, sizeof w.write_dir, "%s", dir);
+    remove(path);
+    snprintf(path, sizeof path, "%s/test.txt", dir);
+    CHECK(mkfifo(path, 0666) == 0, "mkfifo %s", path);
+    expect_refused(&w, 64, "ffkinds/test.txt", "is a FIFO, expected a regular file");
+    alarm(0);
+    remove(path);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Counting
@@ -577,6 +668,43 @@ static void test_counting_files(void) {
     expect_refused(&d, 512, "valid.jsonl", "cannot open");
     batch_free(&a);
     batch_free(&b);
+}
+
+// JSON that cJSON reads without complaint but not as written: a NUL byte ends the line early, a
+// \u0000 escape cuts a string, a duplicate key keeps the first value. All refused, naming the line.
+static void test_counting_json_traps(void) {
+    char dir[200], path[300];
+    fresh_dir(dir, sizeof dir, "count_traps");
+    const char *good = "{\"context\": \"a = 0 ; a ++;\", \"question\": \"print a\", \"answer\": \"1\"}\n";
+    snprintf(path, sizeof path, "%s/train.jsonl", dir);
+    write_text(path, good);
+    snprintf(path, sizeof path, "%s/test.jsonl", dir);
+    write_text(path, good);
+    snprintf(path, sizeof path, "%s/valid.jsonl", dir);
+    TaskConfig d = cfg_for("counting");
+    snprintf(d.data_dir, sizeof d.data_dir, "%s", dir);
+    write_text(path, good);
+    Task *t = make(&d, 64, 1);
+    task_free(t);
+
+    static const char nul_line[] = "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"answer\": \"0\"}\0 junk\n";
+    char two[400];
+    size_t glen = strlen(good);
+    memcpy(two, good, glen);
+    memcpy(two + glen, nul_line, sizeof nul_line - 1);
+    write_bytes(path, two, glen + sizeof nul_line - 1);
+    expect_refused(&d, 64, "valid.jsonl:2:61:", "NUL byte");
+    write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"answer\": \"0\", \"answer\": \"5\"}\n");
+    expect_refused(&d, 64, "valid.jsonl:1:", "\"answer\" appears twice");
+    write_text(path, "{\"context\": \"a = 0 ;\", \"context\": \"b = 0 ;\", \"question\": \"print a\", \"answer\": \"0\"}\n");
+    expect_refused(&d, 64, "valid.jsonl:1:", "\"context\" appears twice");
+    write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"answer\": \"0\\u00005\"}\n");
+    expect_refused(&d, 64, "valid.jsonl:1:59:", "answer: the string contains \\u0000");
+    write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"answer\": \"0\", \"id\": 7}\n");
+    expect_refused(&d, 64, "valid.jsonl:1:", "unknown key \"id\"");
+    // a key is quoted with its control characters escaped, so the message stays one line
+    write_text(path, "{\"context\": \"a = 0 ;\", \"question\": \"print a\", \"an\\nswer\": \"0\"}\n");
+    expect_refused(&d, 64, "valid.jsonl:1:", "unknown key \"an\\x0aswer\"");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -871,23 +999,223 @@ static void test_lm_words(void) {
     batch_free(&b);
 }
 
+// An evaluation split that exists must be usable: a file of 1 token (nothing to predict) used to be
+// dropped from the splits without a word, and so did a share of text_file that the cut at line ends
+// left (nearly) empty.
+static void test_lm_tiny_splits(void) {
+    char dir[200], path[300];
+    fresh_dir(dir, sizeof dir, "lmtiny");
+    char *tr = make_text(3000, 1);
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    write_text(path, tr);
+    snprintf(path, sizeof path, "%s/test.txt", dir);
+    write_text(path, "some test text\n");
+    snprintf(path, sizeof path, "%s/valid.txt", dir);
+    write_text(path, "x");
+    TaskConfig c = cfg_for("lm");
+    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
+    expect_refused(&c, 64, "lmtiny/valid.txt: 1 token", "at least 2");
+    write_text(path, "xy");
+    Task *t = make(&c, 64, 1);
+    CHECK(t && task_split_size(t, "valid") == 1 && task_split_max_length(t, "valid") == 1, "2 bytes: one window of 1");
+    task_free(t);
+    snprintf(c.tokenizer, sizeof c.tokenizer, "word");
+    write_text(path, "\n");  // one <eos>
+    expect_refused(&c, 64, "lmtiny/valid.txt: 1 token", "at least 2");
+
+    // text_file: the train part takes everything up to the first line end past 90% of the bytes
+    TaskConfig d = cfg_for("lm");
+    snprintf(d.text_file, sizeof d.text_file, "%s/one_line.txt", dir);
+    char line[202];
+    memset(line, 'a', 200);
+    line[200] = '\n';
+    line[201] = 0;
+    write_text(d.text_file, line);
+    expect_refused(&d, 64, "one_line.txt (valid part): 0 tokens", "task.valid_fraction");
+    d.valid_fraction = 0;
+    expect_refused(&d, 64, "one_line.txt (test part): 0 tokens", "task.test_fraction");
+    d.test_fraction = 0;
+    t = make(&d, 64, 1);
+    CHECK(t && task_split_names(t)[0] == NULL, "shares of 0 leave both splits out");
+    task_free(t);
+    free(tr);
+}
+
+// The word tokenizer reads text: a NUL byte in it would end words early (vocabulary entries are C
+// strings), so it is refused naming where it is. Byte-level models take any byte.
+static void test_lm_words_nul(void) {
+    char dir[200], path[300];
+    fresh_dir(dir, sizeof dir, "lmnul");
+    char *tr = make_text(3000, 1);
+    tr[1234] = 0;
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    write_bytes(path, tr, 3000);
+    snprintf(path, sizeof path, "%s/valid.txt", dir);
+    write_text(path, "some valid text\n");
+    snprintf(path, sizeof path, "%s/test.txt", dir);
+    write_text(path, "some test text\n");
+    TaskConfig c = cfg_for("lm");
+    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
+    Task *t = make(&c, 64, 1);
+    task_free(t);
+    snprintf(c.tokenizer, sizeof c.tokenizer, "word");
+    expect_refused(&c, 64, "lmnul/train.txt: byte 1235", "NUL");
+    free(tr);
+}
+
+// Not regular files: /dev/zero never ends, a FIFO blocks, a folder is no text. Each is refused at
+// once, naming the path.
+static void test_lm_files_not_regular(void) {
+    TaskConfig c = cfg_for("lm");
+    snprintf(c.text_file, sizeof c.text_file, "/dev/zero");
+    expect_refused(&c, 64, "/dev/zero: is a character device", "expected a regular file");
+    snprintf(c.text_file, sizeof c.text_file, "%s", tmpdir);
+    expect_refused(&c, 64, "is a folder", tmpdir);
+    path_in(c.text_file, sizeof c.text_file, "lm_fifo");
+    CHECK(mkfifo(c.text_file, 0666) == 0, "mkfifo %s", c.text_file);
+    alarm(20);
+    expect_refused(&c, 64, "lm_fifo: is a FIFO", "expected a regular file");
+    alarm(0);
+    remove(c.text_file);
+}
+
+// task.eval_length beyond the longest context used to reach batch_alloc (out of memory for
+// 4 x 2147483645) or overflow an int in lm.c; task_create now holds every task key to the
+// schema's range, the same check a config file gets.
+static void test_eval_length_limit(void) {
+    char dir[200], path[300];
+    fresh_dir(dir, sizeof dir, "lmlimit");
+    const char *names[] = {"train.txt", "valid.txt", "test.txt"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        write_text(path, "a few words of text, repeated; a few words of text, repeated.\n");
+    }
+    TaskConfig c = cfg_for("lm");
+    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
+    c.eval_length = 2147483647;
+    expect_refused(&c, 16, "task.eval_length: 2147483647 is out of range [0, 1048576]", NULL);
+    c.eval_length = 1048576;
+    Task *t = make(&c, 16, 1);
+    CHECK(t && task_split_max_length(t, "valid") == 61, "a window longer than the text: %d", t ? task_split_max_length(t, "valid") : -1);
+    task_free(t);
+    TaskConfig f = cfg_for("flipflop");
+    f.eval_length = 2147483646;
+    expect_refused(&f, 512, "task.eval_length: 2147483646 is out of range [0, 1048576]", NULL);
+    f = cfg_for("selcopy");
+    f.n_blanks = 2147483640;  // n_blanks + 2 n_tokens used to overflow
+    expect_refused(&f, 512, "task.n_blanks: 2147483640 is out of range [0, 10000000]", NULL);
+    f = cfg_for("counting");
+    f.nvars = 27;
+    expect_refused(&f, 512, "task.nvars: 27 is out of range [1, 26]", NULL);
+    f = cfg_for("flipflop");
+    f.p_ignore = NAN;
+    expect_refused(&f, 512, "task.p_ignore: nan is out of range [0, 0.999999]", NULL);
+    snprintf(f.loss_on, sizeof f.loss_on, "both");
+    f.p_ignore = 0.5;
+    expect_refused(&f, 512, "task.loss_on: \"both\" is not one of auto|all|answer", NULL);
+}
+
+// batch_init reports what it could not allocate; batch_alloc (for the programs) prints the same
+// and exits 1.
+static void test_batch_alloc_refusals(void) {
+    Batch b;
+    char err[256] = "";
+    CHECK(batch_init(&b, 4, 2147483645, err, sizeof err) == -1 && strstr(err, "batch of 4 x 2147483645") &&
+              strstr(err, "1048576"),
+          "T beyond the longest context: %s", err);
+    printf("     %s\n", err);
+    CHECK(batch_init(&b, 0, 8, err, sizeof err) == -1 && strstr(err, "batch of 0 x 8"), "no rows: %s", err);
+    CHECK(batch_init(&b, 2147483647, 1048576, err, sizeof err) == -1 && strstr(err, "batch of 2147483647 x 1048576") &&
+              strstr(err, "out of memory"),
+          "too large to hold: %s", err);
+    printf("     %s\n", err);
+    CHECK(batch_init(&b, 3, 7, err, sizeof err) == 0 && b.cap_B == 3 && b.cap_T == 7 && b.tokens && b.key_pad,
+          "a small batch: %s", err);
+    batch_free(&b);
+    fflush(stdout);
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        batch_alloc(&b, 4, 2147483645);
+        _exit(0);
+    }
+    close(fds[1]);
+    char msg[512] = "";
+    ssize_t got = read(fds[0], msg, sizeof msg - 1);
+    msg[got > 0 ? got : 0] = 0;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1 && strstr(msg, "batch of 4 x 2147483645"),
+          "batch_alloc: status %d, message \"%s\"", status, msg);
+}
+
+// A key that has no effect in the chosen setting must keep its default: a value given for it used
+// to be ignored without a word (train_sequences beside data_dir, a text_file beside a data_dir...).
+static void test_unused_keys(void) {
+    char dir[200], path[TASK_STR];
+    fresh_dir(dir, sizeof dir, "unused");
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    write_text(path, "w1i0r1r1\n");
+    TaskConfig f = cfg_for("flipflop");
+    f.length = 8;
+    f.train_sequences = 5;
+    snprintf(f.data_dir, sizeof f.data_dir, "%s", dir);
+    expect_refused(&f, 64, "task.train_sequences: 5 has no effect with task.data_dir", "leave it out");
+
+    TaskConfig c = cfg_for("counting");
+    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
+    c.n_train = 500;
+    expect_refused(&c, 64, "task.n_train: 500 has no effect with task.data_dir", NULL);
+    c.n_train = 10000;
+    snprintf(c.write_dir, sizeof c.write_dir, "%s/out", dir);
+    expect_refused(&c, 64, "task.write_dir: \"", "has no effect with task.data_dir");
+
+    TaskConfig l = cfg_for("lm");
+    snprintf(l.text_file, sizeof l.text_file, "%s", path);
+    snprintf(l.data_dir, sizeof l.data_dir, "%s", dir);
+    expect_refused(&l, 4, "task.data_dir: \"", "has no effect with task.text_file");
+    l.data_dir[0] = 0;
+    snprintf(l.valid_file, sizeof l.valid_file, "v.txt");
+    expect_refused(&l, 4, "task.valid_file: \"v.txt\" has no effect with task.text_file", NULL);
+    l = cfg_for("lm");
+    snprintf(l.data_dir, sizeof l.data_dir, "%s", dir);
+    l.test_fraction = 0.1;
+    expect_refused(&l, 4, "task.test_fraction: 0.1 applies to task.text_file only", NULL);
+    l.test_fraction = 0.05;
+    l.min_count = 3;
+    expect_refused(&l, 4, "task.min_count: 3 applies to the word tokenizer only", NULL);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_tasks_XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
+    signal(SIGALRM, on_alarm);
     RUN(test_flipflop_generator);
     RUN(test_flipflop_masks_and_eval_determinism);
     RUN(test_flipflop_resume);
     RUN(test_flipflop_files);
+    RUN(test_flipflop_needs_reads);
+    RUN(test_flipflop_files_not_regular);
     RUN(test_counting_vocabulary);
     RUN(test_counting_statistics);
     RUN(test_counting_loss_all_and_resume);
     RUN(test_counting_files);
+    RUN(test_counting_json_traps);
     RUN(test_selcopy);
     RUN(test_lm_bytes);
     RUN(test_lm_words);
+    RUN(test_lm_tiny_splits);
+    RUN(test_lm_words_nul);
+    RUN(test_lm_files_not_regular);
+    RUN(test_eval_length_limit);
+    RUN(test_batch_alloc_refusals);
+    RUN(test_unused_keys);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

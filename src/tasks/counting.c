@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "input.h"
 #include "tasks/task_impl.h"
 #include "tasks/tokenizer.h"
 
@@ -162,6 +163,27 @@ static void free_samples(Sample *s, long n) {
 // ---------------------------------------------------------------------------------------------
 // JSONL
 
+// One line's object: exactly the keys context, question and answer, each once, each a string. The
+// strings go to dst (malloc'd).
+static int read_sample(const cJSON *obj, char **dst[3], const char *path, long line, char *err, int errlen) {
+    static const char *const fields[3] = {"context", "question", "answer"};
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        int f = 0;
+        while (f < 3 && strcmp(it->string, fields[f]) != 0) f++;
+        char shown[64];
+        if (f == 3)
+            return task_errf(err, errlen, "%s:%ld: unknown key \"%s\" (a sample has \"context\", \"question\" and \"answer\")",
+                             path, line, input_printable(it->string, strlen(it->string), shown, sizeof shown));
+        if (*dst[f])
+            return task_errf(err, errlen, "%s:%ld: \"%s\" appears twice (a sample has each key once)", path, line, fields[f]);
+        if (!cJSON_IsString(it)) return task_errf(err, errlen, "%s:%ld: \"%s\" is not a string", path, line, fields[f]);
+        if (!(*dst[f] = dup_str(it->valuestring))) return task_errf(err, errlen, "%s: out of memory", path);
+    }
+    for (int f = 0; f < 3; f++)
+        if (!*dst[f]) return task_errf(err, errlen, "%s:%ld: missing string field \"%s\"", path, line, fields[f]);
+    return 0;
+}
+
 static int read_jsonl(const char *path, Sample **out, long *n_out, char *err, int errlen) {
     size_t size;
     char *text = task_read_file(path, &size, err, errlen);
@@ -171,19 +193,32 @@ static int read_jsonl(const char *path, Sample **out, long *n_out, char *err, in
     int rc = s ? 0 : task_errf(err, errlen, "%s: out of memory", path);
     char *p = text, *end = text + size;
     long line = 0;
-    static const char *const fields[3] = {"context", "question", "answer"};
     while (rc == 0 && p < end) {
         line++;
         char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (nl) *nl = 0;
+        char *eol = nl ? nl : end;
+        // cJSON reads a C string: a NUL byte would end the line there, unread.
+        const char *nul = memchr(p, 0, (size_t)(eol - p));
+        if (nul) {
+            rc = task_errf(err, errlen, "%s:%ld:%ld: a NUL byte; a line is one JSON object", path, line, (long)(nul - p) + 1);
+            break;
+        }
+        *eol = 0;
         cJSON *obj = cJSON_ParseWithOpts(p, NULL, 1);
+        const char *at;
+        char why[400];
         if (!obj || !cJSON_IsObject(obj)) {
             long col = 1;
-            const char *at = cJSON_GetErrorPtr();
-            if (!obj && at && at >= p && at <= (nl ? nl : end)) col = (long)(at - p) + 1;
+            at = cJSON_GetErrorPtr();
+            if (!obj && at && at >= p && at <= eol) col = (long)(at - p) + 1;
             rc = task_errf(err, errlen, "%s:%ld:%ld: %s", path, line, col,
                            obj ? "expected a JSON object {\"context\", \"question\", \"answer\"}"
                                : (*p ? "malformed JSON" : "empty line, expected a JSON object"));
+            cJSON_Delete(obj);
+            break;
+        }
+        if (input_json_check(p, obj, "", &at, why, sizeof why) != 0) {
+            rc = task_errf(err, errlen, "%s:%ld:%ld: %s", path, line, (long)(at - p) + 1, why);
             cJSON_Delete(obj);
             break;
         }
@@ -199,13 +234,7 @@ static int read_jsonl(const char *path, Sample **out, long *n_out, char *err, in
             cap *= 2;
         }
         char **dst[3] = {&s[n].context, &s[n].question, &s[n].answer};
-        for (int f = 0; f < 3 && rc == 0; f++) {
-            cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, fields[f]);
-            if (!cJSON_IsString(it))
-                rc = task_errf(err, errlen, "%s:%ld: missing string field \"%s\"", path, line, fields[f]);
-            else if (!(*dst[f] = dup_str(it->valuestring)))
-                rc = task_errf(err, errlen, "%s: out of memory", path);
-        }
+        rc = read_sample(obj, dst, path, line, err, errlen);
         n++;
         cJSON_Delete(obj);
         p = nl ? nl + 1 : end;
@@ -222,20 +251,27 @@ static int read_jsonl(const char *path, Sample **out, long *n_out, char *err, in
 }
 
 static int write_jsonl(const char *path, const Sample *s, long n, char *err, int errlen) {
-    FILE *f = fopen(path, "w");
-    if (!f) return task_errf(err, errlen, "%s: cannot write", path);
-    for (long i = 0; i < n; i++) {
+    FILE *f = input_create_file(path, err, errlen);
+    if (!f) return -1;
+    int rc = 0;
+    for (long i = 0; i < n && rc == 0; i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "context", s[i].context);
         cJSON_AddStringToObject(o, "question", s[i].question);
         cJSON_AddStringToObject(o, "answer", s[i].answer);
         char *line = cJSON_PrintUnformatted(o);
-        if (line) fprintf(f, "%s\n", line);
+        if (line)
+            fprintf(f, "%s\n", line);
+        else
+            rc = task_errf(err, errlen, "%s: out of memory writing sample %ld", path, i + 1);
         free(line);
         cJSON_Delete(o);
     }
-    if (fclose(f) != 0) return task_errf(err, errlen, "%s: write error", path);
-    return 0;
+    if (rc != 0) {
+        fclose(f);
+        return -1;
+    }
+    return task_close_file(f, path, err, errlen);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,9 +362,9 @@ static int fill(Task *t, const SeqSet *set, const long *idx, int B, Batch *b) {
 
 static void ct_next_train(Task *t, Batch *b, int B) {
     Counting *c = t->impl;
-    long idx[B];
-    for (int r = 0; r < B; r++) idx[r] = sampler_next(&c->sampler);
-    fill(t, &c->set[SPLIT_TRAIN], idx, B, b);
+    long *rows = batch_rows(b, B);
+    for (int r = 0; r < B; r++) rows[r] = sampler_next(&c->sampler);
+    fill(t, &c->set[SPLIT_TRAIN], rows, B, b);
 }
 
 static long ct_split_size(Task *t, int s) { return ((Counting *)t->impl)->set[s + 1].n; }
@@ -336,9 +372,9 @@ static int ct_split_max_length(const Task *t, int s) { return ((const Counting *
 
 static int ct_eval_batch(Task *t, int s, long first, Batch *b, int B) {
     Counting *c = t->impl;
-    long idx[B];
-    for (int r = 0; r < B; r++) idx[r] = first + r;
-    return fill(t, &c->set[s + 1], idx, B, b);
+    long *rows = batch_rows(b, B);
+    for (int r = 0; r < B; r++) rows[r] = first + r;
+    return fill(t, &c->set[s + 1], rows, B, b);
 }
 
 static const char *ct_token_str(const Task *t, int id) { return vocab_word(((const Counting *)t->impl)->vocab, id); }
@@ -363,6 +399,9 @@ static int ct_create(Task *t, char *err, int errlen) {
     long n[NSETS] = {cfg->n_train, cfg->n_valid, cfg->n_test};
     int rc = 0;
     if (cfg->data_dir[0]) {
+        rc = task_refuse_unused(cfg, "nvars|max_steps|n_train|n_valid|n_test|write_dir",
+                                "has no effect with task.data_dir (the data is read from its files, not generated)", err,
+                                errlen);
         for (int s = 0; s < NSETS && rc == 0; s++) {
             char path[TASK_STR + 32], name[32];
             snprintf(name, sizeof name, "%s.jsonl", set_names[s]);
@@ -372,13 +411,7 @@ static int ct_create(Task *t, char *err, int errlen) {
                 rc = read_jsonl(path, &samples[s], &n[s], err, errlen);
         }
     } else {
-        if (cfg->nvars < 1 || cfg->nvars > 26) rc = task_errf(err, errlen, "task.nvars: %d, expected 1 to 26", cfg->nvars);
-        else if (cfg->max_steps < 3) rc = task_errf(err, errlen, "task.max_steps: %d, expected at least 3", cfg->max_steps);
         for (int s = 0; s < NSETS && rc == 0; s++) {
-            if (n[s] < 1) {
-                rc = task_errf(err, errlen, "task.n_%s: %ld, expected at least 1", set_names[s], n[s]);
-                break;
-            }
             samples[s] = calloc((size_t)n[s], sizeof(Sample));
             if (!samples[s]) {
                 rc = task_errf(err, errlen, "counting: out of memory for %ld samples", n[s]);

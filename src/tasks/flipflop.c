@@ -17,12 +17,15 @@
 //
 // Files (data_dir, write_dir): one sequence per line over the characters w r i 0 1, e.g.
 // "w1i0r1..."; train.txt, and optionally valid.txt, test.txt, sparse.txt, dense.txt (a missing
-// evaluation file means that split is generated). Every line must have exactly task.length (train)
-// or eval_length characters, instructions at odd columns, bits at even ones, first instruction w,
-// and every read bit equal to the last written bit.
+// evaluation file means that split is generated; anything else at its path is read and must be a
+// good file). Every line must have exactly task.length (train) or eval_length characters,
+// instructions at odd columns, bits at even ones, first instruction w, last instruction r (the
+// canonical form: the read a sequence is scored on), and every read bit equal to the last written
+// bit.
 #include <stdlib.h>
 #include <string.h>
 
+#include "input.h"
 #include "tasks/task_impl.h"
 
 enum { W = 0, R = 1, I = 2, B0 = 3, B1 = 4, NSYM = 5 };
@@ -210,6 +213,11 @@ static int load_file(const char *path, int len, const char *len_key, SeqSet *out
             }
             seq[c] = (uint8_t)id;
         }
+        if (rc == 0 && seq[len - 2] != R)
+            rc = task_errf(err, errlen,
+                           "%s:%ld:%d: '%c' where the last instruction must be r (a sequence is scored on the bits its "
+                           "reads return)",
+                           path, line, len - 1, p[len - 2]);
         if (rc == 0) out->n++;
         p = nl ? nl + 1 : end;
     }
@@ -219,8 +227,8 @@ static int load_file(const char *path, int len, const char *len_key, SeqSet *out
 }
 
 static int write_file(const char *path, const SeqSet *set, Task *t, int split, long n, char *err, int errlen) {
-    FILE *fp = fopen(path, "w");
-    if (!fp) return task_errf(err, errlen, "%s: cannot write", path);
+    FILE *fp = input_create_file(path, err, errlen);
+    if (!fp) return -1;
     FlipFlop *f = t->impl;
     int L = set ? set->len : f->eval_length;
     char *line = malloc((size_t)L + 1);
@@ -235,8 +243,7 @@ static int write_file(const char *path, const SeqSet *set, Task *t, int split, l
         fwrite(line, 1, (size_t)L + 1, fp);
     }
     free(line);
-    if (fclose(fp) != 0) return task_errf(err, errlen, "%s: write error", path);
-    return 0;
+    return task_close_file(fp, path, err, errlen);
 }
 
 static int ff_write(Task *t, const char *dir, char *err, int errlen) {
@@ -264,26 +271,22 @@ static int ff_create(Task *t, char *err, int errlen) {
     t->impl = f;
     f->length = c->length;
     f->eval_length = c->eval_length > 0 ? c->eval_length : c->length;
-    if (f->length < 4 || f->length % 2 != 0)
-        return task_errf(err, errlen, "task.length: %d, expected an even number of at least 4 (instruction-bit pairs)", c->length);
+    if (f->length % 2 != 0)  // the schema holds it to at least 4
+        return task_errf(err, errlen, "task.length: %d, expected an even number (instruction-bit pairs)", c->length);
     if (f->eval_length < 4 || f->eval_length % 2 != 0)
         return task_errf(err, errlen, "task.eval_length: %d, expected 0 or an even number of at least 4", c->eval_length);
     if (f->length - 1 > t->block_size)
         return task_errf(err, errlen, "task.length: %d tokens give T = %d > model.block_size %d", c->length, c->length - 1,
                          t->block_size);
-    double ps[3] = {c->p_ignore, c->p_sparse, c->p_dense};
-    const char *pk[3] = {"task.p_ignore", "task.p_sparse", "task.p_dense"};
-    for (int i = 0; i < 3; i++)
-        if (!(ps[i] >= 0.0 && ps[i] < 1.0)) return task_errf(err, errlen, "%s: %g, expected a value in [0, 1)", pk[i], ps[i]);
-    if (c->eval_sequences < 1) return task_errf(err, errlen, "task.eval_sequences: %d, expected at least 1", c->eval_sequences);
-    if (c->train_sequences < 0)
-        return task_errf(err, errlen, "task.train_sequences: %d, expected 0 (endless) or more", c->train_sequences);
     f->p[SPLIT_VALID] = f->p[SPLIT_TEST] = c->p_ignore;
     f->p[SPLIT_SPARSE] = c->p_sparse;
     f->p[SPLIT_DENSE] = c->p_dense;
     int row_len = f->length > f->eval_length ? f->length : f->eval_length;
 
     if (c->data_dir[0]) {
+        if (task_refuse_unused(c, "train_sequences", "has no effect with task.data_dir (the training set is its train.txt)",
+                               err, errlen) != 0)
+            return -1;
         char path[TASK_STR + 32];
         if (task_path(path, sizeof path, c->data_dir, "train.txt") != 0)
             return task_errf(err, errlen, "task.data_dir: path too long");
@@ -292,7 +295,7 @@ static int ff_create(Task *t, char *err, int errlen) {
             char name[32];
             snprintf(name, sizeof name, "%s.txt", split_names[s]);
             task_path(path, sizeof path, c->data_dir, name);
-            if (task_file_exists(path) &&
+            if (task_path_exists(path) &&
                 load_file(path, f->eval_length, c->eval_length > 0 ? "task.eval_length" : "task.length", &f->eval[s], err,
                           errlen) != 0)
                 return -1;

@@ -154,6 +154,16 @@ static int encode(Lm *m, const char *text, size_t len, Stream *s, const char *wh
     return 0;
 }
 
+// The word tokenizer keeps words as C strings, so a NUL byte would end one early: text only.
+static int no_nul(const char *text, size_t len, const char *what, char *err, int errlen) {
+    const char *nul = memchr(text, 0, len);
+    if (!nul) return 0;
+    long line = 1;
+    for (const char *p = text; p < nul; p++) line += *p == '\n';
+    return task_errf(err, errlen, "%s: byte %zu (line %ld) is a NUL byte; the word tokenizer reads text (bytes take any)",
+                     what, (size_t)(nul - text) + 1, line);
+}
+
 // The byte offset of the first line end at or after `at` (just past it), or `at` without one.
 static size_t cut_after_line(const char *text, size_t len, size_t at) {
     const char *nl = at < len ? memchr(text + at, '\n', len - at) : NULL;
@@ -168,12 +178,15 @@ static int lm_create(Task *t, char *err, int errlen) {
     if (t->answer_loss)
         return task_errf(err, errlen, "task.loss_on: \"answer\" does not apply to lm (every token is a target); use all or auto");
     m->word = strcmp(c->tokenizer, "word") == 0;
-    if (!m->word && strcmp(c->tokenizer, "byte") != 0)
-        return task_errf(err, errlen, "task.tokenizer: \"%s\", expected byte or word", c->tokenizer);
     m->sequential = strcmp(c->sampling, "sequential") == 0;
-    if (!m->sequential && strcmp(c->sampling, "random") != 0)
-        return task_errf(err, errlen, "task.sampling: \"%s\", expected random or sequential", c->sampling);
-    if (c->eval_length < 0) return task_errf(err, errlen, "task.eval_length: %d, expected 0 or more", c->eval_length);
+    if (!m->word && task_refuse_unused(c, "min_count|max_vocab", "applies to the word tokenizer only", err, errlen) != 0)
+        return -1;
+    if (c->text_file[0] ? task_refuse_unused(c, "data_dir|train_file|valid_file|test_file",
+                                             "has no effect with task.text_file (the splits are cut from it)", err, errlen)
+                        : task_refuse_unused(c, "valid_fraction|test_fraction",
+                                             "applies to task.text_file only (the splits are data_dir's files)", err,
+                                             errlen))
+        return -1;
     m->W = c->eval_length > 0 ? c->eval_length : t->block_size;
 
     // The three texts.
@@ -186,6 +199,10 @@ static int lm_create(Task *t, char *err, int errlen) {
         size_t n;
         whole = task_read_file(c->text_file, &n, err, errlen);
         if (!whole) return -1;
+        if (m->word && no_nul(whole, n, c->text_file, err, errlen) != 0) {
+            free(whole);
+            return -1;
+        }
         double fv = c->valid_fraction, ft = c->test_fraction;
         if (!(fv >= 0 && ft >= 0 && fv + ft < 1)) {
             free(whole);
@@ -210,6 +227,7 @@ static int lm_create(Task *t, char *err, int errlen) {
             text[s] = task_read_file(what[s], &len[s], err, errlen);
             if (!text[s]) rc = -1;
             else if (len[s] == 0) rc = task_errf(err, errlen, "%s: empty file", what[s]);
+            else if (m->word) rc = no_nul(text[s], len[s], what[s], err, errlen);
         }
     } else
         rc = task_errf(err, errlen,
@@ -229,12 +247,24 @@ static int lm_create(Task *t, char *err, int errlen) {
     if (m->st[S_TRAIN].n < (long)t->block_size + 1)
         return task_errf(err, errlen, "%s: %ld tokens, fewer than model.block_size + 1 = %d", what[S_TRAIN], m->st[S_TRAIN].n,
                          t->block_size + 1);
+    // An evaluation split needs a token to predict. A split that is there must have one: only a
+    // text_file share of 0 leaves a split out.
+    const char *share_key[NSTREAMS] = {NULL, "task.valid_fraction", "task.test_fraction"};
+    double share[NSTREAMS] = {1.0, c->valid_fraction, c->test_fraction};
     int k = 0;
-    for (int s = S_VALID; s < NSTREAMS; s++)
-        if (m->st[s].n >= 2) {  // a split needs one predicted token (an empty share is left out)
-            m->eval_split_stream[k] = s;
-            t->splits[k++] = stream_names[s];
-        }
+    for (int s = S_VALID; s < NSTREAMS; s++) {
+        long n = m->st[s].n;
+        if (c->text_file[0] && share[s] == 0) continue;
+        if (n < 2 && c->text_file[0])
+            return task_errf(err, errlen,
+                             "%s: %ld token%s after the cuts at line ends; %s %g needs at least 2 there (0 leaves the "
+                             "split out)",
+                             what[s], n, n == 1 ? "" : "s", share_key[s], share[s]);
+        if (n < 2)
+            return task_errf(err, errlen, "%s: %ld token; an evaluation split needs at least 2 (one to predict)", what[s], n);
+        m->eval_split_stream[k] = s;
+        t->splits[k++] = stream_names[s];
+    }
     t->splits[k] = NULL;
     int row_len = (m->W > t->block_size ? m->W : t->block_size) + 1;
     m->row = malloc(sizeof(int) * (size_t)row_len);

@@ -1,11 +1,13 @@
 // The task registry, the "task" config section's schema, and the helpers the task files share.
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "config.h"
+#include "input.h"
 #include "tasks/task_impl.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -34,7 +36,7 @@ static const ConfigKey task_keys[] = {
     {"task", "eval_sequences", KEY_INT, TK(eval_sequences), 1, BIG, NULL, "1000", 1, "flipflop|selcopy",
      "sequences in each generated evaluation split [UNKNOWN: the flip-flop release has 16k val, 160k "
      "sparse, 4k dense]"},
-    {"task", "eval_length", KEY_INT, TK(eval_length), 0, BIG, NULL, "0", 1, "flipflop|lm",
+    {"task", "eval_length", KEY_INT, TK(eval_length), 0, TASK_MAX_CONTEXT, NULL, "0", 1, "flipflop|lm",
      "flipflop: tokens per evaluation sequence (0 = task.length); lm: evaluation window in tokens (0 = "
      "model.block_size; longer windows test length generalisation)"},
     {"task", "train_sequences", KEY_INT, TK(train_sequences), 0, BIG, NULL, "0", 0, "flipflop|selcopy",
@@ -133,6 +135,40 @@ void task_config_defaults(TaskConfig *tc) {
     *tc = c.task;
 }
 
+int task_refuse_unused(const TaskConfig *c, const char *keys, const char *why, char *err, int errlen) {
+    TaskConfig d;
+    task_config_defaults(&d);
+    int n;
+    const ConfigKey *keys_all = task_config_keys(&n);
+    for (const char *p = keys; *p;) {
+        size_t len = strcspn(p, "|");
+        const ConfigKey *k = keys_all;
+        while (k < keys_all + n && (strlen(k->name) != len || strncmp(k->name, p, len))) k++;
+        if (k == keys_all + n) return task_errf(err, errlen, "task: no key \"%.*s\" (task_refuse_unused)", (int)len, p);
+        size_t o = k->offset - offsetof(Config, task);
+        const char *v = (const char *)c + o, *dv = (const char *)&d + o;
+        char val[TASK_STR + 8];
+        int same;
+        switch (k->type) {
+        case KEY_REAL:
+            same = *(const double *)v == *(const double *)dv;
+            snprintf(val, sizeof val, "%g", *(const double *)v);
+            break;
+        case KEY_STRING:
+        case KEY_CHOICE:
+            same = !strcmp(v, dv);
+            snprintf(val, sizeof val, "\"%s\"", v);
+            break;
+        default:
+            same = *(const int *)v == *(const int *)dv;
+            snprintf(val, sizeof val, "%d", *(const int *)v);
+        }
+        if (!same) return task_errf(err, errlen, "task.%s: %s %s; leave it out", k->name, val, why);
+        p += len + (p[len] == '|');
+    }
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registry and dispatch.
 
@@ -146,10 +182,11 @@ Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *er
         task_errf(err, errlen, "task.name: unknown task \"%s\" (expected flipflop, counting, selcopy or lm)", cfg->name);
         return NULL;
     }
-    if (block_size < 1) {
-        task_errf(err, errlen, "model.block_size: %d, expected at least 1", block_size);
+    if (block_size < 1 || block_size > TASK_MAX_CONTEXT) {
+        task_errf(err, errlen, "model.block_size: %d, expected 1 to %d", block_size, TASK_MAX_CONTEXT);
         return NULL;
     }
+    if (config_check_task(cfg, err, errlen) != 0) return NULL;
     Task *t = calloc(1, sizeof *t);
     if (!t) {
         task_errf(err, errlen, "task: out of memory");
@@ -160,17 +197,10 @@ Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *er
     t->block_size = block_size;
     t->run_seed = seed;
     t->data_seed = cfg->data_seed >= 0 ? (uint64_t)cfg->data_seed : seed;
-    if (strcmp(cfg->loss_on, "answer") == 0)
-        t->answer_loss = 1;
-    else if (strcmp(cfg->loss_on, "all") == 0)
-        t->answer_loss = 0;
-    else if (strcmp(cfg->loss_on, "auto") == 0)
+    if (strcmp(cfg->loss_on, "auto") == 0)
         t->answer_loss = strcmp(ops->name, "counting") == 0 || strcmp(ops->name, "selcopy") == 0;
-    else {
-        task_errf(err, errlen, "task.loss_on: \"%s\", expected auto, all or answer", cfg->loss_on);
-        free(t);
-        return NULL;
-    }
+    else
+        t->answer_loss = strcmp(cfg->loss_on, "answer") == 0;
     if (ops->create(t, err, errlen) != 0) {
         if (ops->destroy) ops->destroy(t);
         free(t);
@@ -333,22 +363,36 @@ int sampler_load(EpochSampler *s, const void *buf) {
     return 0;
 }
 
-void batch_alloc(Batch *b, int B, int T) {
+int batch_init(Batch *b, int B, int T, char *err, int errlen) {
     memset(b, 0, sizeof *b);
-    size_t n = (size_t)(B > 0 ? B : 1) * (size_t)(T > 0 ? T : 1);
+    if (B < 1 || T < 1 || T > TASK_MAX_CONTEXT)
+        return task_errf(err, errlen, "batch of %d x %d positions: expected at least 1 sequence of 1 to %d positions", B, T,
+                         TASK_MAX_CONTEXT);
+    size_t n = (size_t)B * (size_t)T;  // below 2^52: no overflow, here or in the byte counts
     b->tokens = calloc(n, sizeof(int));
     b->targets = calloc(n, sizeof(int));
     b->loss_mask = calloc(n, 1);
     b->metric_mask = calloc(n, 1);
     b->key_pad = calloc(n, 1);
-    if (!b->tokens || !b->targets || !b->loss_mask || !b->metric_mask || !b->key_pad) {
-        fprintf(stderr, "batch_alloc: out of memory for %d x %d\n", B, T);
-        exit(1);
+    b->rows = calloc((size_t)B, sizeof(long));
+    if (!b->tokens || !b->targets || !b->loss_mask || !b->metric_mask || !b->key_pad || !b->rows) {
+        batch_free(b);
+        return task_errf(err, errlen, "batch of %d x %d positions: out of memory for its %.3g GiB", B, T,
+                         (double)n * (2 * sizeof(int) + 3) / (1 << 30));
     }
     b->cap_B = B;
     b->cap_T = T;
     b->B = B;
     b->T = T;
+    return 0;
+}
+
+void batch_alloc(Batch *b, int B, int T) {
+    char err[256];
+    if (batch_init(b, B, T, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
 }
 
 void batch_free(Batch *b) {
@@ -357,10 +401,12 @@ void batch_free(Batch *b) {
     free(b->loss_mask);
     free(b->metric_mask);
     free(b->key_pad);
+    free(b->rows);
     memset(b, 0, sizeof *b);
 }
 
-void batch_begin(Batch *b, int B, int T) {
+// A batch of B x T must fit what batch_alloc allocated: a caller's mistake, so it stops the program.
+static void batch_check(const Batch *b, int B, int T) {
     if (B > b->cap_B || T > b->cap_T) {
         fprintf(stderr,
                 "task: a batch of %d x %d does not fit the %d x %d allocated (batch_alloc; evaluation batches need "
@@ -368,6 +414,15 @@ void batch_begin(Batch *b, int B, int T) {
                 B, T, b->cap_B, b->cap_T);
         exit(1);
     }
+}
+
+long *batch_rows(Batch *b, int B) {
+    batch_check(b, B, 0);
+    return b->rows;
+}
+
+void batch_begin(Batch *b, int B, int T) {
+    batch_check(b, B, T);
     b->B = B;
     b->T = T;
     size_t n = (size_t)B * (size_t)T;
@@ -405,32 +460,14 @@ int task_errf(char *err, int errlen, const char *fmt, ...) {
 }
 
 char *task_read_file(const char *path, size_t *len, char *err, int errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        task_errf(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        cap *= 2;
-        char *nb = realloc(buf, cap + 1);
-        if (!nb) free(buf);
-        buf = nb;
-    }
+    // Token and line counts are longs.
+    return input_read_file(path, LONG_MAX, len, err, errlen);
+}
+
+int task_close_file(FILE *f, const char *path, char *err, int errlen) {
     int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        task_errf(err, errlen, "%s: %s", path, bad ? "read error" : "out of memory");
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
+    if (fclose(f) != 0 || bad) return task_errf(err, errlen, "%s: write error", path);
+    return 0;
 }
 
 int task_path(char *out, size_t outlen, const char *dir, const char *name) {
@@ -438,9 +475,9 @@ int task_path(char *out, size_t outlen, const char *dir, const char *name) {
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-int task_file_exists(const char *path) {
+int task_path_exists(const char *path) {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return lstat(path, &st) == 0;
 }
 
 int task_mkdir_p(const char *dir, char *err, int errlen) {

@@ -14,6 +14,8 @@
 
 #define TASK_STR 256
 #define TASK_CHOICE 32
+// The longest context of any batch: model.block_size's maximum, and task.eval_length's.
+#define TASK_MAX_CONTEXT 1048576
 
 // The "task" section of a config. Every task reads the keys it knows; config.c refuses keys that
 // the chosen task does not use (see task_config_keys). KEY_CHOICE fields are char[TASK_CHOICE],
@@ -68,14 +70,21 @@ typedef struct {
     uint8_t *loss_mask;    // (B,T) 1 where the loss counts
     uint8_t *metric_mask;  // (B,T) 1 where the task's error metric counts
     uint8_t *key_pad;      // (B,T) 1 at padding positions (never attended to as keys)
+    long *rows;            // (cap_B) the task's scratch while filling: which stored sequence each row is
     int cap_B, cap_T;      // what batch_alloc allocated
 } Batch;
 
+// Allocates b for B sequences (1 ≤ B) of T positions (1 ≤ T ≤ TASK_MAX_CONTEXT). Returns 0, or -1
+// with err naming the batch's shape and what failed.
+int batch_init(Batch *b, int B, int T, char *err, int errlen);
+// batch_init for the programs: on failure prints its message to stderr and exits with status 1.
 void batch_alloc(Batch *b, int B, int T);
 void batch_free(Batch *b);
 
 typedef struct Task Task;
 
+// Holds cfg to the config schema first (config_check_task), so a TaskConfig filled in code gets the
+// same ranges as a config file. Returns NULL with one line in err naming the key or file.
 Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *err, int errlen);
 void task_free(Task *t);
 

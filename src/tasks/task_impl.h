@@ -77,18 +77,30 @@ uint64_t get_u64(const uint8_t *p);
 
 // Batch helpers: set the filled shape (checking capacity) and clear it to padding.
 void batch_begin(Batch *b, int B, int T);
+// The batch's row scratch (b->rows), checked to hold B rows.
+long *batch_rows(Batch *b, int B);
 // One row from a whole sequence seq[0..n-1]: tokens = seq[0..n-2], targets = seq[1..n-1], masks 0,
 // padded to b->T with `pad` (key_pad = 1 there). n - 1 must be ≤ b->T.
 void batch_row_from_seq(Batch *b, int row, const int *seq, int n, int pad);
 
+// Keys (names '|'-separated) that have no effect in some setting must keep their defaults, or a
+// value given for them would be silently ignored: -1 with err "task.KEY: VALUE <why>; leave it out"
+// for the first that does not.
+int task_refuse_unused(const TaskConfig *c, const char *keys, const char *why, char *err, int errlen);
+
 // Formats err ("file:line:col: message" style helpers return -1 for convenience).
 int task_errf(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-// Reads a whole file into a malloc'd NUL-terminated buffer; NULL with err naming the file.
+// A data file, whole (input_read_file: regular files only), with a NUL after its *len bytes; NULL
+// with err naming the file.
 char *task_read_file(const char *path, size_t *len, char *err, int errlen);
+// Closes a file written with input_create_file: -1 with err when any write failed.
+int task_close_file(FILE *f, const char *path, char *err, int errlen);
 // dir + "/" + name into out; -1 if too long.
 int task_path(char *out, size_t outlen, const char *dir, const char *name);
-int task_file_exists(const char *path);
+// Is there anything at path (a file, a folder, a FIFO, even a dangling link)? An optional file that
+// exists is read, so what is wrong with it is reported rather than passed over.
+int task_path_exists(const char *path);
 int task_mkdir_p(const char *dir, char *err, int errlen);
 
 #endif

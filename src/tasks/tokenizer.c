@@ -1,6 +1,7 @@
 #include "tasks/tokenizer.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,7 @@ int vocab_add(Vocab *v, const char *w, size_t len) {
     size_t slot = slot_of(v, w, len);
     if (v->table[slot]) return v->table[slot] - 1;
     if (v->n == v->cap) {
+        if (v->cap > INT_MAX / 2) return -1;  // ids are ints: as full as out of memory
         int cap = v->cap ? v->cap * 2 : 64;
         size_t *st = realloc(v->start, sizeof(size_t) * (size_t)cap);
         if (!st) return -1;
