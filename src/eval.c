@@ -443,8 +443,9 @@ static int prepare_lengths(Evaluation *e, const EvalArgs *a) {
         char *items[MAX_LIST];
         int n = split_list(a->length_arg, items);
         for (int i = 0; i < n; i++)
-            if (parse_count(items[i], INT_MAX, &e->lengths[e->n_lengths++]) != 0 || e->lengths[e->n_lengths - 1] < 1)
-                return fail(2, "--lengths: \"%s\" is not an integer from 1 to %d", items[i], INT_MAX);
+            if (parse_count(items[i], TASK_MAX_CONTEXT, &e->lengths[e->n_lengths++]) != 0 || e->lengths[e->n_lengths - 1] < 1)
+                return fail(2, "--lengths: \"%s\" is not an integer from 1 to %d (the longest context copetrain runs)",
+                            items[i], TASK_MAX_CONTEXT);
     }
     if (e->n_lengths == 0) e->lengths[e->n_lengths++] = 0;  // the run's own
     e->lcfg = calloc((size_t)e->n_lengths, sizeof *e->lcfg);

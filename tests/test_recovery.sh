@@ -212,12 +212,18 @@ if [ $rc -eq 2 ] && grep -q "needs [0-9.]* GiB of memory, 20.00 GiB available; l
     [ ! -e "$TMP/big" ]; then
     ok "a run needing more memory than allowed is refused naming the total, the largest parts and the keys"
 else bad "memory refusal (exit $rc): $(cat "$TMP/big.out")"; fi
-"$BIN/eval" "$TMP/s40" --lengths 128,2147483646 --split valid --sequences 8 >"$TMP/len.out" 2>&1
+"$BIN/eval" "$TMP/s40" --lengths 128,1048576 --split valid --sequences 8 >"$TMP/len.out" 2>&1
 rc=$?
-if [ $rc -eq 3 ] && grep -q "valid .* 2147483646 .*refused: needs .* of memory" "$TMP/len.out" &&
+if [ $rc -eq 3 ] && grep -q "valid .* 1048576 .*refused: needs .* of memory" "$TMP/len.out" &&
     grep -q '"length": 128, ' "$TMP/s40/eval.jsonl"; then
     ok "./eval refuses a length whose activations do not fit, naming the need, and runs the others (exit 3)"
 else bad "eval memory refusal (exit $rc): $(cat "$TMP/len.out")"; fi
+
+"$BIN/eval" "$TMP/s40" --lengths 2147483646 >"$TMP/len2.out" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && grep -q -- '--lengths: "2147483646" is not an integer from 1 to 1048576' "$TMP/len2.out"; then
+    ok "a length past the longest context is refused before any work"
+else bad "--lengths 2147483646 (exit $rc): $(cat "$TMP/len2.out")"; fi
 
 # --- 7. ./eval: ranges, overrides, other runs' checkpoints, a training run pruning under it -------------
 "$BIN/eval" "$TMP/s40" --heatmap "$TMP/h" --head 4294967296 >"$TMP/head.out" 2>&1
