@@ -82,18 +82,3 @@ int budget_check(const Budget *b, double limit, char *err, int errlen) {
     }
     return -1;
 }
-
-int parse_size(const char *s, double *bytes) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || !(v >= 0)) return -1;
-    const char *units = "KMGT";
-    double scale = 1;
-    if (*end) {
-        const char *u = strchr(units, *end);
-        if (!u || (end[1] && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)) return -1;
-        for (const char *p = units; p <= u; p++) scale *= 1024;
-    }
-    *bytes = v * scale;
-    return 0;
-}

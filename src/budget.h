@@ -31,7 +31,5 @@ void budget_print(const Budget *b, FILE *f, const char *indent);
 // 0 when the total fits in `limit` bytes (limit <= 0: unknown, anything fits); else -1 with err
 // giving the total, the limit, the largest parts and the keys that shrink them.
 int budget_check(const Budget *b, double limit, char *err, int errlen);
-// "512M", "8G", "1.5G", "100000" (bytes; K, M, G, T are powers of 1024) into bytes; -1 if malformed.
-int parse_size(const char *s, double *bytes);
 
 #endif

@@ -13,20 +13,17 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "atomic_file.h"
+#include "bytes.h"
+#include "error.h"
+
 // Payloads are the caller's raw bytes (host order; every machine we run on is little-endian); the
-// framing integers are encoded explicitly so the header reads the same everywhere.
+// framing integers are encoded explicitly (bytes.h) so the header reads the same everywhere.
 
 static const char MAGIC[8] = {'C', 'O', 'P', 'E', 'C', 'K', 'P', 'T'};
 #define NAME_MAX_LEN 1024                // a section name longer than this is garbage, not a name
 #define SECTION_MIN_BYTES (4 + 1 + 8 + 4)  // length, a one-byte name, size, CRC
 
-static void set_err(char *err, int errlen, const char *fmt, ...) {
-    if (!err || errlen <= 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, (size_t)errlen, fmt, ap);
-    va_end(ap);
-}
 
 // zlib's crc32 takes a uInt length, so feed it in chunks for payloads over 4 GiB.
 static uint32_t crc_update(uint32_t crc, const unsigned char *p, size_t n) {
@@ -40,145 +37,29 @@ static uint32_t crc_update(uint32_t crc, const unsigned char *p, size_t n) {
 }
 static uint32_t crc_of(const void *p, size_t n) { return crc_update((uint32_t)crc32(0L, Z_NULL, 0), p, n); }
 
-static void put_u32(unsigned char *b, uint32_t v) {
-    for (int i = 0; i < 4; i++) b[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *b, uint64_t v) {
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *b) {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | b[i];
-    return v;
-}
-static uint64_t get_u64(const unsigned char *b) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | b[i];
-    return v;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Atomic replacement: everything goes to <path>.tmp, which is fsync'd and renamed over <path>; the
-// folder is fsync'd so the rename itself survives a crash. Until the rename, <path> is untouched.
-
-typedef struct {
-    const char *path;
-    char tmp[4096];
-    FILE *f;
-    int failed;  // first write error seen; later writes are skipped
-    int saved_errno;
-} AtomicFile;
-
-static int atomic_open(AtomicFile *a, const char *path, char *err, int errlen) {
-    a->path = path;
-    a->f = NULL;
-    a->failed = 0;
-    a->saved_errno = 0;
-    if (snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path) >= (int)sizeof a->tmp) {
-        set_err(err, errlen, "checkpoint %s: path too long", path);
-        return -1;
-    }
-    a->f = fopen(a->tmp, "wb");
-    if (!a->f) {
-        set_err(err, errlen, "checkpoint %s: cannot create %s: %s", path, a->tmp, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static void atomic_write(AtomicFile *a, const void *p, size_t n) {
-    if (a->failed || n == 0) return;
-    if (fwrite(p, 1, n, a->f) != n) {
-        a->failed = 1;
-        a->saved_errno = errno ? errno : EIO;
-    }
-}
-
-// The parent folder of path ("." when it has none), for the fsync after the rename.
-static void parent_dir(const char *path, char *dir, size_t dirlen) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        snprintf(dir, dirlen, ".");
-    } else if (slash == path) {
-        snprintf(dir, dirlen, "/");
-    } else {
-        snprintf(dir, dirlen, "%.*s", (int)(slash - path), path);
-    }
-}
-
-static int fsync_dir(const char *path, char *err, int errlen) {
-    char dir[4096];
-    parent_dir(path, dir, sizeof dir);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) {
-        set_err(err, errlen, "checkpoint %s: written, but cannot open folder %s to fsync it: %s", path, dir,
-                strerror(errno));
-        return -1;
-    }
-    // Some file systems cannot fsync a folder (EINVAL); there the rename is as durable as it gets.
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    if (rc != 0 && e != EINVAL) {
-        set_err(err, errlen, "checkpoint %s: written, but fsync of folder %s failed: %s", path, dir, strerror(e));
-        return -1;
-    }
-    return 0;
-}
-
-// Finishes the file: on any failure the tmp file is removed and <path> is left as it was.
-static int atomic_commit(AtomicFile *a, char *err, int errlen) {
-    const char *stage = "write";
-    int e = 0;
-    if (a->failed) {
-        e = a->saved_errno;
-    } else if (fflush(a->f) != 0) {
-        stage = "flush";
-        e = errno;
-    } else if (fsync(fileno(a->f)) != 0 && errno != EINVAL) {
-        stage = "fsync";
-        e = errno;
-    }
-    if (fclose(a->f) != 0 && e == 0) {
-        stage = "close";
-        e = errno;
-    }
-    a->f = NULL;
-    if (e == 0 && rename(a->tmp, a->path) != 0) {
-        stage = "rename";
-        e = errno;
-    }
-    if (e != 0) {
-        unlink(a->tmp);
-        set_err(err, errlen, "checkpoint %s: %s of %s failed: %s (the previous %s, if any, is untouched)", a->path,
-                stage, a->tmp, strerror(e), a->path);
-        return -1;
-    }
-    return fsync_dir(a->path, err, errlen);
-}
 
 // ---------------------------------------------------------------------------------------------
 
 int checkpoint_write(const char *path, const CkptSection *sections, int n, char *err, int errlen) {
     if (n < 0) {
-        set_err(err, errlen, "checkpoint %s: negative section count %d", path, n);
+        errf(err, errlen, "checkpoint %s: negative section count %d", path, n);
         return -1;
     }
     for (int i = 0; i < n; i++) {
         const CkptSection *s = &sections[i];
         size_t len = s->name ? strlen(s->name) : 0;
         if (len == 0 || len > NAME_MAX_LEN) {
-            set_err(err, errlen, "checkpoint %s: section #%d has %s name (1 to %d bytes expected)", path, i,
+            errf(err, errlen, "checkpoint %s: section #%d has %s name (1 to %d bytes expected)", path, i,
                     len == 0 ? "an empty" : "a too long", NAME_MAX_LEN);
             return -1;
         }
         if (s->size > 0 && !s->data) {
-            set_err(err, errlen, "checkpoint %s: section '%s' has %zu bytes but no data", path, s->name, s->size);
+            errf(err, errlen, "checkpoint %s: section '%s' has %zu bytes but no data", path, s->name, s->size);
             return -1;
         }
         for (int j = 0; j < i; j++) {
             if (strcmp(sections[j].name, s->name) == 0) {
-                set_err(err, errlen, "checkpoint %s: section '%s' given twice", path, s->name);
+                errf(err, errlen, "checkpoint %s: section '%s' given twice", path, s->name);
                 return -1;
             }
         }
@@ -217,7 +98,7 @@ static int skip_section(FILE *f, const char *path, const char *name, uint64_t si
                         int errlen) {
     if (!verify) {
         if (fseeko(f, (off_t)size, SEEK_CUR) == 0) return 0;
-        set_err(err, errlen, "checkpoint %s: seek past section '%s' failed: %s", path, name, strerror(errno));
+        errf(err, errlen, "checkpoint %s: seek past section '%s' failed: %s", path, name, strerror(errno));
         return -1;
     }
     unsigned char buf[1 << 16];
@@ -225,7 +106,7 @@ static int skip_section(FILE *f, const char *path, const char *name, uint64_t si
     for (uint64_t left = size; left > 0;) {
         size_t chunk = left < sizeof buf ? (size_t)left : sizeof buf;
         if (!read_exact(f, buf, chunk)) {
-            set_err(err, errlen, "checkpoint %s: read of section '%s' failed: %s", path, name,
+            errf(err, errlen, "checkpoint %s: read of section '%s' failed: %s", path, name,
                     ferror(f) ? strerror(errno) : "file shrank while reading");
             return -1;
         }
@@ -233,7 +114,7 @@ static int skip_section(FILE *f, const char *path, const char *name, uint64_t si
         left -= chunk;
     }
     if (got == crc) return 0;
-    set_err(err, errlen, "checkpoint %s: CRC mismatch in section '%s' (stored %08x, computed %08x): the file is corrupt",
+    errf(err, errlen, "checkpoint %s: CRC mismatch in section '%s' (stored %08x, computed %08x): the file is corrupt",
             path, name, crc, got);
     return -1;
 }
@@ -243,14 +124,14 @@ static int read_sections(const char *path, CkptSection *sections, int n, int ver
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT)
-            set_err(err, errlen, "checkpoint %s: no such file", path);
+            errf(err, errlen, "checkpoint %s: no such file", path);
         else
-            set_err(err, errlen, "checkpoint %s: cannot open: %s", path, strerror(errno));
+            errf(err, errlen, "checkpoint %s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "checkpoint %s: not a regular file", path);
+        errf(err, errlen, "checkpoint %s: not a regular file", path);
         fclose(f);
         return -1;
     }
@@ -263,29 +144,29 @@ static int read_sections(const char *path, CkptSection *sections, int n, int ver
     char name[NAME_MAX_LEN + 1];
     int rc = -1;
     if (!found || !want_size || !allocated) {
-        set_err(err, errlen, "checkpoint %s: out of memory", path);
+        errf(err, errlen, "checkpoint %s: out of memory", path);
         goto done;
     }
     for (int i = 0; i < n; i++) want_size[i] = sections[i].size;
 
     unsigned char hdr[16];
     if (file_size < 8 || !read_exact(f, hdr, 8) || memcmp(hdr, MAGIC, 8) != 0) {
-        set_err(err, errlen, "checkpoint %s: not a copetrain checkpoint (bad magic; expected \"COPECKPT\")", path);
+        errf(err, errlen, "checkpoint %s: not a copetrain checkpoint (bad magic; expected \"COPECKPT\")", path);
         goto done;
     }
     if (file_size < 16 || !read_exact(f, hdr + 8, 8)) {
-        set_err(err, errlen, "checkpoint %s: truncated in the file header (%llu bytes)", path,
+        errf(err, errlen, "checkpoint %s: truncated in the file header (%llu bytes)", path,
                 (unsigned long long)file_size);
         goto done;
     }
     uint32_t version = get_u32(hdr + 8), count = get_u32(hdr + 12);
     if (version != CHECKPOINT_VERSION) {
-        set_err(err, errlen, "checkpoint %s: unsupported format version %u (this build reads version %d)", path,
+        errf(err, errlen, "checkpoint %s: unsupported format version %u (this build reads version %d)", path,
                 version, CHECKPOINT_VERSION);
         goto done;
     }
     if ((uint64_t)count > (file_size - 16) / SECTION_MIN_BYTES) {
-        set_err(err, errlen, "checkpoint %s: truncated or corrupt: header claims %u sections, file has only %llu bytes",
+        errf(err, errlen, "checkpoint %s: truncated or corrupt: header claims %u sections, file has only %llu bytes",
                 path, count, (unsigned long long)file_size);
         goto done;
     }
@@ -296,29 +177,29 @@ static int read_sections(const char *path, CkptSection *sections, int n, int ver
     for (uint32_t k = 0; k < count; k++) {
         unsigned char b[12];
         if (file_size - pos < 4 || !read_exact(f, b, 4)) {
-            set_err(err, errlen, "checkpoint %s: truncated in the header of section #%u%s%s%s", path, k,
+            errf(err, errlen, "checkpoint %s: truncated in the header of section #%u%s%s%s", path, k,
                     prev ? " (after '" : "", prev ? prev : "", prev ? "')" : "");
             goto done;
         }
         pos += 4;
         uint32_t len = get_u32(b);
         if (len == 0 || len > NAME_MAX_LEN) {
-            set_err(err, errlen, "checkpoint %s: corrupt: section #%u has a name length of %u (1 to %d expected)",
+            errf(err, errlen, "checkpoint %s: corrupt: section #%u has a name length of %u (1 to %d expected)",
                     path, k, len, NAME_MAX_LEN);
             goto done;
         }
         if (file_size - pos < len || !read_exact(f, name, len)) {
-            set_err(err, errlen, "checkpoint %s: truncated in the name of section #%u", path, k);
+            errf(err, errlen, "checkpoint %s: truncated in the name of section #%u", path, k);
             goto done;
         }
         pos += len;
         name[len] = '\0';
         if (memchr(name, '\0', len)) {
-            set_err(err, errlen, "checkpoint %s: corrupt: section #%u has a NUL in its name", path, k);
+            errf(err, errlen, "checkpoint %s: corrupt: section #%u has a NUL in its name", path, k);
             goto done;
         }
         if (file_size - pos < 12 || !read_exact(f, b, 12)) {
-            set_err(err, errlen, "checkpoint %s: truncated in section '%s' (its size and CRC are cut off)", path,
+            errf(err, errlen, "checkpoint %s: truncated in section '%s' (its size and CRC are cut off)", path,
                     name);
             goto done;
         }
@@ -326,7 +207,7 @@ static int read_sections(const char *path, CkptSection *sections, int n, int ver
         uint64_t size = get_u64(b);
         uint32_t crc = get_u32(b + 8);
         if (size > file_size - pos) {
-            set_err(err, errlen,
+            errf(err, errlen,
                     "checkpoint %s: truncated in section '%s' (%llu payload bytes expected, %llu left in the file)",
                     path, name, (unsigned long long)size, (unsigned long long)(file_size - pos));
             goto done;
@@ -340,7 +221,7 @@ static int read_sections(const char *path, CkptSection *sections, int n, int ver
             }
         }
         if (idx >= 0 && found[idx]) {
-            set_err(err, errlen, "checkpoint %s: corrupt: section '%s' appears twice", path, name);
+            errf(err, errlen, "checkpoint %s: corrupt: section '%s' appears twice", path, name);
             goto done;
         }
         if (idx < 0) {
@@ -351,12 +232,12 @@ static int read_sections(const char *path, CkptSection *sections, int n, int ver
             // A caller's buffer fixes the size; a reader-allocated section may ask for a size or take any.
             int check_size = s->data != NULL || want_size[idx] > 0;
             if (check_size && size != (uint64_t)want_size[idx]) {
-                set_err(err, errlen, "checkpoint %s: section '%s' has %llu bytes, expected %zu", path, name,
+                errf(err, errlen, "checkpoint %s: section '%s' has %llu bytes, expected %zu", path, name,
                         (unsigned long long)size, want_size[idx]);
                 goto done;
             }
             if (size >= SIZE_MAX) {
-                set_err(err, errlen, "checkpoint %s: section '%s' is too large (%llu bytes)", path, name,
+                errf(err, errlen, "checkpoint %s: section '%s' is too large (%llu bytes)", path, name,
                         (unsigned long long)size);
                 goto done;
             }
@@ -364,7 +245,7 @@ static int read_sections(const char *path, CkptSection *sections, int n, int ver
                 // One byte more so a text section (the config JSON) can be used as a C string.
                 s->data = malloc((size_t)size + 1);
                 if (!s->data) {
-                    set_err(err, errlen, "checkpoint %s: out of memory for section '%s' (%llu bytes)", path, name,
+                    errf(err, errlen, "checkpoint %s: out of memory for section '%s' (%llu bytes)", path, name,
                             (unsigned long long)size);
                     goto done;
                 }
@@ -372,13 +253,13 @@ static int read_sections(const char *path, CkptSection *sections, int n, int ver
                 allocated[idx] = 1;
             }
             if (!read_exact(f, s->data, (size_t)size)) {
-                set_err(err, errlen, "checkpoint %s: read of section '%s' failed: %s", path, name,
+                errf(err, errlen, "checkpoint %s: read of section '%s' failed: %s", path, name,
                         ferror(f) ? strerror(errno) : "file shrank while reading");
                 goto done;
             }
             uint32_t got = crc_of(s->data, (size_t)size);
             if (got != crc) {
-                set_err(err, errlen, "checkpoint %s: CRC mismatch in section '%s' (stored %08x, computed %08x): the "
+                errf(err, errlen, "checkpoint %s: CRC mismatch in section '%s' (stored %08x, computed %08x): the "
                         "file is corrupt", path, name, crc, got);
                 goto done;
             }
@@ -390,13 +271,13 @@ static int read_sections(const char *path, CkptSection *sections, int n, int ver
         prev = prev_buf;
     }
     if (pos != file_size) {
-        set_err(err, errlen, "checkpoint %s: corrupt: %llu unexpected bytes after the last section", path,
+        errf(err, errlen, "checkpoint %s: corrupt: %llu unexpected bytes after the last section", path,
                 (unsigned long long)(file_size - pos));
         goto done;
     }
     for (int i = 0; i < n; i++) {
         if (!found[i]) {
-            set_err(err, errlen, "checkpoint %s: missing section '%s'", path, sections[i].name);
+            errf(err, errlen, "checkpoint %s: missing section '%s'", path, sections[i].name);
             goto done;
         }
     }
@@ -455,7 +336,7 @@ static int cmp_long_desc(const void *a, const void *b) {
 static int list_steps(const char *run_dir, long max_step, long **out, size_t *count, char *err, int errlen) {
     DIR *d = opendir(run_dir);
     if (!d) {
-        set_err(err, errlen, "checkpoint folder %s: cannot list it: %s", run_dir, strerror(errno));
+        errf(err, errlen, "checkpoint folder %s: cannot list it: %s", run_dir, strerror(errno));
         return -1;
     }
     long *steps = NULL;
@@ -470,7 +351,7 @@ static int list_steps(const char *run_dir, long max_step, long **out, size_t *co
             if (!grown) {
                 free(steps);
                 closedir(d);
-                set_err(err, errlen, "checkpoint folder %s: out of memory", run_dir);
+                errf(err, errlen, "checkpoint folder %s: out of memory", run_dir);
                 return -1;
             }
             steps = grown;
@@ -495,7 +376,7 @@ static int prune(const char *run_dir, long step, int keep, char *err, int errlen
         char path[4096];
         snprintf(path, sizeof path, "%s/ckpt_%08ld.bin", run_dir, steps[i]);
         if (unlink(path) != 0 && errno != ENOENT && rc == 0) {
-            set_err(err, errlen, "checkpoint %s: cannot delete old checkpoint: %s", path, strerror(errno));
+            errf(err, errlen, "checkpoint %s: cannot delete old checkpoint: %s", path, strerror(errno));
             rc = -1;
         }
     }
@@ -522,18 +403,18 @@ int checkpoint_newest_intact(const char *run_dir, long below_step, char *name, i
 int checkpoint_save_step(const char *run_dir, long step, int keep, const CkptSection *sections, int n, char *err,
                          int errlen) {
     if (keep < 1) {
-        set_err(err, errlen, "checkpoint folder %s: keep must be at least 1 (got %d)", run_dir, keep);
+        errf(err, errlen, "checkpoint folder %s: keep must be at least 1 (got %d)", run_dir, keep);
         return -1;
     }
     if (step < 0) {
-        set_err(err, errlen, "checkpoint folder %s: negative step %ld", run_dir, step);
+        errf(err, errlen, "checkpoint folder %s: negative step %ld", run_dir, step);
         return -1;
     }
     char file[64], path[4096], latest[4096];
     snprintf(file, sizeof file, "ckpt_%08ld.bin", step);
     if (snprintf(path, sizeof path, "%s/%s", run_dir, file) >= (int)sizeof path ||
         snprintf(latest, sizeof latest, "%s/latest", run_dir) >= (int)sizeof latest) {
-        set_err(err, errlen, "checkpoint folder %s: path too long", run_dir);
+        errf(err, errlen, "checkpoint folder %s: path too long", run_dir);
         return -1;
     }
     if (checkpoint_write(path, sections, n, err, errlen) != 0) return -1;
@@ -550,15 +431,15 @@ int checkpoint_save_step(const char *run_dir, long step, int keep, const CkptSec
 int checkpoint_latest(const char *run_dir, char *path, int pathlen, char *err, int errlen) {
     char latest[4096];
     if (snprintf(latest, sizeof latest, "%s/latest", run_dir) >= (int)sizeof latest) {
-        set_err(err, errlen, "checkpoint folder %s: path too long", run_dir);
+        errf(err, errlen, "checkpoint folder %s: path too long", run_dir);
         return -1;
     }
     FILE *f = fopen(latest, "rb");
     if (!f) {
         if (errno == ENOENT)
-            set_err(err, errlen, "checkpoint folder %s: no checkpoint yet (%s does not exist)", run_dir, latest);
+            errf(err, errlen, "checkpoint folder %s: no checkpoint yet (%s does not exist)", run_dir, latest);
         else
-            set_err(err, errlen, "checkpoint folder %s: cannot open %s: %s", run_dir, latest, strerror(errno));
+            errf(err, errlen, "checkpoint folder %s: cannot open %s: %s", run_dir, latest, strerror(errno));
         return -1;
     }
     char name[256];
@@ -566,23 +447,23 @@ int checkpoint_latest(const char *run_dir, char *path, int pathlen, char *err, i
     int read_error = ferror(f);
     fclose(f);
     if (read_error) {
-        set_err(err, errlen, "checkpoint folder %s: cannot read %s", run_dir, latest);
+        errf(err, errlen, "checkpoint folder %s: cannot read %s", run_dir, latest);
         return -1;
     }
     name[got] = '\0';
     if (got > 0 && name[got - 1] == '\n') name[--got] = '\0';
     long step;
     if (strlen(name) != got || !parse_ckpt_name(name, &step)) {
-        set_err(err, errlen, "checkpoint folder %s: %s does not hold a checkpoint file name (ckpt_<step>.bin)",
+        errf(err, errlen, "checkpoint folder %s: %s does not hold a checkpoint file name (ckpt_<step>.bin)",
                 run_dir, latest);
         return -1;
     }
     if (snprintf(path, (size_t)pathlen, "%s/%s", run_dir, name) >= pathlen) {
-        set_err(err, errlen, "checkpoint folder %s: path of %s does not fit in %d bytes", run_dir, name, pathlen);
+        errf(err, errlen, "checkpoint folder %s: path of %s does not fit in %d bytes", run_dir, name, pathlen);
         return -1;
     }
     if (access(path, F_OK) != 0) {
-        set_err(err, errlen, "checkpoint folder %s: latest points to %s, which does not exist", run_dir, name);
+        errf(err, errlen, "checkpoint folder %s: latest points to %s, which does not exist", run_dir, name);
         return -1;
     }
     return 0;

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "budget.h"
+#include "args.h"
 #include "config.h"
 #include "evaluate.h"
 #include "model.h"
@@ -60,16 +61,6 @@ static void usage(void) {
             "The checkpoint must belong to the run (its config that of runs/<name>/config.json).\n"
             "Exit status: 0, 3 when some lengths were refused (position encoding or memory), 2 for bad\n"
             "arguments, 1 for errors.\n");
-}
-
-// A decimal integer in [0, max]; -1 for anything else.
-static int parse_count(const char *s, long max, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 0 || v > max) return -1;
-    *out = v;
-    return 0;
 }
 
 // Splits a comma-separated list in place into at most MAX_LIST items.
@@ -476,7 +467,7 @@ static int prepare_lengths(Evaluation *e, const EvalArgs *a) {
 static void write_line(FILE *out, const Evaluation *e, const EvalArgs *a, Task *task, const char *split, long length,
                        int T, long n_seq, const EvalStats *es) {
     const char *ckpt_name = strrchr(e->ck.path, '/') ? strrchr(e->ck.path, '/') + 1 : e->ck.path;
-    double loss = es->loss_sum / (es->n_loss > 0 ? es->n_loss : 1);
+    double loss = eval_loss(es);
     fprintf(out, "{\"step\": %lld, \"checkpoint\": ", (long long)e->ck.state.step);
     json_string(out, ckpt_name);
     fprintf(out, ", \"split\": ");
@@ -488,10 +479,10 @@ static void write_line(FILE *out, const Evaluation *e, const EvalArgs *a, Task *
         json_number(out, "seq_error", 100 * eval_seq_error(es), "%.6g");
     }
     if (task_is_language_model(task)) {
-        json_number(out, "ppl", exp(loss), "%.9g");
-        json_number(out, "bits_per_token", loss / 0.69314718055994531, "%.9g");
+        json_number(out, "ppl", loss_ppl(loss), "%.9g");
+        json_number(out, "bits_per_token", loss_bits(loss), "%.9g");
         double bpt = task_bytes_per_token(task, split);
-        if (bpt > 0) json_number(out, "bits_per_byte", loss / 0.69314718055994531 / bpt, "%.9g");
+        if (bpt > 0) json_number(out, "bits_per_byte", loss_bits(loss) / bpt, "%.9g");
     }
     if (a->n_sets > 0) {
         fprintf(out, ", \"set\": [");
@@ -532,10 +523,10 @@ static int evaluate_one(Evaluation *e, const EvalArgs *a, int li, const char *sp
     if (rc != 0) return fail(1, "%s", err);
     long n_seq = task_split_size(task, split);
     if (a->sequences > 0 && a->sequences < n_seq) n_seq = a->sequences;
-    double loss = es.loss_sum / (es.n_loss > 0 ? es.n_loss : 1);
+    double loss = eval_loss(&es);
     if (lm)
-        printf("%-8s %7ld %7d %8ld %10.4f %10.3f %10.4f\n", split, length, T, n_seq, loss, exp(loss),
-               loss / 0.69314718055994531);
+        printf("%-8s %7ld %7d %8ld %10.4f %10.3f %10.4f\n", split, length, T, n_seq, loss, loss_ppl(loss),
+               loss_bits(loss));
     else
         printf("%-8s %7ld %7d %8ld %10.4f %10.2f %10.2f\n", split, length, T, n_seq, loss, 100 * eval_error(&es),
                100 * eval_seq_error(&es));

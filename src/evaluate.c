@@ -1,5 +1,6 @@
 #include "evaluate.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,9 @@ void eval_accumulate(EvalStats *s, const Model *m, const Batch *b) {
     }
 }
 
+double eval_loss(const EvalStats *s) { return s->loss_sum / (s->n_loss > 0 ? s->n_loss : 1); }
+double loss_bits(double nats) { return nats / 0.69314718055994531; }
+double loss_ppl(double nats) { return exp(nats); }
 double eval_error(const EvalStats *s) { return s->n_metric ? (double)s->n_metric_err / s->n_metric : 0.0; }
 double eval_seq_error(const EvalStats *s) { return s->n_seq ? (double)s->n_seq_err / s->n_seq : 0.0; }
 

@@ -17,8 +17,14 @@ typedef struct {
 
 // Adds the batch of the last model_forward (its losses and logits) to s.
 void eval_accumulate(EvalStats *s, const Model *m, const Batch *b);
+double eval_loss(const EvalStats *s);       // mean loss over the loss-mask positions, in nats
 double eval_error(const EvalStats *s);      // fraction of metric positions wrong
 double eval_seq_error(const EvalStats *s);  // fraction of sequences with an error
+
+// A mean loss in nats as bits (per token, or per byte after dividing by bytes per token), and as
+// perplexity.
+double loss_bits(double nats);
+double loss_ppl(double nats);
 
 // Evaluates up to max_sequences (0: all) of a split with dropout off, in batches of buf's
 // capacity. Deterministic; changes nothing but the model's activations.

@@ -8,6 +8,9 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
+#include "error.h"
+
 int runlog_open(RunLog *log, const char *run_dir, char *err, int errlen) {
     char path[1100];
     snprintf(log->dir, sizeof log->dir, "%s", run_dir);
@@ -66,8 +69,8 @@ int runlog_metrics(RunLog *log, long step, const char *split, double loss, doubl
         json_number(f, "seq_error", s->n_seq ? 100.0 * s->n_seq_err / s->n_seq : 0.0, "%.6g");
     }
     if (language_model) {
-        json_number(f, "ppl", exp(loss), "%.6g");
-        json_number(f, "bits_per_token", loss / 0.69314718055994531, "%.6g");
+        json_number(f, "ppl", loss_ppl(loss), "%.6g");
+        json_number(f, "bits_per_token", loss_bits(loss), "%.6g");
     }
     fprintf(f, "}\n");
     if (fflush(f) != 0 || ferror(f)) {
@@ -78,15 +81,13 @@ int runlog_metrics(RunLog *log, long step, const char *split, double loss, doubl
 }
 
 int runlog_truncate_metrics(RunLog *log, long step, int log_interval, long steps, char *err, int errlen) {
-    char path[1100], tmp[1200];
+    char path[1100];
     snprintf(path, sizeof path, "%s/metrics.jsonl", log->dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *in = fopen(path, "r");
     if (!in) return 0;  // nothing logged yet
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
+    AtomicFile out;
+    if (atomic_open(&out, path, err, errlen) != 0) {
         fclose(in);
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         return -1;
     }
     char *line = NULL;
@@ -99,41 +100,13 @@ int runlog_truncate_metrics(RunLog *log, long step, int log_interval, long steps
         if (line[len - 1] != '\n' || sscanf(line, "{\"step\": %ld, \"split\": \"%63[^\"]", &s, split) != 2) continue;
         int train_line = strcmp(split, "train") == 0;
         if (s > step || (s == step && (!train_line || (s % log_interval != 0 && s != steps)))) continue;
-        fputs(line, out);
+        atomic_write(&out, line, (size_t)len);
     }
     free(line);
     fclose(in);
-    int ok = fflush(out) == 0 && !ferror(out) && fsync(fileno(out)) == 0;
-    ok = (fclose(out) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot rewrite %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
+    if (atomic_commit(&out, err, errlen) != 0) return -1;
     fclose(log->metrics);
     log->metrics = fopen(path, "a");
-    if (!log->metrics) {
-        snprintf(err, errlen, "cannot open %s for appending: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-int runlog_write_atomic(const char *path, const char *text, char *err, int errlen) {
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
+    if (!log->metrics) return errf(err, errlen, "cannot open %s for appending: %s", path, strerror(errno));
     return 0;
 }

@@ -1,5 +1,5 @@
-// A run's outputs besides checkpoints: log.txt (everything printed), metrics.jsonl (one JSON
-// object per line) and atomic writes of small files.
+// A run's outputs besides checkpoints: log.txt (everything printed) and metrics.jsonl (one JSON
+// object per line).
 #ifndef RUNLOG_H
 #define RUNLOG_H
 
@@ -32,7 +32,5 @@ int runlog_truncate_metrics(RunLog *log, long step, int log_interval, long steps
 // Writes `, "key": value` to a JSON object in `format`; a non-finite value is written as null with
 // a "key_nonfinite" string beside it ("nan", "inf", "-inf"), so every line stays JSON.
 void json_number(FILE *f, const char *key, double v, const char *format);
-// Writes text to path atomically (temporary file, fsync, rename).
-int runlog_write_atomic(const char *path, const char *text, char *err, int errlen);
 
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 
 
+#include "args.h"
 #include "config.h"
 #include "model.h"
 #include "run.h"
@@ -36,16 +37,6 @@ static void usage(void) {
             "  --threads N        threads (default: the run's run.threads, 0 = all cores)\n"
             "For language-model runs (task.name lm), byte or word tokenizer. Deterministic for the\n"
             "same arguments and thread count.\n");
-}
-
-// A decimal integer in [0, max]; -1 for anything else.
-static int parse_count(const char *s, long max, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 0 || v > max) return -1;
-    *out = v;
-    return 0;
 }
 
 // The prompt's tokens (malloc'd, *n of them).

@@ -22,6 +22,8 @@
 
 #include <cblas.h>
 
+#include "args.h"
+#include "atomic_file.h"
 #include "budget.h"
 #include "checkpoint.h"
 #include "config.h"
@@ -283,7 +285,7 @@ static int open_or_resume_run(Trainer *tr, const Args *a) {
     config_print(&tr->cfg, log->text);
     runlog_printf(log, "threads: %d (OpenMP), OpenBLAS core %s, %s\n", tr->threads, openblas_get_corename(), REAL_NAME);
     char *json = config_to_json(&tr->cfg);
-    int rc = json ? runlog_write_atomic(config_json, json, err, sizeof err) : -1;
+    int rc = json ? atomic_write_file(config_json, json, strlen(json), err, sizeof err) : -1;
     free(json);
     if (rc != 0) return fail(1, "%s", json ? err : "out of memory");
     runlog_printf(log, "model: %ld parameters, activations %.1f MiB for %d × %d\n", tr->model.n_params,
@@ -429,7 +431,7 @@ static int evaluate_due(Trainer *tr) {
         int rc = evaluate_split(&tr->model, tr->task, splits[s], tc->eval_sequences, &b, &es, err, sizeof err);
         batch_free(&b);
         if (rc != 0) return fail(1, "evaluation: %s", err);
-        double loss = es.loss_sum / (es.n_loss > 0 ? es.n_loss : 1);
+        double loss = eval_loss(&es);
         runlog_printf(&tr->log, "eval %-8s step %ld | loss %.4f | err %6.2f%% | seq err %6.2f%%\n", splits[s], step,
                       loss, 100 * eval_error(&es), 100 * eval_seq_error(&es));
         if (runlog_metrics(&tr->log, step, splits[s], loss, tr->st.lr, 0, &es, task_is_language_model(tr->task), err,

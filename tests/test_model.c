@@ -3,6 +3,7 @@
 // at a repeated forward.
 #include <math.h>
 
+#include "args.h"
 #include "budget.h"
 #include "check.h"
 #include "model.h"
