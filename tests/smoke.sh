@@ -36,10 +36,6 @@ refused() {
         tail -40 "$TMP/$name.out"
     fi
 }
-# Leak detection off, for the paths that leak today (to be fixed in src/eval.c and src/train.c):
-# ./eval's error exits after it has read the checkpoint's config and its return after --heatmap,
-# and ./train's error exits after it has built the task and the model (not run here).
-leaky() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$@"; }
 # The training losses of a run, one per step (tokens_per_s varies and is dropped).
 losses() { grep '"split": "train"' "$1/metrics.jsonl" | sed -E 's/, "tokens_per_s": [0-9.e+-]+//'; }
 
@@ -53,9 +49,17 @@ if [ -n "$(losses "$TMP/a")" ] && [ "$(losses "$TMP/a")" = "$(losses "$TMP/r")" 
     ok "the resumed run has the losses of the straight one"
 else bad "the resumed run's losses differ"; fi
 runs "eval: every split at 128 and 256 tokens" "$BIN/eval" "$TMP/a" --lengths 128,256 --sequences 16
-runs "eval: heat maps" leaky "$BIN/eval" "$TMP/a" --heatmap "$TMP/hm" --layer 1 --head 2
+runs "eval: heat maps" "$BIN/eval" "$TMP/a" --heatmap "$TMP/hm" --layer 1 --head 2
 refused "train: a typo in a key is refused" "train.lrr" "$BIN/train" $TINY --set train.lrr=1
-refused "eval: an unknown split is refused" "valid, test, sparse, dense" leaky "$BIN/eval" "$TMP/a" --split nope
+refused "eval: an unknown split is refused" "valid, test, sparse, dense" "$BIN/eval" "$TMP/a" --split nope
+# Error exits after the task, the model and the run are set up: nothing may leak on any of them.
+refused "train: a resume with another model is refused" "model.d_model" "$BIN/train" $TINY --set run.name=a \
+    --set model.d_model=32 --resume
+refused "train: a run over the memory limit is refused" "needs" "$BIN/train" $TINY --set run.name=m --memory-limit 1M
+refused "train: divergence stops the run" "diverged at step" "$BIN/train" $TINY --set run.name=d --set train.lr=10 \
+    --set train.weight_decay=10 --set train.grad_clip=0 --set train.steps=40
+refused "eval: a model override is refused" "model.d_model" "$BIN/eval" "$TMP/a" --set model.d_model=8
+refused "eval: a length past the longest context is refused" "is not an integer from 1" "$BIN/eval" "$TMP/a" --lengths 2000000
 refused "sample: a flip-flop run is refused" "needs a language-model run" "$BIN/sample" "$TMP/a" --prompt x
 
 yes "the quick brown fox jumps over the lazy dog." | head -300 >"$TMP/text.txt"
