@@ -119,184 +119,179 @@ static int skip_section(FILE *f, const char *path, const char *name, uint64_t si
     return -1;
 }
 
-// checkpoint_read, and with verify_all the CRC of every other section too.
-static int read_sections(const char *path, CkptSection *sections, int n, int verify_all, char *err, int errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            errf(err, errlen, "checkpoint %s: no such file", path);
-        else
-            errf(err, errlen, "checkpoint %s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
+// A checkpoint being read: the file, its size and how far the reader is.
+typedef struct {
+    const char *path;
+    FILE *f;
+    uint64_t size, pos;
+    char name[NAME_MAX_LEN + 1];  // the current section's name
+    char prev[NAME_MAX_LEN + 1];  // the previous section's, for naming where a truncation happened
+} Reader;
+
+static int reader_open(Reader *r, const char *path, char *err, int errlen) {
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->f = fopen(path, "rb");
+    if (!r->f)
+        return errno == ENOENT ? errf(err, errlen, "checkpoint %s: no such file", path)
+                               : errf(err, errlen, "checkpoint %s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        errf(err, errlen, "checkpoint %s: not a regular file", path);
-        fclose(f);
-        return -1;
+    if (fstat(fileno(r->f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(r->f);
+        return errf(err, errlen, "checkpoint %s: not a regular file", path);
     }
-    uint64_t file_size = (uint64_t)st.st_size;
+    r->size = (uint64_t)st.st_size;
+    return 0;
+}
 
-    // What each requested section looked like on entry, to undo the reader's allocations on failure.
-    char *found = calloc((size_t)(n > 0 ? n : 1), 1);
-    size_t *want_size = malloc(sizeof(size_t) * (size_t)(n > 0 ? n : 1));
-    char *allocated = calloc((size_t)(n > 0 ? n : 1), 1);
-    char name[NAME_MAX_LEN + 1];
-    int rc = -1;
-    if (!found || !want_size || !allocated) {
-        errf(err, errlen, "checkpoint %s: out of memory", path);
-        goto done;
-    }
-    for (int i = 0; i < n; i++) want_size[i] = sections[i].size;
-
+// The file header: magic, version and a section count the file size can hold.
+static int read_header(Reader *r, uint32_t *count, char *err, int errlen) {
     unsigned char hdr[16];
-    if (file_size < 8 || !read_exact(f, hdr, 8) || memcmp(hdr, MAGIC, 8) != 0) {
-        errf(err, errlen, "checkpoint %s: not a copetrain checkpoint (bad magic; expected \"COPECKPT\")", path);
-        goto done;
-    }
-    if (file_size < 16 || !read_exact(f, hdr + 8, 8)) {
-        errf(err, errlen, "checkpoint %s: truncated in the file header (%llu bytes)", path,
-                (unsigned long long)file_size);
-        goto done;
-    }
-    uint32_t version = get_u32(hdr + 8), count = get_u32(hdr + 12);
-    if (version != CHECKPOINT_VERSION) {
-        errf(err, errlen, "checkpoint %s: unsupported format version %u (this build reads version %d)", path,
-                version, CHECKPOINT_VERSION);
-        goto done;
-    }
-    if ((uint64_t)count > (file_size - 16) / SECTION_MIN_BYTES) {
-        errf(err, errlen, "checkpoint %s: truncated or corrupt: header claims %u sections, file has only %llu bytes",
-                path, count, (unsigned long long)file_size);
-        goto done;
-    }
+    if (r->size < 8 || !read_exact(r->f, hdr, 8) || memcmp(hdr, MAGIC, 8) != 0)
+        return errf(err, errlen, "checkpoint %s: not a copetrain checkpoint (bad magic; expected \"COPECKPT\")", r->path);
+    if (r->size < 16 || !read_exact(r->f, hdr + 8, 8))
+        return errf(err, errlen, "checkpoint %s: truncated in the file header (%llu bytes)", r->path,
+                    (unsigned long long)r->size);
+    uint32_t version = get_u32(hdr + 8);
+    *count = get_u32(hdr + 12);
+    if (version != CHECKPOINT_VERSION)
+        return errf(err, errlen, "checkpoint %s: unsupported format version %u (this build reads version %d)", r->path,
+                    version, CHECKPOINT_VERSION);
+    if ((uint64_t)*count > (r->size - 16) / SECTION_MIN_BYTES)
+        return errf(err, errlen, "checkpoint %s: truncated or corrupt: header claims %u sections, file has only %llu bytes",
+                    r->path, *count, (unsigned long long)r->size);
+    r->pos = 16;
+    return 0;
+}
 
-    uint64_t pos = 16;
-    const char *prev = NULL;  // for naming where a truncation happened
-    char prev_buf[NAME_MAX_LEN + 1];
-    for (uint32_t k = 0; k < count; k++) {
-        unsigned char b[12];
-        if (file_size - pos < 4 || !read_exact(f, b, 4)) {
-            errf(err, errlen, "checkpoint %s: truncated in the header of section #%u%s%s%s", path, k,
-                    prev ? " (after '" : "", prev ? prev : "", prev ? "')" : "");
-            goto done;
-        }
-        pos += 4;
-        uint32_t len = get_u32(b);
-        if (len == 0 || len > NAME_MAX_LEN) {
-            errf(err, errlen, "checkpoint %s: corrupt: section #%u has a name length of %u (1 to %d expected)",
-                    path, k, len, NAME_MAX_LEN);
-            goto done;
-        }
-        if (file_size - pos < len || !read_exact(f, name, len)) {
-            errf(err, errlen, "checkpoint %s: truncated in the name of section #%u", path, k);
-            goto done;
-        }
-        pos += len;
-        name[len] = '\0';
-        if (memchr(name, '\0', len)) {
-            errf(err, errlen, "checkpoint %s: corrupt: section #%u has a NUL in its name", path, k);
-            goto done;
-        }
-        if (file_size - pos < 12 || !read_exact(f, b, 12)) {
-            errf(err, errlen, "checkpoint %s: truncated in section '%s' (its size and CRC are cut off)", path,
-                    name);
-            goto done;
-        }
-        pos += 12;
-        uint64_t size = get_u64(b);
-        uint32_t crc = get_u32(b + 8);
-        if (size > file_size - pos) {
-            errf(err, errlen,
+// Section #k's name (into r->name), payload size and CRC; the payload must fit in the file.
+static int read_section_header(Reader *r, uint32_t k, uint64_t *size, uint32_t *crc, char *err, int errlen) {
+    unsigned char b[12];
+    if (r->size - r->pos < 4 || !read_exact(r->f, b, 4))
+        return errf(err, errlen, "checkpoint %s: truncated in the header of section #%u%s%s%s", r->path, k,
+                    r->prev[0] ? " (after '" : "", r->prev, r->prev[0] ? "')" : "");
+    r->pos += 4;
+    uint32_t len = get_u32(b);
+    if (len == 0 || len > NAME_MAX_LEN)
+        return errf(err, errlen, "checkpoint %s: corrupt: section #%u has a name length of %u (1 to %d expected)",
+                    r->path, k, len, NAME_MAX_LEN);
+    if (r->size - r->pos < len || !read_exact(r->f, r->name, len))
+        return errf(err, errlen, "checkpoint %s: truncated in the name of section #%u", r->path, k);
+    r->pos += len;
+    r->name[len] = '\0';
+    if (memchr(r->name, '\0', len))
+        return errf(err, errlen, "checkpoint %s: corrupt: section #%u has a NUL in its name", r->path, k);
+    if (r->size - r->pos < 12 || !read_exact(r->f, b, 12))
+        return errf(err, errlen, "checkpoint %s: truncated in section '%s' (its size and CRC are cut off)", r->path,
+                    r->name);
+    r->pos += 12;
+    *size = get_u64(b);
+    *crc = get_u32(b + 8);
+    if (*size > r->size - r->pos)
+        return errf(err, errlen,
                     "checkpoint %s: truncated in section '%s' (%llu payload bytes expected, %llu left in the file)",
-                    path, name, (unsigned long long)size, (unsigned long long)(file_size - pos));
-            goto done;
-        }
+                    r->path, r->name, (unsigned long long)*size, (unsigned long long)(r->size - r->pos));
+    return 0;
+}
 
-        int idx = -1;
-        for (int i = 0; i < n; i++) {
-            if (strcmp(sections[i].name, name) == 0) {
-                idx = i;
-                break;
-            }
-        }
-        if (idx >= 0 && found[idx]) {
-            errf(err, errlen, "checkpoint %s: corrupt: section '%s' appears twice", path, name);
-            goto done;
-        }
+// A requested section's payload into s (allocated when s->data is NULL: *allocated set), size- and
+// CRC-checked. want is the size the caller asked for (0: any, for a reader-allocated section).
+static int read_payload(Reader *r, CkptSection *s, size_t want, uint64_t size, uint32_t crc, char *allocated,
+                        char *err, int errlen) {
+    // A caller's buffer fixes the size; a reader-allocated section may ask for a size or take any.
+    if ((s->data != NULL || want > 0) && size != (uint64_t)want)
+        return errf(err, errlen, "checkpoint %s: section '%s' has %llu bytes, expected %zu", r->path, r->name,
+                    (unsigned long long)size, want);
+    if (size >= SIZE_MAX)
+        return errf(err, errlen, "checkpoint %s: section '%s' is too large (%llu bytes)", r->path, r->name,
+                    (unsigned long long)size);
+    if (!s->data) {
+        // One byte more so a text section (the config JSON) can be used as a C string.
+        s->data = malloc((size_t)size + 1);
+        if (!s->data)
+            return errf(err, errlen, "checkpoint %s: out of memory for section '%s' (%llu bytes)", r->path, r->name,
+                        (unsigned long long)size);
+        ((char *)s->data)[size] = '\0';
+        *allocated = 1;
+    }
+    if (!read_exact(r->f, s->data, (size_t)size))
+        return errf(err, errlen, "checkpoint %s: read of section '%s' failed: %s", r->path, r->name,
+                    ferror(r->f) ? strerror(errno) : "file shrank while reading");
+    uint32_t got = crc_of(s->data, (size_t)size);
+    if (got != crc)
+        return errf(err, errlen,
+                    "checkpoint %s: CRC mismatch in section '%s' (stored %08x, computed %08x): the file is corrupt",
+                    r->path, r->name, crc, got);
+    s->size = (size_t)size;
+    return 0;
+}
+
+static int find_section(const CkptSection *sections, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(sections[i].name, name) == 0) return i;
+    return -1;
+}
+
+// Every section of the file, in file order: the requested ones read, the others skipped (or, with
+// verify_all, CRC-checked). found[i] marks the requested sections seen.
+static int read_body(Reader *r, uint32_t count, CkptSection *sections, int n, const size_t *want, char *found,
+                     char *allocated, int verify_all, char *err, int errlen) {
+    for (uint32_t k = 0; k < count; k++) {
+        uint64_t size;
+        uint32_t crc;
+        if (read_section_header(r, k, &size, &crc, err, errlen) != 0) return -1;
+        int idx = find_section(sections, n, r->name);
+        if (idx >= 0 && found[idx])
+            return errf(err, errlen, "checkpoint %s: corrupt: section '%s' appears twice", r->path, r->name);
         if (idx < 0) {
             // Not asked for: skip it (its CRC is only checked by a reader that asks for it).
-            if (skip_section(f, path, name, size, crc, verify_all, err, errlen) != 0) goto done;
+            if (skip_section(r->f, r->path, r->name, size, crc, verify_all, err, errlen) != 0) return -1;
         } else {
-            CkptSection *s = &sections[idx];
-            // A caller's buffer fixes the size; a reader-allocated section may ask for a size or take any.
-            int check_size = s->data != NULL || want_size[idx] > 0;
-            if (check_size && size != (uint64_t)want_size[idx]) {
-                errf(err, errlen, "checkpoint %s: section '%s' has %llu bytes, expected %zu", path, name,
-                        (unsigned long long)size, want_size[idx]);
-                goto done;
-            }
-            if (size >= SIZE_MAX) {
-                errf(err, errlen, "checkpoint %s: section '%s' is too large (%llu bytes)", path, name,
-                        (unsigned long long)size);
-                goto done;
-            }
-            if (!s->data) {
-                // One byte more so a text section (the config JSON) can be used as a C string.
-                s->data = malloc((size_t)size + 1);
-                if (!s->data) {
-                    errf(err, errlen, "checkpoint %s: out of memory for section '%s' (%llu bytes)", path, name,
-                            (unsigned long long)size);
-                    goto done;
-                }
-                ((char *)s->data)[size] = '\0';
-                allocated[idx] = 1;
-            }
-            if (!read_exact(f, s->data, (size_t)size)) {
-                errf(err, errlen, "checkpoint %s: read of section '%s' failed: %s", path, name,
-                        ferror(f) ? strerror(errno) : "file shrank while reading");
-                goto done;
-            }
-            uint32_t got = crc_of(s->data, (size_t)size);
-            if (got != crc) {
-                errf(err, errlen, "checkpoint %s: CRC mismatch in section '%s' (stored %08x, computed %08x): the "
-                        "file is corrupt", path, name, crc, got);
-                goto done;
-            }
-            s->size = (size_t)size;
+            if (read_payload(r, &sections[idx], want[idx], size, crc, &allocated[idx], err, errlen) != 0) return -1;
             found[idx] = 1;
         }
-        pos += size;
-        snprintf(prev_buf, sizeof prev_buf, "%s", name);
-        prev = prev_buf;
+        r->pos += size;
+        memcpy(r->prev, r->name, sizeof r->prev);
     }
-    if (pos != file_size) {
-        errf(err, errlen, "checkpoint %s: corrupt: %llu unexpected bytes after the last section", path,
-                (unsigned long long)(file_size - pos));
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        if (!found[i]) {
-            errf(err, errlen, "checkpoint %s: missing section '%s'", path, sections[i].name);
-            goto done;
-        }
-    }
-    rc = 0;
+    if (r->pos != r->size)
+        return errf(err, errlen, "checkpoint %s: corrupt: %llu unexpected bytes after the last section", r->path,
+                    (unsigned long long)(r->size - r->pos));
+    for (int i = 0; i < n; i++)
+        if (!found[i]) return errf(err, errlen, "checkpoint %s: missing section '%s'", r->path, sections[i].name);
+    return 0;
+}
 
-done:
-    if (rc != 0 && allocated) {
+// checkpoint_read, and with verify_all the CRC of every other section too.
+static int read_sections(const char *path, CkptSection *sections, int n, int verify_all, char *err, int errlen) {
+    Reader r;
+    if (reader_open(&r, path, err, errlen) != 0) return -1;
+    // What each requested section looked like on entry, to undo the reader's allocations on failure.
+    size_t slots = (size_t)(n > 0 ? n : 1);
+    char *found = calloc(slots, 1), *allocated = calloc(slots, 1);
+    size_t *want = malloc(sizeof(size_t) * slots);
+    uint32_t count;
+    int rc = -1;
+    if (!found || !want || !allocated) {
+        errf(err, errlen, "checkpoint %s: out of memory", path);
+    } else {
+        for (int i = 0; i < n; i++) want[i] = sections[i].size;
+        rc = read_header(&r, &count, err, errlen) == 0 &&
+                     read_body(&r, count, sections, n, want, found, allocated, verify_all, err, errlen) == 0
+                 ? 0
+                 : -1;
+    }
+    if (rc != 0 && allocated && want)
         for (int i = 0; i < n; i++) {
             if (allocated[i]) {
                 free(sections[i].data);
                 sections[i].data = NULL;
             }
-            sections[i].size = want_size[i];
+            sections[i].size = want[i];
         }
-    }
     free(found);
-    free(want_size);
+    free(want);
     free(allocated);
-    fclose(f);
+    fclose(r.f);
     return rc;
 }
 
