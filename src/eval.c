@@ -208,6 +208,30 @@ static double percentile(const float *x, long n, double q) {
     return r;
 }
 
+// The tokens of the drawn sequence, one line per position, beside the pictures.
+static int write_tokens(const char *path, const char *dir, Task *task, const Batch *b, int n, const char *split,
+                        long seq, int layer, int head) {
+    if (make_dirs(dir) != 0) {
+        fprintf(stderr, "eval: cannot create %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "eval: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# split %s, sequence %ld, layer %d, head %d; row i = query position i, column j = key j\n", split, seq,
+            layer, head);
+    fprintf(f, "# position\tinput token\tnext-token target\n");
+    for (int t = 0; t < n; t++)
+        fprintf(f, "%d\t%s\t%s\n", t, task_token_str(task, b->tokens[t]), task_token_str(task, b->targets[t]));
+    if (fclose(f) != 0) {
+        fprintf(stderr, "eval: write error on %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 static int heatmaps(Model *m, Task *task, const char *split, long seq, int layer, int head, const char *dir) {
     char err[1024];
     if (layer < 0 || layer >= m->L || head < 0 || head >= m->H) {
@@ -237,25 +261,12 @@ static int heatmaps(Model *m, Task *task, const char *split, long seq, int layer
     int n = 0;  // the sequence's real length: right padding is cropped
     for (int t = 0; t < T; t++)
         if (!b.key_pad[t]) n = t + 1;
-    if (make_dirs(dir) != 0) {
-        fprintf(stderr, "eval: cannot create %s: %s\n", dir, strerror(errno));
-        batch_free(&b);
-        return 1;
-    }
     char path[1200];
     snprintf(path, sizeof path, "%s/L%d_H%d_tokens.txt", dir, layer, head);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "eval: cannot write %s: %s\n", path, strerror(errno));
+    if (write_tokens(path, dir, task, &b, n, split, seq, layer, head) != 0) {
         batch_free(&b);
         return 1;
     }
-    fprintf(f, "# split %s, sequence %ld, layer %d, head %d; row i = query position i, column j = key j\n", split, seq,
-            layer, head);
-    fprintf(f, "# position\tinput token\tnext-token target\n");
-    for (int t = 0; t < n; t++)
-        fprintf(f, "%d\t%s\t%s\n", t, task_token_str(task, b.tokens[t]), task_token_str(task, b.targets[t]));
-    fclose(f);
 
     const AttnCache *c = &m->acts[layer].cache;
     long off = (long)head * T * T;  // batch row 0: (b=0, h) at h·T·T
