@@ -87,12 +87,13 @@ test-portable:
 
 # Everything built with AddressSanitizer (LeakSanitizer included) and UndefinedBehaviorSanitizer into
 # its own folders, then the sanitize suite. Undefined behaviour aborts (no recovery), so it fails the
-# test it happens in. The programs run with 2 OpenMP threads: libgomp's and OpenBLAS's threads gave
+# test it happens in. allocator_may_return_null: a size too large to allocate returns NULL, as
+# malloc does, so the tests of such refusals run (ASan would abort instead). The programs run with 2 OpenMP threads: libgomp's and OpenBLAS's threads gave
 # no false reports here, so there are no suppressions.
 SANITIZE_BUILD ?= build-sanitize
 SANITIZE_OPT   ?= -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 sanitize:
-	UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) BUILD=$(SANITIZE_BUILD) BINDIR=$(SANITIZE_BUILD)/bin \
+	UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=allocator_may_return_null=1 $(MAKE) BUILD=$(SANITIZE_BUILD) BINDIR=$(SANITIZE_BUILD)/bin \
 	    OPT="$(SANITIZE_OPT)" SUITE=sanitize test
 
 bench: $(BUILD)/bench
