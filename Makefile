@@ -88,8 +88,9 @@ test-portable:
 # Everything built with AddressSanitizer (LeakSanitizer included) and UndefinedBehaviorSanitizer into
 # its own folders, then the sanitize suite. Undefined behaviour aborts (no recovery), so it fails the
 # test it happens in. allocator_may_return_null: a size too large to allocate returns NULL, as
-# malloc does, so the tests of such refusals run (ASan would abort instead). The programs run with 2 OpenMP threads: libgomp's and OpenBLAS's threads gave
-# no false reports here, so there are no suppressions.
+# malloc does, so the tests of such refusals run (ASan would abort instead). The programs run with 2
+# OpenMP threads: libgomp's and OpenBLAS's threads gave no false reports here, so there are no
+# suppressions.
 SANITIZE_BUILD ?= build-sanitize
 SANITIZE_OPT   ?= -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 sanitize:
