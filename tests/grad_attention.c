@@ -75,10 +75,9 @@ static void run_case(const Spec *sp) {
     c.v = alloc_fill(BTC, 1.0, &st);
     c.G = alloc_fill(BTC, 1.0, &st);
     c.out = malloc(sizeof(double) * BTC);
-    c.pe.rope = s->rope;
+    c.pe.parts = (s->rope ? pe_bit("rope") : 0) | (s->cope ? pe_bit("cope") : 0) | (s->rel ? pe_bit("rel") : 0);
     c.pe.rope_base = 10000.0;
     if (s->cope) {
-        c.pe.cope = 1;
         c.pe.cope_npos = s->npos;
         c.pe.cope_keep_positions = 1;
         c.pe.cope_nodiv = s->nodiv;
@@ -91,7 +90,6 @@ static void run_case(const Spec *sp) {
         }
     }
     if (s->rel) {
-        c.pe.rel = 1;
         c.pe.rel_npos = s->rel_npos;
         c.pe.rel_capped = s->capped;
         c.R = alloc_fill((long)dh * s->rel_npos, 1.0, &st);
@@ -219,7 +217,7 @@ static void reference_case(const double *qv, const double *kv, int nodiv, const 
     double dq[T * C] = {0}, dk[T * C] = {0}, dv[T * C] = {0}, dE[C * P] = {0};
     memcpy(q, qv, sizeof q), memcpy(k, kv, sizeof k), memcpy(v, appa_v, sizeof v);
     memcpy(E, appa_e, sizeof E), memcpy(G, appa_g, sizeof G);
-    AttnPE pe = {.cope = 1, .cope_npos = P, .cope_nodiv = nodiv, .cope_keep_positions = 1, .cope_table = E,
+    AttnPE pe = {.parts = pe_bit("cope"), .cope_npos = P, .cope_nodiv = nodiv, .cope_keep_positions = 1, .cope_table = E,
                  .cope_dtable = dE};
     AttnCache cache;
     double *mem = malloc(sizeof(double) * attention_cache_size(&pe, 1, T, C, 1));
