@@ -6,9 +6,13 @@
 
 #include "pe.h"
 
-extern const PEKernel pe_abs, pe_rel, pe_rope, pe_cope;
+// The list: X(name) for the PEKernel pe_<name> that src/pe/<name>.c defines.
+#define PE_REGISTRY(X) X(abs) X(rel) X(rope) X(cope)
 
-const PEKernel *const pe_kernels[] = {&pe_abs, &pe_rel, &pe_rope, &pe_cope};
+#define PE_EXTERN(name) extern const PEKernel pe_##name;
+#define PE_ENTRY(name) &pe_##name,
+PE_REGISTRY(PE_EXTERN)
+const PEKernel *const pe_kernels[] = {PE_REGISTRY(PE_ENTRY)};
 const int pe_n_kernels = (int)(sizeof pe_kernels / sizeof pe_kernels[0]);
 _Static_assert(sizeof pe_kernels / sizeof pe_kernels[0] <= 8 * sizeof(unsigned), "AttnPE.parts has a bit each");
 
