@@ -7,7 +7,7 @@
 #include "pe.h"
 
 // The list: X(name) for the PEKernel pe_<name> that src/pe/<name>.c defines.
-#define PE_REGISTRY(X) X(abs) X(rel) X(rope) X(cope)
+#define PE_REGISTRY(X) X(abs) X(rel) X(rope) X(cope) X(alibi)
 
 #define PE_EXTERN(name) extern const PEKernel pe_##name;
 #define PE_ENTRY(name) &pe_##name,
