@@ -408,6 +408,33 @@ static void test_sinusoidal_table(void) {
     check_close("sinusoidal table", got, want, T * C, 1e-6, 0);
 }
 
+// ALiBi against its formula: with q·k = 0 the logits are the bias alone, -m_h·(i-j) with
+// m_h = 2^(-8h/H), so out_i = Σ_j α_ij v_j has a closed form per head (computed here in double).
+static void test_alibi_bias(void) {
+    enum { T = 6, C = 4, H = 2 };
+    real q[T * C] = {0}, k[T * C] = {0}, v[T * C], out[T * C];
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++) v[t * C + c] = (real)(t + 1);
+    AttnPE pe = {.parts = pe_bit("alibi")};
+    AttnCache cache;
+    real *mem = malloc(sizeof(real) * attention_cache_size(&pe, 1, T, C, H));
+    attention_cache_bind(&cache, mem, &pe, 1, T, C, H);
+    attention_forward(out, &cache, q, k, v, NULL, &pe, 0, 0, 1, T, C, H);
+    double want[T * C];
+    for (int h = 0; h < H; h++) {
+        double m = pow(2.0, -8.0 * (h + 1) / H);
+        for (int i = 0; i < T; i++) {
+            double num = 0, den = 0;
+            for (int j = 0; j <= i; j++) num += (j + 1) * exp(-m * (i - j)), den += exp(-m * (i - j));
+            for (int c = 0; c < C / H; c++) want[i * C + h * (C / H) + c] = num / den;
+        }
+    }
+    CHECK(want[5 * C] > 3.6, "head 1 must lean to the near keys: above the uniform 3.5 (got %g)", want[5 * C]);
+    for (int n = 0; n < T * C; n++)
+        CHECK(fabs(out[n] - want[n]) < 1e-5, "out[%d] = %g, want %g", n, (double)out[n], want[n]);
+    free(mem);
+}
+
 int main(void) {
     RUN(test_cope_zero_table_is_plain);
     RUN(test_all_gates_open_count_tokens);
@@ -416,6 +443,7 @@ int main(void) {
     RUN(test_dropout_mask);
     RUN(test_relative_columns);
     RUN(test_rope_rotation);
+    RUN(test_alibi_bias);
     RUN(test_longer_than_training);
     RUN(test_threads_bit_identical);
     RUN(test_block_rows_agree);
