@@ -21,7 +21,7 @@ CONFIGS = os.path.join(HERE, "..", "configs")
 CPU_CONFIGS = os.path.join(CONFIGS, "cpu")
 
 FLIPFLOP = {
-    "pes": ["cope", "rope", "abs", "rel", "none"],
+    "pes": ["cope", "rope", "abs", "rel", "none", "alibi"],
     "notes": [
         "Flip-flop language modelling (paper section 5, first table: Absolute 6.8/21.7, RoPE 1.8/20.3,",
         "CoPE 0.0/4.9 test error % in-dist/OOD). Paper: 4 layers, hidden 256, 4 heads, 10k steps.",
@@ -29,7 +29,8 @@ FLIPFLOP = {
         "FFL(0.8) sequences of 512 tokens, batch 16, AdamW (0.9, 0.999), lr 3e-4, weight decay 0.1,",
         "50 warm-up steps then linear decay to 0, no dropout, pre-norm GPT-2 layers, loss on every next",
         "token. Test splits: in-dist FFL(0.8), sparse FFL(0.98) (our reading of the paper's OOD), dense",
-        "FFL(0.1); the metric is the error on the bits after r. The rel and none rows are ours.",
+        "FFL(0.1); the metric is the error on the bits after r. The rel, none and alibi rows are ours",
+        "(alibi: Press et al. 2022, a linear bias per head, not in the paper).",
     ],
     "model": {"n_layers": 4, "d_model": 256, "n_heads": 4, "norm": "pre", "activation": "gelu",
               "tie_embeddings": True, "dropout": 0.0, "block_size": 512},

@@ -31,7 +31,7 @@ void attention_set_block_rows(int rows) { block_rows = rows > 0 ? rows : 64; }
 static int active_kernels(const AttnPE *pe, const PEKernel **ks) {
     int n = 0;
     for (int i = 0; i < pe_n_kernels; i++)
-        if (pe_kernels[i]->on(pe)) ks[n++] = pe_kernels[i];
+        if (pe->parts >> i & 1) ks[n++] = pe_kernels[i];
     return n;
 }
 
@@ -162,6 +162,8 @@ static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
         .C = c->C,
         .dh = c->dh,
         .bh = bh,
+        .h = (int)(bh % c->H),
+        .H = c->H,
         .s = c->s,
         .q = c->q + off,
         .k = c->k + off,

@@ -11,42 +11,9 @@
 
 #include <stdint.h>
 
+#include "pe/pe_api.h"
 #include "real.h"
 
-// The position encodings acting inside one layer's attention. Tables are parameters owned by the
-// model; d-tables are their gradients (accumulated, +=). Unused fields are 0/NULL.
-typedef struct {
-    int rope;                 // rotate q and k per head (pairs (2t, 2t+1), angle pos·base^(-2t/dh))
-    double rope_base;
-    int cope;                 // CoPE logit term in this layer
-    int cope_npos;            // integer positions 0..npos-1; positions clamp at npos-1
-    int cope_nodiv;           // 1: γ = 1 (paper's Appendix B); 0: γ = s (official default)
-    int cope_gates_unrotated; // with rope: gates from unrotated q·k (default: rotated)
-    int cope_keep_positions;  // keep the positions p in the cache (training does not need them)
-    const real *cope_table;   // (dh, npos), shared by the heads of the layer
-    real *cope_dtable;
-    const real *gate_keys;    // (B,T,C) separate keys for the gates (sep_keys), or NULL: gates use k
-    real *dgate_keys;
-    int rel;                  // Shaw-style relative logit term
-    int rel_npos;             // table columns; distance δ = i-j uses column rel_npos-1-δ
-    int rel_capped;           // distances beyond the table reuse column 0; else they are refused
-    const real *rel_table;    // (dh, rel_npos), shared by all heads and layers
-    real *rel_dtable;
-} AttnPE;
-
-// What the forward saves for the backward (and, on request, the CoPE positions for pictures); points
-// into memory the model owns.
-typedef struct {
-    real *probs;  // (B,H,T,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
-                  // j > i unspecified
-    real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i unspecified
-    real *pos;    // (B,H,T,T) CoPE positions p before clamping when cope_keep_positions, else NULL;
-                  // entries j > i unspecified
-    real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL; per row block only the columns its positions
-                  // reach (up to floor(min(max p, npos-1)) + 2), the others unspecified
-    real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
-    real *krot;   // (B,T,C) rotated k (RoPE), or NULL
-} AttnCache;
 
 // Number of reals the cache needs for this layer at these sizes, and binding it to memory.
 long attention_cache_size(const AttnPE *pe, int B, int T, int C, int H);

@@ -17,8 +17,6 @@
 _Static_assert(TASK_STR == CONFIG_STR, "KEY_STRING fields are assumed to hold CONFIG_STR bytes");
 
 #define OFF(field) offsetof(Config, field)
-#define COPE "cope|cope+rel|cope+rope"
-#define REL "rel|abs+rel|cope+rel"
 
 // The columns: section, name, type, offset, min, max, choices, default (JSON), resume_safe, applies, doc.
 static const ConfigKey core_keys[] = {
@@ -42,31 +40,9 @@ static const ConfigKey core_keys[] = {
     {"model", "block_size", KEY_INT, OFF(model.block_size), 1, TASK_MAX_CONTEXT, NULL, "512", 0, NULL,
      "The longest context the model trains on."},
 
-    {"pe", "type", KEY_CHOICE, OFF(pe.type), 0, 0, "none|abs|rel|rope|cope|cope+rel|cope+rope|abs+rel",
-     "\"abs\"", 0, NULL,
+    // choices: pe_type_choices(), and the encodings' keys follow (config_schema)
+    {"pe", "type", KEY_CHOICE, OFF(pe.type), 0, 0, "", "\"abs\"", 0, NULL,
      "Position encoding. The other pe keys apply only to some types and are refused under the others."},
-    {"pe", "abs_kind", KEY_CHOICE, OFF(pe.abs_kind), 0, 0, "learned|sinusoidal", "\"learned\"", 0, "abs|abs+rel",
-     "Absolute PE added to the token embeddings: a learned table (block_size rows) or fixed sinusoids."},
-    {"pe", "npos", KEY_INT, OFF(pe.npos), 0, 1048576, NULL, "0", 0, COPE,
-     "CoPE positions 0..npos-1 (larger ones are clamped to npos-1); 0 means block_size + 1; at least 2."},
-    {"pe", "nodiv", KEY_BOOL, OFF(pe.nodiv), 0, 0, NULL, "false", 0, COPE,
-     "The CoPE logit term is not divided by sqrt(head dim) (the paper's Appendix B)."},
-    {"pe", "sep_keys", KEY_BOOL, OFF(pe.sep_keys), 0, 0, NULL, "false", 0, COPE,
-     "The gates use their own key projection instead of the attention keys."},
-    {"pe", "every_k_layers", KEY_INT, OFF(pe.every_k_layers), 1, 1024, NULL, "1", 0, COPE,
-     "CoPE on layers l with (l+1) % k == 0 (0-based l), relative PE only on the others; values above 1 "
-     "need pe.type cope+rel and at most model.n_layers."},
-    {"pe", "shared_table", KEY_BOOL, OFF(pe.shared_table), 0, 0, NULL, "false", 0, COPE,
-     "The CoPE layers share one position table (the first CoPE layer's)."},
-    {"pe", "rope_gates", KEY_CHOICE, OFF(pe.rope_gates), 0, 0, "rotated|unrotated", "\"rotated\"", 0, "cope+rope",
-     "What the CoPE gates see: the RoPE-rotated queries and keys, or the unrotated ones."},
-    {"pe", "rel_max_distance", KEY_INT, OFF(pe.rel_max_distance), 0, 1048576, NULL, "0", 0, REL,
-     "Entries of the relative PE table (distances 0..n-1); 0 means block_size."},
-    {"pe", "rel_capped", KEY_BOOL, OFF(pe.rel_capped), 0, 0, NULL, "false", 0, REL,
-     "Distances beyond the relative table reuse its farthest entry (relative-capped), so longer "
-     "contexts than the table work."},
-    {"pe", "rope_base", KEY_REAL, OFF(pe.rope_base), 1, 1e12, NULL, "10000", 0, "rope|cope+rope",
-     "RoPE frequency base: pair i of a head rotates by position * base^(-2i/head_dim)."},
 
     {"train", "optimizer", KEY_CHOICE, OFF(train.optimizer), 0, 0, "adamw|adam", "\"adamw\"", 0, NULL,
      "adamw: decoupled weight decay; adam: plain Adam, train.weight_decay unused."},
@@ -130,12 +106,18 @@ static int schema_n = -1;
 
 const ConfigKey *config_schema(int *n) {
     if (schema_n < 0) {
-        int nc = (int)(sizeof core_keys / sizeof core_keys[0]), nt = 0;
-        const ConfigKey *tk = task_config_keys(&nt);
-        if (nc + nt > MAX_KEYS) nt = MAX_KEYS - nc;  // config_schema_check reports the overflow
-        memcpy(schema, core_keys, sizeof core_keys);
-        memcpy(schema + nc, tk, sizeof(ConfigKey) * (size_t)nt);
-        schema_n = nc + nt;
+        int nc = (int)(sizeof core_keys / sizeof core_keys[0]), np = 0, nt = 0, at = 0;
+        const ConfigKey *pk = pe_config_keys(&np), *tk = task_config_keys(&nt);
+        if (nc + np + nt > MAX_KEYS) np = nt = 0;  // config_schema_check reports the overflow
+        for (int i = 0; i < nc; i++) {
+            schema[at++] = core_keys[i];
+            if (strcmp(core_keys[i].section, "pe") || strcmp(core_keys[i].name, "type")) continue;
+            schema[at - 1].choices = pe_type_choices();
+            memcpy(schema + at, pk, sizeof(ConfigKey) * (size_t)np);
+            at += np;
+        }
+        memcpy(schema + at, tk, sizeof(ConfigKey) * (size_t)nt);
+        schema_n = at + nt;
     }
     *n = schema_n;
     return schema;
@@ -489,10 +471,10 @@ static const char *type_name(KeyType t) {
 }
 
 int config_schema_check(char *err, int errlen) {
-    int n, nt = 0;
+    int n, np = 0, nt = 0;
     const ConfigKey *s = config_schema(&n);
-    task_config_keys(&nt);
-    if ((int)(sizeof core_keys / sizeof core_keys[0]) + nt > MAX_KEYS) {
+    pe_config_keys(&np), task_config_keys(&nt);
+    if ((int)(sizeof core_keys / sizeof core_keys[0]) + np + nt > MAX_KEYS) {
         seterr(err, errlen, "config schema: more than %d keys", MAX_KEYS);
         return -1;
     }
@@ -599,8 +581,7 @@ static void set_defaults(Config *c, const ConfigKey *s, int n) {
 // Derived defaults: 0 means "from the other keys". `base` supplies those other keys.
 static void resolve_derived(Config *c, const Config *base) {
     if (c->model.d_ff == 0) c->model.d_ff = 4 * base->model.d_model;
-    if (c->pe.npos == 0) c->pe.npos = base->model.block_size + 1;
-    if (c->pe.rel_max_distance == 0) c->pe.rel_max_distance = base->model.block_size;
+    pe_config_resolve(c, base);
 }
 
 // The current value of the selector governing k, or NULL when k always applies.
@@ -739,40 +720,17 @@ static int finish(Config *c, const ConfigKey *s, int n, const char **set, const 
     resolve_derived(c, c);
 
     const ModelConfig *m = &c->model;
-    const PEConfig *pe = &c->pe;
     const TrainConfig *t = &c->train;
-    const char *type = pe->type;
     char a[32], b[32];
     if (m->d_model % m->n_heads) {
         seterr(err, errlen, "%s: model.d_model %d is not a multiple of model.n_heads %d", src, m->d_model, m->n_heads);
         return -1;
     }
-    int rope = !strcmp(type, "rope") || !strcmp(type, "cope+rope");
-    if (rope && (m->d_model / m->n_heads) % 2) {
-        seterr(err, errlen, "%s: pe.type %s needs an even head dimension, but model.d_model / model.n_heads = %d", src,
-               type, m->d_model / m->n_heads);
-        return -1;
-    }
+    if (pe_config_check(c, src, err, errlen)) return -1;
     if (!(m->dropout < 1)) {
         fmt_real(a, sizeof a, m->dropout);
         seterr(err, errlen, "%s: model.dropout must be below 1, got %s", src, a);
         return -1;
-    }
-    if (!strncmp(type, "cope", 4)) {
-        if (pe->npos < 2) {
-            seterr(err, errlen, "%s: pe.npos must be at least 2 (or 0 for block_size + 1), got %d", src, pe->npos);
-            return -1;
-        }
-        if (pe->every_k_layers > 1 && strcmp(type, "cope+rel")) {
-            seterr(err, errlen, "%s: pe.every_k_layers %d needs pe.type cope+rel (\"%s\" puts CoPE on every layer)",
-                   src, pe->every_k_layers, type);
-            return -1;
-        }
-        if (pe->every_k_layers > m->n_layers) {
-            seterr(err, errlen, "%s: pe.every_k_layers %d exceeds model.n_layers %d, leaving no CoPE layer", src,
-                   pe->every_k_layers, m->n_layers);
-            return -1;
-        }
     }
     if (!(t->beta1 < 1) || !(t->beta2 < 1)) {
         int first = !(t->beta1 < 1);

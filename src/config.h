@@ -90,9 +90,18 @@ typedef struct {
     const char *doc;
 } ConfigKey;
 
-// All keys: config.c's own table followed by the task keys (task_config_keys, tasks/task.c).
+// All keys: config.c's own table with the position encodings' keys after pe.type (pe_config_keys,
+// pe/registry.c), followed by the task keys (task_config_keys, tasks/task.c).
 const ConfigKey *config_schema(int *n);
 const ConfigKey *task_config_keys(int *n);
+// The pe keys every registered encoding declares, `applies` filled in with the pe.type values that
+// contain the encoding; the pe.type choices, composed from the encodings ("none", each one, and the
+// pairs "a+b" that a allows); the encodings' derived defaults (0 = from the other keys, `base`
+// supplies them) and their cross-key rules (for the parts of c's pe.type; -1 with "src: ..." in err).
+const ConfigKey *pe_config_keys(int *n);
+const char *pe_type_choices(void);
+void pe_config_resolve(Config *c, const Config *base);
+int pe_config_check(const Config *c, const char *src, char *err, int errlen);
 // Checks the schema itself (defaults valid, keys unique, choices sensible); every load runs it.
 int config_schema_check(char *err, int errlen);
 // README's table of every key: key | type | default | range or choices | doc.

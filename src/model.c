@@ -15,15 +15,6 @@
 // Dropout sites, part of each mask's stream key.
 enum { SITE_EMBEDDING, SITE_ATTN_PROBS, SITE_ATTN_OUT, SITE_FF_HIDDEN, SITE_FF_OUT };
 
-static int has_pe(const Model *m, const char *kind) {
-    // pe.type is one of a fixed list ("cope+rel", "abs+rel", ...): test membership of one part.
-    const char *type = m->cfg.pe.type;
-    size_t n = strlen(kind);
-    for (const char *p = type; (p = strstr(p, kind)) != NULL; p += n)
-        if ((p == type || p[-1] == '+') && (p[n] == '\0' || p[n] == '+')) return 1;
-    return 0;
-}
-
 // ----------------------------------------------------------------------------------------------
 // Parameter layout
 
@@ -61,25 +52,21 @@ static void layout(Layout *lo) {
     Model *m = lo->m;
     const Config *cfg = &m->cfg;
     int C = m->C, F = m->F, V = m->V, L = m->L, dh = m->C / m->H;
-    int pre = strcmp(cfg->model.norm, "pre") == 0;
+    int pre = m->pre;
     int decay_emb = cfg->train.decay_embeddings;
     double lin_c = 1.0 / sqrt(C), lin_f = 1.0 / sqrt(F);
     double out_scale = pre ? 1.0 / sqrt(2.0 * L) : 1.0;
 
     m->wte = slice(lo, "wte", -1, (long)V * C, decay_emb, 'n', 1.0 / sqrt(C));
     m->wpe = NULL;
-    if (has_pe(m, "abs") && strcmp(cfg->pe.abs_kind, "learned") == 0)
-        m->wpe = slice(lo, "wpe", -1, (long)m->block_size * C, decay_emb, 'n', 1.0 / sqrt(C));
-    m->rel_table = has_pe(m, "rel") ? slice(lo, "rel_table", -1, (long)dh * m->rel_npos, decay_emb, 'n', 1.0 / sqrt(dh))
-                                    : NULL;
-    int cope = has_pe(m, "cope");
-    int every = cfg->pe.every_k_layers > 0 ? cfg->pe.every_k_layers : 1;
+    if (m->abs_learned) m->wpe = slice(lo, "wpe", -1, (long)m->block_size * C, decay_emb, 'n', 1.0 / sqrt(C));
+    m->rel_table = m->pe_parts & pe_bit("rel")
+                       ? slice(lo, "rel_table", -1, (long)dh * m->rel_npos, decay_emb, 'n', 1.0 / sqrt(dh))
+                       : NULL;
     real *first_table = NULL;
     int have_first_table = 0;
     for (int l = 0; l < L; l++) {
         LayerParams *p = &m->layers[l];
-        p->cope = cope && (l + 1) % every == 0;
-        p->rel = has_pe(m, "rel");
         p->ln1_w = slice(lo, "ln1_w", l, C, 0, 'o', 0);
         p->ln1_b = slice(lo, "ln1_b", l, C, 0, 'z', 0);
         p->wq = slice(lo, "wq", l, (long)C * C, 1, 'u', lin_c);
@@ -92,12 +79,12 @@ static void layout(Layout *lo) {
         p->bo = slice(lo, "bo", l, C, 0, 'u', lin_c);
         p->wkc = p->bkc = NULL;
         p->cope_table = NULL;
-        if (p->cope) {
-            if (cfg->pe.sep_keys) {
+        if (m->pe[l].parts & pe_bit("cope")) {
+            if (p->gate_keys) {
                 p->wkc = slice(lo, "wkc", l, (long)C * C, 1, 'u', lin_c);
                 p->bkc = slice(lo, "bkc", l, C, 0, 'u', lin_c);
             }
-            if (cfg->pe.shared_table && have_first_table) {
+            if (m->cope_shared_table && have_first_table) {
                 p->cope_table = first_table;
             } else {
                 p->cope_table = slice(lo, "cope_table", l, (long)dh * m->cope_npos, decay_emb, 'z', 0);
@@ -111,6 +98,10 @@ static void layout(Layout *lo) {
         p->fc1_b = slice(lo, "fc1_b", l, F, 0, 'u', lin_c);
         p->fc2_w = slice(lo, "fc2_w", l, (long)C * F, 1, 'u', lin_f * out_scale);
         p->fc2_b = slice(lo, "fc2_b", l, C, 0, 'u', lin_f);
+        m->pe[l].cope_table = p->cope_table;
+        m->pe[l].cope_dtable = GRAD(m, p->cope_table);
+        m->pe[l].rel_table = m->rel_table;
+        m->pe[l].rel_dtable = GRAD(m, m->rel_table);
     }
     m->lnf_w = m->lnf_b = NULL;
     if (pre) {
@@ -125,6 +116,38 @@ static void *alloc_touched(long count, size_t elem) {
     void *p = calloc(count > 0 ? count : 1, elem);
     if (p) memset(p, 0, (count > 0 ? count : 1) * elem);
     return p;
+}
+
+// The config's strings read once, into the numbers and flags the passes use: nothing after
+// model_init compares config strings. Each layer's AttnPE gets its options here, its tables in
+// layout's second pass and its gate keys in carve.
+static void resolve(Model *m, const Config *cfg) {
+    const PEConfig *pc = &cfg->pe;
+    m->pre = strcmp(cfg->model.norm, "pre") == 0;
+    m->gelu = strcmp(cfg->model.activation, "gelu") == 0;
+    m->pe_parts = pe_parse_type(pc->type);
+    int abs = (m->pe_parts & pe_bit("abs")) != 0;
+    m->abs_learned = abs && strcmp(pc->abs_kind, "learned") == 0;
+    m->abs_sinusoidal = abs && strcmp(pc->abs_kind, "sinusoidal") == 0;
+    m->cope_shared_table = pc->shared_table;
+    unsigned cope = pe_bit("cope");
+    int every = pc->every_k_layers > 0 ? pc->every_k_layers : 1;
+    for (int l = 0; l < m->L; l++) {
+        AttnPE *pe = &m->pe[l];
+        // CoPE only on every k-th layer (the others keep the relative term)
+        pe->parts = m->pe_parts & ~pe_bit("abs") & ((l + 1) % every == 0 ? ~0u : ~cope);
+        pe->rope_base = pc->rope_base;
+        m->layers[l].gate_keys = (pe->parts & cope) && pc->sep_keys;
+        if (pe->parts & cope) {
+            pe->cope_npos = m->cope_npos;
+            pe->cope_nodiv = pc->nodiv;
+            pe->cope_gates_unrotated = strcmp(pc->rope_gates, "unrotated") == 0;
+        }
+        if (pe->parts & pe_bit("rel")) {
+            pe->rel_npos = m->rel_npos;
+            pe->rel_capped = pc->rel_capped;
+        }
+    }
 }
 
 int model_init(Model *m, const Config *cfg, int V, char *err, int errlen) {
@@ -144,10 +167,12 @@ int model_init(Model *m, const Config *cfg, int V, char *err, int errlen) {
     }
     m->layers = calloc(m->L, sizeof *m->layers);
     m->acts = calloc(m->L, sizeof *m->acts);
-    if (!m->layers || !m->acts) {
+    m->pe = calloc(m->L, sizeof *m->pe);
+    if (!m->layers || !m->acts || !m->pe) {
         snprintf(err, errlen, "out of memory for the layer tables of %d layers", m->L);
         return -1;
     }
+    resolve(m, cfg);
     Layout lo = {.m = m};
     layout(&lo);
     m->n_params = lo.used;
@@ -214,6 +239,7 @@ void model_free(Model *m) {
     free(m->tensors);
     free(m->layers);
     free(m->acts);
+    free(m->pe);
     free(m->act_mem);
     memset(m, 0, sizeof *m);
 }
@@ -222,34 +248,6 @@ void model_zero_grad(Model *m) { memset(m->grads, 0, sizeof(real) * m->n_params)
 
 // ----------------------------------------------------------------------------------------------
 // Activations
-
-// The position encodings inside layer l's attention, wired to its parameters and gradients.
-static AttnPE layer_pe(const Model *m, int l) {
-    const LayerParams *p = &m->layers[l];
-    const PEConfig *pc = &m->cfg.pe;
-    AttnPE pe = {0};
-    pe.rope = has_pe(m, "rope");
-    pe.rope_base = pc->rope_base;
-    if (p->cope) {
-        pe.cope = 1;
-        pe.cope_npos = m->cope_npos;
-        pe.cope_nodiv = pc->nodiv;
-        pe.cope_gates_unrotated = strcmp(pc->rope_gates, "unrotated") == 0;
-        pe.cope_keep_positions = m->keep_positions;
-        pe.cope_table = p->cope_table;
-        pe.cope_dtable = GRAD(m, p->cope_table);
-        pe.gate_keys = p->wkc ? m->acts[l].kc : NULL;
-        pe.dgate_keys = p->wkc ? m->dkc : NULL;
-    }
-    if (p->rel) {
-        pe.rel = 1;
-        pe.rel_npos = m->rel_npos;
-        pe.rel_capped = pc->rel_capped;
-        pe.rel_table = m->rel_table;
-        pe.rel_dtable = GRAD(m, m->rel_table);
-    }
-    return pe;
-}
 
 // Carves the activation buffers for B×T out of mem, or only counts them when mem is NULL (leaving the
 // model's pointers as they are).
@@ -263,7 +261,8 @@ static long carve(Model *m, real *mem, int B, int T) {
     } while (0)
     for (int l = 0; l < m->L; l++) {
         LayerActs *a = &m->acts[l];
-        AttnPE pe = layer_pe(m, l);
+        AttnPE *pe = &m->pe[l];
+        pe->cope_keep_positions = m->keep_positions;
         TAKE(a->ln1, BTC);
         TAKE(a->ln1_mean, BT);
         TAKE(a->ln1_rstd, BT);
@@ -271,9 +270,9 @@ static long carve(Model *m, real *mem, int B, int T) {
         TAKE(a->k, BTC);
         TAKE(a->v, BTC);
         if (mem) a->kc = NULL;
-        if (m->layers[l].cope && m->cfg.pe.sep_keys) TAKE(a->kc, BTC);
+        if (m->layers[l].gate_keys) TAKE(a->kc, BTC);
         TAKE(a->att, BTC);
-        TAKE(a->cache_mem, attention_cache_size(&pe, B, T, m->C, m->H));
+        TAKE(a->cache_mem, attention_cache_size(pe, B, T, m->C, m->H));
         TAKE(a->res1, BTC);
         TAKE(a->ln2, BTC);
         TAKE(a->ln2_mean, BT);
@@ -284,7 +283,7 @@ static long carve(Model *m, real *mem, int B, int T) {
     }
     TAKE(m->emb, BTC);
     if (mem) m->sinusoid = NULL;
-    if (has_pe(m, "abs") && strcmp(m->cfg.pe.abs_kind, "sinusoidal") == 0) TAKE(m->sinusoid, (long)T * m->C);
+    if (m->abs_sinusoidal) TAKE(m->sinusoid, (long)T * m->C);
     TAKE(m->lnf, BTC);
     TAKE(m->lnf_mean, BT);
     TAKE(m->lnf_rstd, BT);
@@ -302,6 +301,11 @@ static long carve(Model *m, real *mem, int B, int T) {
     TAKE(m->dv, BTC);
     TAKE(m->dkc, BTC);
 #undef TAKE
+    if (mem)
+        for (int l = 0; l < m->L; l++) {
+            m->pe[l].gate_keys = m->layers[l].wkc ? m->acts[l].kc : NULL;
+            m->pe[l].dgate_keys = m->layers[l].wkc ? m->dkc : NULL;
+        }
     return used;
 }
 
@@ -323,10 +327,8 @@ int model_check_length(const Model *m, int T, char *err, int errlen) {
                  T, m->block_size);
         return -1;
     }
-    for (int l = 0; l < m->L; l++) {
-        AttnPE pe = layer_pe(m, l);
-        if (attention_check_length(&pe, T, err, errlen) != 0) return -1;
-    }
+    for (int l = 0; l < m->L; l++)
+        if (attention_check_length(&m->pe[l], T, err, errlen) != 0) return -1;
     return 0;
 }
 
@@ -360,11 +362,8 @@ static uint64_t site_key(const Model *m, int layer, int site) {
 
 static real dropout_p(const Model *m) { return m->dropout_key ? (real)m->cfg.model.dropout : 0; }
 
-static int is_pre(const Model *m) { return strcmp(m->cfg.model.norm, "pre") == 0; }
-static int is_gelu(const Model *m) { return strcmp(m->cfg.model.activation, "gelu") == 0; }
-
 // The layer's output: post-norm ends in LN2, pre-norm in the second residual sum.
-static real *layer_output(const Model *m, int l) { return is_pre(m) ? m->acts[l].res2 : m->acts[l].ln2; }
+static real *layer_output(const Model *m, int l) { return m->pre ? m->acts[l].res2 : m->acts[l].ln2; }
 static const real *layer_input(const Model *m, int l) { return l == 0 ? m->emb : layer_output(m, l - 1); }
 
 static void add_into(real *out, const real *a, const real *b, long n) {
@@ -379,7 +378,7 @@ static void layer_forward(Model *m, int l, const uint8_t *key_pad) {
     long BTC = (long)N * C;
     real pd = dropout_p(m);
     const real *x = layer_input(m, l);
-    int pre = is_pre(m);
+    int pre = m->pre;
 
     // attention block: pre-norm attends to LN1(x), post-norm to x
     const real *att_in = x;
@@ -391,9 +390,9 @@ static void layer_forward(Model *m, int l, const uint8_t *key_pad) {
     linear_forward(a->k, att_in, p->wk, p->bk, N, C, C);
     linear_forward(a->v, att_in, p->wv, p->bv, N, C, C);
     if (p->wkc) linear_forward(a->kc, att_in, p->wkc, p->bkc, N, C, C);
-    AttnPE pe = layer_pe(m, l);
-    attention_cache_bind(&a->cache, a->cache_mem, &pe, B, T, C, H);
-    attention_forward(a->att, &a->cache, a->q, a->k, a->v, key_pad, &pe, pd, site_key(m, l, SITE_ATTN_PROBS), B, T,
+    const AttnPE *pe = &m->pe[l];
+    attention_cache_bind(&a->cache, a->cache_mem, pe, B, T, C, H);
+    attention_forward(a->att, &a->cache, a->q, a->k, a->v, key_pad, pe, pd, site_key(m, l, SITE_ATTN_PROBS), B, T,
                       C, H);
     linear_forward(m->scratch, a->att, p->wo, p->bo, N, C, C);
     dropout_forward(m->scratch, m->scratch, pd, site_key(m, l, SITE_ATTN_OUT), BTC);
@@ -410,7 +409,7 @@ static void layer_forward(Model *m, int l, const uint8_t *key_pad) {
         ff_in = ff_base = a->ln1;
     }
     linear_forward(a->fc1, ff_in, p->fc1_w, p->fc1_b, N, C, F);
-    if (is_gelu(m))
+    if (m->gelu)
         gelu_forward(a->act, a->fc1, (long)N * F);
     else
         relu_forward(a->act, a->fc1, (long)N * F);
@@ -435,7 +434,7 @@ double model_forward(Model *m, const Batch *b, uint64_t dropout_key) {
     dropout_forward(m->emb, m->emb, dropout_p(m), site_key(m, -1, SITE_EMBEDDING), (long)N * C);
     for (int l = 0; l < m->L; l++) layer_forward(m, l, b->key_pad);
     const real *x = layer_output(m, m->L - 1);
-    if (is_pre(m)) {
+    if (m->pre) {
         layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->lnf_w, m->lnf_b, N, C);
         x = m->lnf;
     }
@@ -456,7 +455,7 @@ static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
     long BTC = (long)N * C, BTF = (long)N * F;
     real pd = dropout_p(m);
     const real *x = layer_input(m, l);
-    int pre = is_pre(m);
+    int pre = m->pre;
     real *dx = m->dx, *dtmp = m->dtmp, *datt = m->datt, *dwide = m->dwide, *dwide2 = m->dwide2;
 
     // ---- feed-forward block
@@ -474,7 +473,7 @@ static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
     zero(dwide2, BTF);
     dropout_backward(dwide2, dwide, pd, site_key(m, l, SITE_FF_HIDDEN), BTF);
     zero(dwide, BTF);
-    if (is_gelu(m))
+    if (m->gelu)
         gelu_backward(dwide, dwide2, a->fc1, BTF);
     else
         relu_backward(dwide, dwide2, a->fc1, BTF);
@@ -501,8 +500,7 @@ static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
     zero(m->dk, BTC);
     zero(m->dv, BTC);
     if (p->wkc) zero(m->dkc, BTC);
-    AttnPE pe = layer_pe(m, l);
-    attention_backward(m->dq, m->dk, m->dv, datt, &a->cache, a->q, a->k, a->v, key_pad, &pe, pd,
+    attention_backward(m->dq, m->dk, m->dv, datt, &a->cache, a->q, a->k, a->v, key_pad, &m->pe[l], pd,
                        site_key(m, l, SITE_ATTN_PROBS), B, T, C, H);
     const real *att_in = pre ? a->ln1 : x;
     real *datt_in = pre ? dtmp : dx;  // pre-norm gathers d ln1 first, then LN1's backward adds into dx
@@ -524,7 +522,7 @@ void model_backward(Model *m, const Batch *b, real loss_scale) {
     crossentropy_backward(dlogits, m->probs, b->targets, b->loss_mask, loss_scale, N, m->V);
     const real *x = layer_output(m, m->L - 1);
     zero(m->dx, BTC);
-    if (is_pre(m)) {
+    if (m->pre) {
         zero(m->dtmp, BTC);
         linear_backward(m->dtmp, GRAD(m, m->lm_head), NULL, dlogits, m->lnf, m->lm_head, N, C, m->V);
         layernorm_backward(m->dx, GRAD(m, m->lnf_w), GRAD(m, m->lnf_b), m->dtmp, x, m->lnf_w, m->lnf_mean,

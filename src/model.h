@@ -35,8 +35,7 @@ typedef struct {
     real *ln2_w, *ln2_b;        // (C)
     real *fc1_w, *fc1_b;        // (F,C), (F)
     real *fc2_w, *fc2_b;        // (C,F), (C)
-    int cope;                   // this layer uses CoPE
-    int rel;                    // this layer uses the relative term
+    int gate_keys;              // wkc, bkc are present (sep_keys on a CoPE layer)
 } LayerParams;
 
 // What one layer's forward saves for its backward.
@@ -55,10 +54,16 @@ typedef struct {
 } LayerActs;
 
 typedef struct {
-    Config cfg;
+    Config cfg;                 // as given (saved with checkpoints); the passes read only the resolved
+                                // fields below, never its strings
     int V, C, H, F, L;          // vocabulary, width, heads, FF width, layers
     int block_size;
+    int pre, gelu;              // model.norm == pre, model.activation == gelu
+    unsigned pe_parts;          // pe.type as AttnPE.parts bits
+    int abs_learned, abs_sinusoidal;  // the absolute PE added to the embeddings, if any
+    int cope_shared_table;
     int cope_npos, rel_npos;
+    AttnPE *pe;                 // (L) each layer's position encodings, built once by model_init
     // parameters, gradients, Adam moments: one layout
     long n_params;
     real *params, *grads, *adam_m, *adam_v;

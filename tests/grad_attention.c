@@ -25,6 +25,7 @@ typedef struct {
     int rope;
     int cope, npos, nodiv, sep, unrot;
     int rel, rel_npos, capped;
+    unsigned parts;  // more kernels by AttnPE.parts bit (those without tables or options: ALiBi)
     double qk_scale; // scale of q and k
 } Spec;
 
@@ -75,10 +76,9 @@ static void run_case(const Spec *sp) {
     c.v = alloc_fill(BTC, 1.0, &st);
     c.G = alloc_fill(BTC, 1.0, &st);
     c.out = malloc(sizeof(double) * BTC);
-    c.pe.rope = s->rope;
+    c.pe.parts = s->parts | (s->rope ? pe_bit("rope") : 0) | (s->cope ? pe_bit("cope") : 0) | (s->rel ? pe_bit("rel") : 0);
     c.pe.rope_base = 10000.0;
     if (s->cope) {
-        c.pe.cope = 1;
         c.pe.cope_npos = s->npos;
         c.pe.cope_keep_positions = 1;
         c.pe.cope_nodiv = s->nodiv;
@@ -91,7 +91,6 @@ static void run_case(const Spec *sp) {
         }
     }
     if (s->rel) {
-        c.pe.rel = 1;
         c.pe.rel_npos = s->rel_npos;
         c.pe.rel_capped = s->capped;
         c.R = alloc_fill((long)dh * s->rel_npos, 1.0, &st);
@@ -169,6 +168,22 @@ static void test_cope_sep_keys_rope_unrotated(void) {
     run_case(&(Spec){BASE, .cope = 1, .npos = 8, .sep = 1, .rope = 1, .unrot = 1});
 }
 // npos = 3: positions reach ~3.5, so a prefix of every long row is clamped at 2
+static void test_alibi_cope_rel_padding_dropout(void) {
+    run_case(&(Spec){BASE, .parts = pe_bit("alibi"), .cope = 1, .npos = 3, .rel = 1, .rel_npos = 7, .pad = 1,
+                     .p_drop = 0.2});
+}
+// Every registered kernel on its own, with padding: an encoding added to the registry is checked here
+// without a line of its own (those with tables get theirs from the Spec fields above).
+static void test_each_registered_kernel(void) {
+    for (int i = 0; i < pe_n_kernels; i++) {
+        const char *name = pe_kernels[i]->name;
+        printf("     -- %s\n", name);
+        Spec sp = {BASE, .pad = 1, .parts = 1u << i};
+        if (!strcmp(name, "cope")) sp.cope = 1, sp.npos = 3;
+        if (!strcmp(name, "rel")) sp.rel = 1, sp.rel_npos = 7;
+        run_case(&sp);
+    }
+}
 static void test_cope_clamped(void) { run_case(&(Spec){BASE, .cope = 1, .npos = 3}); }
 static void test_cope_clamped_nodiv_padding(void) { run_case(&(Spec){BASE, .cope = 1, .npos = 3, .nodiv = 1, .pad = 1}); }
 // the smallest tables: one CoPE position (every entry clamped at 0: b_ij = Z[i][0], constant over
@@ -219,7 +234,7 @@ static void reference_case(const double *qv, const double *kv, int nodiv, const 
     double dq[T * C] = {0}, dk[T * C] = {0}, dv[T * C] = {0}, dE[C * P] = {0};
     memcpy(q, qv, sizeof q), memcpy(k, kv, sizeof k), memcpy(v, appa_v, sizeof v);
     memcpy(E, appa_e, sizeof E), memcpy(G, appa_g, sizeof G);
-    AttnPE pe = {.cope = 1, .cope_npos = P, .cope_nodiv = nodiv, .cope_keep_positions = 1, .cope_table = E,
+    AttnPE pe = {.parts = pe_bit("cope"), .cope_npos = P, .cope_nodiv = nodiv, .cope_keep_positions = 1, .cope_table = E,
                  .cope_dtable = dE};
     AttnCache cache;
     double *mem = malloc(sizeof(double) * attention_cache_size(&pe, 1, T, C, 1));
@@ -279,6 +294,8 @@ int main(void) {
     RUN(test_cope_sep_keys_rope);
     RUN(test_cope_sep_keys_rope_unrotated);
     RUN(test_cope_clamped);
+    RUN(test_each_registered_kernel);
+    RUN(test_alibi_cope_rel_padding_dropout);
     RUN(test_cope_clamped_nodiv_padding);
     RUN(test_tiny_tables);
     RUN(test_all_together);

@@ -31,13 +31,13 @@ static real *zeros(long n) { return calloc(n > 0 ? n : 1, sizeof(real)); }
 static void layer_init(Layer *L, int B, int T, int C, int H, AttnPE pe, int sep, int pad, unsigned long long seed) {
     memset(L, 0, sizeof *L);
     L->B = B, L->T = T, L->C = C, L->H = H, L->pe = pe;
-    L->pe.cope_keep_positions = pe.cope;  // the tests read the positions
+    L->pe.cope_keep_positions = (pe.parts & pe_bit("cope"));  // the tests read the positions
     unsigned long long st = seed;
     long BTC = (long)B * T * C;
     int dh = C / H;
     L->q = rnd(BTC, 1.5, &st), L->k = rnd(BTC, 1.5, &st), L->v = rnd(BTC, 1, &st), L->G = rnd(BTC, 1, &st);
     L->out = zeros(BTC), L->dq = zeros(BTC), L->dk = zeros(BTC), L->dv = zeros(BTC);
-    if (pe.cope) {
+    if ((pe.parts & pe_bit("cope"))) {
         L->E = rnd((long)dh * pe.cope_npos, 1, &st), L->dE = zeros((long)dh * pe.cope_npos);
         L->pe.cope_table = L->E, L->pe.cope_dtable = L->dE;
         if (sep) {
@@ -45,7 +45,7 @@ static void layer_init(Layer *L, int B, int T, int C, int H, AttnPE pe, int sep,
             L->pe.gate_keys = L->gk, L->pe.dgate_keys = L->dgk;
         }
     }
-    if (pe.rel) {
+    if ((pe.parts & pe_bit("rel"))) {
         L->R = rnd((long)dh * pe.rel_npos, 1, &st), L->dR = zeros((long)dh * pe.rel_npos);
         L->pe.rel_table = L->R, L->pe.rel_dtable = L->dR;
     }
@@ -97,7 +97,7 @@ static int all_finite(const real *x, long n) {
 static void test_cope_zero_table_is_plain(void) {
     Layer plain, cope;
     layer_init(&plain, 2, 13, 16, 2, (AttnPE){0}, 0, 1, 1);
-    layer_init(&cope, 2, 13, 16, 2, (AttnPE){.cope = 1, .cope_npos = 14}, 0, 1, 1);
+    layer_init(&cope, 2, 13, 16, 2, (AttnPE){.parts = pe_bit("cope"), .cope_npos = 14}, 0, 1, 1);
     memset(cope.E, 0, sizeof(real) * 8 * 14);
     layer_forward(&plain), layer_forward(&cope);
     layer_backward(&plain), layer_backward(&cope);
@@ -116,7 +116,7 @@ static void test_cope_zero_table_is_plain(void) {
 static void test_all_gates_open_count_tokens(void) {
     enum { T = 11, C = 8 };
     Layer L;
-    layer_init(&L, 1, T, C, 1, (AttnPE){.cope = 1, .cope_npos = T + 1}, 0, 0, 2);
+    layer_init(&L, 1, T, C, 1, (AttnPE){.parts = pe_bit("cope"), .cope_npos = T + 1}, 0, 0, 2);
     for (long i = 0; i < T * C; i++) L.q[i] = L.k[i] = 10;  // s·q·k = 800/sqrt(8): σ = 1 in float
     layer_forward(&L);
     int bad = 0;
@@ -137,7 +137,7 @@ static void test_separator_counting_figure1(void) {
     enum { T = 12, C = 4 };
     const real want[T] = {2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0};
     Layer L;
-    layer_init(&L, 1, T, C, 1, (AttnPE){.cope = 1, .cope_npos = T + 1}, 0, 0, 3);
+    layer_init(&L, 1, T, C, 1, (AttnPE){.parts = pe_bit("cope"), .cope_npos = T + 1}, 0, 0, 3);
     memset(L.q, 0, sizeof(real) * T * C), memset(L.k, 0, sizeof(real) * T * C);
     for (int t = 0; t < T; t++) {
         L.q[t * C] = 10;
@@ -159,7 +159,7 @@ static void test_separator_counting_figure1(void) {
 static void test_masking(void) {
     enum { B = 2, T = 12, C = 8, H = 2 };
     Layer L;
-    layer_init(&L, B, T, C, H, (AttnPE){.cope = 1, .cope_npos = 5, .rel = 1, .rel_npos = T}, 0, 1, 4);
+    layer_init(&L, B, T, C, H, (AttnPE){.parts = pe_bit("cope") | pe_bit("rel"), .cope_npos = 5, .rel_npos = T}, 0, 1, 4);
     layer_forward(&L);
     int bad = 0, pad_queries = 0;
     for (int b = 0; b < B; b++)
@@ -187,7 +187,7 @@ static void test_dropout_mask(void) {
     enum { B = 2, T = 40, C = 8, H = 2, dh = 4 };
     const real p = 0.3f;
     Layer L;
-    layer_init(&L, B, T, C, H, (AttnPE){.cope = 1, .cope_npos = 6}, 0, 1, 11);
+    layer_init(&L, B, T, C, H, (AttnPE){.parts = pe_bit("cope"), .cope_npos = 6}, 0, 1, 11);
     L.p_drop = p;
     layer_forward(&L);
     double got[B * T * C], want[B * T * C];
@@ -219,7 +219,7 @@ static void test_relative_columns(void) {
     for (int capped = 0; capped <= 1; capped++) {
         int Tr = capped ? T : N;
         Layer L;
-        layer_init(&L, 1, Tr, C, 1, (AttnPE){.rel = 1, .rel_npos = N, .rel_capped = capped}, 0, 0, 5);
+        layer_init(&L, 1, Tr, C, 1, (AttnPE){.parts = pe_bit("rel"), .rel_npos = N, .rel_capped = capped}, 0, 0, 5);
         memset(L.q, 0, sizeof(real) * Tr * C), memset(L.k, 0, sizeof(real) * Tr * C), memset(L.R, 0, sizeof(real) * C * N);
         for (int t = 0; t < Tr; t++) L.q[t * C] = 1;
         for (int m = 0; m < N; m++) L.R[m] = (real)(0.3 * m);
@@ -249,7 +249,7 @@ static void test_relative_columns(void) {
 static void test_rope_rotation(void) {
     enum { T = 20, C = 8, H = 2, dh = 4 };
     Layer L;
-    layer_init(&L, 1, T, C, H, (AttnPE){.rope = 1, .rope_base = 100.0}, 0, 0, 6);
+    layer_init(&L, 1, T, C, H, (AttnPE){.parts = pe_bit("rope"), .rope_base = 100.0}, 0, 0, 6);
     for (int t = 0; t < T; t++)  // the same q and k at every position
         for (int c = 0; c < C; c++) L.q[t * C + c] = L.q[c], L.k[t * C + c] = L.k[c];
     layer_forward(&L);
@@ -283,11 +283,11 @@ static void test_rope_rotation(void) {
 static void test_longer_than_training(void) {
     enum { Ttrain = 8, T = 40 };
     const AttnPE pes[] = {
-        {.cope = 1, .cope_npos = Ttrain + 1},
-        {.rel = 1, .rel_npos = Ttrain, .rel_capped = 1},
-        {.rope = 1, .rope_base = 10000},
+        {.parts = pe_bit("cope"), .cope_npos = Ttrain + 1},
+        {.parts = pe_bit("rel"), .rel_npos = Ttrain, .rel_capped = 1},
+        {.parts = pe_bit("rope"), .rope_base = 10000},
         {0},
-        {.cope = 1, .cope_npos = Ttrain + 1, .rel = 1, .rel_npos = Ttrain, .rel_capped = 1},
+        {.parts = pe_bit("cope") | pe_bit("rel"), .cope_npos = Ttrain + 1, .rel_npos = Ttrain, .rel_capped = 1},
     };
     const char *names[] = {"cope", "rel capped", "rope", "none", "cope+rel capped"};
     char err[256];
@@ -302,7 +302,7 @@ static void test_longer_than_training(void) {
         printf("     %-16s runs at T=%d with tables for %d\n", names[x], T, Ttrain);
         layer_free(&L);
     }
-    AttnPE rel = {.rel = 1, .rel_npos = Ttrain};
+    AttnPE rel = {.parts = pe_bit("rel"), .rel_npos = Ttrain};
     CHECK(attention_check_length(&rel, Ttrain, err, sizeof err) == 0, "uncapped rel refused its own length: %s", err);
     err[0] = 0;
     int rc = attention_check_length(&rel, T, err, sizeof err);
@@ -324,8 +324,8 @@ static void run_threads(const char *name, AttnPE pe, int sep, real p_drop) {
     long n = 3L * 37 * 12, dh = 4;
     int same = memcmp(L[0].out, L[1].out, sizeof(real) * n) == 0 && memcmp(L[0].dq, L[1].dq, sizeof(real) * n) == 0 &&
                memcmp(L[0].dk, L[1].dk, sizeof(real) * n) == 0 && memcmp(L[0].dv, L[1].dv, sizeof(real) * n) == 0;
-    if (pe.cope) same = same && memcmp(L[0].dE, L[1].dE, sizeof(real) * dh * pe.cope_npos) == 0;
-    if (pe.rel) same = same && memcmp(L[0].dR, L[1].dR, sizeof(real) * dh * pe.rel_npos) == 0;
+    if ((pe.parts & pe_bit("cope"))) same = same && memcmp(L[0].dE, L[1].dE, sizeof(real) * dh * pe.cope_npos) == 0;
+    if ((pe.parts & pe_bit("rel"))) same = same && memcmp(L[0].dR, L[1].dR, sizeof(real) * dh * pe.rel_npos) == 0;
     if (sep) same = same && memcmp(L[0].dgk, L[1].dgk, sizeof(real) * n) == 0;
     printf("     %-28s 1 vs 2 threads: %s\n", name, same ? "bit-identical" : "DIFFERENT");
     CHECK(same, "%s: results depend on the thread count", name);
@@ -334,14 +334,14 @@ static void run_threads(const char *name, AttnPE pe, int sep, real p_drop) {
 static void test_threads_bit_identical(void) {
     run_threads("none + dropout", (AttnPE){0}, 0, 0.1f);
     run_threads("cope+rel, sep keys, dropout",
-                (AttnPE){.cope = 1, .cope_npos = 9, .rel = 1, .rel_npos = 20, .rel_capped = 1}, 1, 0.1f);
+                (AttnPE){.parts = pe_bit("cope") | pe_bit("rel"), .cope_npos = 9, .rel_npos = 20, .rel_capped = 1}, 1, 0.1f);
     run_threads("cope+rope unrotated gates",
-                (AttnPE){.cope = 1, .cope_npos = 38, .rope = 1, .rope_base = 10000, .cope_gates_unrotated = 1}, 0, 0);
+                (AttnPE){.parts = pe_bit("cope") | pe_bit("rope"), .cope_npos = 38, .rope_base = 10000, .cope_gates_unrotated = 1}, 0, 0);
 }
 
 // The block height changes only the grouping of the products: results agree to float rounding.
 static void test_block_rows_agree(void) {
-    AttnPE pe = {.cope = 1, .cope_npos = 12, .rel = 1, .rel_npos = 50};
+    AttnPE pe = {.parts = pe_bit("cope") | pe_bit("rel"), .cope_npos = 12, .rel_npos = 50};
     Layer L[2];
     for (int x = 0; x < 2; x++) {
         attention_set_block_rows(x ? 5 : 0);
@@ -408,6 +408,33 @@ static void test_sinusoidal_table(void) {
     check_close("sinusoidal table", got, want, T * C, 1e-6, 0);
 }
 
+// ALiBi against its formula: with q·k = 0 the logits are the bias alone, -m_h·(i-j) with
+// m_h = 2^(-8h/H), so out_i = Σ_j α_ij v_j has a closed form per head (computed here in double).
+static void test_alibi_bias(void) {
+    enum { T = 6, C = 4, H = 2 };
+    real q[T * C] = {0}, k[T * C] = {0}, v[T * C], out[T * C];
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++) v[t * C + c] = (real)(t + 1);
+    AttnPE pe = {.parts = pe_bit("alibi")};
+    AttnCache cache;
+    real *mem = malloc(sizeof(real) * attention_cache_size(&pe, 1, T, C, H));
+    attention_cache_bind(&cache, mem, &pe, 1, T, C, H);
+    attention_forward(out, &cache, q, k, v, NULL, &pe, 0, 0, 1, T, C, H);
+    double want[T * C];
+    for (int h = 0; h < H; h++) {
+        double m = pow(2.0, -8.0 * (h + 1) / H);
+        for (int i = 0; i < T; i++) {
+            double num = 0, den = 0;
+            for (int j = 0; j <= i; j++) num += (j + 1) * exp(-m * (i - j)), den += exp(-m * (i - j));
+            for (int c = 0; c < C / H; c++) want[i * C + h * (C / H) + c] = num / den;
+        }
+    }
+    CHECK(want[5 * C] > 3.6, "head 1 must lean to the near keys: above the uniform 3.5 (got %g)", want[5 * C]);
+    for (int n = 0; n < T * C; n++)
+        CHECK(fabs(out[n] - want[n]) < 1e-5, "out[%d] = %g, want %g", n, (double)out[n], want[n]);
+    free(mem);
+}
+
 int main(void) {
     RUN(test_cope_zero_table_is_plain);
     RUN(test_all_gates_open_count_tokens);
@@ -416,6 +443,7 @@ int main(void) {
     RUN(test_dropout_mask);
     RUN(test_relative_columns);
     RUN(test_rope_rotation);
+    RUN(test_alibi_bias);
     RUN(test_longer_than_training);
     RUN(test_threads_bit_identical);
     RUN(test_block_rows_agree);

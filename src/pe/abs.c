@@ -1,5 +1,6 @@
 // Sinusoidal absolute position encoding (Vaswani et al. 2017), added to the token embeddings by the
-// model. The learned absolute table is a model parameter and needs no kernel.
+// model. The learned absolute table is a model parameter; neither acts inside attention, so the kernel
+// has no hooks: it registers the part "abs" of pe.type.
 #include <math.h>
 
 #include "pe.h"
@@ -13,3 +14,15 @@ void pe_sinusoidal_table(real *table, int T, int C) {
         }
     }
 }
+
+static const ConfigKey abs_keys[] = {
+    {"pe", "abs_kind", KEY_CHOICE, offsetof(Config, pe.abs_kind), 0, 0, "learned|sinusoidal", "\"learned\"", 0, NULL,
+     "Absolute PE added to the token embeddings: a learned table (block_size rows) or fixed sinusoids."},
+};
+
+const PEKernel pe_abs = {
+    .name = "abs",
+    .combines = "rel",
+    .keys = abs_keys,
+    .n_keys = (int)(sizeof abs_keys / sizeof abs_keys[0]),
+};

@@ -23,8 +23,6 @@
 #include "matmul.h"
 #include "pe.h"
 
-static int cope_on(const AttnPE *pe) { return pe->cope; }
-
 static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     (void)T;
     if (pe->cope_npos < 1) {
@@ -50,8 +48,9 @@ static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B
     cache->pos = pe->cope_keep_positions ? cache->z + (long)B * H * T * pe->cope_npos : NULL;
 }
 
-static int separate_gates(const AttnPE *pe) { return pe->gate_keys != NULL || (pe->rope && pe->cope_gates_unrotated); }
-static int rotated_gate_keys(const AttnPE *pe) { return pe->gate_keys != NULL && pe->rope && !pe->cope_gates_unrotated; }
+static int rotated_gates(const AttnPE *pe) { return pe_on(pe, &pe_rope) && !pe->cope_gates_unrotated; }
+static int separate_gates(const AttnPE *pe) { return pe->gate_keys != NULL || (pe_on(pe, &pe_rope) && !rotated_gates(pe)); }
+static int rotated_gate_keys(const AttnPE *pe) { return pe->gate_keys != NULL && rotated_gates(pe); }
 
 // The backward scatters into dZ[i][f] and dZ[i][f+1]; neighbouring keys mostly share f, so the adds
 // would wait on each other through memory. Key j adds into copy j mod COPIES of the row instead, and
@@ -94,7 +93,7 @@ typedef struct {
 
 static Gates gate_operands(const PEHead *hd) {
     const AttnPE *pe = hd->pe;
-    int unrot = pe->rope && pe->cope_gates_unrotated;
+    int unrot = pe_on(pe, &pe_rope) && !rotated_gates(pe);
     Gates g;
     g.q = unrot ? hd->q_in : hd->q;
     g.ldq = hd->C;
@@ -314,9 +313,52 @@ static void cope_reduce(const AttnPE *pe, const real *partials, long nbh, int dh
     if (pe->cope_dtable) pe_reduce_partials(pe->cope_dtable, partials, nbh, (long)dh * pe->cope_npos);
 }
 
+static const ConfigKey cope_keys[] = {
+    {"pe", "npos", KEY_INT, offsetof(Config, pe.npos), 0, 1048576, NULL, "0", 0, NULL,
+     "CoPE positions 0..npos-1 (larger ones are clamped to npos-1); 0 means block_size + 1; at least 2."},
+    {"pe", "nodiv", KEY_BOOL, offsetof(Config, pe.nodiv), 0, 0, NULL, "false", 0, NULL,
+     "The CoPE logit term is not divided by sqrt(head dim) (the paper's Appendix B)."},
+    {"pe", "sep_keys", KEY_BOOL, offsetof(Config, pe.sep_keys), 0, 0, NULL, "false", 0, NULL,
+     "The gates use their own key projection instead of the attention keys."},
+    {"pe", "every_k_layers", KEY_INT, offsetof(Config, pe.every_k_layers), 1, 1024, NULL, "1", 0, NULL,
+     "CoPE on layers l with (l+1) % k == 0 (0-based l), relative PE only on the others; values above 1 "
+     "need pe.type cope+rel and at most model.n_layers."},
+    {"pe", "shared_table", KEY_BOOL, offsetof(Config, pe.shared_table), 0, 0, NULL, "false", 0, NULL,
+     "The CoPE layers share one position table (the first CoPE layer's)."},
+    {"pe", "rope_gates", KEY_CHOICE, offsetof(Config, pe.rope_gates), 0, 0, "rotated|unrotated", "\"rotated\"", 0,
+     "rope", "What the CoPE gates see: the RoPE-rotated queries and keys, or the unrotated ones."},
+};
+
+static void cope_resolve(Config *c, const Config *base) {
+    if (c->pe.npos == 0) c->pe.npos = base->model.block_size + 1;
+}
+
+static int cope_check(const Config *c, const char *src, char *err, int errlen) {
+    const PEConfig *pe = &c->pe;
+    if (pe->npos < 2) {
+        snprintf(err, errlen, "%s: pe.npos must be at least 2 (or 0 for block_size + 1), got %d", src, pe->npos);
+        return -1;
+    }
+    if (pe->every_k_layers > 1 && !(pe_parse_type(pe->type) & pe_bit("rel"))) {
+        snprintf(err, errlen, "%s: pe.every_k_layers %d needs pe.type cope+rel (\"%s\" puts CoPE on every layer)", src,
+                 pe->every_k_layers, pe->type);
+        return -1;
+    }
+    if (pe->every_k_layers > c->model.n_layers) {
+        snprintf(err, errlen, "%s: pe.every_k_layers %d exceeds model.n_layers %d, leaving no CoPE layer", src,
+                 pe->every_k_layers, c->model.n_layers);
+        return -1;
+    }
+    return 0;
+}
+
 const PEKernel pe_cope = {
     .name = "cope",
-    .on = cope_on,
+    .combines = "rel|rope",
+    .keys = cope_keys,
+    .n_keys = (int)(sizeof cope_keys / sizeof cope_keys[0]),
+    .resolve = cope_resolve,
+    .check = cope_check,
     .check_length = cope_check_length,
     .cache_size = cope_cache_size,
     .cache_bind = cope_cache_bind,

@@ -1,9 +1,44 @@
-// The position-encoding kernels attention can run, in the order their hooks are called. RoPE comes
-// first: it transforms q and k, which the logit terms then read.
+// The registry of position encodings: one line per encoding, in the order attention calls their
+// hooks (the order of their logit terms in the sum; RoPE's q/k transform runs before any head whatever
+// its place).
+#include <stdio.h>
+#include <string.h>
+
 #include "pe.h"
 
-const PEKernel *const pe_kernels[] = {&pe_rope, &pe_rel, &pe_cope};
+// The list: X(name) for the PEKernel pe_<name> that src/pe/<name>.c defines.
+#define PE_REGISTRY(X) X(abs) X(rel) X(rope) X(cope) X(alibi)
+
+#define PE_EXTERN(name) extern const PEKernel pe_##name;
+#define PE_ENTRY(name) &pe_##name,
+PE_REGISTRY(PE_EXTERN)
+const PEKernel *const pe_kernels[] = {PE_REGISTRY(PE_ENTRY)};
 const int pe_n_kernels = (int)(sizeof pe_kernels / sizeof pe_kernels[0]);
+_Static_assert(sizeof pe_kernels / sizeof pe_kernels[0] <= 8 * sizeof(unsigned), "AttnPE.parts has a bit each");
+
+unsigned pe_bit(const char *name) {
+    for (int i = 0; i < pe_n_kernels; i++)
+        if (!strcmp(pe_kernels[i]->name, name)) return 1u << i;
+    return 0;
+}
+
+unsigned pe_parse_type(const char *type) {
+    unsigned parts = 0;
+    char part[32];
+    for (const char *p = type; *p && strcmp(p, "none");) {
+        size_t n = strcspn(p, "+");
+        snprintf(part, sizeof part, "%.*s", (int)n, p);
+        parts |= pe_bit(part);
+        p += n + (p[n] == '+');
+    }
+    return parts;
+}
+
+int pe_on(const AttnPE *pe, const PEKernel *k) {
+    for (int i = 0; i < pe_n_kernels; i++)
+        if (pe_kernels[i] == k) return pe->parts >> i & 1;
+    return 0;
+}
 
 void pe_reduce_partials(real *dst, const real *partials, long nbh, long n) {
     enum { CHUNK = 256 };
@@ -19,4 +54,85 @@ void pe_reduce_partials(real *dst, const real *partials, long nbh, long n) {
         }
         for (long e = 0; e < m; e++) dst[e0 + e] += acc[e];
     }
+}
+
+// ---------------------------------------------------------------- configuration
+// pe.type is composed, not enumerated: "none", each registered part, then each pair "a+b" with b in
+// a's `combines`, in registry order. A key's pe.type values are those containing its part and the
+// parts its declaration's `applies` names, in the order of the choices.
+
+enum { MAX_CHOICES = 64, MAX_PE_KEYS = 64, LIST_LEN = 512 };
+static char choices[LIST_LEN];
+static unsigned choice_parts[MAX_CHOICES];
+static int n_choices = -1;
+static ConfigKey keys[MAX_PE_KEYS];
+static char applies[MAX_PE_KEYS][LIST_LEN];
+static int n_keys;
+
+static int in_bar_list(const char *list, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = list; p && *p; p += strcspn(p, "|") + (p[strcspn(p, "|")] == '|'))
+        if (strcspn(p, "|") == n && !strncmp(p, word, n)) return 1;
+    return 0;
+}
+
+static void add_choice(const char *name, unsigned parts) {
+    size_t len = strlen(choices);
+    snprintf(choices + len, sizeof choices - len, "%s%s", len ? "|" : "", name);
+    choice_parts[n_choices++] = parts;
+}
+
+// pe.type values with all of `need`, '|'-separated, into out
+static void values_with(unsigned need, char *out, size_t n) {
+    out[0] = '\0';
+    const char *p = choices;
+    for (int c = 0; c < n_choices; c++) {
+        size_t len = strcspn(p, "|"), at = strlen(out);
+        if ((choice_parts[c] & need) == need) snprintf(out + at, n - at, "%s%.*s", at ? "|" : "", (int)len, p);
+        p += len + 1;
+    }
+}
+
+static void build(void) {
+    if (n_choices >= 0) return;
+    n_choices = 0;
+    add_choice("none", 0);
+    for (int i = 0; i < pe_n_kernels; i++) add_choice(pe_kernels[i]->name, 1u << i);
+    char pair[64];
+    for (int i = 0; i < pe_n_kernels; i++)
+        for (int j = 0; j < pe_n_kernels && n_choices < MAX_CHOICES; j++)
+            if (in_bar_list(pe_kernels[i]->combines, pe_kernels[j]->name)) {
+                snprintf(pair, sizeof pair, "%s+%s", pe_kernels[i]->name, pe_kernels[j]->name);
+                add_choice(pair, 1u << i | 1u << j);
+            }
+    for (int i = 0; i < pe_n_kernels; i++)
+        for (int k = 0; k < pe_kernels[i]->n_keys && n_keys < MAX_PE_KEYS; k++, n_keys++) {
+            keys[n_keys] = pe_kernels[i]->keys[k];
+            values_with(1u << i | (keys[n_keys].applies ? pe_parse_type(keys[n_keys].applies) : 0), applies[n_keys],
+                        LIST_LEN);
+            keys[n_keys].applies = applies[n_keys];
+        }
+}
+
+const char *pe_type_choices(void) {
+    build();
+    return choices;
+}
+
+const ConfigKey *pe_config_keys(int *n) {
+    build();
+    *n = n_keys;
+    return keys;
+}
+
+void pe_config_resolve(Config *c, const Config *base) {
+    for (int i = 0; i < pe_n_kernels; i++)
+        if (pe_kernels[i]->resolve) pe_kernels[i]->resolve(c, base);
+}
+
+int pe_config_check(const Config *c, const char *src, char *err, int errlen) {
+    unsigned parts = pe_parse_type(c->pe.type);
+    for (int i = 0; i < pe_n_kernels; i++)
+        if ((parts >> i & 1) && pe_kernels[i]->check && pe_kernels[i]->check(c, src, err, errlen)) return -1;
+    return 0;
 }

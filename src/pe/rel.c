@@ -12,8 +12,6 @@
 #include "matmul.h"
 #include "pe.h"
 
-static int rel_on(const AttnPE *pe) { return pe->rel; }
-
 static int rel_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     if (pe->rel_npos < 1) {
         snprintf(err, errlen, "relative PE needs a table of at least 1 column (rel_npos %d)", pe->rel_npos);
@@ -100,9 +98,23 @@ static void rel_reduce(const AttnPE *pe, const real *partials, long nbh, int dh)
     if (pe->rel_dtable) pe_reduce_partials(pe->rel_dtable, partials, nbh, (long)dh * pe->rel_npos);
 }
 
+static const ConfigKey rel_keys[] = {
+    {"pe", "rel_max_distance", KEY_INT, offsetof(Config, pe.rel_max_distance), 0, 1048576, NULL, "0", 0, NULL,
+     "Entries of the relative PE table (distances 0..n-1); 0 means block_size."},
+    {"pe", "rel_capped", KEY_BOOL, offsetof(Config, pe.rel_capped), 0, 0, NULL, "false", 0, NULL,
+     "Distances beyond the relative table reuse its farthest entry (relative-capped), so longer "
+     "contexts than the table work."},
+};
+
+static void rel_resolve(Config *c, const Config *base) {
+    if (c->pe.rel_max_distance == 0) c->pe.rel_max_distance = base->model.block_size;
+}
+
 const PEKernel pe_rel = {
     .name = "rel",
-    .on = rel_on,
+    .keys = rel_keys,
+    .n_keys = (int)(sizeof rel_keys / sizeof rel_keys[0]),
+    .resolve = rel_resolve,
     .check_length = rel_check_length,
     .work_size = rel_work_size,
     .partial_size = rel_partial_size,

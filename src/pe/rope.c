@@ -14,8 +14,6 @@ static real *rope_cs;  // (T, dh/2, 2)
 static int rope_T, rope_dh;
 static double rope_base;
 
-static int rope_on(const AttnPE *pe) { return pe->rope; }
-
 static int rope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     (void)T;
     if (!(pe->rope_base > 1)) {
@@ -107,9 +105,26 @@ static void rope_qk_backward(PEHead *hd) {
     pe_rope_unrotate_add(hd->dk_in, hd->C, hd->dk, hd->ldd, hd->T, hd->dh);
 }
 
+static const ConfigKey rope_keys[] = {
+    {"pe", "rope_base", KEY_REAL, offsetof(Config, pe.rope_base), 1, 1e12, NULL, "10000", 0, NULL,
+     "RoPE frequency base: pair i of a head rotates by position * base^(-2i/head_dim)."},
+};
+
+static int rope_check(const Config *c, const char *src, char *err, int errlen) {
+    int dh = c->model.d_model / c->model.n_heads;
+    if (dh % 2) {
+        snprintf(err, errlen, "%s: pe.type %s needs an even head dimension, but model.d_model / model.n_heads = %d",
+                 src, c->pe.type, dh);
+        return -1;
+    }
+    return 0;
+}
+
 const PEKernel pe_rope = {
     .name = "rope",
-    .on = rope_on,
+    .keys = rope_keys,
+    .n_keys = (int)(sizeof rope_keys / sizeof rope_keys[0]),
+    .check = rope_check,
     .check_length = rope_check_length,
     .cache_size = rope_cache_size,
     .cache_bind = rope_cache_bind,

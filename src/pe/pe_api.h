@@ -1,0 +1,130 @@
+// Position encodings: the absolute table the model adds to its input, and the kernels that act inside
+// attention (one file each: rope.c, rel.c, cope.c). attention.c runs the same loop for every layer and
+// calls the hooks of the kernels a layer has switched on (AttnPE.parts); adding an encoding means a new
+// file with one PEKernel and a line in pe_kernels[] (registry.c); README "Adding a position encoding".
+//
+// How attention.c drives the hooks, per (sequence b, head h), rows cut into blocks [i0, i1):
+//   forward:  qk_forward (whole batch, before the heads: RoPE) → head_forward →
+//             per block: S = Q·Kᵀ (columns < i1) → block_forward → per row: logits a[j] = s·S_ij,
+//             row_logits adds the kernel's terms, mask, softmax → out = α'·V
+//   backward: head_backward → per block: dα = G·Vᵀ → block_backward → per row: softmax backward gives
+//             dA, dS = s·dA, row_backward adds the kernel's paths → dV, dQ, dK products →
+//             block_backward_end → head_backward_end → qk_backward (RoPE: rotate dq, dk back) →
+//             reduce (after all heads: sum the per-head partial parameter gradients in a fixed order).
+// Every hook may be NULL. The hooks of one head run on one thread; everything they write is either
+// private to the head (its slice of the cache, of dq/dk/dv, its partial gradient) or per-thread work.
+#ifndef PE_API_H
+#define PE_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "real.h"
+
+// The position encodings acting inside one layer's attention, resolved from the config once (the
+// model builds one per layer in model_create): which registered kernels act, and their options as
+// plain numbers. Tables are parameters owned by the model; d-tables are their gradients (accumulated,
+// +=). Fields of kernels that do not act are 0/NULL.
+typedef struct {
+    unsigned parts;           // bit i: pe_kernels[i] acts in this layer (pe_bit("name") gives the bit)
+    double rope_base;         // rope: rotate q and k per head (pairs (2t, 2t+1), angle pos·base^(-2t/dh))
+    int cope_npos;            // cope: integer positions 0..npos-1; positions clamp at npos-1
+    int cope_nodiv;           // 1: γ = 1 (paper's Appendix B); 0: γ = s (official default)
+    int cope_gates_unrotated; // with rope: gates from unrotated q·k (default: rotated)
+    int cope_keep_positions;  // keep the positions p in the cache (training does not need them)
+    const real *cope_table;   // (dh, npos), shared by the heads of the layer
+    real *cope_dtable;
+    const real *gate_keys;    // (B,T,C) separate keys for the gates (sep_keys), or NULL: gates use k
+    real *dgate_keys;
+    int rel_npos;             // rel: table columns; distance δ = i-j uses column rel_npos-1-δ
+    int rel_capped;           // distances beyond the table reuse column 0; else they are refused
+    const real *rel_table;    // (dh, rel_npos), shared by all heads and layers
+    real *rel_dtable;
+} AttnPE;
+
+// What the forward saves for the backward (and, on request, the CoPE positions for pictures); points
+// into memory the model owns.
+typedef struct {
+    real *probs;  // (B,H,T,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
+                  // j > i unspecified
+    real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i unspecified
+    real *pos;    // (B,H,T,T) CoPE positions p before clamping when cope_keep_positions, else NULL;
+                  // entries j > i unspecified
+    real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL; per row block only the columns its positions
+                  // reach (up to floor(min(max p, npos-1)) + 2), the others unspecified
+    real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
+    real *krot;   // (B,T,C) rotated k (RoPE), or NULL
+} AttnCache;
+
+// One (sequence, head) as the kernels see it. Rows of the (T,dh) head views are `ld` apart.
+typedef struct {
+    const AttnPE *pe;
+    AttnCache *cache;
+    int T, C, dh;
+    long bh;                    // b·H + h: this head's index in the (B,H,...) cache arrays
+    int h, H;                   // the head and the number of heads
+    real s;                     // 1/sqrt(dh)
+    const real *q, *k;          // as attention uses them (rotated under RoPE); ld C
+    const real *q_in, *k_in;    // as given to attention (unrotated); ld C
+    const real *gate_keys;      // this head's separate gate keys (ld C), or NULL
+    const uint8_t *pad;         // this sequence's key padding (T), or NULL
+    const real *S;              // forward: raw q·k of the current block, row i at S + (i - i0)·T
+    real *dq, *dk;              // backward: += gradients w.r.t. q, k (rotated space under RoPE); ld ldd
+    int ldd;
+    real *dq_in, *dk_in;        // backward: += gradients w.r.t. the unrotated inputs; ld C
+    real *dgate_keys;           // backward: += gradient w.r.t. gate_keys (ld C), or NULL
+    int rows;                   // the largest row block (work buffers are sized for it)
+    int i0, i1;                 // the current row block
+    int blk;                    // a kernel's per-block state, kept from block_* to its row hooks
+    real *work;                 // this kernel's per-thread work (work_size reals)
+    real *partial;              // this kernel's per-head partial parameter gradient (zeroed; partial_size reals)
+} PEHead;
+
+typedef struct {
+    const char *name;          // its part of pe.type
+    // configuration (pe/registry.c serves these to config.c)
+    const char *combines;      // "a|b": the parts that may follow this one in pe.type ("cope+rel"), or NULL
+    const ConfigKey *keys;     // its pe.* keys; there `applies` names the other parts a key also needs
+    int n_keys;                // (NULL: this one alone); the registry turns it into the pe.type values
+    void (*resolve)(Config *c, const Config *base);  // derived defaults (always run, like config.c's own)
+    int (*check)(const Config *c, const char *src, char *err, int errlen);  // when pe.type has this part
+    int (*check_length)(const AttnPE *pe, int T, char *err, int errlen);
+    // reals this kernel needs in the layer cache (bound after probs), per thread, per head
+    long (*cache_size)(const AttnPE *pe, int B, int T, int C, int H);
+    void (*cache_bind)(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H);
+    long (*work_size)(const AttnPE *pe, int T, int dh, int rows);
+    long (*partial_size)(const AttnPE *pe, int dh);
+    // before any head, outside the parallel region (tables that depend on T)
+    void (*prepare)(const AttnPE *pe, int T, int dh);
+    // q/k transform: writes the transformed q, k into the cache and points *qa, *ka at them
+    void (*qk_forward)(const real **qa, const real **ka, AttnCache *cache, const real *q, const real *k,
+                       const AttnPE *pe, int B, int T, int C, int H);
+    void (*qk_saved)(const real **qa, const real **ka, const AttnCache *cache);
+    void (*qk_backward)(PEHead *hd);  // dq_in, dk_in += Jᵀ·(dq, dk) for this head
+    // logit term
+    void (*head_forward)(PEHead *hd);
+    void (*block_forward)(PEHead *hd);
+    void (*row_logits)(PEHead *hd, int i, real *a);  // a[j] += term_ij for j <= i
+    void (*head_backward)(PEHead *hd);
+    void (*block_backward)(PEHead *hd);
+    void (*row_backward)(PEHead *hd, int i, const real *dA, real *dS);  // dA, dS: row i, j <= i
+    void (*block_backward_end)(PEHead *hd);
+    void (*head_backward_end)(PEHead *hd);
+    // dtable += Σ_h partials[h·partial_size ...] in order h = 0..nbh-1
+    void (*reduce)(const AttnPE *pe, const real *partials, long nbh, int dh);
+} PEKernel;
+
+// The registry (registry.c): every encoding, in the order attention calls their hooks.
+extern const PEKernel *const pe_kernels[];
+extern const int pe_n_kernels;
+
+// The AttnPE.parts bit of the kernel called `name`, 0 when none is (model_create and tests resolve
+// names once; the hot paths test bits).
+unsigned pe_bit(const char *name);
+// The parts of a pe.type value ("none", "cope", "cope+rel", ...) as AttnPE.parts bits.
+unsigned pe_parse_type(const char *type);
+// Whether kernel k acts under pe.
+int pe_on(const AttnPE *pe, const PEKernel *k);
+
+#endif
