@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "tasks/task_impl.h"
 #include "tasks/tokenizer.h"
 
@@ -143,13 +144,13 @@ static int encode(Lm *m, const char *text, size_t len, Stream *s, const char *wh
     if (!m->word) {
         s->n = (long)len;
         s->t8 = malloc(len > 0 ? len : 1);
-        if (!s->t8) return task_errf(err, errlen, "%s: out of memory for %zu bytes", what, len);
+        if (!s->t8) return errf(err, errlen, "%s: out of memory for %zu bytes", what, len);
         memcpy(s->t8, text, len);
         return 0;
     }
     s->n = word_encode(m->vocab, text, len, NULL);
     s->t32 = malloc(sizeof(int) * (size_t)(s->n > 0 ? s->n : 1));
-    if (!s->t32) return task_errf(err, errlen, "%s: out of memory for %ld tokens", what, s->n);
+    if (!s->t32) return errf(err, errlen, "%s: out of memory for %ld tokens", what, s->n);
     word_encode(m->vocab, text, len, s->t32);
     return 0;
 }
@@ -160,7 +161,7 @@ static int no_nul(const char *text, size_t len, const char *what, char *err, int
     if (!nul) return 0;
     long line = 1;
     for (const char *p = text; p < nul; p++) line += *p == '\n';
-    return task_errf(err, errlen, "%s: byte %zu (line %ld) is a NUL byte; the word tokenizer reads text (bytes take any)",
+    return errf(err, errlen, "%s: byte %zu (line %ld) is a NUL byte; the word tokenizer reads text (bytes take any)",
                      what, (size_t)(nul - text) + 1, line);
 }
 
@@ -173,10 +174,10 @@ static size_t cut_after_line(const char *text, size_t len, size_t at) {
 static int lm_create(Task *t, char *err, int errlen) {
     const TaskConfig *c = &t->cfg;
     Lm *m = calloc(1, sizeof *m);
-    if (!m) return task_errf(err, errlen, "lm: out of memory");
+    if (!m) return errf(err, errlen, "lm: out of memory");
     t->impl = m;
     if (t->answer_loss)
-        return task_errf(err, errlen, "task.loss_on: \"answer\" does not apply to lm (every token is a target); use all or auto");
+        return errf(err, errlen, "task.loss_on: \"answer\" does not apply to lm (every token is a target); use all or auto");
     m->word = strcmp(c->tokenizer, "word") == 0;
     m->sequential = strcmp(c->sampling, "sequential") == 0;
     if (!m->word && task_refuse_unused(c, "min_count|max_vocab", "applies to the word tokenizer only", err, errlen) != 0)
@@ -206,7 +207,7 @@ static int lm_create(Task *t, char *err, int errlen) {
         double fv = c->valid_fraction, ft = c->test_fraction;
         if (!(fv >= 0 && ft >= 0 && fv + ft < 1)) {
             free(whole);
-            return task_errf(err, errlen, "task.valid_fraction %g + task.test_fraction %g: expected shares summing below 1", fv, ft);
+            return errf(err, errlen, "task.valid_fraction %g + task.test_fraction %g: expected shares summing below 1", fv, ft);
         }
         size_t a = cut_after_line(whole, n, (size_t)((1.0 - fv - ft) * (double)n));
         size_t b = cut_after_line(whole, n, (size_t)((1.0 - ft) * (double)n));
@@ -221,21 +222,21 @@ static int lm_create(Task *t, char *err, int errlen) {
         const char *files[NSTREAMS] = {c->train_file, c->valid_file, c->test_file};
         for (int s = 0; s < NSTREAMS && rc == 0; s++) {
             if (task_path(what[s], sizeof what[s], c->data_dir, files[s]) != 0) {
-                rc = task_errf(err, errlen, "task.data_dir: path too long");
+                rc = errf(err, errlen, "task.data_dir: path too long");
                 break;
             }
             text[s] = task_read_file(what[s], &len[s], err, errlen);
             if (!text[s]) rc = -1;
-            else if (len[s] == 0) rc = task_errf(err, errlen, "%s: empty file", what[s]);
+            else if (len[s] == 0) rc = errf(err, errlen, "%s: empty file", what[s]);
             else if (m->word) rc = no_nul(text[s], len[s], what[s], err, errlen);
         }
     } else
-        rc = task_errf(err, errlen,
+        rc = errf(err, errlen,
                        "task.data_dir or task.text_file: lm needs text (scripts/fetch_data.sh, scripts/build_code_corpus.py)");
 
     if (rc == 0 && m->word) {
         m->vocab = word_vocab_build(text[S_TRAIN], len[S_TRAIN], c->min_count, c->max_vocab);
-        if (!m->vocab) rc = task_errf(err, errlen, "%s: out of memory building the vocabulary", what[S_TRAIN]);
+        if (!m->vocab) rc = errf(err, errlen, "%s: out of memory building the vocabulary", what[S_TRAIN]);
     }
     for (int s = 0; s < NSTREAMS && rc == 0; s++) rc = encode(m, text[s], len[s], &m->st[s], what[s], err, errlen);
     if (whole)
@@ -245,7 +246,7 @@ static int lm_create(Task *t, char *err, int errlen) {
     if (rc != 0) return -1;
 
     if (m->st[S_TRAIN].n < (long)t->block_size + 1)
-        return task_errf(err, errlen, "%s: %ld tokens, fewer than model.block_size + 1 = %d", what[S_TRAIN], m->st[S_TRAIN].n,
+        return errf(err, errlen, "%s: %ld tokens, fewer than model.block_size + 1 = %d", what[S_TRAIN], m->st[S_TRAIN].n,
                          t->block_size + 1);
     // An evaluation split needs a token to predict. A split that is there must have one: only a
     // text_file share of 0 leaves a split out.
@@ -256,19 +257,19 @@ static int lm_create(Task *t, char *err, int errlen) {
         long n = m->st[s].n;
         if (c->text_file[0] && share[s] == 0) continue;
         if (n < 2 && c->text_file[0])
-            return task_errf(err, errlen,
+            return errf(err, errlen,
                              "%s: %ld token%s after the cuts at line ends; %s %g needs at least 2 there (0 leaves the "
                              "split out)",
                              what[s], n, n == 1 ? "" : "s", share_key[s], share[s]);
         if (n < 2)
-            return task_errf(err, errlen, "%s: %ld token; an evaluation split needs at least 2 (one to predict)", what[s], n);
+            return errf(err, errlen, "%s: %ld token; an evaluation split needs at least 2 (one to predict)", what[s], n);
         m->eval_split_stream[k] = s;
         t->splits[k++] = stream_names[s];
     }
     t->splits[k] = NULL;
     int row_len = (m->W > t->block_size ? m->W : t->block_size) + 1;
     m->row = malloc(sizeof(int) * (size_t)row_len);
-    if (!m->row) return task_errf(err, errlen, "lm: out of memory");
+    if (!m->row) return errf(err, errlen, "lm: out of memory");
     for (int i = 0; i < 256; i++) {
         if (i >= 33 && i < 127 && i != '\\')
             snprintf(m->byte_names[i], sizeof m->byte_names[i], "%c", i);

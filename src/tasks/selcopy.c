@@ -159,7 +159,7 @@ static int sc_state_load(Task *t, const void *buf, size_t size) {
 static int sc_create(Task *t, char *err, int errlen) {
     const TaskConfig *c = &t->cfg;
     SelCopy *s = calloc(1, sizeof *s);
-    if (!s) return task_errf(err, errlen, "selcopy: out of memory");
+    if (!s) return errf(err, errlen, "selcopy: out of memory");
     t->impl = s;
     // task_create held every key to its schema range: n_blanks + 2 n_tokens stays far below INT_MAX.
     int blanks[NSPLITS] = {c->n_blanks, c->n_blanks, c->dense_blanks, c->sparse_blanks};
@@ -169,7 +169,7 @@ static int sc_create(Task *t, char *err, int errlen) {
     s->mamba = strcmp(c->copy_format, "mamba") == 0;
     memcpy(s->blanks, blanks, sizeof blanks);
     if (c->n_blanks + 2 * s->M > t->block_size)
-        return task_errf(err, errlen, "task.n_blanks %d + 2 x task.n_tokens %d = T %d > model.block_size %d", c->n_blanks, s->M,
+        return errf(err, errlen, "task.n_blanks %d + 2 x task.n_tokens %d = T %d > model.block_size %d", c->n_blanks, s->M,
                          c->n_blanks + 2 * s->M, t->block_size);
     int longest = 0;
     for (int i = 0; i < NSPLITS; i++)
@@ -178,7 +178,7 @@ static int sc_create(Task *t, char *err, int errlen) {
     s->tgt = malloc(sizeof(int) * (size_t)s->M);
     s->buf = malloc((size_t)longest);
     s->names = calloc((size_t)s->marker + 1, sizeof *s->names);
-    if (!s->row || !s->tgt || !s->buf || !s->names) return task_errf(err, errlen, "selcopy: out of memory");
+    if (!s->row || !s->tgt || !s->buf || !s->names) return errf(err, errlen, "selcopy: out of memory");
     snprintf(s->names[0], 12, ".");
     for (int i = 1; i <= s->alphabet; i++) {
         if (s->alphabet <= 26)
@@ -192,14 +192,14 @@ static int sc_create(Task *t, char *err, int errlen) {
     s->n_train = c->train_sequences;
     if (s->n_train > 0) {
         s->train = malloc((size_t)s->n_train * (size_t)s->train_len);
-        if (!s->train) return task_errf(err, errlen, "task.train_sequences: out of memory for %ld sequences", s->n_train);
+        if (!s->train) return errf(err, errlen, "task.train_sequences: out of memory for %ld sequences", s->n_train);
         for (long n = 0; n < s->n_train; n++) {
             Rng r;
             task_item_rng(&r, t->data_seed, STREAM_DATA, 0, n);
             make_seq(s, &r, c->n_blanks, s->train + (size_t)n * s->train_len);
         }
         if (sampler_init(&s->sampler, s->n_train, rng_key(t->run_seed, STREAM_SHUFFLE, 0, 0)) != 0)
-            return task_errf(err, errlen, "selcopy: out of memory");
+            return errf(err, errlen, "selcopy: out of memory");
     } else
         rng_seed(&s->stream, rng_key(t->run_seed, STREAM_TRAIN, 0, 0));
 

@@ -1,13 +1,15 @@
 // The task registry, the "task" config section's schema, and the helpers the task files share.
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bytes.h"
 #include "config.h"
+#include "error.h"
 #include "input.h"
+#include "system.h"
 #include "tasks/task_impl.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -144,7 +146,7 @@ int task_refuse_unused(const TaskConfig *c, const char *keys, const char *why, c
         size_t len = strcspn(p, "|");
         const ConfigKey *k = keys_all;
         while (k < keys_all + n && (strlen(k->name) != len || strncmp(k->name, p, len))) k++;
-        if (k == keys_all + n) return task_errf(err, errlen, "task: no key \"%.*s\" (task_refuse_unused)", (int)len, p);
+        if (k == keys_all + n) return errf(err, errlen, "task: no key \"%.*s\" (task_refuse_unused)", (int)len, p);
         size_t o = k->offset - offsetof(Config, task);
         const char *v = (const char *)c + o, *dv = (const char *)&d + o;
         char val[TASK_STR + 8];
@@ -163,7 +165,7 @@ int task_refuse_unused(const TaskConfig *c, const char *keys, const char *why, c
             same = *(const int *)v == *(const int *)dv;
             snprintf(val, sizeof val, "%d", *(const int *)v);
         }
-        if (!same) return task_errf(err, errlen, "task.%s: %s %s; leave it out", k->name, val, why);
+        if (!same) return errf(err, errlen, "task.%s: %s %s; leave it out", k->name, val, why);
         p += len + (p[len] == '|');
     }
     return 0;
@@ -179,17 +181,17 @@ Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *er
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
         if (strcmp(cfg->name, registry[i]->name) == 0) ops = registry[i];
     if (!ops) {
-        task_errf(err, errlen, "task.name: unknown task \"%s\" (expected flipflop, counting, selcopy or lm)", cfg->name);
+        errf(err, errlen, "task.name: unknown task \"%s\" (expected flipflop, counting, selcopy or lm)", cfg->name);
         return NULL;
     }
     if (block_size < 1 || block_size > TASK_MAX_CONTEXT) {
-        task_errf(err, errlen, "model.block_size: %d, expected 1 to %d", block_size, TASK_MAX_CONTEXT);
+        errf(err, errlen, "model.block_size: %d, expected 1 to %d", block_size, TASK_MAX_CONTEXT);
         return NULL;
     }
     if (config_check_task(cfg, err, errlen) != 0) return NULL;
     Task *t = calloc(1, sizeof *t);
     if (!t) {
-        task_errf(err, errlen, "task: out of memory");
+        errf(err, errlen, "task: out of memory");
         return NULL;
     }
     t->ops = ops;
@@ -290,15 +292,6 @@ void task_item_rng(Rng *r, uint64_t seed, int stream, int split, long n) {
     rng_seed(r, rng_mix64(rng_key(seed, (uint64_t)stream, (uint64_t)split, 0) ^ rng_mix64((uint64_t)n)));
 }
 
-void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-uint64_t get_u64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 void rng_save(const Rng *r, void *buf) {
     for (int i = 0; i < 4; i++) put_u64((uint8_t *)buf + 8 * i, r->s[i]);
 }
@@ -366,7 +359,7 @@ int sampler_load(EpochSampler *s, const void *buf) {
 int batch_init(Batch *b, int B, int T, char *err, int errlen) {
     memset(b, 0, sizeof *b);
     if (B < 1 || T < 1 || T > TASK_MAX_CONTEXT)
-        return task_errf(err, errlen, "batch of %d x %d positions: expected at least 1 sequence of 1 to %d positions", B, T,
+        return errf(err, errlen, "batch of %d x %d positions: expected at least 1 sequence of 1 to %d positions", B, T,
                          TASK_MAX_CONTEXT);
     size_t n = (size_t)B * (size_t)T;  // below 2^52: no overflow, here or in the byte counts
     b->tokens = calloc(n, sizeof(int));
@@ -377,7 +370,7 @@ int batch_init(Batch *b, int B, int T, char *err, int errlen) {
     b->rows = calloc((size_t)B, sizeof(long));
     if (!b->tokens || !b->targets || !b->loss_mask || !b->metric_mask || !b->key_pad || !b->rows) {
         batch_free(b);
-        return task_errf(err, errlen, "batch of %d x %d positions: out of memory for its %.3g GiB", B, T,
+        return errf(err, errlen, "batch of %d x %d positions: out of memory for its %.3g GiB", B, T,
                          (double)n * (2 * sizeof(int) + 3) / (1 << 30));
     }
     b->cap_B = B;
@@ -449,16 +442,6 @@ void batch_row_from_seq(Batch *b, int row, const int *seq, int n, int pad) {
     }
 }
 
-int task_errf(char *err, int errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, (size_t)errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 char *task_read_file(const char *path, size_t *len, char *err, int errlen) {
     // Token and line counts are longs.
     return input_read_file(path, LONG_MAX, len, err, errlen);
@@ -466,7 +449,7 @@ char *task_read_file(const char *path, size_t *len, char *err, int errlen) {
 
 int task_close_file(FILE *f, const char *path, char *err, int errlen) {
     int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return task_errf(err, errlen, "%s: write error", path);
+    if (fclose(f) != 0 || bad) return errf(err, errlen, "%s: write error", path);
     return 0;
 }
 
@@ -481,14 +464,6 @@ int task_path_exists(const char *path) {
 }
 
 int task_mkdir_p(const char *dir, char *err, int errlen) {
-    char tmp[TASK_STR + 64];
-    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return task_errf(err, errlen, "%s: path too long", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return task_errf(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return task_errf(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno));
+    if (make_dirs(dir) != 0) return errf(err, errlen, "%s: cannot create (%s)", dir, strerror(errno));
     return 0;
 }

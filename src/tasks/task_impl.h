@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "error.h"
 #include "rng.h"
 #include "tasks/task.h"
 
@@ -71,10 +72,6 @@ int sampler_load(EpochSampler *s, const void *buf);  // -1: a cursor for another
 void rng_save(const Rng *r, void *buf);
 void rng_load(Rng *r, const void *buf);
 
-// Little-endian scalars in cursors.
-void put_u64(uint8_t *p, uint64_t v);
-uint64_t get_u64(const uint8_t *p);
-
 // Batch helpers: set the filled shape (checking capacity) and clear it to padding.
 void batch_begin(Batch *b, int B, int T);
 // The batch's row scratch (b->rows), checked to hold B rows.
@@ -87,9 +84,6 @@ void batch_row_from_seq(Batch *b, int row, const int *seq, int n, int pad);
 // value given for them would be silently ignored: -1 with err "task.KEY: VALUE <why>; leave it out"
 // for the first that does not.
 int task_refuse_unused(const TaskConfig *c, const char *keys, const char *why, char *err, int errlen);
-
-// Formats err ("file:line:col: message" style helpers return -1 for convenience).
-int task_errf(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // A data file, whole (input_read_file: regular files only), with a NUL after its *len bytes; NULL
 // with err naming the file.
