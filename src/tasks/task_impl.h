@@ -72,14 +72,6 @@ int sampler_load(EpochSampler *s, const void *buf);  // -1: a cursor for another
 void rng_save(const Rng *r, void *buf);
 void rng_load(Rng *r, const void *buf);
 
-// Batch helpers: set the filled shape (checking capacity) and clear it to padding.
-void batch_begin(Batch *b, int B, int T);
-// The batch's row scratch (b->rows), checked to hold B rows.
-long *batch_rows(Batch *b, int B);
-// One row from a whole sequence seq[0..n-1]: tokens = seq[0..n-2], targets = seq[1..n-1], masks 0,
-// padded to b->T with `pad` (key_pad = 1 there). n - 1 must be ≤ b->T.
-void batch_row_from_seq(Batch *b, int row, const int *seq, int n, int pad);
-
 // Keys (names '|'-separated) that have no effect in some setting must keep their defaults, or a
 // value given for them would be silently ignored: -1 with err "task.KEY: VALUE <why>; leave it out"
 // for the first that does not.

@@ -24,7 +24,7 @@ FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointe
 FUZZ_LIBS    := -fopenmp -lopenblas -lcjson -lz -lm
 # The sources that read input, and what they call; no model.
 FUZZ_SRC     := src/config.c src/input.c src/rng.c src/checkpoint.c src/atomic_file.c src/error.c src/system.c \
-                $(wildcard src/tasks/*.c)
+                src/batch.c $(wildcard src/tasks/*.c)
 FUZZ_OBJ     := $(FUZZ_SRC:src/%.c=$(FUZZ_OUT)/obj/%.o) $(FUZZ_OUT)/obj/fuzz_common.o
 FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(filter-out tests/fuzz/fuzz_common.c,$(wildcard tests/fuzz/fuzz_*.c)))
 
