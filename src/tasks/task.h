@@ -1,7 +1,7 @@
 // The task interface: a seeded, resumable stream of training batches, deterministic evaluation
 // splits, and the vocabulary. One file per task (flipflop.c, counting.c, selcopy.c, lm.c); task.c
-// holds the registry, the shared batch helpers and the schema of the "task" config section
-// (task_config_keys), which documents every key below.
+// holds the registry, task_keys.c the schema of the "task" config section (task_config_keys), which
+// documents every key of TaskConfig (task_config.h).
 //
 // Seeds: the data (a counting data set, the evaluation splits) comes from task.data_seed, or from
 // the run seed when it is -1; the order of training (shuffling, fresh sequences of an endless
