@@ -389,6 +389,19 @@ static int ct_state_load(Task *t, const void *buf, size_t size) {
     return sampler_load(&((Counting *)t->impl)->sampler, buf);
 }
 
+// Its own keys of the "task" section (task_keys.c has the shared ones).
+static const ConfigKey ct_keys[] = {
+    {"task", "nvars", KEY_INT, TASK_KEY(nvars), 1, 26, NULL, "3", 0, NULL,
+     "variables a, b, ... (official --nvars; the paper: 1, 3, 5)"},
+    {"task", "max_steps", KEY_INT, TASK_KEY(max_steps), 3, 1000000, NULL, "512", 0, NULL,
+     "context statements per sample: uniform in [3, max_steps] (official --max-steps)"},
+    {"task", "n_train", KEY_INT, TASK_KEY(n_train), 1, TASK_INT_MAX, NULL, "10000", 0, NULL,
+     "training samples (official --ntrain)"},
+    {"task", "n_valid", KEY_INT, TASK_KEY(n_valid), 1, TASK_INT_MAX, NULL, "1000", 0, NULL,
+     "validation samples (official --ntest)"},
+    {"task", "n_test", KEY_INT, TASK_KEY(n_test), 1, TASK_INT_MAX, NULL, "1000", 0, NULL, "test samples (official --ntest)"},
+};
+
 static int ct_create(Task *t, char *err, int errlen) {
     const TaskConfig *cfg = &t->cfg;
     Counting *c = calloc(1, sizeof *c);
@@ -480,6 +493,11 @@ static void ct_destroy(Task *t) {
 
 const TaskOps counting_ops = {
     .name = "counting",
+    .title = "counting",
+    .answer = "the value (official --train-on answer)",
+    .answer_loss_auto = 1,
+    TASK_KEYS(ct_keys),
+    .shared_keys = "data_dir|write_dir",
     .create = ct_create,
     .destroy = ct_destroy,
     .next_train = ct_next_train,

@@ -264,13 +264,33 @@ static int ff_write(Task *t, const char *dir, char *err, int errlen) {
     return 0;
 }
 
+// Its own keys of the "task" section (task_keys.c has the shared ones).
+static const ConfigKey ff_keys[] = {
+    {"task", "length", KEY_INT, TASK_KEY(length), 4, TASK_INT_MAX, NULL, "512", 0, NULL,
+     "tokens per flip-flop sequence (even: instruction-bit pairs); T = length - 1 [Liu et al.: 512]"},
+    {"task", "p_ignore", KEY_REAL, TASK_KEY(p_ignore), 0, 0.999999, NULL, "0.8", 0, NULL,
+     "training distribution FFL(p_ignore): ignore with p_ignore, write and read with (1-p_ignore)/2 each; "
+     "also the valid and test splits"},
+    {"task", "p_sparse", KEY_REAL, TASK_KEY(p_sparse), 0, 0.999999, NULL, "0.98", 1, NULL,
+     "the OOD \"sparse\" split FFL(p_sparse) (long write-to-read gaps) [UNKNOWN whether the CoPE paper's OOD "
+     "is exactly 0.98]"},
+    {"task", "p_dense", KEY_REAL, TASK_KEY(p_dense), 0, 0.999999, NULL, "0.1", 1, NULL,
+     "the OOD \"dense\" split FFL(p_dense) (short gaps; not in the CoPE paper's table)"},
+};
+
+// task.eval_length 0: the training length.
+static int ff_default_eval_length(const TaskConfig *c, int block_size) {
+    (void)block_size;
+    return c->length;
+}
+
 static int ff_create(Task *t, char *err, int errlen) {
     const TaskConfig *c = &t->cfg;
     FlipFlop *f = calloc(1, sizeof *f);
     if (!f) return errf(err, errlen, "flipflop: out of memory");
     t->impl = f;
     f->length = c->length;
-    f->eval_length = c->eval_length > 0 ? c->eval_length : c->length;
+    f->eval_length = task_eval_length(c, t->block_size);
     if (f->length % 2 != 0)  // the schema holds it to at least 4
         return errf(err, errlen, "task.length: %d, expected an even number (instruction-bit pairs)", c->length);
     if (f->eval_length < 4 || f->eval_length % 2 != 0)
@@ -345,6 +365,12 @@ static void ff_destroy(Task *t) {
 
 const TaskOps flipflop_ops = {
     .name = "flipflop",
+    .title = "flip-flop language modelling",
+    .answer = "the bits after r",
+    .answer_loss_auto = 0,
+    TASK_KEYS(ff_keys),
+    .shared_keys = "data_dir|write_dir|eval_sequences|eval_length|train_sequences",
+    .default_eval_length = ff_default_eval_length,
     .create = ff_create,
     .destroy = ff_destroy,
     .next_train = ff_next_train,

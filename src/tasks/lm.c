@@ -171,6 +171,38 @@ static size_t cut_after_line(const char *text, size_t len, size_t at) {
     return nl ? (size_t)(nl - text) + 1 : at;
 }
 
+// Its own keys of the "task" section (task_keys.c has the shared ones).
+static const ConfigKey lm_keys[] = {
+    {"task", "tokenizer", KEY_CHOICE, TASK_KEY(tokenizer), 0, 0, "byte|word", "\"byte\"", 0, NULL,
+     "byte: the 256 byte values; word: whitespace-separated words of the training text, <unk> and <eos> "
+     "(end of line) [UNKNOWN: the paper presumably used GPT-2 BPE]"},
+    {"task", "min_count", KEY_INT, TASK_KEY(min_count), 1, TASK_INT_MAX, NULL, "1", 0, NULL,
+     "word: words seen fewer times in the training text become <unk>"},
+    {"task", "max_vocab", KEY_INT, TASK_KEY(max_vocab), 0, TASK_INT_MAX, NULL, "0", 0, NULL,
+     "word: keep only the most frequent words (0 = all)"},
+    {"task", "train_file", KEY_STRING, TASK_KEY(train_file), 0, 0, NULL, "\"train.txt\"", 0, NULL,
+     "training text, under data_dir"},
+    {"task", "valid_file", KEY_STRING, TASK_KEY(valid_file), 0, 0, NULL, "\"valid.txt\"", 1, NULL,
+     "validation text, under data_dir"},
+    {"task", "test_file", KEY_STRING, TASK_KEY(test_file), 0, 0, NULL, "\"test.txt\"", 1, NULL, "test text, under data_dir"},
+    {"task", "text_file", KEY_STRING, TASK_KEY(text_file), 0, 0, NULL, "\"\"", 0, NULL,
+     "one text file cut into train, valid and test (in that order) by valid_fraction and "
+     "test_fraction, instead of data_dir (a share of 0 leaves that split out)"},
+    {"task", "valid_fraction", KEY_REAL, TASK_KEY(valid_fraction), 0, 0.5, NULL, "0.05", 0, NULL,
+     "text_file: share of its bytes for valid (cut at the next line end)"},
+    {"task", "test_fraction", KEY_REAL, TASK_KEY(test_fraction), 0, 0.5, NULL, "0.05", 0, NULL,
+     "text_file: share of its bytes for test, the end of the file (cut at the next line end)"},
+    {"task", "sampling", KEY_CHOICE, TASK_KEY(sampling), 0, 0, "random|sequential", "\"random\"", 0, NULL,
+     "training windows of block_size+1 tokens: random = uniform random offsets; sequential = consecutive "
+     "windows (stride block_size), wrapping at the end"},
+};
+
+// task.eval_length 0: the training window.
+static int lm_default_eval_length(const TaskConfig *c, int block_size) {
+    (void)c;
+    return block_size;
+}
+
 static int lm_create(Task *t, char *err, int errlen) {
     const TaskConfig *c = &t->cfg;
     Lm *m = calloc(1, sizeof *m);
@@ -188,7 +220,7 @@ static int lm_create(Task *t, char *err, int errlen) {
                                              "applies to task.text_file only (the splits are data_dir's files)", err,
                                              errlen))
         return -1;
-    m->W = c->eval_length > 0 ? c->eval_length : t->block_size;
+    m->W = task_eval_length(c, t->block_size);
 
     // The three texts.
     char *text[NSTREAMS] = {NULL, NULL, NULL};
@@ -298,6 +330,12 @@ static void lm_destroy(Task *t) {
 
 const TaskOps lm_ops = {
     .name = "lm",
+    .title = "language modelling on text",
+    .answer = NULL,
+    .answer_loss_auto = 0,
+    TASK_KEYS(lm_keys),
+    .shared_keys = "data_dir|eval_length",
+    .default_eval_length = lm_default_eval_length,
     .create = lm_create,
     .destroy = lm_destroy,
     .next_train = lm_next_train,

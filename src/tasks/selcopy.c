@@ -156,6 +156,25 @@ static int sc_state_load(Task *t, const void *buf, size_t size) {
     return 0;
 }
 
+// Its own keys of the "task" section (task_keys.c has the shared ones).
+static const ConfigKey sc_keys[] = {
+    {"task", "n_tokens", KEY_INT, TASK_KEY(n_tokens), 1, 100000, NULL, "16", 0, NULL,
+     "data tokens to copy [UNKNOWN: Mamba's 16]"},
+    {"task", "alphabet", KEY_INT, TASK_KEY(alphabet), 1, 250, NULL, "14", 0, NULL,
+     "distinct data tokens; vocabulary = alphabet + 2 (blank 0, marker alphabet+1), so 14 gives Mamba's "
+     "vocabulary of 16 [UNKNOWN]"},
+    {"task", "n_blanks", KEY_INT, TASK_KEY(n_blanks), 0, 10000000, NULL, "256", 0, NULL,
+     "blanks per training, valid and test sequence (the paper: 256)"},
+    {"task", "dense_blanks", KEY_INT, TASK_KEY(dense_blanks), 0, 10000000, NULL, "128", 1, NULL,
+     "blanks per sequence of the OOD \"dense\" split (the paper: 128)"},
+    {"task", "sparse_blanks", KEY_INT, TASK_KEY(sparse_blanks), 0, 10000000, NULL, "512", 1, NULL,
+     "blanks per sequence of the OOD \"sparse\" split (the paper: 512)"},
+    {"task", "copy_format", KEY_CHOICE, TASK_KEY(copy_format), 0, 0, "lm|mamba", "\"lm\"", 0, NULL,
+     "lm: content, one marker, then the copied tokens as next-token targets (teacher forcing, like the "
+     "official counting collator); mamba: content then n_tokens markers, the k-th marker's target is the "
+     "k-th token (state-spaces torch_copying_data) [UNKNOWN which the paper used]"},
+};
+
 static int sc_create(Task *t, char *err, int errlen) {
     const TaskConfig *c = &t->cfg;
     SelCopy *s = calloc(1, sizeof *s);
@@ -226,6 +245,11 @@ static void sc_destroy(Task *t) {
 
 const TaskOps selcopy_ops = {
     .name = "selcopy",
+    .title = "selective copy",
+    .answer = "the copied tokens",
+    .answer_loss_auto = 1,
+    TASK_KEYS(sc_keys),
+    .shared_keys = "eval_sequences|train_sequences",
     .create = sc_create,
     .destroy = sc_destroy,
     .next_train = sc_next_train,

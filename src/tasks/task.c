@@ -6,24 +6,36 @@
 #include "error.h"
 #include "tasks/task_impl.h"
 
-// ---------------------------------------------------------------------------------------------
-// Registry and dispatch.
+// The registry: X(t) for each task, whose file defines `const TaskOps t_ops`. Their order is the
+// order of their keys in the schema (task_keys.c) and of the names in task.name's choices.
+#define TASKS(X) X(flipflop) X(counting) X(selcopy) X(lm)
 
-static const TaskOps *const registry[] = {&flipflop_ops, &counting_ops, &selcopy_ops, &lm_ops};
+#define DECLARE(t) extern const TaskOps t##_ops;
+#define ENTRY(t) &t##_ops,
+TASKS(DECLARE)
+const TaskOps *const task_registry[] = {TASKS(ENTRY) NULL};
+
+// The task named `name`; NULL if none is.
+static const TaskOps *find_task(const char *name) {
+    for (int i = 0; task_registry[i]; i++)
+        if (strcmp(name, task_registry[i]->name) == 0) return task_registry[i];
+    return NULL;
+}
+
+int task_eval_length(const TaskConfig *tc, int block_size) {
+    const TaskOps *ops = find_task(tc->name);
+    if (!ops || !ops->default_eval_length) return 0;
+    return tc->eval_length > 0 ? tc->eval_length : ops->default_eval_length(tc, block_size);
+}
 
 Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *err, int errlen) {
-    const TaskOps *ops = NULL;
-    for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
-        if (strcmp(cfg->name, registry[i]->name) == 0) ops = registry[i];
-    if (!ops) {
-        errf(err, errlen, "task.name: unknown task \"%s\" (expected flipflop, counting, selcopy or lm)", cfg->name);
-        return NULL;
-    }
     if (block_size < 1 || block_size > TASK_MAX_CONTEXT) {
         errf(err, errlen, "model.block_size: %d, expected 1 to %d", block_size, TASK_MAX_CONTEXT);
         return NULL;
     }
+    // Also holds task.name to the registry's names (its choices).
     if (config_check_task(cfg, err, errlen) != 0) return NULL;
+    const TaskOps *ops = find_task(cfg->name);
     Task *t = calloc(1, sizeof *t);
     if (!t) {
         errf(err, errlen, "task: out of memory");
@@ -35,7 +47,7 @@ Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *er
     t->run_seed = seed;
     t->data_seed = cfg->data_seed >= 0 ? (uint64_t)cfg->data_seed : seed;
     if (strcmp(cfg->loss_on, "auto") == 0)
-        t->answer_loss = strcmp(ops->name, "counting") == 0 || strcmp(ops->name, "selcopy") == 0;
+        t->answer_loss = ops->answer_loss_auto;
     else
         t->answer_loss = strcmp(cfg->loss_on, "answer") == 0;
     if (ops->create(t, err, errlen) != 0) {

@@ -17,6 +17,11 @@
 
 typedef struct Task Task;
 
+// The length of tc's evaluation sequences at model context block_size: task.eval_length, or the
+// task's default for it (flipflop: task.length; lm: block_size); 0 for a task without an evaluation
+// length (task.eval_length does not apply to it; its splits have lengths of their own).
+int task_eval_length(const TaskConfig *tc, int block_size);
+
 // Holds cfg to the config schema first (config_check_task), so a TaskConfig filled in code gets the
 // same ranges as a config file. Returns NULL with one line in err naming the key or file.
 Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *err, int errlen);

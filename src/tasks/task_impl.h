@@ -3,6 +3,7 @@
 #ifndef TASK_IMPL_H
 #define TASK_IMPL_H
 
+#include "config.h"
 #include "error.h"
 #include "tasks/files.h"
 #include "tasks/sampler.h"
@@ -11,7 +12,19 @@
 #define TASK_MAX_SPLITS 8
 
 typedef struct {
-    const char *name;
+    const char *name;                // task.name
+    const char *title;               // what it is, for task.name's doc ("flip-flop language modelling")
+    const char *answer;              // its answer tokens, for task.loss_on's doc; NULL: none (every token)
+    int answer_loss_auto;            // task.loss_on auto: 1 = the answer tokens, 0 = all
+    // Its own config keys (applies left NULL: task_config_keys makes them apply to this task), and
+    // the shared keys it reads ('|'-separated: data_dir, write_dir, eval_sequences, eval_length,
+    // train_sequences; see task_keys.c).
+    const ConfigKey *keys;
+    int n_keys;
+    const char *shared_keys;
+    // task.eval_length's value when it is 0 (e.g. task.length); NULL: the task has no evaluation
+    // length (its splits have lengths of their own) and does not read task.eval_length.
+    int (*default_eval_length)(const TaskConfig *c, int block_size);
     // Fills the Task fields below (vocab_size, max_length, splits, impl...) from t->cfg.
     int (*create)(Task *t, char *err, int errlen);
     void (*destroy)(Task *t);
@@ -40,7 +53,13 @@ struct Task {
     void *impl;
 };
 
-extern const TaskOps flipflop_ops, counting_ops, selcopy_ops, lm_ops;
+// Every task, NULL-terminated (task.c's TASKS: one entry per task).
+extern const TaskOps *const task_registry[];
+
+// A key's schema entry, in a task's key table: KEY_xxx fields are TaskConfig's.
+#define TASK_KEY(field) offsetof(Config, task.field)
+#define TASK_INT_MAX 2147483647.0
+#define TASK_KEYS(table) .keys = table, .n_keys = (int)(sizeof table / sizeof table[0])
 
 // Keys (names '|'-separated) that have no effect in some setting must keep their defaults, or a
 // value given for them would be silently ignored: -1 with err "task.KEY: VALUE <why>; leave it out"

@@ -8,102 +8,127 @@
 #include "error.h"
 #include "tasks/task_impl.h"
 
-// Schema. Defaults are JSON text; task_config_defaults parses them, so this table is the only
-// place a default is written. [UNKNOWN] marks a choice the paper does not specify.
+// The schema of the "task" section: the keys every task reads (common_keys), the keys several tasks
+// read (shared_keys: a task names those it reads in TaskOps.shared_keys), then each task's own keys
+// (TaskOps.keys), in the registry's order. A key applies to the tasks that read it, so config.c
+// refuses it under another. Defaults are JSON text; task_config_defaults parses them, so these tables
+// are the only place a default is written. [UNKNOWN] marks a choice the paper does not specify.
 
-#define TK(field) offsetof(Config, task.field)
-#define BIG 2147483647.0
+enum { MAX_TASK_KEYS = 96, TEXT = 1024 };
 
-static const ConfigKey task_keys[] = {
-    {"task", "name", KEY_CHOICE, TK(name), 0, 0, "flipflop|counting|selcopy|lm", "\"flipflop\"", 0, NULL,
-     "the task: flip-flop language modelling, counting, selective copy, or language modelling on text"},
-    {"task", "loss_on", KEY_CHOICE, TK(loss_on), 0, 0, "auto|all|answer", "\"auto\"", 0, NULL,
-     "tokens the loss counts: all next tokens, or only the answer tokens (flip-flop: the bits after r; "
-     "counting: the value; selcopy: the copied tokens); auto = answer for counting (official --train-on "
-     "answer) and selcopy, all for flipflop and lm"},
-    {"task", "data_seed", KEY_INT, TK(data_seed), -1, BIG, NULL, "-1", 0, NULL,
+static ConfigKey common_keys[] = {
+    {"task", "name", KEY_CHOICE, TASK_KEY(name), 0, 0, NULL /* the registry */, "\"flipflop\"", 0, NULL, NULL /* the tasks' titles */},
+    {"task", "loss_on", KEY_CHOICE, TASK_KEY(loss_on), 0, 0, "auto|all|answer", "\"auto\"", 0, NULL,
+     NULL /* from the tasks' answers */},
+    {"task", "data_seed", KEY_INT, TASK_KEY(data_seed), -1, TASK_INT_MAX, NULL, "-1", 0, NULL,
      "seed of the data (counting data sets, evaluation splits); -1 = the run seed. Training order "
      "always follows the run seed"},
-    {"task", "data_dir", KEY_STRING, TK(data_dir), 0, 0, NULL, "\"\"", 0, "flipflop|counting|lm",
+};
+
+static const ConfigKey shared_keys[] = {
+    {"task", "data_dir", KEY_STRING, TASK_KEY(data_dir), 0, 0, NULL, "\"\"", 0, NULL,
      "load data from this folder instead of generating it (see data/README.md): flipflop train.txt "
      "(+ optional valid/test/sparse/dense.txt), counting train/valid/test.jsonl (official format), lm "
      "train_file/valid_file/test_file"},
-    {"task", "write_dir", KEY_STRING, TK(write_dir), 0, 0, NULL, "\"\"", 1, "flipflop|counting",
+    {"task", "write_dir", KEY_STRING, TASK_KEY(write_dir), 0, 0, NULL, "\"\"", 1, NULL,
      "write the generated data to this folder at start-up, in the format data_dir loads"},
-    {"task", "eval_sequences", KEY_INT, TK(eval_sequences), 1, BIG, NULL, "1000", 1, "flipflop|selcopy",
+    {"task", "eval_sequences", KEY_INT, TASK_KEY(eval_sequences), 1, TASK_INT_MAX, NULL, "1000", 1, NULL,
      "sequences in each generated evaluation split [UNKNOWN: the flip-flop release has 16k val, 160k "
      "sparse, 4k dense]"},
-    {"task", "eval_length", KEY_INT, TK(eval_length), 0, TASK_MAX_CONTEXT, NULL, "0", 1, "flipflop|lm",
+    {"task", "eval_length", KEY_INT, TASK_KEY(eval_length), 0, TASK_MAX_CONTEXT, NULL, "0", 1, NULL,
      "flipflop: tokens per evaluation sequence (0 = task.length); lm: evaluation window in tokens (0 = "
      "model.block_size; longer windows test length generalisation)"},
-    {"task", "train_sequences", KEY_INT, TK(train_sequences), 0, BIG, NULL, "0", 0, "flipflop|selcopy",
+    {"task", "train_sequences", KEY_INT, TASK_KEY(train_sequences), 0, TASK_INT_MAX, NULL, "0", 0, NULL,
      "0 = train on an endless stream of fresh sequences; N = on a fixed set of N generated sequences, "
      "reshuffled every epoch"},
-    // flip-flop
-    {"task", "length", KEY_INT, TK(length), 4, BIG, NULL, "512", 0, "flipflop",
-     "tokens per flip-flop sequence (even: instruction-bit pairs); T = length - 1 [Liu et al.: 512]"},
-    {"task", "p_ignore", KEY_REAL, TK(p_ignore), 0, 0.999999, NULL, "0.8", 0, "flipflop",
-     "training distribution FFL(p_ignore): ignore with p_ignore, write and read with (1-p_ignore)/2 each; "
-     "also the valid and test splits"},
-    {"task", "p_sparse", KEY_REAL, TK(p_sparse), 0, 0.999999, NULL, "0.98", 1, "flipflop",
-     "the OOD \"sparse\" split FFL(p_sparse) (long write-to-read gaps) [UNKNOWN whether the CoPE paper's OOD "
-     "is exactly 0.98]"},
-    {"task", "p_dense", KEY_REAL, TK(p_dense), 0, 0.999999, NULL, "0.1", 1, "flipflop",
-     "the OOD \"dense\" split FFL(p_dense) (short gaps; not in the CoPE paper's table)"},
-    // counting
-    {"task", "nvars", KEY_INT, TK(nvars), 1, 26, NULL, "3", 0, "counting",
-     "variables a, b, ... (official --nvars; the paper: 1, 3, 5)"},
-    {"task", "max_steps", KEY_INT, TK(max_steps), 3, 1000000, NULL, "512", 0, "counting",
-     "context statements per sample: uniform in [3, max_steps] (official --max-steps)"},
-    {"task", "n_train", KEY_INT, TK(n_train), 1, BIG, NULL, "10000", 0, "counting",
-     "training samples (official --ntrain)"},
-    {"task", "n_valid", KEY_INT, TK(n_valid), 1, BIG, NULL, "1000", 0, "counting",
-     "validation samples (official --ntest)"},
-    {"task", "n_test", KEY_INT, TK(n_test), 1, BIG, NULL, "1000", 0, "counting", "test samples (official --ntest)"},
-    // selective copy
-    {"task", "n_tokens", KEY_INT, TK(n_tokens), 1, 100000, NULL, "16", 0, "selcopy",
-     "data tokens to copy [UNKNOWN: Mamba's 16]"},
-    {"task", "alphabet", KEY_INT, TK(alphabet), 1, 250, NULL, "14", 0, "selcopy",
-     "distinct data tokens; vocabulary = alphabet + 2 (blank 0, marker alphabet+1), so 14 gives Mamba's "
-     "vocabulary of 16 [UNKNOWN]"},
-    {"task", "n_blanks", KEY_INT, TK(n_blanks), 0, 10000000, NULL, "256", 0, "selcopy",
-     "blanks per training, valid and test sequence (the paper: 256)"},
-    {"task", "dense_blanks", KEY_INT, TK(dense_blanks), 0, 10000000, NULL, "128", 1, "selcopy",
-     "blanks per sequence of the OOD \"dense\" split (the paper: 128)"},
-    {"task", "sparse_blanks", KEY_INT, TK(sparse_blanks), 0, 10000000, NULL, "512", 1, "selcopy",
-     "blanks per sequence of the OOD \"sparse\" split (the paper: 512)"},
-    {"task", "copy_format", KEY_CHOICE, TK(copy_format), 0, 0, "lm|mamba", "\"lm\"", 0, "selcopy",
-     "lm: content, one marker, then the copied tokens as next-token targets (teacher forcing, like the "
-     "official counting collator); mamba: content then n_tokens markers, the k-th marker's target is the "
-     "k-th token (state-spaces torch_copying_data) [UNKNOWN which the paper used]"},
-    // language modelling
-    {"task", "tokenizer", KEY_CHOICE, TK(tokenizer), 0, 0, "byte|word", "\"byte\"", 0, "lm",
-     "byte: the 256 byte values; word: whitespace-separated words of the training text, <unk> and <eos> "
-     "(end of line) [UNKNOWN: the paper presumably used GPT-2 BPE]"},
-    {"task", "min_count", KEY_INT, TK(min_count), 1, BIG, NULL, "1", 0, "lm",
-     "word: words seen fewer times in the training text become <unk>"},
-    {"task", "max_vocab", KEY_INT, TK(max_vocab), 0, BIG, NULL, "0", 0, "lm",
-     "word: keep only the most frequent words (0 = all)"},
-    {"task", "train_file", KEY_STRING, TK(train_file), 0, 0, NULL, "\"train.txt\"", 0, "lm",
-     "training text, under data_dir"},
-    {"task", "valid_file", KEY_STRING, TK(valid_file), 0, 0, NULL, "\"valid.txt\"", 1, "lm",
-     "validation text, under data_dir"},
-    {"task", "test_file", KEY_STRING, TK(test_file), 0, 0, NULL, "\"test.txt\"", 1, "lm", "test text, under data_dir"},
-    {"task", "text_file", KEY_STRING, TK(text_file), 0, 0, NULL, "\"\"", 0, "lm",
-     "one text file cut into train, valid and test (in that order) by valid_fraction and "
-     "test_fraction, instead of data_dir (a share of 0 leaves that split out)"},
-    {"task", "valid_fraction", KEY_REAL, TK(valid_fraction), 0, 0.5, NULL, "0.05", 0, "lm",
-     "text_file: share of its bytes for valid (cut at the next line end)"},
-    {"task", "test_fraction", KEY_REAL, TK(test_fraction), 0, 0.5, NULL, "0.05", 0, "lm",
-     "text_file: share of its bytes for test, the end of the file (cut at the next line end)"},
-    {"task", "sampling", KEY_CHOICE, TK(sampling), 0, 0, "random|sequential", "\"random\"", 0, "lm",
-     "training windows of block_size+1 tokens: random = uniform random offsets; sequential = consecutive "
-     "windows (stride block_size), wrapping at the end"},
 };
 
+#define COUNT(a) (int)(sizeof a / sizeof a[0])
+enum { N_SHARED = COUNT(shared_keys) };
+
+static ConfigKey schema[MAX_TASK_KEYS];
+static int schema_n = -1;
+// task.name's choices and doc, task.loss_on's doc, and each shared key's `applies`.
+static char name_choices[TEXT], name_doc[TEXT], loss_doc[TEXT], shared_applies[N_SHARED][TEXT];
+
+// Appends s to buf (of TEXT bytes), after sep unless buf is empty.
+static void append(char *buf, const char *sep, const char *s) {
+    size_t n = strlen(buf);
+    snprintf(buf + n, TEXT - n, "%s%s", n ? sep : "", s);
+}
+
+// Appends to buf the names of the registered tasks for which pick(ops) holds, as "a, b and c".
+static void list_tasks(char *buf, int (*pick)(const TaskOps *)) {
+    char list[TEXT] = "";
+    int n = 0, k = 0;
+    for (int i = 0; task_registry[i]; i++) n += pick(task_registry[i]);
+    for (int i = 0; task_registry[i]; i++)
+        if (pick(task_registry[i])) append(list, ++k == n ? " and " : ", ", task_registry[i]->name);
+    append(buf, "", list);
+}
+static int answer_by_default(const TaskOps *o) { return o->answer_loss_auto; }
+static int all_by_default(const TaskOps *o) { return !o->answer_loss_auto; }
+
+// task.name and task.loss_on from the registry: the choices, each task's title and answer tokens.
+static void describe_tasks(void) {
+    char answers[TEXT] = "";
+    int n = 0;
+    for (int i = 0; task_registry[i]; i++) n++;
+    snprintf(name_doc, TEXT, "the task: ");
+    for (int i = 0; task_registry[i]; i++) {
+        const TaskOps *o = task_registry[i];
+        append(name_choices, "|", o->name);
+        append(name_doc, i == 0 ? "" : i == n - 1 ? ", or " : ", ", o->title);
+        if (o->answer) {
+            append(answers, "; ", o->name);
+            append(answers, ": ", o->answer);
+        }
+    }
+    snprintf(loss_doc, TEXT, "tokens the loss counts: all next tokens, or only the answer tokens (%s); auto = answer for ",
+             answers);
+    list_tasks(loss_doc, answer_by_default);
+    append(loss_doc, "", ", all for ");
+    list_tasks(loss_doc, all_by_default);
+    common_keys[0].choices = name_choices;
+    common_keys[0].doc = name_doc;
+    common_keys[1].doc = loss_doc;
+}
+
+// Does the '|'-separated list hold name?
+static int listed(const char *list, const char *name) {
+    size_t len = strlen(name);
+    for (const char *p = list; p && *p; p += strcspn(p, "|"), p += *p == '|')
+        if (strcspn(p, "|") == len && !strncmp(p, name, len)) return 1;
+    return 0;
+}
+
+static void add_key(const ConfigKey *k, const char *applies) {
+    if (schema_n >= MAX_TASK_KEYS) {  // a programming error: raise MAX_TASK_KEYS
+        fprintf(stderr, "task keys: more than %d\n", MAX_TASK_KEYS);
+        abort();
+    }
+    schema[schema_n] = *k;
+    schema[schema_n++].applies = applies;
+}
+
+static void build_schema(void) {
+    describe_tasks();
+    schema_n = 0;
+    for (int i = 0; i < COUNT(common_keys); i++) add_key(&common_keys[i], NULL);
+    for (int i = 0; i < N_SHARED; i++) {
+        for (int t = 0; task_registry[t]; t++)
+            if (listed(task_registry[t]->shared_keys, shared_keys[i].name))
+                append(shared_applies[i], "|", task_registry[t]->name);
+        add_key(&shared_keys[i], shared_applies[i]);
+    }
+    for (int t = 0; task_registry[t]; t++)
+        for (int i = 0; i < task_registry[t]->n_keys; i++) add_key(&task_registry[t]->keys[i], task_registry[t]->name);
+}
+
 const ConfigKey *task_config_keys(int *n) {
-    *n = (int)(sizeof task_keys / sizeof task_keys[0]);
-    return task_keys;
+    if (schema_n < 0) build_schema();
+    *n = schema_n;
+    return schema;
 }
 
 void task_config_defaults(TaskConfig *tc) {
