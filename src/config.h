@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "tasks/task.h"
+#include "batch.h"
+#include "tasks/task_config.h"
 
 #define CONFIG_STR 256
 

@@ -137,10 +137,8 @@ static int same_vocab(Task *a, Task *b, char *err, int errlen) {
 
 // The evaluation length a config resolves to: task.eval_length, or the task's default for it.
 static long resolved_length(const Config *c, int context) {
-    if (c->task.eval_length > 0) return c->task.eval_length;
-    if (!strcmp(c->task.name, "flipflop")) return c->task.length;
-    if (!strcmp(c->task.name, "lm")) return c->model.block_size;
-    return context;  // counting, selcopy: no evaluation length of their own
+    int length = task_eval_length(&c->task, c->model.block_size);
+    return length > 0 ? length : context;  // 0: the task has no evaluation length of its own
 }
 
 static int eval_batch_size(Model *m, const Config *c, int T, long requested) {
@@ -420,8 +418,8 @@ static int open_checkpoint(Evaluation *e, const EvalArgs *a) {
         if (!strncmp(a->sets[i], "task.name=", 10) && strcmp(a->sets[i] + 10, saved->task.name) != 0)
             return fail(2, "--set %s: the model was trained on task %s, and is evaluated on it", a->sets[i],
                         saved->task.name);
-    if (a->length_arg && strcmp(saved->task.name, "flipflop") != 0 && strcmp(saved->task.name, "lm") != 0)
-        return fail(2, "--lengths: task %s has no evaluation length (task.eval_length applies to flipflop and lm); "
+    if (a->length_arg && task_eval_length(&saved->task, saved->model.block_size) == 0)
+        return fail(2, "--lengths: task %s has no evaluation length (task.eval_length does not apply to it); "
                     "its splits are evaluated at their own lengths", saved->task.name);
     if (length_config(&e->cfg, e->ck.config_json, e->ck.path, a->sets, a->n_sets, 0, err, sizeof err) != 0 ||
         same_model(saved, &e->cfg, err, sizeof err) != 0)

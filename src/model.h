@@ -14,7 +14,7 @@
 #include "attention.h"
 #include "config.h"
 #include "real.h"
-#include "tasks/task.h"
+#include "batch.h"
 
 // A named slice of the parameter buffer.
 typedef struct {

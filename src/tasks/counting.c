@@ -125,11 +125,11 @@ static int generate_sample(Rng *r, int nvars, int max_steps, Sample *out, char *
             }
             if (!done) {
                 free(ctx.s);
-                return task_errf(err, errlen, "counting generator: %d failed trials for one statement", STEP_TRIALS);
+                return errf(err, errlen, "counting generator: %d failed trials for one statement", STEP_TRIALS);
             }
             if ((step > 0 && str_append(&ctx, " ") != 0) || str_append(&ctx, stmt) != 0) {
                 free(ctx.s);
-                return task_errf(err, errlen, "counting generator: out of memory");
+                return errf(err, errlen, "counting generator: out of memory");
             }
         }
         if (nset == 0) {  // no variable to print: redraw the sample
@@ -144,10 +144,10 @@ static int generate_sample(Rng *r, int nvars, int max_steps, Sample *out, char *
         out->question = dup_str(q);
         out->answer = dup_str(a);
         if (!out->context || !out->question || !out->answer)
-            return task_errf(err, errlen, "counting generator: out of memory");
+            return errf(err, errlen, "counting generator: out of memory");
         return 0;
     }
-    return task_errf(err, errlen, "counting generator: %d samples in a row without a variable set", SAMPLE_TRIALS);
+    return errf(err, errlen, "counting generator: %d samples in a row without a variable set", SAMPLE_TRIALS);
 }
 
 static void free_samples(Sample *s, long n) {
@@ -172,15 +172,15 @@ static int read_sample(const cJSON *obj, char **dst[3], const char *path, long l
         while (f < 3 && strcmp(it->string, fields[f]) != 0) f++;
         char shown[64];
         if (f == 3)
-            return task_errf(err, errlen, "%s:%ld: unknown key \"%s\" (a sample has \"context\", \"question\" and \"answer\")",
+            return errf(err, errlen, "%s:%ld: unknown key \"%s\" (a sample has \"context\", \"question\" and \"answer\")",
                              path, line, input_printable(it->string, strlen(it->string), shown, sizeof shown));
         if (*dst[f])
-            return task_errf(err, errlen, "%s:%ld: \"%s\" appears twice (a sample has each key once)", path, line, fields[f]);
-        if (!cJSON_IsString(it)) return task_errf(err, errlen, "%s:%ld: \"%s\" is not a string", path, line, fields[f]);
-        if (!(*dst[f] = dup_str(it->valuestring))) return task_errf(err, errlen, "%s: out of memory", path);
+            return errf(err, errlen, "%s:%ld: \"%s\" appears twice (a sample has each key once)", path, line, fields[f]);
+        if (!cJSON_IsString(it)) return errf(err, errlen, "%s:%ld: \"%s\" is not a string", path, line, fields[f]);
+        if (!(*dst[f] = dup_str(it->valuestring))) return errf(err, errlen, "%s: out of memory", path);
     }
     for (int f = 0; f < 3; f++)
-        if (!*dst[f]) return task_errf(err, errlen, "%s:%ld: missing string field \"%s\"", path, line, fields[f]);
+        if (!*dst[f]) return errf(err, errlen, "%s:%ld: missing string field \"%s\"", path, line, fields[f]);
     return 0;
 }
 
@@ -190,7 +190,7 @@ static int read_jsonl(const char *path, Sample **out, long *n_out, char *err, in
     if (!text) return -1;
     long cap = 1024, n = 0;
     Sample *s = calloc((size_t)cap, sizeof *s);
-    int rc = s ? 0 : task_errf(err, errlen, "%s: out of memory", path);
+    int rc = s ? 0 : errf(err, errlen, "%s: out of memory", path);
     char *p = text, *end = text + size;
     long line = 0;
     while (rc == 0 && p < end) {
@@ -200,7 +200,7 @@ static int read_jsonl(const char *path, Sample **out, long *n_out, char *err, in
         // cJSON reads a C string: a NUL byte would end the line there, unread.
         const char *nul = memchr(p, 0, (size_t)(eol - p));
         if (nul) {
-            rc = task_errf(err, errlen, "%s:%ld:%ld: a NUL byte; a line is one JSON object", path, line, (long)(nul - p) + 1);
+            rc = errf(err, errlen, "%s:%ld:%ld: a NUL byte; a line is one JSON object", path, line, (long)(nul - p) + 1);
             break;
         }
         *eol = 0;
@@ -211,21 +211,21 @@ static int read_jsonl(const char *path, Sample **out, long *n_out, char *err, in
             long col = 1;
             at = cJSON_GetErrorPtr();
             if (!obj && at && at >= p && at <= eol) col = (long)(at - p) + 1;
-            rc = task_errf(err, errlen, "%s:%ld:%ld: %s", path, line, col,
+            rc = errf(err, errlen, "%s:%ld:%ld: %s", path, line, col,
                            obj ? "expected a JSON object {\"context\", \"question\", \"answer\"}"
                                : (*p ? "malformed JSON" : "empty line, expected a JSON object"));
             cJSON_Delete(obj);
             break;
         }
         if (input_json_check(p, obj, "", &at, why, sizeof why) != 0) {
-            rc = task_errf(err, errlen, "%s:%ld:%ld: %s", path, line, (long)(at - p) + 1, why);
+            rc = errf(err, errlen, "%s:%ld:%ld: %s", path, line, (long)(at - p) + 1, why);
             cJSON_Delete(obj);
             break;
         }
         if (n == cap) {
             Sample *ns = realloc(s, sizeof *s * (size_t)(cap * 2));
             if (!ns) {
-                rc = task_errf(err, errlen, "%s: out of memory", path);
+                rc = errf(err, errlen, "%s: out of memory", path);
                 cJSON_Delete(obj);
                 break;
             }
@@ -240,7 +240,7 @@ static int read_jsonl(const char *path, Sample **out, long *n_out, char *err, in
         p = nl ? nl + 1 : end;
     }
     free(text);
-    if (rc == 0 && n == 0) rc = task_errf(err, errlen, "%s: no samples (empty file)", path);
+    if (rc == 0 && n == 0) rc = errf(err, errlen, "%s: no samples (empty file)", path);
     if (rc != 0) {
         free_samples(s, n);
         return -1;
@@ -263,7 +263,7 @@ static int write_jsonl(const char *path, const Sample *s, long n, char *err, int
         if (line)
             fprintf(f, "%s\n", line);
         else
-            rc = task_errf(err, errlen, "%s: out of memory writing sample %ld", path, i + 1);
+            rc = errf(err, errlen, "%s: out of memory writing sample %ld", path, i + 1);
         free(line);
         cJSON_Delete(o);
     }
@@ -300,14 +300,14 @@ static int tokenize_set(Vocab *v, const Sample *s, long n, int block_size, SeqSe
     out->n = n;
     out->off = malloc(sizeof(long) * (size_t)(n + 1));
     out->n_answer = malloc(sizeof(int) * (size_t)n);
-    if (!out->off || !out->n_answer) return task_errf(err, errlen, "counting: out of memory");
+    if (!out->off || !out->n_answer) return errf(err, errlen, "counting: out of memory");
     // First pass: lengths (and the vocabulary, in order of first appearance).
     long total = 0, longest = 0;
     for (long i = 0; i < n; i++) {
         long c = tokenize_into(v, s[i].context, NULL, 0);
         long q = tokenize_into(v, s[i].question, NULL, 0);
         long a = tokenize_into(v, s[i].answer, NULL, 0);
-        if (c < 0 || q < 0 || a < 0) return task_errf(err, errlen, "counting: out of memory");
+        if (c < 0 || q < 0 || a < 0) return errf(err, errlen, "counting: out of memory");
         long len = c + q + a;
         out->n_answer[i] = (int)a;
         out->off[i] = len;  // the full length until the second pass
@@ -315,9 +315,9 @@ static int tokenize_set(Vocab *v, const Sample *s, long n, int block_size, SeqSe
         total += len < block_size ? len : block_size;
     }
     out->tok = malloc(sizeof(int) * (size_t)(total > 0 ? total : 1));
-    if (!out->tok) return task_errf(err, errlen, "counting: out of memory");
+    if (!out->tok) return errf(err, errlen, "counting: out of memory");
     int *seq = malloc(sizeof(int) * (size_t)(longest > 0 ? longest : 1));
-    if (!seq) return task_errf(err, errlen, "counting: out of memory");
+    if (!seq) return errf(err, errlen, "counting: out of memory");
     long at = 0;
     out->max_len = 0;
     for (long i = 0; i < n; i++) {
@@ -389,12 +389,25 @@ static int ct_state_load(Task *t, const void *buf, size_t size) {
     return sampler_load(&((Counting *)t->impl)->sampler, buf);
 }
 
+// Its own keys of the "task" section (task_keys.c has the shared ones).
+static const ConfigKey ct_keys[] = {
+    {"task", "nvars", KEY_INT, TASK_KEY(nvars), 1, 26, NULL, "3", 0, NULL,
+     "variables a, b, ... (official --nvars; the paper: 1, 3, 5)"},
+    {"task", "max_steps", KEY_INT, TASK_KEY(max_steps), 3, 1000000, NULL, "512", 0, NULL,
+     "context statements per sample: uniform in [3, max_steps] (official --max-steps)"},
+    {"task", "n_train", KEY_INT, TASK_KEY(n_train), 1, TASK_INT_MAX, NULL, "10000", 0, NULL,
+     "training samples (official --ntrain)"},
+    {"task", "n_valid", KEY_INT, TASK_KEY(n_valid), 1, TASK_INT_MAX, NULL, "1000", 0, NULL,
+     "validation samples (official --ntest)"},
+    {"task", "n_test", KEY_INT, TASK_KEY(n_test), 1, TASK_INT_MAX, NULL, "1000", 0, NULL, "test samples (official --ntest)"},
+};
+
 static int ct_create(Task *t, char *err, int errlen) {
     const TaskConfig *cfg = &t->cfg;
     Counting *c = calloc(1, sizeof *c);
-    if (!c) return task_errf(err, errlen, "counting: out of memory");
+    if (!c) return errf(err, errlen, "counting: out of memory");
     t->impl = c;
-    if (t->block_size < 2) return task_errf(err, errlen, "model.block_size: %d, counting needs at least 2", t->block_size);
+    if (t->block_size < 2) return errf(err, errlen, "model.block_size: %d, counting needs at least 2", t->block_size);
     Sample *samples[NSETS] = {NULL, NULL, NULL};
     long n[NSETS] = {cfg->n_train, cfg->n_valid, cfg->n_test};
     int rc = 0;
@@ -406,7 +419,7 @@ static int ct_create(Task *t, char *err, int errlen) {
             char path[TASK_STR + 32], name[32];
             snprintf(name, sizeof name, "%s.jsonl", set_names[s]);
             if (task_path(path, sizeof path, cfg->data_dir, name) != 0)
-                rc = task_errf(err, errlen, "task.data_dir: path too long");
+                rc = errf(err, errlen, "task.data_dir: path too long");
             else
                 rc = read_jsonl(path, &samples[s], &n[s], err, errlen);
         }
@@ -414,7 +427,7 @@ static int ct_create(Task *t, char *err, int errlen) {
         for (int s = 0; s < NSETS && rc == 0; s++) {
             samples[s] = calloc((size_t)n[s], sizeof(Sample));
             if (!samples[s]) {
-                rc = task_errf(err, errlen, "counting: out of memory for %ld samples", n[s]);
+                rc = errf(err, errlen, "counting: out of memory for %ld samples", n[s]);
                 break;
             }
             Rng r;
@@ -428,7 +441,7 @@ static int ct_create(Task *t, char *err, int errlen) {
                 char path[TASK_STR + 32], name[32];
                 snprintf(name, sizeof name, "%s.jsonl", set_names[s]);
                 if (task_path(path, sizeof path, cfg->write_dir, name) != 0)
-                    rc = task_errf(err, errlen, "task.write_dir: path too long");
+                    rc = errf(err, errlen, "task.write_dir: path too long");
                 else
                     rc = write_jsonl(path, samples[s], n[s], err, errlen);
             }
@@ -437,19 +450,19 @@ static int ct_create(Task *t, char *err, int errlen) {
     if (rc == 0) {
         c->vocab = vocab_new();
         if (!c->vocab || vocab_add(c->vocab, "<pad>", 5) != PAD || vocab_add(c->vocab, "<sta>", 5) != STA)
-            rc = task_errf(err, errlen, "counting: out of memory");
+            rc = errf(err, errlen, "counting: out of memory");
     }
     for (int s = 0; s < NSETS && rc == 0; s++) rc = tokenize_set(c->vocab, samples[s], n[s], t->block_size, &c->set[s], err, errlen);
     for (int s = 0; s < NSETS && rc == 0; s++)
         for (long i = 0; i < n[s] && rc == 0; i++)
             if (c->set[s].n_answer[i] < 1 || c->set[s].off[i + 1] - c->set[s].off[i] < 2)
-                rc = task_errf(err, errlen, "%s%s%s.jsonl: sample %ld (line %ld) %s", cfg->data_dir, cfg->data_dir[0] ? "/" : "",
+                rc = errf(err, errlen, "%s%s%s.jsonl: sample %ld (line %ld) %s", cfg->data_dir, cfg->data_dir[0] ? "/" : "",
                                set_names[s], i, i + 1,
                                c->set[s].n_answer[i] < 1 ? "has an empty answer" : "has fewer than 2 tokens");
     for (int s = 0; s < NSETS; s++) free_samples(samples[s], n[s]);
     if (rc != 0) return -1;
     if (sampler_init(&c->sampler, c->set[SPLIT_TRAIN].n, rng_key(t->run_seed, STREAM_SHUFFLE, 0, 0)) != 0)
-        return task_errf(err, errlen, "counting: out of memory");
+        return errf(err, errlen, "counting: out of memory");
     t->vocab_size = vocab_size(c->vocab);
     // The longest sequence of any split, not only of train: valid and test lengths differ from
     // train's only by chance, and batches sized for train should hold them.
@@ -480,6 +493,11 @@ static void ct_destroy(Task *t) {
 
 const TaskOps counting_ops = {
     .name = "counting",
+    .title = "counting",
+    .answer = "the value (official --train-on answer)",
+    .answer_loss_auto = 1,
+    TASK_KEYS(ct_keys),
+    .shared_keys = "data_dir|write_dir",
     .create = ct_create,
     .destroy = ct_destroy,
     .next_train = ct_next_train,

@@ -172,7 +172,7 @@ static int load_file(const char *path, int len, const char *len_key, SeqSet *out
     out->n = 0;
     if (!out->seq) {
         free(text);
-        return task_errf(err, errlen, "%s: out of memory for %ld sequences", path, lines);
+        return errf(err, errlen, "%s: out of memory for %ld sequences", path, lines);
     }
     char *p = text, *end = text + size;
     long line = 0;
@@ -184,7 +184,7 @@ static int load_file(const char *path, int len, const char *len_key, SeqSet *out
         long n = eol - p;
         if (n > 0 && p[n - 1] == '\r') n--;
         if (n != len) {
-            rc = task_errf(err, errlen, "%s:%ld: %ld characters, expected %d (%s)", path, line, n, len, len_key);
+            rc = errf(err, errlen, "%s:%ld: %ld characters, expected %d (%s)", path, line, n, len, len_key);
             break;
         }
         uint8_t *seq = out->seq + (size_t)out->n * len;
@@ -194,19 +194,19 @@ static int load_file(const char *path, int len, const char *len_key, SeqSet *out
             int id = q && p[c] ? (int)(q - sym_chars) : -1;
             int want_ins = c % 2 == 0;
             if (id < 0 || (want_ins && id >= B0) || (!want_ins && id < B0)) {
-                rc = task_errf(err, errlen, "%s:%ld:%d: '%c' where %s expected", path, line, c + 1,
+                rc = errf(err, errlen, "%s:%ld:%d: '%c' where %s expected", path, line, c + 1,
                                p[c] >= 32 && p[c] < 127 ? p[c] : '?', want_ins ? "an instruction w, r or i" : "a bit 0 or 1");
                 break;
             }
             if (c == 0 && id != W) {
-                rc = task_errf(err, errlen, "%s:%ld:1: the first instruction must be w", path, line);
+                rc = errf(err, errlen, "%s:%ld:1: the first instruction must be w", path, line);
                 break;
             }
             if (!want_ins) {
                 int bit = id - B0, ins = seq[c - 1];
                 if (ins == W) reg = bit;
                 if (ins == R && bit != reg) {
-                    rc = task_errf(err, errlen, "%s:%ld:%d: read returns %d but the last written bit is %d", path, line,
+                    rc = errf(err, errlen, "%s:%ld:%d: read returns %d but the last written bit is %d", path, line,
                                    c + 1, bit, reg);
                     break;
                 }
@@ -214,7 +214,7 @@ static int load_file(const char *path, int len, const char *len_key, SeqSet *out
             seq[c] = (uint8_t)id;
         }
         if (rc == 0 && seq[len - 2] != R)
-            rc = task_errf(err, errlen,
+            rc = errf(err, errlen,
                            "%s:%ld:%d: '%c' where the last instruction must be r (a sequence is scored on the bits its "
                            "reads return)",
                            path, line, len - 1, p[len - 2]);
@@ -222,7 +222,7 @@ static int load_file(const char *path, int len, const char *len_key, SeqSet *out
         p = nl ? nl + 1 : end;
     }
     free(text);
-    if (rc == 0 && out->n == 0) rc = task_errf(err, errlen, "%s: no sequences (empty file)", path);
+    if (rc == 0 && out->n == 0) rc = errf(err, errlen, "%s: no sequences (empty file)", path);
     return rc;
 }
 
@@ -234,7 +234,7 @@ static int write_file(const char *path, const SeqSet *set, Task *t, int split, l
     char *line = malloc((size_t)L + 1);
     if (!line) {
         fclose(fp);
-        return task_errf(err, errlen, "%s: out of memory", path);
+        return errf(err, errlen, "%s: out of memory", path);
     }
     line[L] = '\n';
     for (long i = 0; i < n; i++) {
@@ -251,32 +251,52 @@ static int ff_write(Task *t, const char *dir, char *err, int errlen) {
     char path[TASK_STR + 32];
     if (task_mkdir_p(dir, err, errlen) != 0) return -1;
     if (f->train.n > 0) {
-        if (task_path(path, sizeof path, dir, "train.txt") != 0) return task_errf(err, errlen, "%s: path too long", dir);
+        if (task_path(path, sizeof path, dir, "train.txt") != 0) return errf(err, errlen, "%s: path too long", dir);
         if (write_file(path, &f->train, t, 0, f->train.n, err, errlen) != 0) return -1;
     }
     for (int s = 0; s < NSPLITS; s++) {
         char name[32];
         snprintf(name, sizeof name, "%s.txt", split_names[s]);
-        if (task_path(path, sizeof path, dir, name) != 0) return task_errf(err, errlen, "%s: path too long", dir);
+        if (task_path(path, sizeof path, dir, name) != 0) return errf(err, errlen, "%s: path too long", dir);
         if (write_file(path, f->eval[s].n > 0 ? &f->eval[s] : NULL, t, s, ff_split_size(t, s), err, errlen) != 0)
             return -1;
     }
     return 0;
 }
 
+// Its own keys of the "task" section (task_keys.c has the shared ones).
+static const ConfigKey ff_keys[] = {
+    {"task", "length", KEY_INT, TASK_KEY(length), 4, TASK_INT_MAX, NULL, "512", 0, NULL,
+     "tokens per flip-flop sequence (even: instruction-bit pairs); T = length - 1 [Liu et al.: 512]"},
+    {"task", "p_ignore", KEY_REAL, TASK_KEY(p_ignore), 0, 0.999999, NULL, "0.8", 0, NULL,
+     "training distribution FFL(p_ignore): ignore with p_ignore, write and read with (1-p_ignore)/2 each; "
+     "also the valid and test splits"},
+    {"task", "p_sparse", KEY_REAL, TASK_KEY(p_sparse), 0, 0.999999, NULL, "0.98", 1, NULL,
+     "the OOD \"sparse\" split FFL(p_sparse) (long write-to-read gaps) [UNKNOWN whether the CoPE paper's OOD "
+     "is exactly 0.98]"},
+    {"task", "p_dense", KEY_REAL, TASK_KEY(p_dense), 0, 0.999999, NULL, "0.1", 1, NULL,
+     "the OOD \"dense\" split FFL(p_dense) (short gaps; not in the CoPE paper's table)"},
+};
+
+// task.eval_length 0: the training length.
+static int ff_default_eval_length(const TaskConfig *c, int block_size) {
+    (void)block_size;
+    return c->length;
+}
+
 static int ff_create(Task *t, char *err, int errlen) {
     const TaskConfig *c = &t->cfg;
     FlipFlop *f = calloc(1, sizeof *f);
-    if (!f) return task_errf(err, errlen, "flipflop: out of memory");
+    if (!f) return errf(err, errlen, "flipflop: out of memory");
     t->impl = f;
     f->length = c->length;
-    f->eval_length = c->eval_length > 0 ? c->eval_length : c->length;
+    f->eval_length = task_eval_length(c, t->block_size);
     if (f->length % 2 != 0)  // the schema holds it to at least 4
-        return task_errf(err, errlen, "task.length: %d, expected an even number (instruction-bit pairs)", c->length);
+        return errf(err, errlen, "task.length: %d, expected an even number (instruction-bit pairs)", c->length);
     if (f->eval_length < 4 || f->eval_length % 2 != 0)
-        return task_errf(err, errlen, "task.eval_length: %d, expected 0 or an even number of at least 4", c->eval_length);
+        return errf(err, errlen, "task.eval_length: %d, expected 0 or an even number of at least 4", c->eval_length);
     if (f->length - 1 > t->block_size)
-        return task_errf(err, errlen, "task.length: %d tokens give T = %d > model.block_size %d", c->length, c->length - 1,
+        return errf(err, errlen, "task.length: %d tokens give T = %d > model.block_size %d", c->length, c->length - 1,
                          t->block_size);
     f->p[SPLIT_VALID] = f->p[SPLIT_TEST] = c->p_ignore;
     f->p[SPLIT_SPARSE] = c->p_sparse;
@@ -289,7 +309,7 @@ static int ff_create(Task *t, char *err, int errlen) {
             return -1;
         char path[TASK_STR + 32];
         if (task_path(path, sizeof path, c->data_dir, "train.txt") != 0)
-            return task_errf(err, errlen, "task.data_dir: path too long");
+            return errf(err, errlen, "task.data_dir: path too long");
         if (load_file(path, f->length, "task.length", &f->train, err, errlen) != 0) return -1;
         for (int s = 0; s < NSPLITS; s++) {
             char name[32];
@@ -304,7 +324,7 @@ static int ff_create(Task *t, char *err, int errlen) {
         f->train.n = c->train_sequences;
         f->train.len = f->length;
         f->train.seq = malloc((size_t)f->train.n * (size_t)f->length);
-        if (!f->train.seq) return task_errf(err, errlen, "task.train_sequences: out of memory for %d sequences", c->train_sequences);
+        if (!f->train.seq) return errf(err, errlen, "task.train_sequences: out of memory for %d sequences", c->train_sequences);
         for (long n = 0; n < f->train.n; n++) {
             Rng r;
             task_item_rng(&r, t->data_seed, STREAM_DATA, 0, n);
@@ -313,14 +333,14 @@ static int ff_create(Task *t, char *err, int errlen) {
     }
     if (f->train.n > 0) {
         if (sampler_init(&f->sampler, f->train.n, rng_key(t->run_seed, STREAM_SHUFFLE, 0, 0)) != 0)
-            return task_errf(err, errlen, "flipflop: out of memory");
+            return errf(err, errlen, "flipflop: out of memory");
     } else
         rng_seed(&f->stream, rng_key(t->run_seed, STREAM_TRAIN, 0, 0));
     for (int s = 0; s < NSPLITS; s++)
         if (f->eval[s].n > 0 && f->eval[s].len > row_len) row_len = f->eval[s].len;
     f->row = malloc(sizeof(int) * (size_t)row_len);
     f->buf = malloc((size_t)row_len);
-    if (!f->row || !f->buf) return task_errf(err, errlen, "flipflop: out of memory");
+    if (!f->row || !f->buf) return errf(err, errlen, "flipflop: out of memory");
 
     t->vocab_size = NSYM;
     t->max_length = f->length - 1;
@@ -345,6 +365,12 @@ static void ff_destroy(Task *t) {
 
 const TaskOps flipflop_ops = {
     .name = "flipflop",
+    .title = "flip-flop language modelling",
+    .answer = "the bits after r",
+    .answer_loss_auto = 0,
+    TASK_KEYS(ff_keys),
+    .shared_keys = "data_dir|write_dir|eval_sequences|eval_length|train_sequences",
+    .default_eval_length = ff_default_eval_length,
     .create = ff_create,
     .destroy = ff_destroy,
     .next_train = ff_next_train,

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "tasks/task_impl.h"
 #include "tasks/tokenizer.h"
 
@@ -143,13 +144,13 @@ static int encode(Lm *m, const char *text, size_t len, Stream *s, const char *wh
     if (!m->word) {
         s->n = (long)len;
         s->t8 = malloc(len > 0 ? len : 1);
-        if (!s->t8) return task_errf(err, errlen, "%s: out of memory for %zu bytes", what, len);
+        if (!s->t8) return errf(err, errlen, "%s: out of memory for %zu bytes", what, len);
         memcpy(s->t8, text, len);
         return 0;
     }
     s->n = word_encode(m->vocab, text, len, NULL);
     s->t32 = malloc(sizeof(int) * (size_t)(s->n > 0 ? s->n : 1));
-    if (!s->t32) return task_errf(err, errlen, "%s: out of memory for %ld tokens", what, s->n);
+    if (!s->t32) return errf(err, errlen, "%s: out of memory for %ld tokens", what, s->n);
     word_encode(m->vocab, text, len, s->t32);
     return 0;
 }
@@ -160,7 +161,7 @@ static int no_nul(const char *text, size_t len, const char *what, char *err, int
     if (!nul) return 0;
     long line = 1;
     for (const char *p = text; p < nul; p++) line += *p == '\n';
-    return task_errf(err, errlen, "%s: byte %zu (line %ld) is a NUL byte; the word tokenizer reads text (bytes take any)",
+    return errf(err, errlen, "%s: byte %zu (line %ld) is a NUL byte; the word tokenizer reads text (bytes take any)",
                      what, (size_t)(nul - text) + 1, line);
 }
 
@@ -170,85 +171,104 @@ static size_t cut_after_line(const char *text, size_t len, size_t at) {
     return nl ? (size_t)(nl - text) + 1 : at;
 }
 
-static int lm_create(Task *t, char *err, int errlen) {
-    const TaskConfig *c = &t->cfg;
-    Lm *m = calloc(1, sizeof *m);
-    if (!m) return task_errf(err, errlen, "lm: out of memory");
-    t->impl = m;
-    if (t->answer_loss)
-        return task_errf(err, errlen, "task.loss_on: \"answer\" does not apply to lm (every token is a target); use all or auto");
-    m->word = strcmp(c->tokenizer, "word") == 0;
-    m->sequential = strcmp(c->sampling, "sequential") == 0;
-    if (!m->word && task_refuse_unused(c, "min_count|max_vocab", "applies to the word tokenizer only", err, errlen) != 0)
-        return -1;
-    if (c->text_file[0] ? task_refuse_unused(c, "data_dir|train_file|valid_file|test_file",
-                                             "has no effect with task.text_file (the splits are cut from it)", err, errlen)
-                        : task_refuse_unused(c, "valid_fraction|test_fraction",
-                                             "applies to task.text_file only (the splits are data_dir's files)", err,
-                                             errlen))
-        return -1;
-    m->W = c->eval_length > 0 ? c->eval_length : t->block_size;
+// Its own keys of the "task" section (task_keys.c has the shared ones).
+static const ConfigKey lm_keys[] = {
+    {"task", "tokenizer", KEY_CHOICE, TASK_KEY(tokenizer), 0, 0, "byte|word", "\"byte\"", 0, NULL,
+     "byte: the 256 byte values; word: whitespace-separated words of the training text, <unk> and <eos> "
+     "(end of line) [UNKNOWN: the paper presumably used GPT-2 BPE]"},
+    {"task", "min_count", KEY_INT, TASK_KEY(min_count), 1, TASK_INT_MAX, NULL, "1", 0, NULL,
+     "word: words seen fewer times in the training text become <unk>"},
+    {"task", "max_vocab", KEY_INT, TASK_KEY(max_vocab), 0, TASK_INT_MAX, NULL, "0", 0, NULL,
+     "word: keep only the most frequent words (0 = all)"},
+    {"task", "train_file", KEY_STRING, TASK_KEY(train_file), 0, 0, NULL, "\"train.txt\"", 0, NULL,
+     "training text, under data_dir"},
+    {"task", "valid_file", KEY_STRING, TASK_KEY(valid_file), 0, 0, NULL, "\"valid.txt\"", 1, NULL,
+     "validation text, under data_dir"},
+    {"task", "test_file", KEY_STRING, TASK_KEY(test_file), 0, 0, NULL, "\"test.txt\"", 1, NULL, "test text, under data_dir"},
+    {"task", "text_file", KEY_STRING, TASK_KEY(text_file), 0, 0, NULL, "\"\"", 0, NULL,
+     "one text file cut into train, valid and test (in that order) by valid_fraction and "
+     "test_fraction, instead of data_dir (a share of 0 leaves that split out)"},
+    {"task", "valid_fraction", KEY_REAL, TASK_KEY(valid_fraction), 0, 0.5, NULL, "0.05", 0, NULL,
+     "text_file: share of its bytes for valid (cut at the next line end)"},
+    {"task", "test_fraction", KEY_REAL, TASK_KEY(test_fraction), 0, 0.5, NULL, "0.05", 0, NULL,
+     "text_file: share of its bytes for test, the end of the file (cut at the next line end)"},
+    {"task", "sampling", KEY_CHOICE, TASK_KEY(sampling), 0, 0, "random|sequential", "\"random\"", 0, NULL,
+     "training windows of block_size+1 tokens: random = uniform random offsets; sequential = consecutive "
+     "windows (stride block_size), wrapping at the end"},
+};
 
-    // The three texts.
-    char *text[NSTREAMS] = {NULL, NULL, NULL};
+// task.eval_length 0: the training window.
+static int lm_default_eval_length(const TaskConfig *c, int block_size) {
+    (void)c;
+    return block_size;
+}
+
+enum { WHAT_LEN = TASK_STR + 48 };
+
+// text_file cut into train, valid and test at line ends: the three parts of one buffer (*whole).
+static int cut_text_file(const TaskConfig *c, int word, char **whole, char *text[], size_t len[], char what[][WHAT_LEN],
+                         char *err, int errlen) {
+    size_t n;
+    *whole = task_read_file(c->text_file, &n, err, errlen);
+    if (!*whole) return -1;
+    if (word && no_nul(*whole, n, c->text_file, err, errlen) != 0) return -1;
+    double fv = c->valid_fraction, ft = c->test_fraction;
+    if (!(fv >= 0 && ft >= 0 && fv + ft < 1))
+        return errf(err, errlen, "task.valid_fraction %g + task.test_fraction %g: expected shares summing below 1", fv, ft);
+    size_t a = cut_after_line(*whole, n, (size_t)((1.0 - fv - ft) * (double)n));
+    size_t b = cut_after_line(*whole, n, (size_t)((1.0 - ft) * (double)n));
+    if (b < a) b = a;
+    size_t cuts[4] = {0, a, b, n};
+    for (int s = 0; s < NSTREAMS; s++) {
+        text[s] = *whole + cuts[s];
+        len[s] = cuts[s + 1] - cuts[s];
+        snprintf(what[s], WHAT_LEN, "%s (%s part)", c->text_file, stream_names[s]);
+    }
+    return 0;
+}
+
+// data_dir's train_file, valid_file and test_file, each in its own buffer.
+static int read_data_dir(const TaskConfig *c, int word, char *text[], size_t len[], char what[][WHAT_LEN], char *err,
+                         int errlen) {
+    const char *files[NSTREAMS] = {c->train_file, c->valid_file, c->test_file};
+    for (int s = 0; s < NSTREAMS; s++) {
+        if (task_path(what[s], WHAT_LEN, c->data_dir, files[s]) != 0) return errf(err, errlen, "task.data_dir: path too long");
+        text[s] = task_read_file(what[s], &len[s], err, errlen);
+        if (!text[s]) return -1;
+        if (len[s] == 0) return errf(err, errlen, "%s: empty file", what[s]);
+        if (word && no_nul(text[s], len[s], what[s], err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+// The three texts, tokenized into m->st (and the word vocabulary built from the training text).
+static int load_streams(Lm *m, const TaskConfig *c, char what[][WHAT_LEN], char *err, int errlen) {
+    char *text[NSTREAMS] = {NULL, NULL, NULL}, *whole = NULL;
     size_t len[NSTREAMS] = {0, 0, 0};
-    char what[NSTREAMS][TASK_STR + 48];
-    int rc = 0;
-    char *whole = NULL;
-    if (c->text_file[0]) {
-        size_t n;
-        whole = task_read_file(c->text_file, &n, err, errlen);
-        if (!whole) return -1;
-        if (m->word && no_nul(whole, n, c->text_file, err, errlen) != 0) {
-            free(whole);
-            return -1;
-        }
-        double fv = c->valid_fraction, ft = c->test_fraction;
-        if (!(fv >= 0 && ft >= 0 && fv + ft < 1)) {
-            free(whole);
-            return task_errf(err, errlen, "task.valid_fraction %g + task.test_fraction %g: expected shares summing below 1", fv, ft);
-        }
-        size_t a = cut_after_line(whole, n, (size_t)((1.0 - fv - ft) * (double)n));
-        size_t b = cut_after_line(whole, n, (size_t)((1.0 - ft) * (double)n));
-        if (b < a) b = a;
-        size_t cuts[4] = {0, a, b, n};
-        for (int s = 0; s < NSTREAMS; s++) {
-            text[s] = whole + cuts[s];
-            len[s] = cuts[s + 1] - cuts[s];
-            snprintf(what[s], sizeof what[s], "%s (%s part)", c->text_file, stream_names[s]);
-        }
-    } else if (c->data_dir[0]) {
-        const char *files[NSTREAMS] = {c->train_file, c->valid_file, c->test_file};
-        for (int s = 0; s < NSTREAMS && rc == 0; s++) {
-            if (task_path(what[s], sizeof what[s], c->data_dir, files[s]) != 0) {
-                rc = task_errf(err, errlen, "task.data_dir: path too long");
-                break;
-            }
-            text[s] = task_read_file(what[s], &len[s], err, errlen);
-            if (!text[s]) rc = -1;
-            else if (len[s] == 0) rc = task_errf(err, errlen, "%s: empty file", what[s]);
-            else if (m->word) rc = no_nul(text[s], len[s], what[s], err, errlen);
-        }
-    } else
-        rc = task_errf(err, errlen,
-                       "task.data_dir or task.text_file: lm needs text (scripts/fetch_data.sh, scripts/build_code_corpus.py)");
-
+    int rc;
+    if (c->text_file[0])
+        rc = cut_text_file(c, m->word, &whole, text, len, what, err, errlen);
+    else if (c->data_dir[0])
+        rc = read_data_dir(c, m->word, text, len, what, err, errlen);
+    else
+        rc = errf(err, errlen,
+                  "task.data_dir or task.text_file: lm needs text (scripts/fetch_data.sh, scripts/build_code_corpus.py)");
     if (rc == 0 && m->word) {
         m->vocab = word_vocab_build(text[S_TRAIN], len[S_TRAIN], c->min_count, c->max_vocab);
-        if (!m->vocab) rc = task_errf(err, errlen, "%s: out of memory building the vocabulary", what[S_TRAIN]);
+        if (!m->vocab) rc = errf(err, errlen, "%s: out of memory building the vocabulary", what[S_TRAIN]);
     }
     for (int s = 0; s < NSTREAMS && rc == 0; s++) rc = encode(m, text[s], len[s], &m->st[s], what[s], err, errlen);
     if (whole)
         free(whole);
     else
         for (int s = 0; s < NSTREAMS; s++) free(text[s]);
-    if (rc != 0) return -1;
+    return rc;
+}
 
-    if (m->st[S_TRAIN].n < (long)t->block_size + 1)
-        return task_errf(err, errlen, "%s: %ld tokens, fewer than model.block_size + 1 = %d", what[S_TRAIN], m->st[S_TRAIN].n,
-                         t->block_size + 1);
-    // An evaluation split needs a token to predict. A split that is there must have one: only a
-    // text_file share of 0 leaves a split out.
+// The evaluation splits: each needs a token to predict. A split that is there must have one: only a
+// text_file share of 0 leaves a split out.
+static int set_splits(Task *t, Lm *m, char what[][WHAT_LEN], char *err, int errlen) {
+    const TaskConfig *c = &t->cfg;
     const char *share_key[NSTREAMS] = {NULL, "task.valid_fraction", "task.test_fraction"};
     double share[NSTREAMS] = {1.0, c->valid_fraction, c->test_fraction};
     int k = 0;
@@ -256,19 +276,49 @@ static int lm_create(Task *t, char *err, int errlen) {
         long n = m->st[s].n;
         if (c->text_file[0] && share[s] == 0) continue;
         if (n < 2 && c->text_file[0])
-            return task_errf(err, errlen,
-                             "%s: %ld token%s after the cuts at line ends; %s %g needs at least 2 there (0 leaves the "
-                             "split out)",
-                             what[s], n, n == 1 ? "" : "s", share_key[s], share[s]);
+            return errf(err, errlen,
+                        "%s: %ld token%s after the cuts at line ends; %s %g needs at least 2 there (0 leaves the split out)",
+                        what[s], n, n == 1 ? "" : "s", share_key[s], share[s]);
         if (n < 2)
-            return task_errf(err, errlen, "%s: %ld token; an evaluation split needs at least 2 (one to predict)", what[s], n);
+            return errf(err, errlen, "%s: %ld token; an evaluation split needs at least 2 (one to predict)", what[s], n);
         m->eval_split_stream[k] = s;
         t->splits[k++] = stream_names[s];
     }
     t->splits[k] = NULL;
+    return 0;
+}
+
+// Keys that the tokenizer or the source of the text leaves without effect.
+static int refuse_unused(const TaskConfig *c, int word, char *err, int errlen) {
+    if (!word && task_refuse_unused(c, "min_count|max_vocab", "applies to the word tokenizer only", err, errlen) != 0)
+        return -1;
+    if (c->text_file[0])
+        return task_refuse_unused(c, "data_dir|train_file|valid_file|test_file",
+                                  "has no effect with task.text_file (the splits are cut from it)", err, errlen);
+    return task_refuse_unused(c, "valid_fraction|test_fraction",
+                              "applies to task.text_file only (the splits are data_dir's files)", err, errlen);
+}
+
+static int lm_create(Task *t, char *err, int errlen) {
+    const TaskConfig *c = &t->cfg;
+    Lm *m = calloc(1, sizeof *m);
+    if (!m) return errf(err, errlen, "lm: out of memory");
+    t->impl = m;
+    if (t->answer_loss)
+        return errf(err, errlen, "task.loss_on: \"answer\" does not apply to lm (every token is a target); use all or auto");
+    m->word = strcmp(c->tokenizer, "word") == 0;
+    m->sequential = strcmp(c->sampling, "sequential") == 0;
+    if (refuse_unused(c, m->word, err, errlen) != 0) return -1;
+    m->W = task_eval_length(c, t->block_size);
+    char what[NSTREAMS][WHAT_LEN];
+    if (load_streams(m, c, what, err, errlen) != 0) return -1;
+    if (m->st[S_TRAIN].n < (long)t->block_size + 1)
+        return errf(err, errlen, "%s: %ld tokens, fewer than model.block_size + 1 = %d", what[S_TRAIN], m->st[S_TRAIN].n,
+                    t->block_size + 1);
+    if (set_splits(t, m, what, err, errlen) != 0) return -1;
     int row_len = (m->W > t->block_size ? m->W : t->block_size) + 1;
     m->row = malloc(sizeof(int) * (size_t)row_len);
-    if (!m->row) return task_errf(err, errlen, "lm: out of memory");
+    if (!m->row) return errf(err, errlen, "lm: out of memory");
     for (int i = 0; i < 256; i++) {
         if (i >= 33 && i < 127 && i != '\\')
             snprintf(m->byte_names[i], sizeof m->byte_names[i], "%c", i);
@@ -297,6 +347,12 @@ static void lm_destroy(Task *t) {
 
 const TaskOps lm_ops = {
     .name = "lm",
+    .title = "language modelling on text",
+    .answer = NULL,
+    .answer_loss_auto = 0,
+    TASK_KEYS(lm_keys),
+    .shared_keys = "data_dir|eval_length",
+    .default_eval_length = lm_default_eval_length,
     .create = lm_create,
     .destroy = lm_destroy,
     .next_train = lm_next_train,

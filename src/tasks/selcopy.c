@@ -156,10 +156,29 @@ static int sc_state_load(Task *t, const void *buf, size_t size) {
     return 0;
 }
 
+// Its own keys of the "task" section (task_keys.c has the shared ones).
+static const ConfigKey sc_keys[] = {
+    {"task", "n_tokens", KEY_INT, TASK_KEY(n_tokens), 1, 100000, NULL, "16", 0, NULL,
+     "data tokens to copy [UNKNOWN: Mamba's 16]"},
+    {"task", "alphabet", KEY_INT, TASK_KEY(alphabet), 1, 250, NULL, "14", 0, NULL,
+     "distinct data tokens; vocabulary = alphabet + 2 (blank 0, marker alphabet+1), so 14 gives Mamba's "
+     "vocabulary of 16 [UNKNOWN]"},
+    {"task", "n_blanks", KEY_INT, TASK_KEY(n_blanks), 0, 10000000, NULL, "256", 0, NULL,
+     "blanks per training, valid and test sequence (the paper: 256)"},
+    {"task", "dense_blanks", KEY_INT, TASK_KEY(dense_blanks), 0, 10000000, NULL, "128", 1, NULL,
+     "blanks per sequence of the OOD \"dense\" split (the paper: 128)"},
+    {"task", "sparse_blanks", KEY_INT, TASK_KEY(sparse_blanks), 0, 10000000, NULL, "512", 1, NULL,
+     "blanks per sequence of the OOD \"sparse\" split (the paper: 512)"},
+    {"task", "copy_format", KEY_CHOICE, TASK_KEY(copy_format), 0, 0, "lm|mamba", "\"lm\"", 0, NULL,
+     "lm: content, one marker, then the copied tokens as next-token targets (teacher forcing, like the "
+     "official counting collator); mamba: content then n_tokens markers, the k-th marker's target is the "
+     "k-th token (state-spaces torch_copying_data) [UNKNOWN which the paper used]"},
+};
+
 static int sc_create(Task *t, char *err, int errlen) {
     const TaskConfig *c = &t->cfg;
     SelCopy *s = calloc(1, sizeof *s);
-    if (!s) return task_errf(err, errlen, "selcopy: out of memory");
+    if (!s) return errf(err, errlen, "selcopy: out of memory");
     t->impl = s;
     // task_create held every key to its schema range: n_blanks + 2 n_tokens stays far below INT_MAX.
     int blanks[NSPLITS] = {c->n_blanks, c->n_blanks, c->dense_blanks, c->sparse_blanks};
@@ -169,7 +188,7 @@ static int sc_create(Task *t, char *err, int errlen) {
     s->mamba = strcmp(c->copy_format, "mamba") == 0;
     memcpy(s->blanks, blanks, sizeof blanks);
     if (c->n_blanks + 2 * s->M > t->block_size)
-        return task_errf(err, errlen, "task.n_blanks %d + 2 x task.n_tokens %d = T %d > model.block_size %d", c->n_blanks, s->M,
+        return errf(err, errlen, "task.n_blanks %d + 2 x task.n_tokens %d = T %d > model.block_size %d", c->n_blanks, s->M,
                          c->n_blanks + 2 * s->M, t->block_size);
     int longest = 0;
     for (int i = 0; i < NSPLITS; i++)
@@ -178,7 +197,7 @@ static int sc_create(Task *t, char *err, int errlen) {
     s->tgt = malloc(sizeof(int) * (size_t)s->M);
     s->buf = malloc((size_t)longest);
     s->names = calloc((size_t)s->marker + 1, sizeof *s->names);
-    if (!s->row || !s->tgt || !s->buf || !s->names) return task_errf(err, errlen, "selcopy: out of memory");
+    if (!s->row || !s->tgt || !s->buf || !s->names) return errf(err, errlen, "selcopy: out of memory");
     snprintf(s->names[0], 12, ".");
     for (int i = 1; i <= s->alphabet; i++) {
         if (s->alphabet <= 26)
@@ -192,14 +211,14 @@ static int sc_create(Task *t, char *err, int errlen) {
     s->n_train = c->train_sequences;
     if (s->n_train > 0) {
         s->train = malloc((size_t)s->n_train * (size_t)s->train_len);
-        if (!s->train) return task_errf(err, errlen, "task.train_sequences: out of memory for %ld sequences", s->n_train);
+        if (!s->train) return errf(err, errlen, "task.train_sequences: out of memory for %ld sequences", s->n_train);
         for (long n = 0; n < s->n_train; n++) {
             Rng r;
             task_item_rng(&r, t->data_seed, STREAM_DATA, 0, n);
             make_seq(s, &r, c->n_blanks, s->train + (size_t)n * s->train_len);
         }
         if (sampler_init(&s->sampler, s->n_train, rng_key(t->run_seed, STREAM_SHUFFLE, 0, 0)) != 0)
-            return task_errf(err, errlen, "selcopy: out of memory");
+            return errf(err, errlen, "selcopy: out of memory");
     } else
         rng_seed(&s->stream, rng_key(t->run_seed, STREAM_TRAIN, 0, 0));
 
@@ -226,6 +245,11 @@ static void sc_destroy(Task *t) {
 
 const TaskOps selcopy_ops = {
     .name = "selcopy",
+    .title = "selective copy",
+    .answer = "the copied tokens",
+    .answer_loss_auto = 1,
+    TASK_KEYS(sc_keys),
+    .shared_keys = "eval_sequences|train_sequences",
     .create = sc_create,
     .destroy = sc_destroy,
     .next_train = sc_next_train,

@@ -1,195 +1,44 @@
-// The task registry, the "task" config section's schema, and the helpers the task files share.
-#include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
+// The task registry (one line per task) and the dispatch of task.h's calls to a task's ops.
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "config.h"
-#include "input.h"
+#include "error.h"
 #include "tasks/task_impl.h"
 
-// ---------------------------------------------------------------------------------------------
-// Schema. Defaults are JSON text; task_config_defaults parses them, so this table is the only
-// place a default is written. [UNKNOWN] marks a choice the paper does not specify.
+// The registry: X(t) for each task, whose file defines `const TaskOps t_ops`. Their order is the
+// order of their keys in the schema (task_keys.c) and of the names in task.name's choices.
+#define TASKS(X) X(flipflop) X(counting) X(selcopy) X(lm)
 
-#define TK(field) offsetof(Config, task.field)
-#define BIG 2147483647.0
+#define DECLARE(t) extern const TaskOps t##_ops;
+#define ENTRY(t) &t##_ops,
+TASKS(DECLARE)
+const TaskOps *const task_registry[] = {TASKS(ENTRY) NULL};
 
-static const ConfigKey task_keys[] = {
-    {"task", "name", KEY_CHOICE, TK(name), 0, 0, "flipflop|counting|selcopy|lm", "\"flipflop\"", 0, NULL,
-     "the task: flip-flop language modelling, counting, selective copy, or language modelling on text"},
-    {"task", "loss_on", KEY_CHOICE, TK(loss_on), 0, 0, "auto|all|answer", "\"auto\"", 0, NULL,
-     "tokens the loss counts: all next tokens, or only the answer tokens (flip-flop: the bits after r; "
-     "counting: the value; selcopy: the copied tokens); auto = answer for counting (official --train-on "
-     "answer) and selcopy, all for flipflop and lm"},
-    {"task", "data_seed", KEY_INT, TK(data_seed), -1, BIG, NULL, "-1", 0, NULL,
-     "seed of the data (counting data sets, evaluation splits); -1 = the run seed. Training order "
-     "always follows the run seed"},
-    {"task", "data_dir", KEY_STRING, TK(data_dir), 0, 0, NULL, "\"\"", 0, "flipflop|counting|lm",
-     "load data from this folder instead of generating it (see data/README.md): flipflop train.txt "
-     "(+ optional valid/test/sparse/dense.txt), counting train/valid/test.jsonl (official format), lm "
-     "train_file/valid_file/test_file"},
-    {"task", "write_dir", KEY_STRING, TK(write_dir), 0, 0, NULL, "\"\"", 1, "flipflop|counting",
-     "write the generated data to this folder at start-up, in the format data_dir loads"},
-    {"task", "eval_sequences", KEY_INT, TK(eval_sequences), 1, BIG, NULL, "1000", 1, "flipflop|selcopy",
-     "sequences in each generated evaluation split [UNKNOWN: the flip-flop release has 16k val, 160k "
-     "sparse, 4k dense]"},
-    {"task", "eval_length", KEY_INT, TK(eval_length), 0, TASK_MAX_CONTEXT, NULL, "0", 1, "flipflop|lm",
-     "flipflop: tokens per evaluation sequence (0 = task.length); lm: evaluation window in tokens (0 = "
-     "model.block_size; longer windows test length generalisation)"},
-    {"task", "train_sequences", KEY_INT, TK(train_sequences), 0, BIG, NULL, "0", 0, "flipflop|selcopy",
-     "0 = train on an endless stream of fresh sequences; N = on a fixed set of N generated sequences, "
-     "reshuffled every epoch"},
-    // flip-flop
-    {"task", "length", KEY_INT, TK(length), 4, BIG, NULL, "512", 0, "flipflop",
-     "tokens per flip-flop sequence (even: instruction-bit pairs); T = length - 1 [Liu et al.: 512]"},
-    {"task", "p_ignore", KEY_REAL, TK(p_ignore), 0, 0.999999, NULL, "0.8", 0, "flipflop",
-     "training distribution FFL(p_ignore): ignore with p_ignore, write and read with (1-p_ignore)/2 each; "
-     "also the valid and test splits"},
-    {"task", "p_sparse", KEY_REAL, TK(p_sparse), 0, 0.999999, NULL, "0.98", 1, "flipflop",
-     "the OOD \"sparse\" split FFL(p_sparse) (long write-to-read gaps) [UNKNOWN whether the CoPE paper's OOD "
-     "is exactly 0.98]"},
-    {"task", "p_dense", KEY_REAL, TK(p_dense), 0, 0.999999, NULL, "0.1", 1, "flipflop",
-     "the OOD \"dense\" split FFL(p_dense) (short gaps; not in the CoPE paper's table)"},
-    // counting
-    {"task", "nvars", KEY_INT, TK(nvars), 1, 26, NULL, "3", 0, "counting",
-     "variables a, b, ... (official --nvars; the paper: 1, 3, 5)"},
-    {"task", "max_steps", KEY_INT, TK(max_steps), 3, 1000000, NULL, "512", 0, "counting",
-     "context statements per sample: uniform in [3, max_steps] (official --max-steps)"},
-    {"task", "n_train", KEY_INT, TK(n_train), 1, BIG, NULL, "10000", 0, "counting",
-     "training samples (official --ntrain)"},
-    {"task", "n_valid", KEY_INT, TK(n_valid), 1, BIG, NULL, "1000", 0, "counting",
-     "validation samples (official --ntest)"},
-    {"task", "n_test", KEY_INT, TK(n_test), 1, BIG, NULL, "1000", 0, "counting", "test samples (official --ntest)"},
-    // selective copy
-    {"task", "n_tokens", KEY_INT, TK(n_tokens), 1, 100000, NULL, "16", 0, "selcopy",
-     "data tokens to copy [UNKNOWN: Mamba's 16]"},
-    {"task", "alphabet", KEY_INT, TK(alphabet), 1, 250, NULL, "14", 0, "selcopy",
-     "distinct data tokens; vocabulary = alphabet + 2 (blank 0, marker alphabet+1), so 14 gives Mamba's "
-     "vocabulary of 16 [UNKNOWN]"},
-    {"task", "n_blanks", KEY_INT, TK(n_blanks), 0, 10000000, NULL, "256", 0, "selcopy",
-     "blanks per training, valid and test sequence (the paper: 256)"},
-    {"task", "dense_blanks", KEY_INT, TK(dense_blanks), 0, 10000000, NULL, "128", 1, "selcopy",
-     "blanks per sequence of the OOD \"dense\" split (the paper: 128)"},
-    {"task", "sparse_blanks", KEY_INT, TK(sparse_blanks), 0, 10000000, NULL, "512", 1, "selcopy",
-     "blanks per sequence of the OOD \"sparse\" split (the paper: 512)"},
-    {"task", "copy_format", KEY_CHOICE, TK(copy_format), 0, 0, "lm|mamba", "\"lm\"", 0, "selcopy",
-     "lm: content, one marker, then the copied tokens as next-token targets (teacher forcing, like the "
-     "official counting collator); mamba: content then n_tokens markers, the k-th marker's target is the "
-     "k-th token (state-spaces torch_copying_data) [UNKNOWN which the paper used]"},
-    // language modelling
-    {"task", "tokenizer", KEY_CHOICE, TK(tokenizer), 0, 0, "byte|word", "\"byte\"", 0, "lm",
-     "byte: the 256 byte values; word: whitespace-separated words of the training text, <unk> and <eos> "
-     "(end of line) [UNKNOWN: the paper presumably used GPT-2 BPE]"},
-    {"task", "min_count", KEY_INT, TK(min_count), 1, BIG, NULL, "1", 0, "lm",
-     "word: words seen fewer times in the training text become <unk>"},
-    {"task", "max_vocab", KEY_INT, TK(max_vocab), 0, BIG, NULL, "0", 0, "lm",
-     "word: keep only the most frequent words (0 = all)"},
-    {"task", "train_file", KEY_STRING, TK(train_file), 0, 0, NULL, "\"train.txt\"", 0, "lm",
-     "training text, under data_dir"},
-    {"task", "valid_file", KEY_STRING, TK(valid_file), 0, 0, NULL, "\"valid.txt\"", 1, "lm",
-     "validation text, under data_dir"},
-    {"task", "test_file", KEY_STRING, TK(test_file), 0, 0, NULL, "\"test.txt\"", 1, "lm", "test text, under data_dir"},
-    {"task", "text_file", KEY_STRING, TK(text_file), 0, 0, NULL, "\"\"", 0, "lm",
-     "one text file cut into train, valid and test (in that order) by valid_fraction and "
-     "test_fraction, instead of data_dir (a share of 0 leaves that split out)"},
-    {"task", "valid_fraction", KEY_REAL, TK(valid_fraction), 0, 0.5, NULL, "0.05", 0, "lm",
-     "text_file: share of its bytes for valid (cut at the next line end)"},
-    {"task", "test_fraction", KEY_REAL, TK(test_fraction), 0, 0.5, NULL, "0.05", 0, "lm",
-     "text_file: share of its bytes for test, the end of the file (cut at the next line end)"},
-    {"task", "sampling", KEY_CHOICE, TK(sampling), 0, 0, "random|sequential", "\"random\"", 0, "lm",
-     "training windows of block_size+1 tokens: random = uniform random offsets; sequential = consecutive "
-     "windows (stride block_size), wrapping at the end"},
-};
-
-const ConfigKey *task_config_keys(int *n) {
-    *n = (int)(sizeof task_keys / sizeof task_keys[0]);
-    return task_keys;
+// The task named `name`; NULL if none is.
+static const TaskOps *find_task(const char *name) {
+    for (int i = 0; task_registry[i]; i++)
+        if (strcmp(name, task_registry[i]->name) == 0) return task_registry[i];
+    return NULL;
 }
 
-void task_config_defaults(TaskConfig *tc) {
-    Config c;
-    memset(&c, 0, sizeof c);
-    int n;
-    const ConfigKey *k = task_config_keys(&n);
-    for (int i = 0; i < n; i++) {
-        char *p = (char *)&c + k[i].offset;
-        const char *d = k[i].def;
-        switch (k[i].type) {
-        case KEY_INT:
-        case KEY_BOOL:
-            *(int *)p = strcmp(d, "true") == 0 ? 1 : strcmp(d, "false") == 0 ? 0 : (int)strtol(d, NULL, 10);
-            break;
-        case KEY_REAL: *(double *)p = strtod(d, NULL); break;
-        case KEY_STRING:
-        case KEY_CHOICE: {
-            size_t len = strlen(d) - 2;  // without the quotes
-            memcpy(p, d + 1, len);
-            p[len] = 0;
-            break;
-        }
-        }
-    }
-    *tc = c.task;
+int task_eval_length(const TaskConfig *tc, int block_size) {
+    const TaskOps *ops = find_task(tc->name);
+    if (!ops || !ops->default_eval_length) return 0;
+    return tc->eval_length > 0 ? tc->eval_length : ops->default_eval_length(tc, block_size);
 }
-
-int task_refuse_unused(const TaskConfig *c, const char *keys, const char *why, char *err, int errlen) {
-    TaskConfig d;
-    task_config_defaults(&d);
-    int n;
-    const ConfigKey *keys_all = task_config_keys(&n);
-    for (const char *p = keys; *p;) {
-        size_t len = strcspn(p, "|");
-        const ConfigKey *k = keys_all;
-        while (k < keys_all + n && (strlen(k->name) != len || strncmp(k->name, p, len))) k++;
-        if (k == keys_all + n) return task_errf(err, errlen, "task: no key \"%.*s\" (task_refuse_unused)", (int)len, p);
-        size_t o = k->offset - offsetof(Config, task);
-        const char *v = (const char *)c + o, *dv = (const char *)&d + o;
-        char val[TASK_STR + 8];
-        int same;
-        switch (k->type) {
-        case KEY_REAL:
-            same = *(const double *)v == *(const double *)dv;
-            snprintf(val, sizeof val, "%g", *(const double *)v);
-            break;
-        case KEY_STRING:
-        case KEY_CHOICE:
-            same = !strcmp(v, dv);
-            snprintf(val, sizeof val, "\"%s\"", v);
-            break;
-        default:
-            same = *(const int *)v == *(const int *)dv;
-            snprintf(val, sizeof val, "%d", *(const int *)v);
-        }
-        if (!same) return task_errf(err, errlen, "task.%s: %s %s; leave it out", k->name, val, why);
-        p += len + (p[len] == '|');
-    }
-    return 0;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Registry and dispatch.
-
-static const TaskOps *const registry[] = {&flipflop_ops, &counting_ops, &selcopy_ops, &lm_ops};
 
 Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *err, int errlen) {
-    const TaskOps *ops = NULL;
-    for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
-        if (strcmp(cfg->name, registry[i]->name) == 0) ops = registry[i];
-    if (!ops) {
-        task_errf(err, errlen, "task.name: unknown task \"%s\" (expected flipflop, counting, selcopy or lm)", cfg->name);
-        return NULL;
-    }
     if (block_size < 1 || block_size > TASK_MAX_CONTEXT) {
-        task_errf(err, errlen, "model.block_size: %d, expected 1 to %d", block_size, TASK_MAX_CONTEXT);
+        errf(err, errlen, "model.block_size: %d, expected 1 to %d", block_size, TASK_MAX_CONTEXT);
         return NULL;
     }
+    // Also holds task.name to the registry's names (its choices).
     if (config_check_task(cfg, err, errlen) != 0) return NULL;
+    const TaskOps *ops = find_task(cfg->name);
     Task *t = calloc(1, sizeof *t);
     if (!t) {
-        task_errf(err, errlen, "task: out of memory");
+        errf(err, errlen, "task: out of memory");
         return NULL;
     }
     t->ops = ops;
@@ -198,7 +47,7 @@ Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *er
     t->run_seed = seed;
     t->data_seed = cfg->data_seed >= 0 ? (uint64_t)cfg->data_seed : seed;
     if (strcmp(cfg->loss_on, "auto") == 0)
-        t->answer_loss = strcmp(ops->name, "counting") == 0 || strcmp(ops->name, "selcopy") == 0;
+        t->answer_loss = ops->answer_loss_auto;
     else
         t->answer_loss = strcmp(cfg->loss_on, "answer") == 0;
     if (ops->create(t, err, errlen) != 0) {
@@ -281,214 +130,4 @@ int task_state_load(Task *t, const void *buf, size_t size) {
     if (size != task_state_size(t) || memcmp(p, "TSK1", 4) != 0 || strncmp((const char *)p + 4, t->ops->name, 15) != 0)
         return -1;
     return t->ops->state_load(t, p + STATE_HEADER, size - STATE_HEADER);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared helpers.
-
-void task_item_rng(Rng *r, uint64_t seed, int stream, int split, long n) {
-    rng_seed(r, rng_mix64(rng_key(seed, (uint64_t)stream, (uint64_t)split, 0) ^ rng_mix64((uint64_t)n)));
-}
-
-void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-uint64_t get_u64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-void rng_save(const Rng *r, void *buf) {
-    for (int i = 0; i < 4; i++) put_u64((uint8_t *)buf + 8 * i, r->s[i]);
-}
-void rng_load(Rng *r, const void *buf) {
-    for (int i = 0; i < 4; i++) r->s[i] = get_u64((const uint8_t *)buf + 8 * i);
-}
-
-static void sampler_shuffle(EpochSampler *s) {
-    s->epoch_start = s->rng;
-    for (long i = 0; i < s->n; i++) s->perm[i] = i;
-    for (long i = s->n - 1; i > 0; i--) {  // Fisher-Yates
-        long j = (long)rng_below(&s->rng, (uint64_t)i + 1);
-        long tmp = s->perm[i];
-        s->perm[i] = s->perm[j];
-        s->perm[j] = tmp;
-    }
-}
-
-int sampler_init(EpochSampler *s, long n, uint64_t seed) {
-    memset(s, 0, sizeof *s);
-    s->n = n;
-    s->perm = malloc(sizeof(long) * (size_t)(n > 0 ? n : 1));
-    if (!s->perm) return -1;
-    rng_seed(&s->rng, seed);
-    sampler_shuffle(s);
-    return 0;
-}
-
-void sampler_free(EpochSampler *s) {
-    free(s->perm);
-    s->perm = NULL;
-}
-
-long sampler_next(EpochSampler *s) {
-    if (s->index >= s->n) {
-        s->epoch++;
-        s->index = 0;
-        sampler_shuffle(s);
-    }
-    return s->perm[s->index++];
-}
-
-double sampler_epoch(const EpochSampler *s) { return (double)s->epoch + (double)s->index / (double)s->n; }
-
-void sampler_save(const EpochSampler *s, void *buf) {
-    uint8_t *p = buf;
-    put_u64(p, (uint64_t)s->n);
-    put_u64(p + 8, s->epoch);
-    put_u64(p + 16, (uint64_t)s->index);
-    rng_save(&s->epoch_start, p + 24);
-}
-
-int sampler_load(EpochSampler *s, const void *buf) {
-    const uint8_t *p = buf;
-    if ((long)get_u64(p) != s->n) return -1;
-    long index = (long)get_u64(p + 16);
-    if (index < 0 || index > s->n) return -1;
-    s->epoch = get_u64(p + 8);
-    rng_load(&s->rng, p + 24);
-    sampler_shuffle(s);
-    s->index = index;
-    return 0;
-}
-
-int batch_init(Batch *b, int B, int T, char *err, int errlen) {
-    memset(b, 0, sizeof *b);
-    if (B < 1 || T < 1 || T > TASK_MAX_CONTEXT)
-        return task_errf(err, errlen, "batch of %d x %d positions: expected at least 1 sequence of 1 to %d positions", B, T,
-                         TASK_MAX_CONTEXT);
-    size_t n = (size_t)B * (size_t)T;  // below 2^52: no overflow, here or in the byte counts
-    b->tokens = calloc(n, sizeof(int));
-    b->targets = calloc(n, sizeof(int));
-    b->loss_mask = calloc(n, 1);
-    b->metric_mask = calloc(n, 1);
-    b->key_pad = calloc(n, 1);
-    b->rows = calloc((size_t)B, sizeof(long));
-    if (!b->tokens || !b->targets || !b->loss_mask || !b->metric_mask || !b->key_pad || !b->rows) {
-        batch_free(b);
-        return task_errf(err, errlen, "batch of %d x %d positions: out of memory for its %.3g GiB", B, T,
-                         (double)n * (2 * sizeof(int) + 3) / (1 << 30));
-    }
-    b->cap_B = B;
-    b->cap_T = T;
-    b->B = B;
-    b->T = T;
-    return 0;
-}
-
-void batch_alloc(Batch *b, int B, int T) {
-    char err[256];
-    if (batch_init(b, B, T, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        exit(1);
-    }
-}
-
-void batch_free(Batch *b) {
-    free(b->tokens);
-    free(b->targets);
-    free(b->loss_mask);
-    free(b->metric_mask);
-    free(b->key_pad);
-    free(b->rows);
-    memset(b, 0, sizeof *b);
-}
-
-// A batch of B x T must fit what batch_alloc allocated: a caller's mistake, so it stops the program.
-static void batch_check(const Batch *b, int B, int T) {
-    if (B > b->cap_B || T > b->cap_T) {
-        fprintf(stderr,
-                "task: a batch of %d x %d does not fit the %d x %d allocated (batch_alloc; evaluation batches need "
-                "task_split_max_length)\n",
-                B, T, b->cap_B, b->cap_T);
-        exit(1);
-    }
-}
-
-long *batch_rows(Batch *b, int B) {
-    batch_check(b, B, 0);
-    return b->rows;
-}
-
-void batch_begin(Batch *b, int B, int T) {
-    batch_check(b, B, T);
-    b->B = B;
-    b->T = T;
-    size_t n = (size_t)B * (size_t)T;
-    memset(b->tokens, 0, n * sizeof(int));
-    memset(b->targets, 0, n * sizeof(int));
-    memset(b->loss_mask, 0, n);
-    memset(b->metric_mask, 0, n);
-    memset(b->key_pad, 0, n);
-}
-
-void batch_row_from_seq(Batch *b, int row, const int *seq, int n, int pad) {
-    int T = b->T;
-    int *tok = b->tokens + (size_t)row * T, *tgt = b->targets + (size_t)row * T;
-    uint8_t *kp = b->key_pad + (size_t)row * T;
-    int m = n - 1;
-    for (int i = 0; i < m; i++) {
-        tok[i] = seq[i];
-        tgt[i] = seq[i + 1];
-    }
-    for (int i = m; i < T; i++) {
-        tok[i] = pad;
-        tgt[i] = pad;
-        kp[i] = 1;
-    }
-}
-
-int task_errf(char *err, int errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, (size_t)errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-char *task_read_file(const char *path, size_t *len, char *err, int errlen) {
-    // Token and line counts are longs.
-    return input_read_file(path, LONG_MAX, len, err, errlen);
-}
-
-int task_close_file(FILE *f, const char *path, char *err, int errlen) {
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return task_errf(err, errlen, "%s: write error", path);
-    return 0;
-}
-
-int task_path(char *out, size_t outlen, const char *dir, const char *name) {
-    int n = snprintf(out, outlen, "%s/%s", dir, name);
-    return n < 0 || (size_t)n >= outlen ? -1 : 0;
-}
-
-int task_path_exists(const char *path) {
-    struct stat st;
-    return lstat(path, &st) == 0;
-}
-
-int task_mkdir_p(const char *dir, char *err, int errlen) {
-    char tmp[TASK_STR + 64];
-    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return task_errf(err, errlen, "%s: path too long", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return task_errf(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return task_errf(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno));
-    return 0;
 }

@@ -1,17 +1,30 @@
-// What a task file implements, and the helpers the task files share (task.c). Not for use
-// outside src/tasks/: the rest of the program sees only task.h.
+// What a task file implements (TaskOps), and the helpers the task files share (files.h, sampler.h,
+// task_refuse_unused). Not for use outside src/tasks/: the rest of the program sees only task.h.
 #ifndef TASK_IMPL_H
 #define TASK_IMPL_H
 
-#include <stdio.h>
-
-#include "rng.h"
+#include "config.h"
+#include "error.h"
+#include "tasks/files.h"
+#include "tasks/sampler.h"
 #include "tasks/task.h"
 
 #define TASK_MAX_SPLITS 8
 
 typedef struct {
-    const char *name;
+    const char *name;                // task.name
+    const char *title;               // what it is, for task.name's doc ("flip-flop language modelling")
+    const char *answer;              // its answer tokens, for task.loss_on's doc; NULL: none (every token)
+    int answer_loss_auto;            // task.loss_on auto: 1 = the answer tokens, 0 = all
+    // Its own config keys (applies left NULL: task_config_keys makes them apply to this task), and
+    // the shared keys it reads ('|'-separated: data_dir, write_dir, eval_sequences, eval_length,
+    // train_sequences; see task_keys.c).
+    const ConfigKey *keys;
+    int n_keys;
+    const char *shared_keys;
+    // task.eval_length's value when it is 0 (e.g. task.length); NULL: the task has no evaluation
+    // length (its splits have lengths of their own) and does not read task.eval_length.
+    int (*default_eval_length)(const TaskConfig *c, int block_size);
     // Fills the Task fields below (vocab_size, max_length, splits, impl...) from t->cfg.
     int (*create)(Task *t, char *err, int errlen);
     void (*destroy)(Task *t);
@@ -40,67 +53,17 @@ struct Task {
     void *impl;
 };
 
-extern const TaskOps flipflop_ops, counting_ops, selcopy_ops, lm_ops;
+// Every task, NULL-terminated (task.c's TASKS: one entry per task).
+extern const TaskOps *const task_registry[];
 
-// Stream identifiers mixed into seeds, so no two streams share random numbers.
-enum { STREAM_TRAIN = 1, STREAM_EVAL = 2, STREAM_DATA = 3, STREAM_SHUFFLE = 4 };
-// A generator seeded for item n of (seed, stream, split): independent of every other item.
-void task_item_rng(Rng *r, uint64_t seed, int stream, int split, long n);
-
-// Epochs over a finite set of n items: a permutation per epoch, drawn from an Rng. The cursor is
-// (epoch, index, the Rng's state at the start of the epoch); loading it redraws that permutation.
-typedef struct {
-    long n;
-    long *perm;
-    uint64_t epoch;
-    long index;
-    Rng rng;          // after drawing the current permutation
-    Rng epoch_start;  // before drawing it
-} EpochSampler;
-
-int sampler_init(EpochSampler *s, long n, uint64_t seed);  // -1: out of memory
-void sampler_free(EpochSampler *s);
-long sampler_next(EpochSampler *s);                         // the next item (advances the cursor)
-double sampler_epoch(const EpochSampler *s);
-#define SAMPLER_STATE_SIZE 56
-void sampler_save(const EpochSampler *s, void *buf);
-int sampler_load(EpochSampler *s, const void *buf);  // -1: a cursor for another set size
-
-// Rng state as a cursor.
-#define RNG_STATE_SIZE 32
-void rng_save(const Rng *r, void *buf);
-void rng_load(Rng *r, const void *buf);
-
-// Little-endian scalars in cursors.
-void put_u64(uint8_t *p, uint64_t v);
-uint64_t get_u64(const uint8_t *p);
-
-// Batch helpers: set the filled shape (checking capacity) and clear it to padding.
-void batch_begin(Batch *b, int B, int T);
-// The batch's row scratch (b->rows), checked to hold B rows.
-long *batch_rows(Batch *b, int B);
-// One row from a whole sequence seq[0..n-1]: tokens = seq[0..n-2], targets = seq[1..n-1], masks 0,
-// padded to b->T with `pad` (key_pad = 1 there). n - 1 must be ≤ b->T.
-void batch_row_from_seq(Batch *b, int row, const int *seq, int n, int pad);
+// A key's schema entry, in a task's key table: KEY_xxx fields are TaskConfig's.
+#define TASK_KEY(field) offsetof(Config, task.field)
+#define TASK_INT_MAX 2147483647.0
+#define TASK_KEYS(table) .keys = table, .n_keys = (int)(sizeof table / sizeof table[0])
 
 // Keys (names '|'-separated) that have no effect in some setting must keep their defaults, or a
 // value given for them would be silently ignored: -1 with err "task.KEY: VALUE <why>; leave it out"
 // for the first that does not.
 int task_refuse_unused(const TaskConfig *c, const char *keys, const char *why, char *err, int errlen);
-
-// Formats err ("file:line:col: message" style helpers return -1 for convenience).
-int task_errf(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-// A data file, whole (input_read_file: regular files only), with a NUL after its *len bytes; NULL
-// with err naming the file.
-char *task_read_file(const char *path, size_t *len, char *err, int errlen);
-// Closes a file written with input_create_file: -1 with err when any write failed.
-int task_close_file(FILE *f, const char *path, char *err, int errlen);
-// dir + "/" + name into out; -1 if too long.
-int task_path(char *out, size_t outlen, const char *dir, const char *name);
-// Is there anything at path (a file, a folder, a FIFO, even a dangling link)? An optional file that
-// exists is read, so what is wrong with it is reported rather than passed over.
-int task_path_exists(const char *path);
-int task_mkdir_p(const char *dir, char *err, int errlen);
 
 #endif
