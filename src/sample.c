@@ -231,16 +231,15 @@ int main(int argc, char **argv) {
     }
     Config *cfg = &ck.cfg;
     rc = 2;
-    if (strcmp(cfg->task.name, "lm") != 0) {
-        fprintf(stderr, "sample: %s is a %s run; ./sample needs a language-model run (task.name lm)\n", a.run_dir,
-                cfg->task.name);
-        goto done;
-    }
     int threads = set_threads(a.threads >= 0 ? (int)a.threads : cfg->run.threads);
     cfg->task.write_dir[0] = '\0';
     task = task_create(&cfg->task, cfg->model.block_size, (uint64_t)cfg->run.seed, err, sizeof err);
     if (!task) {
         fprintf(stderr, "sample: %s (the task's text gives the vocabulary)\n", err);
+        goto done;
+    }
+    if (!task_is_language_model(task)) {
+        fprintf(stderr, "sample: %s is a %s run; ./sample needs a language-model run\n", a.run_dir, cfg->task.name);
         goto done;
     }
     if (model_init(&m, cfg, task_vocab_size(task), err, sizeof err) != 0 || model_alloc(&m, 0, err, sizeof err) != 0 ||
