@@ -9,7 +9,8 @@
 
 #include "tasks/task.h"
 
-// A folder private to this process (in /dev/shm when there is one), removed at exit.
+// A folder private to this process (in /dev/shm when there is one), removed at exit (or, after a
+// crash, by the next fuzz target that starts).
 const char *fuzz_dir(void);
 // Writes n bytes to fuzz_dir()/name and returns the path (static storage, one per name slot
 // until the next call with the same name).

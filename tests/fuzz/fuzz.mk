@@ -11,7 +11,8 @@
 # also works alone, given a target: make -f tests/fuzz/fuzz.mk fuzz. It leaves the including
 # Makefile's default goal alone, wherever it is included. New inputs go to $(BUILD)/fuzz/corpus/<name>/
 # (never into the committed seeds); a crash is written to $(BUILD)/fuzz/crash-<name>-* and stops
-# `make fuzz` with its reproducer command: $(BUILD)/fuzz/fuzz_<name> <file>.
+# `make fuzz` with its reproducer command: $(BUILD)/fuzz/fuzz_<name> <file>. Replaying a corpus
+# only (a regression check, seconds): $(BUILD)/fuzz/fuzz_<name> -runs=0 tests/fuzz/corpus/<name>.
 
 FUZZ_GOAL    := $(.DEFAULT_GOAL)
 FUZZ_CC      ?= clang

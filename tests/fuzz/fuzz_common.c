@@ -2,7 +2,10 @@
 #define _XOPEN_SOURCE 700  // nftw
 #include "fuzz.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +19,28 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path);
 }
 
-static void remove_dir(void) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void remove_tree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void remove_dir(void) { remove_tree(dir); }
 
+// The folder is named after the process: a crash ends it without atexit, so each start removes the
+// folders of processes that are gone.
 const char *fuzz_dir(void) {
-    if (!dir[0]) {
-        struct stat st;
-        snprintf(dir, sizeof dir, "%s/copetrain_fuzz_XXXXXX", stat("/dev/shm", &st) == 0 ? "/dev/shm" : "/tmp");
-        fuzz_require(mkdtemp(dir) != NULL, "mkdtemp");
-        atexit(remove_dir);
+    if (dir[0]) return dir;
+    struct stat st;
+    const char *base = stat("/dev/shm", &st) == 0 ? "/dev/shm" : "/tmp";
+    DIR *d = opendir(base);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        long pid;
+        char stale[64];
+        if (sscanf(e->d_name, "copetrain_fuzz_%ld", &pid) == 1 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            snprintf(stale, sizeof stale, "%s/%s", base, e->d_name);
+            remove_tree(stale);
+        }
     }
+    if (d) closedir(d);
+    snprintf(dir, sizeof dir, "%s/copetrain_fuzz_%ld", base, (long)getpid());
+    fuzz_require(mkdir(dir, 0700) == 0, dir);
+    atexit(remove_dir);
     return dir;
 }
 
