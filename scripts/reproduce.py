@@ -47,6 +47,7 @@ import make_configs  # noqa: E402  (the experiment table: which PEs each experim
 PE_NAMES = {
     "none": "No PE", "abs": "Absolute PE", "rel": "Relative PE", "rope": "RoPE", "cope": "CoPE",
     "cope+rel": "CoPE + Relative", "cope+rope": "CoPE + RoPE", "abs+rel": "Absolute + Relative",
+    "alibi": "ALiBi (ours, not in the paper)",
 }
 
 # Per experiment: the config groups it trains (one per column group), the columns (label, group,

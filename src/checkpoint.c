@@ -16,6 +16,7 @@
 #include "atomic_file.h"
 #include "bytes.h"
 #include "error.h"
+#include "input.h"
 
 // Payloads are the caller's raw bytes (host order; every machine we run on is little-endian); the
 // framing integers are encoded explicitly (bytes.h) so the header reads the same everywhere.
@@ -131,13 +132,14 @@ typedef struct {
 static int reader_open(Reader *r, const char *path, char *err, int errlen) {
     memset(r, 0, sizeof *r);
     r->path = path;
-    r->f = fopen(path, "rb");
-    if (!r->f)
+    // Non-blocking, so a FIFO given as a checkpoint is refused below instead of waiting for a writer.
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return errno == ENOENT ? errf(err, errlen, "checkpoint %s: no such file", path)
                                : errf(err, errlen, "checkpoint %s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(r->f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(r->f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(r->f = fdopen(fd, "rb"))) {
+        close(fd);
         return errf(err, errlen, "checkpoint %s: not a regular file", path);
     }
     r->size = (uint64_t)st.st_size;
@@ -179,8 +181,9 @@ static int read_section_header(Reader *r, uint32_t k, uint64_t *size, uint32_t *
         return errf(err, errlen, "checkpoint %s: truncated in the name of section #%u", r->path, k);
     r->pos += len;
     r->name[len] = '\0';
-    if (memchr(r->name, '\0', len))
-        return errf(err, errlen, "checkpoint %s: corrupt: section #%u has a NUL in its name", r->path, k);
+    for (uint32_t i = 0; i < len; i++)  // names are identifiers we wrote: also keeps messages one line
+        if ((unsigned char)r->name[i] < 0x20 || r->name[i] == 0x7f)
+            return errf(err, errlen, "checkpoint %s: corrupt: section #%u has a control character in its name", r->path, k);
     if (r->size - r->pos < 12 || !read_exact(r->f, b, 12))
         return errf(err, errlen, "checkpoint %s: truncated in section '%s' (its size and CRC are cut off)", r->path,
                     r->name);
@@ -429,23 +432,16 @@ int checkpoint_latest(const char *run_dir, char *path, int pathlen, char *err, i
         errf(err, errlen, "checkpoint folder %s: path too long", run_dir);
         return -1;
     }
-    FILE *f = fopen(latest, "rb");
-    if (!f) {
-        if (errno == ENOENT)
+    size_t got;
+    char *text = input_read_file(latest, 255, &got, err, errlen);
+    if (!text) {
+        if (access(latest, F_OK) != 0 && errno == ENOENT)
             errf(err, errlen, "checkpoint folder %s: no checkpoint yet (%s does not exist)", run_dir, latest);
-        else
-            errf(err, errlen, "checkpoint folder %s: cannot open %s: %s", run_dir, latest, strerror(errno));
         return -1;
     }
     char name[256];
-    size_t got = fread(name, 1, sizeof name - 1, f);
-    int read_error = ferror(f);
-    fclose(f);
-    if (read_error) {
-        errf(err, errlen, "checkpoint folder %s: cannot read %s", run_dir, latest);
-        return -1;
-    }
-    name[got] = '\0';
+    memcpy(name, text, got + 1);
+    free(text);
     if (got > 0 && name[got - 1] == '\n') name[--got] = '\0';
     long step;
     if (strlen(name) != got || !parse_ckpt_name(name, &step)) {

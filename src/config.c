@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "input.h"
 
 #define CHOICE_LEN 32        // char[32] holds every KEY_CHOICE value (see the structs in config.h)
@@ -121,14 +122,6 @@ const ConfigKey *config_schema(int *n) {
     }
     *n = schema_n;
     return schema;
-}
-
-static void seterr(char *err, int errlen, const char *fmt, ...) {
-    if (!err || errlen <= 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, (size_t)errlen, fmt, ap);
-    va_end(ap);
 }
 
 // ---------------------------------------------------------------- fields and their text
@@ -329,7 +322,7 @@ static void range_text(const ConfigKey *k, char *buf, size_t n) {
 static int check_text(const char *s, const char *where, char *err, int errlen) {
     for (const char *q = s; *q; q++)
         if ((unsigned char)*q < 0x20 || *q == 0x7f) {
-            seterr(err, errlen, "%s: control character 0x%02x at byte %d; expected printable text", where,
+            errf(err, errlen, "%s: control character 0x%02x at byte %d; expected printable text", where,
                    (unsigned char)*q, (int)(q - s) + 1);
             return -1;
         }
@@ -346,17 +339,17 @@ static int set_value(Config *c, const ConfigKey *k, const cJSON *v, const char *
     case KEY_INT:
     case KEY_REAL: {
         if (!cJSON_IsNumber(v)) {
-            seterr(err, errlen, "%s: expected %s, got %s", where, k->type == KEY_INT ? "an integer" : "a number", got);
+            errf(err, errlen, "%s: expected %s, got %s", where, k->type == KEY_INT ? "an integer" : "a number", got);
             return -1;
         }
         double d = v->valuedouble;
         if (k->type == KEY_INT && d != floor(d)) {
-            seterr(err, errlen, "%s: expected an integer, got %s", where, got);
+            errf(err, errlen, "%s: expected an integer, got %s", where, got);
             return -1;
         }
         if (!(d >= k->min && d <= k->max)) {
             range_text(k, range, sizeof range);
-            seterr(err, errlen, "%s: %s is out of range %s", where, got, range);
+            errf(err, errlen, "%s: %s is out of range %s", where, got, range);
             return -1;
         }
         if (k->type == KEY_REAL)
@@ -369,7 +362,7 @@ static int set_value(Config *c, const ConfigKey *k, const cJSON *v, const char *
     }
     case KEY_BOOL:
         if (!cJSON_IsBool(v)) {
-            seterr(err, errlen, "%s: expected true or false, got %s", where, got);
+            errf(err, errlen, "%s: expected true or false, got %s", where, got);
             return -1;
         }
         *(int *)p = cJSON_IsTrue(v) ? 1 : 0;
@@ -378,9 +371,9 @@ static int set_value(Config *c, const ConfigKey *k, const cJSON *v, const char *
     case KEY_CHOICE: {
         if (!cJSON_IsString(v)) {
             if (k->type == KEY_CHOICE)
-                seterr(err, errlen, "%s: expected one of %s, got %s", where, k->choices, got);
+                errf(err, errlen, "%s: expected one of %s, got %s", where, k->choices, got);
             else
-                seterr(err, errlen, "%s: expected a string, got %s", where, got);
+                errf(err, errlen, "%s: expected a string, got %s", where, got);
             return -1;
         }
         const char *s = v->valuestring;
@@ -389,13 +382,13 @@ static int set_value(Config *c, const ConfigKey *k, const cJSON *v, const char *
             char near[64];
             closest_in_list(k->choices, s, near, sizeof near);
             if (near[0])
-                seterr(err, errlen, "%s: %s is not one of %s (did you mean \"%s\"?)", where, got, k->choices, near);
+                errf(err, errlen, "%s: %s is not one of %s (did you mean \"%s\"?)", where, got, k->choices, near);
             else
-                seterr(err, errlen, "%s: %s is not one of %s", where, got, k->choices);
+                errf(err, errlen, "%s: %s is not one of %s", where, got, k->choices);
             return -1;
         }
         if (strlen(s) >= cap) {
-            seterr(err, errlen, "%s: %s is too long (at most %zu bytes)", where, got, cap - 1);
+            errf(err, errlen, "%s: %s is too long (at most %zu bytes)", where, got, cap - 1);
             return -1;
         }
         if (check_text(s, where, err, errlen)) return -1;
@@ -419,22 +412,22 @@ static int check_stored(const Config *c, const ConfigKey *k, const char *where, 
         if (d >= k->min && d <= k->max) return 0;
         value_text(c, k, got, sizeof got, 1);
         range_text(k, range, sizeof range);
-        seterr(err, errlen, "%s: %s is out of range %s", where, got, range);
+        errf(err, errlen, "%s: %s is out of range %s", where, got, range);
         return -1;
     }
     case KEY_BOOL:
         if (*(const int *)p == 0 || *(const int *)p == 1) return 0;
-        seterr(err, errlen, "%s: %d, expected 0 or 1 (false or true)", where, *(const int *)p);
+        errf(err, errlen, "%s: %d, expected 0 or 1 (false or true)", where, *(const int *)p);
         return -1;
     case KEY_STRING:
     case KEY_CHOICE:
         if (!memchr(p, 0, field_size(k))) {
-            seterr(err, errlen, "%s: no NUL within its %zu bytes", where, field_size(k));
+            errf(err, errlen, "%s: no NUL within its %zu bytes", where, field_size(k));
             return -1;
         }
         if (k->type == KEY_CHOICE && !in_list(k->choices, p)) {
             value_text(c, k, got, sizeof got, 1);
-            seterr(err, errlen, "%s: %s is not one of %s", where, got, k->choices);
+            errf(err, errlen, "%s: %s is not one of %s", where, got, k->choices);
             return -1;
         }
         return check_text(p, where, err, errlen);
@@ -475,7 +468,7 @@ int config_schema_check(char *err, int errlen) {
     const ConfigKey *s = config_schema(&n);
     pe_config_keys(&np), task_config_keys(&nt);
     if ((int)(sizeof core_keys / sizeof core_keys[0]) + np + nt > MAX_KEYS) {
-        seterr(err, errlen, "config schema: more than %d keys", MAX_KEYS);
+        errf(err, errlen, "config schema: more than %d keys", MAX_KEYS);
         return -1;
     }
     Config scratch;
@@ -484,23 +477,23 @@ int config_schema_check(char *err, int errlen) {
         char where[160];
         snprintf(where, sizeof where, "config schema: %s.%s", k->section, k->name);
         if (find_section(k->section) < 0) {
-            seterr(err, errlen, "%s: unknown section", where);
+            errf(err, errlen, "%s: unknown section", where);
             return -1;
         }
         if (find_key(s, n, k->section, k->name) != i) {
-            seterr(err, errlen, "%s: declared twice", where);
+            errf(err, errlen, "%s: declared twice", where);
             return -1;
         }
         if ((int)k->type < KEY_INT || (int)k->type > KEY_CHOICE) {
-            seterr(err, errlen, "%s: bad type", where);
+            errf(err, errlen, "%s: bad type", where);
             return -1;
         }
         if (k->offset + field_size(k) > sizeof(Config)) {
-            seterr(err, errlen, "%s: offset %zu lies outside Config", where, k->offset);
+            errf(err, errlen, "%s: offset %zu lies outside Config", where, k->offset);
             return -1;
         }
         if ((k->type == KEY_CHOICE) != (k->choices != NULL)) {
-            seterr(err, errlen, "%s: choices are given exactly for choice keys", where);
+            errf(err, errlen, "%s: choices are given exactly for choice keys", where);
             return -1;
         }
         if (k->type == KEY_CHOICE)
@@ -508,37 +501,37 @@ int config_schema_check(char *err, int errlen) {
                 const char *e = strchr(p, '|');
                 size_t len = e ? (size_t)(e - p) : strlen(p);
                 if (len == 0 || len >= CHOICE_LEN) {
-                    seterr(err, errlen, "%s: choice lengths must be 1..%d", where, CHOICE_LEN - 1);
+                    errf(err, errlen, "%s: choice lengths must be 1..%d", where, CHOICE_LEN - 1);
                     return -1;
                 }
                 if (!e) break;
                 p = e + 1;
             }
         if ((k->type == KEY_INT || k->type == KEY_REAL) && !(k->min <= k->max)) {
-            seterr(err, errlen, "%s: min > max", where);
+            errf(err, errlen, "%s: min > max", where);
             return -1;
         }
         if (!k->def || !k->doc || !k->doc[0]) {
-            seterr(err, errlen, "%s: needs a default and a doc", where);
+            errf(err, errlen, "%s: needs a default and a doc", where);
             return -1;
         }
         cJSON *d = cJSON_Parse(k->def);
         if (!d) {
-            seterr(err, errlen, "%s: default %s is not JSON", where, k->def);
+            errf(err, errlen, "%s: default %s is not JSON", where, k->def);
             return -1;
         }
         char e2[256];
         int rc = set_value(&scratch, k, d, where, e2, sizeof e2);
         cJSON_Delete(d);
         if (rc) {
-            seterr(err, errlen, "%s (the default)", e2);
+            errf(err, errlen, "%s (the default)", e2);
             return -1;
         }
         if (k->applies) {
             const char *sel = selector_name(k->section);
             int si = sel ? find_key(s, n, k->section, sel) : -1;
             if (si < 0 || s[si].type != KEY_CHOICE) {
-                seterr(err, errlen, "%s: section %s has no selector for `applies`", where, k->section);
+                errf(err, errlen, "%s: section %s has no selector for `applies`", where, k->section);
                 return -1;
             }
             for (const char *p = k->applies; *p;) {
@@ -547,7 +540,7 @@ int config_schema_check(char *err, int errlen) {
                 char item[64];
                 snprintf(item, sizeof item, "%.*s", (int)len, p);
                 if (!in_list(s[si].choices, item)) {
-                    seterr(err, errlen, "%s: applies to \"%s\", which is not a %s.%s choice", where, item,
+                    errf(err, errlen, "%s: applies to \"%s\", which is not a %s.%s choice", where, item,
                            k->section, sel);
                     return -1;
                 }
@@ -559,7 +552,7 @@ int config_schema_check(char *err, int errlen) {
     for (int i = 0; i < N_SECTIONS; i++) {
         const char *sel = selector_name(sections[i]);
         if (sel && find_key(s, n, sections[i], sel) < 0) {
-            seterr(err, errlen, "config schema: the selector %s.%s is missing", sections[i], sel);
+            errf(err, errlen, "config schema: the selector %s.%s is missing", sections[i], sel);
             return -1;
         }
     }
@@ -600,7 +593,7 @@ static int key_applies(const Config *c, const ConfigKey *s, int n, const ConfigK
 static int apply_root(Config *c, const ConfigKey *s, int n, const cJSON *root, const char *src, const char **set,
                       char *err, int errlen) {
     if (!cJSON_IsObject(root)) {
-        seterr(err, errlen, "%s: expected a JSON object with the sections model, pe, task, train, run", src);
+        errf(err, errlen, "%s: expected a JSON object with the sections model, pe, task, train, run", src);
         return -1;
     }
     char hint[160], where[512], shown[96];
@@ -615,26 +608,26 @@ static int apply_root(Config *c, const ConfigKey *s, int n, const cJSON *root, c
                 for (const cJSON *line = sec->child; line; line = line->next) text &= cJSON_IsString(line);
             }
             if (!text) {
-                seterr(err, errlen, "%s: notes: expected a string or an array of strings", src);
+                errf(err, errlen, "%s: notes: expected a string or an array of strings", src);
                 return -1;
             }
             continue;
         }
         if (find_section(sname) < 0) {
             suggest_section(sname, hint, sizeof hint);
-            seterr(err, errlen, "%s: unknown section \"%s\"%s", src, input_printable(sname, strlen(sname), shown, sizeof shown),
+            errf(err, errlen, "%s: unknown section \"%s\"%s", src, input_printable(sname, strlen(sname), shown, sizeof shown),
                    hint);
             return -1;
         }
         for (const cJSON *o = root->child; o != sec; o = o->next)
             if (o->string && !strcmp(o->string, sname)) {
-                seterr(err, errlen, "%s: section \"%s\" appears twice", src, sname);
+                errf(err, errlen, "%s: section \"%s\" appears twice", src, sname);
                 return -1;
             }
         if (!cJSON_IsObject(sec)) {
             char got[64];
             json_text(sec, got, sizeof got);
-            seterr(err, errlen, "%s: %s: expected an object of keys, got %s", src, sname, got);
+            errf(err, errlen, "%s: %s: expected an object of keys, got %s", src, sname, got);
             return -1;
         }
         for (const cJSON *v = sec->child; v; v = v->next) {
@@ -643,12 +636,12 @@ static int apply_root(Config *c, const ConfigKey *s, int n, const cJSON *root, c
             if (i < 0) {
                 suggest_key(s, n, sname, kname, hint, sizeof hint);
                 snprintf(where, sizeof where, "%s.%s", sname, kname);
-                seterr(err, errlen, "%s: unknown key \"%s\"%s", src, input_printable(where, strlen(where), shown, sizeof shown),
+                errf(err, errlen, "%s: unknown key \"%s\"%s", src, input_printable(where, strlen(where), shown, sizeof shown),
                        hint);
                 return -1;
             }
             if (set[i]) {
-                seterr(err, errlen, "%s: %s.%s is set twice", src, sname, kname);
+                errf(err, errlen, "%s: %s.%s is set twice", src, sname, kname);
                 return -1;
             }
             snprintf(where, sizeof where, "%s: %s.%s", src, sname, kname);
@@ -666,14 +659,14 @@ static int apply_override(Config *c, const ConfigKey *s, int n, const char *ov, 
     const char *dot = strchr(ov, '.');
     char section[64], name[96], hint[160], where[256], why[400], shown[96];
     if (!eq || !dot || dot > eq) {
-        seterr(err, errlen, "--set \"%s\": expected section.key=value", input_printable(ov, strlen(ov), shown, sizeof shown));
+        errf(err, errlen, "--set \"%s\": expected section.key=value", input_printable(ov, strlen(ov), shown, sizeof shown));
         return -1;
     }
     snprintf(section, sizeof section, "%.*s", (int)(dot - ov), ov);
     snprintf(name, sizeof name, "%.*s", (int)(eq - dot - 1), dot + 1);
     if (find_section(section) < 0) {
         suggest_section(section, hint, sizeof hint);
-        seterr(err, errlen, "--set: unknown section \"%s\"%s", input_printable(section, strlen(section), shown, sizeof shown),
+        errf(err, errlen, "--set: unknown section \"%s\"%s", input_printable(section, strlen(section), shown, sizeof shown),
                hint);
         return -1;
     }
@@ -681,7 +674,7 @@ static int apply_override(Config *c, const ConfigKey *s, int n, const char *ov, 
     if (i < 0) {
         suggest_key(s, n, section, name, hint, sizeof hint);
         snprintf(where, sizeof where, "%s.%s", section, name);
-        seterr(err, errlen, "--set: unknown key \"%s\"%s", input_printable(where, strlen(where), shown, sizeof shown), hint);
+        errf(err, errlen, "--set: unknown key \"%s\"%s", input_printable(where, strlen(where), shown, sizeof shown), hint);
         return -1;
     }
     const char *text = eq + 1, *at;
@@ -692,7 +685,7 @@ static int apply_override(Config *c, const ConfigKey *s, int n, const char *ov, 
         cJSON_Delete(v);
         v = cJSON_CreateString(text);
     } else if (input_json_check(text, v, "", &at, why, sizeof why) != 0) {
-        seterr(err, errlen, "%s: %s", where, why);
+        errf(err, errlen, "%s: %s", where, why);
         cJSON_Delete(v);
         return -1;
     }
@@ -710,10 +703,10 @@ static int finish(Config *c, const ConfigKey *s, int n, const char **set, const 
         const char *sel = selector_name(s[i].section), *value = selector_value(c, s, n, &s[i]);
         int from_file = strcmp(set[i], "--set") != 0, si = find_key(s, n, s[i].section, sel);
         if (from_file && set[si] && !strcmp(set[si], "--set"))  // the override is what the user typed now
-            seterr(err, errlen, "--set %s.%s \"%s\": %s sets %s.%s, which applies to %s.%s %s only", s[i].section, sel,
+            errf(err, errlen, "--set %s.%s \"%s\": %s sets %s.%s, which applies to %s.%s %s only", s[i].section, sel,
                    value, set[i], s[i].section, s[i].name, s[i].section, sel, s[i].applies);
         else
-            seterr(err, errlen, "%s%s%s.%s applies to %s.%s %s, not \"%s\"", set[i], from_file ? ": " : " ",
+            errf(err, errlen, "%s%s%s.%s applies to %s.%s %s, not \"%s\"", set[i], from_file ? ": " : " ",
                    s[i].section, s[i].name, s[i].section, sel, s[i].applies, value);
         return -1;
     }
@@ -723,39 +716,39 @@ static int finish(Config *c, const ConfigKey *s, int n, const char **set, const 
     const TrainConfig *t = &c->train;
     char a[32], b[32];
     if (m->d_model % m->n_heads) {
-        seterr(err, errlen, "%s: model.d_model %d is not a multiple of model.n_heads %d", src, m->d_model, m->n_heads);
+        errf(err, errlen, "%s: model.d_model %d is not a multiple of model.n_heads %d", src, m->d_model, m->n_heads);
         return -1;
     }
     if (pe_config_check(c, src, err, errlen)) return -1;
     if (!(m->dropout < 1)) {
         fmt_real(a, sizeof a, m->dropout);
-        seterr(err, errlen, "%s: model.dropout must be below 1, got %s", src, a);
+        errf(err, errlen, "%s: model.dropout must be below 1, got %s", src, a);
         return -1;
     }
     if (!(t->beta1 < 1) || !(t->beta2 < 1)) {
         int first = !(t->beta1 < 1);
         fmt_real(a, sizeof a, first ? t->beta1 : t->beta2);
-        seterr(err, errlen, "%s: train.%s must be below 1, got %s", src, first ? "beta1" : "beta2", a);
+        errf(err, errlen, "%s: train.%s must be below 1, got %s", src, first ? "beta1" : "beta2", a);
         return -1;
     }
     if (t->lr_min > t->lr) {
         fmt_real(a, sizeof a, t->lr_min);
         fmt_real(b, sizeof b, t->lr);
-        seterr(err, errlen, "%s: train.lr_min %s exceeds train.lr %s", src, a, b);
+        errf(err, errlen, "%s: train.lr_min %s exceeds train.lr %s", src, a, b);
         return -1;
     }
     if (t->batch_size % t->grad_accum) {
-        seterr(err, errlen, "%s: train.batch_size %d is not a multiple of train.grad_accum %d", src, t->batch_size,
+        errf(err, errlen, "%s: train.batch_size %d is not a multiple of train.grad_accum %d", src, t->batch_size,
                t->grad_accum);
         return -1;
     }
     const char *name = c->run.name;
     if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
-        seterr(err, errlen, "%s: run.name \"%s\" must be a non-empty folder name without '/'", src, name);
+        errf(err, errlen, "%s: run.name \"%s\" must be a non-empty folder name without '/'", src, name);
         return -1;
     }
     if (!c->run.out_dir[0]) {
-        seterr(err, errlen, "%s: run.out_dir must not be empty", src);
+        errf(err, errlen, "%s: run.out_dir must not be empty", src);
         return -1;
     }
     return 0;
@@ -795,12 +788,12 @@ static int load_text(Config *cfg, const char *text, const char *src, const char 
         if (ll > 60) ll = 60;
         char shown[96];
         if (ll)
-            seterr(err, errlen, "%s: invalid JSON at line %d, column %d: %s", src, line, col,
+            errf(err, errlen, "%s: invalid JSON at line %d, column %d: %s", src, line, col,
                    input_printable(ls, ll, shown, sizeof shown));
         else if (!*at)
-            seterr(err, errlen, "%s: invalid JSON at line %d, column %d: unexpected end of the text", src, line, col);
+            errf(err, errlen, "%s: invalid JSON at line %d, column %d: unexpected end of the text", src, line, col);
         else
-            seterr(err, errlen, "%s: invalid JSON at line %d, column %d", src, line, col);
+            errf(err, errlen, "%s: invalid JSON at line %d, column %d", src, line, col);
         return -1;
     }
     const char *at;
@@ -808,7 +801,7 @@ static int load_text(Config *cfg, const char *text, const char *src, const char 
     if (input_json_check(text, root, "", &at, why, sizeof why) != 0) {
         int line, col;
         line_col(text, at, &line, &col);
-        seterr(err, errlen, "%s: line %d, column %d: %s", src, line, col, why);
+        errf(err, errlen, "%s: line %d, column %d: %s", src, line, col, why);
         cJSON_Delete(root);
         return -1;
     }
@@ -819,7 +812,7 @@ static int load_text(Config *cfg, const char *text, const char *src, const char 
         if (apply_override(cfg, s, n, ov[i], set, err, errlen)) return -1;
     if (!cfg->run.name[0] && stem) {
         if (strlen(stem) >= CONFIG_STR) {
-            seterr(err, errlen, "%s: the file name is too long for run.name; set run.name", src);
+            errf(err, errlen, "%s: the file name is too long for run.name; set run.name", src);
             return -1;
         }
         char where[CONFIG_STR + 64];
@@ -839,7 +832,7 @@ int config_load(Config *cfg, const char *path, const char *const *overrides, int
     if (strlen(text) != len) {
         int line, col;
         line_col(text, text + strlen(text), &line, &col);
-        seterr(err, errlen, "%s: line %d, column %d: a NUL byte; a config is JSON text", path, line, col);
+        errf(err, errlen, "%s: line %d, column %d: a NUL byte; a config is JSON text", path, line, col);
         free(text);
         return -1;
     }
@@ -941,7 +934,7 @@ int config_check_resume(const Config *saved, const Config *now, FILE *log, char 
         if (k->resume_safe || values_equal(saved, now, k)) continue;
         value_text(saved, k, a, sizeof a, 1);
         value_text(now, k, b, sizeof b, 1);
-        seterr(err, errlen, "resume: %s.%s is %s in the checkpoint but %s now, and it cannot change on resume",
+        errf(err, errlen, "resume: %s.%s is %s in the checkpoint but %s now, and it cannot change on resume",
                k->section, k->name, a, b);
         return -1;
     }

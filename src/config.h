@@ -92,7 +92,7 @@ typedef struct {
 } ConfigKey;
 
 // All keys: config.c's own table with the position encodings' keys after pe.type (pe_config_keys,
-// pe/registry.c), followed by the task keys (task_config_keys, tasks/task.c).
+// pe/registry.c), followed by the task keys (task_config_keys, tasks/task_keys.c).
 const ConfigKey *config_schema(int *n);
 const ConfigKey *task_config_keys(int *n);
 // The pe keys every registered encoding declares, `applies` filled in with the pe.type values that

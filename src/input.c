@@ -12,15 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(char *err, int errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, (size_t)errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#include "error.h"
 
 static const char *file_kind(mode_t m) {
     if (S_ISDIR(m)) return "a folder";
@@ -35,22 +27,22 @@ char *input_read_file(const char *path, size_t max_bytes, size_t *len, char *err
     // refuse it. It changes nothing for the regular files that are read.
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        fail(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        errf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
         return NULL;
     }
     if (!S_ISREG(st.st_mode)) {
-        fail(err, errlen, "%s: is %s, expected a regular file", path, file_kind(st.st_mode));
+        errf(err, errlen, "%s: is %s, expected a regular file", path, file_kind(st.st_mode));
         close(fd);
         return NULL;
     }
     if ((uintmax_t)st.st_size > max_bytes) {
-        fail(err, errlen, "%s: %jd bytes, more than the %zu accepted", path, (intmax_t)st.st_size, max_bytes);
+        errf(err, errlen, "%s: %jd bytes, more than the %zu accepted", path, (intmax_t)st.st_size, max_bytes);
         close(fd);
         return NULL;
     }
@@ -60,17 +52,17 @@ char *input_read_file(const char *path, size_t max_bytes, size_t *len, char *err
     size_t cap = (size_t)st.st_size + 2 < limit ? (size_t)st.st_size + 2 : limit, n = 0;
     if (cap < 4096 && limit >= 4096) cap = 4096;
     char *buf = malloc(cap);
-    int rc = buf ? 0 : fail(err, errlen, "%s: out of memory for %zu bytes", path, cap);
+    int rc = buf ? 0 : errf(err, errlen, "%s: out of memory for %zu bytes", path, cap);
     while (rc == 0) {
         if (n + 1 == cap) {
             if (cap == limit) {
-                rc = fail(err, errlen, "%s: more than %zu bytes, the most accepted", path, max_bytes);
+                rc = errf(err, errlen, "%s: more than %zu bytes, the most accepted", path, max_bytes);
                 break;
             }
             size_t ncap = cap <= limit / 2 ? cap * 2 : limit;
             char *nb = realloc(buf, ncap);
             if (!nb) {
-                rc = fail(err, errlen, "%s: out of memory for %zu bytes", path, ncap);
+                rc = errf(err, errlen, "%s: out of memory for %zu bytes", path, ncap);
                 break;
             }
             buf = nb;
@@ -78,12 +70,12 @@ char *input_read_file(const char *path, size_t max_bytes, size_t *len, char *err
         }
         ssize_t got = read(fd, buf + n, cap - 1 - n);
         if (got < 0 && errno == EINTR) continue;
-        if (got < 0) rc = fail(err, errlen, "%s: read error: %s", path, strerror(errno));
+        if (got < 0) rc = errf(err, errlen, "%s: read error: %s", path, strerror(errno));
         if (got <= 0) break;
         n += (size_t)got;
     }
     close(fd);
-    if (rc == 0 && n > max_bytes) rc = fail(err, errlen, "%s: more than %zu bytes, the most accepted", path, max_bytes);
+    if (rc == 0 && n > max_bytes) rc = errf(err, errlen, "%s: more than %zu bytes, the most accepted", path, max_bytes);
     if (rc != 0) {
         free(buf);
         return NULL;
@@ -99,19 +91,19 @@ FILE *input_create_file(const char *path, char *err, int errlen) {
     // the two calls, O_NONBLOCK still keeps the open from blocking, and fstat refuses it.
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        fail(err, errlen, "%s: is %s, expected a regular file", path, file_kind(st.st_mode));
+        errf(err, errlen, "%s: is %s, expected a regular file", path, file_kind(st.st_mode));
         return NULL;
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0666);
     if (fd < 0) {
-        fail(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        errf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
         return NULL;
     }
     FILE *f = NULL;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        fail(err, errlen, "%s: is not a regular file, expected one", path);
+        errf(err, errlen, "%s: is not a regular file, expected one", path);
     else if (ftruncate(fd, 0) != 0 || fcntl(fd, F_SETFL, 0) != 0 || !(f = fdopen(fd, "w")))
-        fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        errf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
     if (!f) close(fd);
     return f;
 }

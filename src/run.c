@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "error.h"
 
 // The step of a path ending in ckpt_<step>.bin; LONG_MAX for any other name.
 static long step_of(const char *path) {
@@ -25,6 +26,13 @@ static void name_latest(const char *run_dir, char *err, int errlen) {
         snprintf(err + len, errlen - len, "; %s, which `latest` names, is intact", path);
     else
         snprintf(err + len, errlen - len, "; the run has no earlier checkpoint");
+}
+
+// The config section is JSON text: a NUL inside would cut it short unseen.
+static int config_text_check(const char *path, const char *text, size_t size, char *err, int errlen) {
+    if (strlen(text) == size) return 0;
+    return errf(err, errlen, "checkpoint %s: corrupt: section 'config' holds a NUL byte at offset %zu", path,
+                strlen(text));
 }
 
 int run_check_finite(const Model *m, const char *where, char *err, int errlen) {
@@ -99,7 +107,9 @@ int run_read_config(const char *path, Config *cfg, char **json, TrainState *st, 
     TrainState unused;
     CkptSection sections[2] = {{"config", NULL, 0}, {"train_state", st ? st : &unused, sizeof unused}};
     if (checkpoint_read(path, sections, 2, err, errlen) != 0) return -1;
-    int rc = config_from_json(cfg, sections[0].data, path, err, errlen);
+    int rc = config_text_check(path, sections[0].data, sections[0].size, err, errlen) == 0
+                 ? config_from_json(cfg, sections[0].data, path, err, errlen)
+                 : -1;
     if (rc == 0 && json)
         *json = sections[0].data;
     else
@@ -121,7 +131,9 @@ int run_read_checkpoint(const char *run_dir, const char *name, RunCheckpoint *ck
             ck->config_json = sections[0].data;
             ck->params = sections[2].data;
             ck->n_params = (long)(sections[2].size / sizeof(real));
-            if (config_from_json(&ck->cfg, ck->config_json, ck->path, err, errlen) == 0) return 0;
+            if (config_text_check(ck->path, ck->config_json, sections[0].size, err, errlen) == 0 &&
+                config_from_json(&ck->cfg, ck->config_json, ck->path, err, errlen) == 0)
+                return 0;
             run_checkpoint_free(ck);
             return -1;
         }
