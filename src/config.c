@@ -46,7 +46,8 @@ static const ConfigKey core_keys[] = {
      "Position encoding. The other pe keys apply only to some types and are refused under the others."},
 
     {"train", "optimizer", KEY_CHOICE, OFF(train.optimizer), 0, 0, "adamw|adam", "\"adamw\"", 0, NULL,
-     "adamw: decoupled weight decay; adam: Adam with train.weight_decay as an L2 term added to the gradient (set it to 0 for plain Adam)."},
+     "adamw: decoupled weight decay; adam: Adam with train.weight_decay as an L2 term added to the gradient "
+     "(set it to 0 for plain Adam)."},
     {"train", "lr", KEY_REAL, OFF(train.lr), 0, 10, NULL, "3e-4", 1, NULL, "Peak learning rate."},
     {"train", "beta1", KEY_REAL, OFF(train.beta1), 0, 1, NULL, "0.9", 1, NULL, "Adam beta1 (below 1)."},
     {"train", "beta2", KEY_REAL, OFF(train.beta2), 0, 1, NULL, "0.999", 1, NULL, "Adam beta2 (below 1)."},
