@@ -24,18 +24,20 @@ params() { $PY scripts/checkpoint.py "$1/$(cat "$1/latest")" --dump params; }
 same_run() {  # run_a run_b: identical metrics lines and final parameters
     [ -s "$1/metrics.jsonl" ] && [ "$(metrics "$1")" = "$(metrics "$2")" ] && [ "$(params "$1")" = "$(params "$2")" ]
 }
-# Starts ./train in the background and SIGKILLs it once FILE exists (polling), or when it ends.
+# Starts ./train in the background and SIGKILLs it once FILE is not empty (polling), or when it ends.
 kill_when() {  # file args...
     f=$1
     shift
     "$BIN/train" "$@" >>"$TMP/kill.out" 2>&1 &
     pid=$!
-    while kill -0 $pid 2>/dev/null && [ ! -e "$f" ]; do sleep 0.02; done
+    while kill -0 $pid 2>/dev/null && [ ! -s "$f" ]; do sleep 0.02; done
     kill -9 $pid 2>/dev/null
     wait $pid 2>/dev/null
 }
 
 # --- 1. Killed before the first checkpoint: --resume starts again from step 0 -----------------------
+# The kill comes once a training line is logged, so config.json is written (metrics.jsonl itself is
+# created, empty, just before it).
 STEPS0="--set train.steps=60 --set train.log_interval=1 --set train.checkpoint_interval=1000 --set train.eval_interval=0"
 "$BIN/train" $TINY $STEPS0 --set run.name=s0 >/dev/null 2>&1
 kill_when "$TMP/k0/metrics.jsonl" $TINY $STEPS0 --set run.name=k0
