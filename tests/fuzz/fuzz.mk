@@ -21,11 +21,12 @@ FUZZ_OUT     := $(or $(BUILD),build)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -Wall -Wextra \
                 -Isrc -Itests/fuzz
-# system.c (make_dirs, for task.write_dir) brings OpenMP and OpenBLAS in, though no fuzzed path calls them.
+# system.c (make_dirs, for task.write_dir) and the encodings' kernels (linked because the encodings
+# declare their pe.* config keys) bring OpenMP and OpenBLAS in, though no fuzzed path calls them.
 FUZZ_LIBS    := -fopenmp -lopenblas -lcjson -lz -lm
 # The sources that read input, and what they call; no model.
 FUZZ_SRC     := src/config.c src/input.c src/rng.c src/checkpoint.c src/atomic_file.c src/error.c src/system.c \
-                src/batch.c $(wildcard src/tasks/*.c)
+                src/batch.c src/matmul.c $(wildcard src/tasks/*.c) $(wildcard src/pe/*.c)
 FUZZ_OBJ     := $(FUZZ_SRC:src/%.c=$(FUZZ_OUT)/obj/%.o) $(FUZZ_OUT)/obj/fuzz_common.o
 FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(filter-out tests/fuzz/fuzz_common.c,$(wildcard tests/fuzz/fuzz_*.c)))
 
