@@ -546,7 +546,7 @@ static void test_counting_statistics(void) {
     double share = (double)truncated / n, mean = (double)sum_len / n;
     printf("     10k samples: mean length %.1f, max %d, truncated at 512: %.2f%%, answer 10: %.2f%%, answer 0: %.2f%%\n", mean,
            max_len, 100 * share, 100.0 * answers[10] / n, 100.0 * answers[0] / n);
-    // Reference simulation (cope_reference.md §6.3): mean ≈ 321, ≈14% truncated, "10" ≈ 20-21%, "0" ≈ 14%;
+    // Reference simulation (docs/experiments.md §4.4): mean ≈ 321, ≈14% truncated, "10" ≈ 20-21%, "0" ≈ 14%;
     // bounds are ~5 standard errors of a 10k sample around those.
     CHECK(fabs(mean - 320) < 6, "mean length %.1f, expected about 320", mean);
     CHECK(share > 0.12 && share < 0.16, "truncated share %.4f, expected about 0.14", share);
