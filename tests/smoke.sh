@@ -7,12 +7,7 @@
 # refusal of each program. Prints `smoke: N passed, N failed`.
 cd "$(dirname "$0")/.." || exit 1
 BIN=${BIN:-.}  # the folder of train, eval, sample (tests/run_tests.sh)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. tests/common.sh
 # A sanitizer's report in a program's output (it is also a non-zero exit, but a refusal exits
 # non-zero anyway).
 clean() { ! grep -q "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$1"; }
@@ -75,5 +70,4 @@ runs "sample: greedy" "$BIN/sample" "$TMP/lm" --prompt "the quick" --tokens 20 -
 runs "sample: top-k" "$BIN/sample" "$TMP/lm" --prompt "the" --tokens 20 --temperature 0.8 --top-k 3 --seed 7
 runs "eval: the language model at 32 and 64 tokens" "$BIN/eval" "$TMP/lm" --lengths 32,64
 
-echo "smoke: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish smoke

@@ -5,12 +5,7 @@
 # valid, and a greedy sample continues the training text line by line. Prints `eval: N passed, N failed`.
 cd "$(dirname "$0")/.." || exit 1
 BIN=${BIN:-.}  # the folder of train, eval, sample (tests/run_tests.sh)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. tests/common.sh
 PY=python3
 TINY="configs/flipflop_tiny.json --set run.out_dir=$TMP --set run.threads=2 --set train.eval_sequences=64"
 
@@ -186,5 +181,4 @@ if $PY scripts/plot.py curves "$TMP/cope" "$TMP/abs" -o "$TMP/c.svg" >/dev/null 
     ok "plot.py writes well-formed SVG curves and length plots"
 else bad "plot.py"; fi
 
-echo "eval: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish eval

@@ -6,13 +6,9 @@
 # same bits), never against recorded numbers. Prints `recovery: N passed, N failed`.
 cd "$(dirname "$0")/.." || exit 1
 BIN=${BIN:-.}
-TMP=$(mktemp -d)
+. tests/common.sh
 MNT=""
 trap '[ -n "$MNT" ] && umount "$MNT" 2>/dev/null; rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
 PY=python3
 # warmup_steps 100 > every step count here: the learning rate does not depend on train.steps, so a
 # run of 20 steps resumed to 40 is the run of 40 (the cosine decay would differ otherwise).
@@ -268,5 +264,4 @@ wait $pid 2>/dev/null
 if [ $fails -eq 0 ]; then ok "15 evaluations of a run that prunes its checkpoints every step all succeed"
 else bad "$fails of 15 evaluations during training failed"; fi
 
-echo "recovery: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish recovery

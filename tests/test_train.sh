@@ -3,12 +3,7 @@
 # an existing run, bad configs and corrupted checkpoints. Prints `train: N passed, N failed`.
 cd "$(dirname "$0")/.." || exit 1
 BIN=${BIN:-.}  # the folder of train, eval, sample (tests/run_tests.sh)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. tests/common.sh
 PY=python3
 TINY="configs/flipflop_tiny.json --set run.out_dir=$TMP --set run.threads=2"
 
@@ -138,5 +133,4 @@ if [ -s "$TMP/keys.md" ] && cmp -s "$TMP/keys.md" "$TMP/readme_keys.md"; then
     ok "README's config table matches ./train --keys"
 else bad "README's config table is out of date: run sh scripts/readme_keys.sh"; fi
 
-echo "train: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish train
