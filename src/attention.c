@@ -175,6 +175,7 @@ static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
     };
     for (int i = 0; i < c->nk; i++) {
         hd[i] = base;
+        hd[i].opts = pe_opts(c->pe, c->ks[i]);
         hd[i].work = thread + c->kernel_work[i];
         hd[i].partial = c->partials[i] ? c->partials[i] + bh * c->partial_size[i] : NULL;
     }

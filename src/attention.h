@@ -34,7 +34,7 @@ void attention_set_block_rows(int rows);
 void attention_forward(real *out, AttnCache *cache, const real *q, const real *k, const real *v,
                        const uint8_t *key_pad, const AttnPE *pe, real p_drop, uint64_t drop_key, int B, int T, int C,
                        int H);
-// dq, dk, dv (B,T,C) accumulated (+=); also pe->cope_dtable, pe->dgate_keys, pe->rel_dtable.
+// dq, dk, dv (B,T,C) accumulated (+=); also pe->dgate_keys and the gradients of the kernels' tables.
 void attention_backward(real *dq, real *dk, real *dv, const real *dout, const AttnCache *cache, const real *q,
                         const real *k, const real *v, const uint8_t *key_pad, const AttnPE *pe, real p_drop,
                         uint64_t drop_key, int B, int T, int C, int H);

@@ -292,7 +292,7 @@ static int heatmaps(Model *m, Task *task, const char *split, long seq, int layer
                 if (v > hi) hi = v;
             }
         rc |= write_map(dir, "positions", layer, head, map, n, 0, hi > 0 ? hi : 1);
-        printf("  positions p_ij before clamping at npos-1 = %d; largest %g\n", m->cope_npos - 1, hi);
+        printf("  positions p_ij before clamping at npos-1 = %d; largest %g\n", m->cfg.pe.npos - 1, hi);
     } else {
         printf("  layer %d has no CoPE: no gates or positions to draw\n", layer);
     }

@@ -19,10 +19,12 @@ enum { SITE_EMBEDDING, SITE_ATTN_PROBS, SITE_ATTN_OUT, SITE_FF_HIDDEN, SITE_FF_O
 // Parameter layout
 
 typedef struct {
+    PEParams pe;  // first: the position encodings declare their tensors through it (pe_add)
     Model *m;
     long used;
     int count;
     int assign;  // second pass: record tensors and hand out pointers
+    int layer;   // the layer being laid out (-1: model-level tensors)
 } Layout;
 
 static real *slice(Layout *lo, const char *name, int layer, long size, int decay, char init, double scale) {
@@ -44,29 +46,35 @@ static real *slice(Layout *lo, const char *name, int layer, long size, int decay
     return lo->assign ? lo->m->params + offset : NULL;
 }
 
+static PETensor pe_add(PEParams *pp, const char *name, long size, int decay, char init, double scale) {
+    Layout *lo = (Layout *)pp;
+    real *w = slice(lo, name, lo->layer, size, decay, init, scale);
+    return (PETensor){w, w && lo->m->grads ? GRAD(lo->m, w) : NULL};
+}
+
 // Lays out every tensor (official initialisation, docs/baselines.md §7.6): embeddings N(0, C^-1/2);
 // linear weights and biases U(±1/sqrt(fan_in)) (PyTorch's nn.Linear default), with the attention
-// output and fc2 weights divided by sqrt(2·L) under pre-norm; LayerNorm 1 and 0; CoPE tables zero;
-// the relative table N(0, dh^-1/2).
+// output and fc2 weights divided by sqrt(2·L) under pre-norm; LayerNorm 1 and 0; the position
+// encodings' tables as their kernels declare them (before the layers, and after each layer's
+// attention projections).
 static void layout(Layout *lo) {
     Model *m = lo->m;
     const Config *cfg = &m->cfg;
-    int C = m->C, F = m->F, V = m->V, L = m->L, dh = m->C / m->H;
+    int C = m->C, F = m->F, V = m->V, L = m->L;
     int pre = m->pre;
     int decay_emb = cfg->train.decay_embeddings;
     double lin_c = 1.0 / sqrt(C), lin_f = 1.0 / sqrt(F);
     double out_scale = pre ? 1.0 / sqrt(2.0 * L) : 1.0;
+    lo->pe = (PEParams){.add = pe_add, .dh = m->C / m->H, .decay_tables = decay_emb};
 
+    lo->layer = -1;
     m->wte = slice(lo, "wte", -1, (long)V * C, decay_emb, 'n', 1.0 / sqrt(C));
     m->wpe = NULL;
     if (m->abs_learned) m->wpe = slice(lo, "wpe", -1, (long)m->block_size * C, decay_emb, 'n', 1.0 / sqrt(C));
-    m->rel_table = m->pe_parts & pe_bit("rel")
-                       ? slice(lo, "rel_table", -1, (long)dh * m->rel_npos, decay_emb, 'n', 1.0 / sqrt(dh))
-                       : NULL;
-    real *first_table = NULL;
-    int have_first_table = 0;
+    pe_declare_global(m->pe, L, &lo->pe);
     for (int l = 0; l < L; l++) {
         LayerParams *p = &m->layers[l];
+        lo->layer = l;
         p->ln1_w = slice(lo, "ln1_w", l, C, 0, 'o', 0);
         p->ln1_b = slice(lo, "ln1_b", l, C, 0, 'z', 0);
         p->wq = slice(lo, "wq", l, (long)C * C, 1, 'u', lin_c);
@@ -78,31 +86,19 @@ static void layout(Layout *lo) {
         p->wo = slice(lo, "wo", l, (long)C * C, 1, 'u', lin_c * out_scale);
         p->bo = slice(lo, "bo", l, C, 0, 'u', lin_c);
         p->wkc = p->bkc = NULL;
-        p->cope_table = NULL;
-        if (m->pe[l].parts & pe_bit("cope")) {
-            if (p->gate_keys) {
-                p->wkc = slice(lo, "wkc", l, (long)C * C, 1, 'u', lin_c);
-                p->bkc = slice(lo, "bkc", l, C, 0, 'u', lin_c);
-            }
-            if (m->cope_shared_table && have_first_table) {
-                p->cope_table = first_table;
-            } else {
-                p->cope_table = slice(lo, "cope_table", l, (long)dh * m->cope_npos, decay_emb, 'z', 0);
-                first_table = p->cope_table;
-                have_first_table = 1;
-            }
+        if (m->pe[l].own_keys) {
+            p->wkc = slice(lo, "wkc", l, (long)C * C, 1, 'u', lin_c);
+            p->bkc = slice(lo, "bkc", l, C, 0, 'u', lin_c);
         }
+        pe_declare_layer(m->pe, l, &lo->pe);
         p->ln2_w = slice(lo, "ln2_w", l, C, 0, 'o', 0);
         p->ln2_b = slice(lo, "ln2_b", l, C, 0, 'z', 0);
         p->fc1_w = slice(lo, "fc1_w", l, (long)F * C, 1, 'u', lin_c);
         p->fc1_b = slice(lo, "fc1_b", l, F, 0, 'u', lin_c);
         p->fc2_w = slice(lo, "fc2_w", l, (long)C * F, 1, 'u', lin_f * out_scale);
         p->fc2_b = slice(lo, "fc2_b", l, C, 0, 'u', lin_f);
-        m->pe[l].cope_table = p->cope_table;
-        m->pe[l].cope_dtable = GRAD(m, p->cope_table);
-        m->pe[l].rel_table = m->rel_table;
-        m->pe[l].rel_dtable = GRAD(m, m->rel_table);
     }
+    lo->layer = -1;
     m->lnf_w = m->lnf_b = NULL;
     if (pre) {
         m->lnf_w = slice(lo, "lnf_w", -1, C, 0, 'o', 0);
@@ -119,35 +115,18 @@ static void *alloc_touched(long count, size_t elem) {
 }
 
 // The config's strings read once, into the numbers and flags the passes use: nothing after
-// model_init compares config strings. Each layer's AttnPE gets its options here, its tables in
-// layout's second pass and its gate keys in carve.
-static void resolve(Model *m, const Config *cfg) {
+// model_init compares config strings. Each layer's AttnPE gets its options here (from the kernels'
+// setup), its tables in layout's second pass and its gate keys in carve.
+static int resolve(Model *m, const Config *cfg, char *err, int errlen) {
     const PEConfig *pc = &cfg->pe;
     m->pre = strcmp(cfg->model.norm, "pre") == 0;
     m->gelu = strcmp(cfg->model.activation, "gelu") == 0;
-    m->pe_parts = pe_parse_type(pc->type);
-    int abs = (m->pe_parts & pe_bit("abs")) != 0;
+    int abs = (pe_parse_type(pc->type) & pe_bit("abs")) != 0;
     m->abs_learned = abs && strcmp(pc->abs_kind, "learned") == 0;
     m->abs_sinusoidal = abs && strcmp(pc->abs_kind, "sinusoidal") == 0;
-    m->cope_shared_table = pc->shared_table;
-    unsigned cope = pe_bit("cope");
-    int every = pc->every_k_layers > 0 ? pc->every_k_layers : 1;
-    for (int l = 0; l < m->L; l++) {
-        AttnPE *pe = &m->pe[l];
-        // CoPE only on every k-th layer (the others keep the relative term)
-        pe->parts = m->pe_parts & ~pe_bit("abs") & ((l + 1) % every == 0 ? ~0u : ~cope);
-        pe->rope_base = pc->rope_base;
-        m->layers[l].gate_keys = (pe->parts & cope) && pc->sep_keys;
-        if (pe->parts & cope) {
-            pe->cope_npos = m->cope_npos;
-            pe->cope_nodiv = pc->nodiv;
-            pe->cope_gates_unrotated = strcmp(pc->rope_gates, "unrotated") == 0;
-        }
-        if (pe->parts & pe_bit("rel")) {
-            pe->rel_npos = m->rel_npos;
-            pe->rel_capped = pc->rel_capped;
-        }
-    }
+    for (int l = 0; l < m->L; l++)
+        if (pe_layer_init(&m->pe[l], cfg, l, err, errlen) != 0) return -1;
+    return 0;
 }
 
 int model_init(Model *m, const Config *cfg, int V, char *err, int errlen) {
@@ -159,8 +138,6 @@ int model_init(Model *m, const Config *cfg, int V, char *err, int errlen) {
     m->F = cfg->model.d_ff > 0 ? cfg->model.d_ff : 4 * m->C;
     m->L = cfg->model.n_layers;
     m->block_size = cfg->model.block_size;
-    m->cope_npos = cfg->pe.npos > 0 ? cfg->pe.npos : m->block_size + 1;
-    m->rel_npos = cfg->pe.rel_max_distance > 0 ? cfg->pe.rel_max_distance : m->block_size;
     if (m->C % m->H != 0) {
         snprintf(err, errlen, "model.d_model (%d) must be a multiple of model.n_heads (%d)", m->C, m->H);
         return -1;
@@ -172,7 +149,7 @@ int model_init(Model *m, const Config *cfg, int V, char *err, int errlen) {
         snprintf(err, errlen, "out of memory for the layer tables of %d layers", m->L);
         return -1;
     }
-    resolve(m, cfg);
+    if (resolve(m, cfg, err, errlen) != 0) return -1;
     Layout lo = {.m = m};
     layout(&lo);
     m->n_params = lo.used;
@@ -239,6 +216,7 @@ void model_free(Model *m) {
     free(m->tensors);
     free(m->layers);
     free(m->acts);
+    for (int l = 0; m->pe && l < m->L; l++) pe_layer_free(&m->pe[l]);
     free(m->pe);
     free(m->act_mem);
     memset(m, 0, sizeof *m);
@@ -262,7 +240,7 @@ static long carve(Model *m, real *mem, int B, int T) {
     for (int l = 0; l < m->L; l++) {
         LayerActs *a = &m->acts[l];
         AttnPE *pe = &m->pe[l];
-        pe->cope_keep_positions = m->keep_positions;
+        pe->keep_positions = m->keep_positions;
         TAKE(a->ln1, BTC);
         TAKE(a->ln1_mean, BT);
         TAKE(a->ln1_rstd, BT);
@@ -270,7 +248,7 @@ static long carve(Model *m, real *mem, int B, int T) {
         TAKE(a->k, BTC);
         TAKE(a->v, BTC);
         if (mem) a->kc = NULL;
-        if (m->layers[l].gate_keys) TAKE(a->kc, BTC);
+        if (pe->own_keys) TAKE(a->kc, BTC);
         TAKE(a->att, BTC);
         TAKE(a->cache_mem, attention_cache_size(pe, B, T, m->C, m->H));
         TAKE(a->res1, BTC);

@@ -30,12 +30,10 @@ typedef struct {
 typedef struct {
     real *ln1_w, *ln1_b;        // (C) post: after attention; pre: before it
     real *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;  // (C,C), (C)
-    real *wkc, *bkc;            // (C,C), (C) separate CoPE gate keys (sep_keys)
-    real *cope_table;           // (dh, npos); with shared_table, several layers point at one table
+    real *wkc, *bkc;            // (C,C), (C) keys of the position encodings' own (CoPE's sep_keys)
     real *ln2_w, *ln2_b;        // (C)
     real *fc1_w, *fc1_b;        // (F,C), (F)
     real *fc2_w, *fc2_b;        // (C,F), (C)
-    int gate_keys;              // wkc, bkc are present (sep_keys on a CoPE layer)
 } LayerParams;
 
 // What one layer's forward saves for its backward.
@@ -59,11 +57,9 @@ typedef struct {
     int V, C, H, F, L;          // vocabulary, width, heads, FF width, layers
     int block_size;
     int pre, gelu;              // model.norm == pre, model.activation == gelu
-    unsigned pe_parts;          // pe.type as AttnPE.parts bits
     int abs_learned, abs_sinusoidal;  // the absolute PE added to the embeddings, if any
-    int cope_shared_table;
-    int cope_npos, rel_npos;
-    AttnPE *pe;                 // (L) each layer's position encodings, built once by model_init
+    AttnPE *pe;                 // (L) each layer's position encodings (options, tables), built once by
+                                // model_init
     // parameters, gradients, Adam moments: one layout
     long n_params;
     real *params, *grads, *adam_m, *adam_v;
@@ -71,7 +67,6 @@ typedef struct {
     int n_tensors;
     real *wte;                  // (V,C)
     real *wpe;                  // (block_size,C) learned absolute PE, or NULL
-    real *rel_table;            // (dh, rel_npos), shared by all layers and heads, or NULL
     real *lnf_w, *lnf_b;        // (C) final LayerNorm (pre-norm only)
     real *lm_head;              // (V,C); == wte when tied
     LayerParams *layers;

@@ -11,6 +11,7 @@
 
 #include "attention.h"
 #include "check.h"
+#include "pe_fixture.h"
 
 #define H_STEP 1e-6
 #define ATOL 3e-8
@@ -25,13 +26,15 @@ typedef struct {
     int rope;
     int cope, npos, nodiv, sep, unrot;
     int rel, rel_npos, capped;
-    unsigned parts;  // more kernels by AttnPE.parts bit (those without tables or options: ALiBi)
+    const char *more;  // another kernel by name: pe.type itself when the fields above name none, else
+                       // added to them (a combination no pe.type names: the loop composes any set)
     double qk_scale; // scale of q and k
 } Spec;
 
 typedef struct {
     Spec sp;
     AttnPE pe;
+    PEFixture tables;
     AttnCache cache;
     double *cache_mem;
     double *q, *k, *v, *gk, *E, *R, *G, *out;
@@ -64,6 +67,23 @@ static void unbias(double *x, long n) {
     for (long i = 0; i < n; i++) x[i] -= 0.25;
 }
 
+// The config's "pe" section for a Spec.
+static void spec_pe_json(const Spec *s, char *out, size_t n) {
+    char type[64] = "";
+    const char *parts[] = {s->cope ? "cope" : NULL, s->rel ? "rel" : NULL, s->rope ? "rope" : NULL};
+    for (int i = 0; i < 3; i++)
+        if (parts[i]) snprintf(type + strlen(type), sizeof type - strlen(type), "%s%s", type[0] ? "+" : "", parts[i]);
+    int len = snprintf(out, n, "{\"type\": \"%s\"", type[0] ? type : s->more ? s->more : "none");
+    if (s->cope)
+        len += snprintf(out + len, n - len, ", \"npos\": %d, \"nodiv\": %s, \"sep_keys\": %s", s->npos,
+                        s->nodiv ? "true" : "false", s->sep ? "true" : "false");
+    if (s->cope && s->rope && s->unrot) len += snprintf(out + len, n - len, ", \"rope_gates\": \"unrotated\"");
+    if (s->rel)
+        len += snprintf(out + len, n - len, ", \"rel_max_distance\": %d, \"rel_capped\": %s", s->rel_npos,
+                        s->capped ? "true" : "false");
+    snprintf(out + len, n - len, "}");
+}
+
 static void run_case(const Spec *sp) {
     Ctx c = {.sp = *sp};
     const Spec *s = &c.sp;
@@ -76,25 +96,21 @@ static void run_case(const Spec *sp) {
     c.v = alloc_fill(BTC, 1.0, &st);
     c.G = alloc_fill(BTC, 1.0, &st);
     c.out = malloc(sizeof(double) * BTC);
-    c.pe.parts = s->parts | (s->rope ? pe_bit("rope") : 0) | (s->cope ? pe_bit("cope") : 0) | (s->rel ? pe_bit("rel") : 0);
-    c.pe.rope_base = 10000.0;
-    if (s->cope) {
-        c.pe.cope_npos = s->npos;
-        c.pe.cope_keep_positions = 1;
-        c.pe.cope_nodiv = s->nodiv;
-        c.pe.cope_gates_unrotated = s->unrot;
-        c.E = alloc_fill((long)dh * s->npos, 1.0, &st);
-        c.pe.cope_table = c.E;
-        if (s->sep) {
-            c.gk = alloc_fill(BTC, qs, &st);
-            c.pe.gate_keys = c.gk;
-        }
-    }
-    if (s->rel) {
-        c.pe.rel_npos = s->rel_npos;
-        c.pe.rel_capped = s->capped;
-        c.R = alloc_fill((long)dh * s->rel_npos, 1.0, &st);
-        c.pe.rel_table = c.R;
+    char pe_json[512];
+    spec_pe_json(s, pe_json, sizeof pe_json);
+    printf("     pe %s\n", pe_json);
+    // tables uniform in [-1, 1); their gradients start at 0.25 (grad_buf)
+    c.pe = pe_fixture(&c.tables, pe_json, dh, &st, 1.0, 0.25);
+    c.pe.keep_positions = 1;
+    if (s->more) c.pe.parts |= pe_bit(s->more);  // options of its own: none (the kernels added so have none)
+    long nE, nR;
+    double *dE, *dR;
+    c.E = fixture_table(&c.tables, "cope_table", &dE, &nE);
+    c.R = fixture_table(&c.tables, "rel_table", &dR, &nR);
+    CHECK(!s->cope == !c.E && !s->rel == !c.R, "the encodings declared other tables than the Spec asks for");
+    if (c.pe.own_keys) {
+        c.gk = alloc_fill(BTC, qs, &st);
+        c.pe.gate_keys = c.gk;
     }
     if (s->pad) {  // sequence b: keys (b + 2) mod T and T-1-b are padding (the last ones are pad queries)
         c.pad = calloc((size_t)s->B * s->T, 1);
@@ -111,12 +127,8 @@ static void run_case(const Spec *sp) {
     attention_cache_bind(&c.cache, c.cache_mem, &c.pe, s->B, s->T, s->C, s->H);
 
     double *dq = grad_buf(BTC), *dk = grad_buf(BTC), *dv = grad_buf(BTC);
-    double *dgk = s->sep ? grad_buf(BTC) : NULL;
-    long nE = s->cope ? (long)dh * s->npos : 0, nR = s->rel ? (long)dh * s->rel_npos : 0;
-    double *dE = s->cope ? grad_buf(nE) : NULL, *dR = s->rel ? grad_buf(nR) : NULL;
-    c.pe.cope_dtable = dE;
+    double *dgk = c.pe.own_keys ? grad_buf(BTC) : NULL;
     c.pe.dgate_keys = dgk;
-    c.pe.rel_dtable = dR;
     loss_fn(&c);
     if (s->cope) {  // report how many positions are clamped: the small-npos cases need both kinds
         long clamped = 0, free_ = 0;
@@ -143,8 +155,9 @@ static void run_case(const Spec *sp) {
     if (dE) check_gradient("d cope_table", loss_fn, &c, c.E, dE, nE, H_STEP, ATOL, RTOL);
     if (dR) check_gradient("d rel_table", loss_fn, &c, c.R, dR, nR, H_STEP, ATOL, RTOL);
     attention_set_block_rows(0);
-    free(c.q), free(c.k), free(c.v), free(c.G), free(c.out), free(c.gk), free(c.E), free(c.R), free(c.pad);
-    free(c.cache_mem), free(dq), free(dk), free(dv), free(dgk), free(dE), free(dR);
+    free(c.q), free(c.k), free(c.v), free(c.G), free(c.out), free(c.gk), free(c.pad);
+    free(c.cache_mem), free(dq), free(dk), free(dv), free(dgk);
+    fixture_free(&c.tables, &c.pe);
 }
 
 // B=2 sequences of T=7, C=8 in H=2 heads (dh=4); row blocks of 3 so that several blocks, a partial
@@ -169,7 +182,7 @@ static void test_cope_sep_keys_rope_unrotated(void) {
 }
 // npos = 3: positions reach ~3.5, so a prefix of every long row is clamped at 2
 static void test_alibi_cope_rel_padding_dropout(void) {
-    run_case(&(Spec){BASE, .parts = pe_bit("alibi"), .cope = 1, .npos = 3, .rel = 1, .rel_npos = 7, .pad = 1,
+    run_case(&(Spec){BASE, .more = "alibi", .cope = 1, .npos = 3, .rel = 1, .rel_npos = 7, .pad = 1,
                      .p_drop = 0.2});
 }
 // Every registered kernel on its own, with padding: an encoding added to the registry is checked here
@@ -178,18 +191,24 @@ static void test_each_registered_kernel(void) {
     for (int i = 0; i < pe_n_kernels; i++) {
         const char *name = pe_kernels[i]->name;
         printf("     -- %s\n", name);
-        Spec sp = {BASE, .pad = 1, .parts = 1u << i};
-        if (!strcmp(name, "cope")) sp.cope = 1, sp.npos = 3;
-        if (!strcmp(name, "rel")) sp.rel = 1, sp.rel_npos = 7;
+        Spec sp = {BASE, .pad = 1};
+        if (!strcmp(name, "cope"))
+            sp.cope = 1, sp.npos = 3;
+        else if (!strcmp(name, "rel"))
+            sp.rel = 1, sp.rel_npos = 7;
+        else if (!strcmp(name, "rope"))
+            sp.rope = 1;
+        else
+            sp.more = name;
         run_case(&sp);
     }
 }
 static void test_cope_clamped(void) { run_case(&(Spec){BASE, .cope = 1, .npos = 3}); }
 static void test_cope_clamped_nodiv_padding(void) { run_case(&(Spec){BASE, .cope = 1, .npos = 3, .nodiv = 1, .pad = 1}); }
-// the smallest tables: one CoPE position (every entry clamped at 0: b_ij = Z[i][0], constant over
-// the row) and one relative column (every distance reuses it)
+// the smallest tables a config allows: two CoPE positions (every position past 1 clamped at 1) and
+// one relative column (every distance reuses it)
 static void test_tiny_tables(void) {
-    run_case(&(Spec){BASE, .cope = 1, .npos = 1, .rel = 1, .rel_npos = 1, .capped = 1, .pad = 1});
+    run_case(&(Spec){BASE, .cope = 1, .npos = 2, .rel = 1, .rel_npos = 1, .capped = 1, .pad = 1});
 }
 // everything at once, and one block of the default height over T = 70 (two blocks, the last partial)
 static void test_all_together(void) {
@@ -230,12 +249,19 @@ static const double kink_de[12] = {0.1526277726110821, 0.46865972580171572, -0.6
 static void reference_case(const double *qv, const double *kv, int nodiv, const double *want_out, const double *want_dq,
                            const double *want_dk, const double *want_dv, const double *want_de, int kink) {
     enum { T = 6, C = 4, P = 3 };
-    double q[T * C], k[T * C], v[T * C], E[C * P], G[T * C], out[T * C];
-    double dq[T * C] = {0}, dk[T * C] = {0}, dv[T * C] = {0}, dE[C * P] = {0};
-    memcpy(q, qv, sizeof q), memcpy(k, kv, sizeof k), memcpy(v, appa_v, sizeof v);
-    memcpy(E, appa_e, sizeof E), memcpy(G, appa_g, sizeof G);
-    AttnPE pe = {.parts = pe_bit("cope"), .cope_npos = P, .cope_nodiv = nodiv, .cope_keep_positions = 1, .cope_table = E,
-                 .cope_dtable = dE};
+    double q[T * C], k[T * C], v[T * C], G[T * C], out[T * C];
+    double dq[T * C] = {0}, dk[T * C] = {0}, dv[T * C] = {0};
+    memcpy(q, qv, sizeof q), memcpy(k, kv, sizeof k), memcpy(v, appa_v, sizeof v), memcpy(G, appa_g, sizeof G);
+    PEFixture tables;
+    unsigned long long st = 1;
+    AttnPE pe = pe_fixture(&tables, nodiv ? "{\"type\": \"cope\", \"npos\": 3, \"nodiv\": true}" : "{\"type\": \"cope\", \"npos\": 3}",
+                           C, &st, 1.0, 0.0);
+    pe.keep_positions = 1;
+    double *dE;
+    long nE;
+    double *E = fixture_table(&tables, "cope_table", &dE, &nE);
+    CHECK(nE == C * P, "the CoPE table has %ld entries, want %d", nE, C * P);
+    memcpy(E, appa_e, sizeof appa_e);
     AttnCache cache;
     double *mem = malloc(sizeof(double) * attention_cache_size(&pe, 1, T, C, 1));
     attention_cache_bind(&cache, mem, &pe, 1, T, C, 1);
@@ -258,6 +284,7 @@ static void reference_case(const double *qv, const double *kv, int nodiv, const 
     check_close("dv", dv, want_dv, T * C, 1e-12, 1e-10);
     check_close("d cope_table", dE, want_de, C * P, 1e-12, 1e-10);
     free(mem);
+    fixture_free(&tables, &pe);
 }
 
 static void test_reference_appendix_a_default(void) {

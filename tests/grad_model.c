@@ -20,55 +20,33 @@ static double loss_of(void *p) {
 }
 
 static void fill_batch(Batch *b, int nb, int nt, unsigned long long seed, int pad_tail) {
-    b->B = nb;
-    b->T = nt;
-    b->tokens = calloc(nb * nt, sizeof(int));
-    b->targets = calloc(nb * nt, sizeof(int));
-    b->loss_mask = calloc(nb * nt, 1);
-    b->metric_mask = calloc(nb * nt, 1);
-    b->key_pad = calloc(nb * nt, 1);
+    batch_alloc(b, nb, nt);
+    batch_begin(b, nb, nt);
     unsigned long long s = seed;
     for (int i = 0; i < nb * nt; i++) {
         b->tokens[i] = (int)((check_rand(&s) + 1) * 0.5 * V) % V;
         b->targets[i] = (int)((check_rand(&s) + 1) * 0.5 * V) % V;
         b->loss_mask[i] = check_rand(&s) > -0.6;
         b->metric_mask[i] = b->loss_mask[i];
+        b->key_pad[i] = 0;
     }
-    if (pad_tail)  // the last position of the last sequence is padding: never a key, no loss
-        for (int i = 0; i < nb; i++)
-            if (i == nb - 1) {
-                b->key_pad[i * nt + nt - 1] = 1;
-                b->loss_mask[i * nt + nt - 1] = 0;
-            }
+    if (pad_tail) {  // the last position of the last sequence is padding: never a key, no loss
+        b->key_pad[(nb - 1) * nt + nt - 1] = 1;
+        b->loss_mask[(nb - 1) * nt + nt - 1] = 0;
+    }
 }
 
-static void free_batch(Batch *b) {
-    free(b->tokens);
-    free(b->targets);
-    free(b->loss_mask);
-    free(b->metric_mask);
-    free(b->key_pad);
-}
-
-static Config small_config(const char *norm, const char *act, const char *pe, double dropout) {
+// A small model's config through the production loader: 2 layers of width 8 in 2 heads, FF 12, tied
+// embeddings, context T; `model` adds members to the model section, `pe` is the pe section's.
+static Config small_config(const char *norm, const char *act, double dropout, const char *model, const char *pe) {
+    char text[1024], err[512];
+    snprintf(text, sizeof text,
+             "{\"run\": {\"name\": \"grad_model\", \"seed\": 3}, \"model\": {\"n_layers\": 2, \"d_model\": 8, "
+             "\"n_heads\": 2, \"d_ff\": 12, \"block_size\": %d, \"norm\": \"%s\", "
+             "\"activation\": \"%s\", \"dropout\": %g%s%s}, \"pe\": {%s}, \"task\": {\"length\": %d}}",
+             T, norm, act, dropout, model[0] ? ", " : "", model, pe, T);
     Config c;
-    memset(&c, 0, sizeof c);
-    c.model.n_layers = 2;
-    c.model.d_model = 8;
-    c.model.n_heads = 2;
-    c.model.d_ff = 12;
-    snprintf(c.model.norm, sizeof c.model.norm, "%s", norm);
-    snprintf(c.model.activation, sizeof c.model.activation, "%s", act);
-    c.model.tie_embeddings = 1;
-    c.model.dropout = dropout;
-    c.model.block_size = T;
-    snprintf(c.pe.type, sizeof c.pe.type, "%s", pe);
-    snprintf(c.pe.abs_kind, sizeof c.pe.abs_kind, "learned");
-    snprintf(c.pe.rope_gates, sizeof c.pe.rope_gates, "rotated");
-    c.pe.npos = 0;
-    c.pe.every_k_layers = 1;
-    c.pe.rope_base = 10000;
-    c.run.seed = 3;
+    CHECK(config_load_text(&c, text, "grad_model config", NULL, 0, err, sizeof err) == 0, "%s", err);
     return c;
 }
 
@@ -103,43 +81,42 @@ static void check_model(const char *label, Config cfg, int pad) {
     // random inputs.
     check_gradient(what, loss_of, &c, m.params, analytic, m.n_params, 1e-5, 1e-9, 1e-6);
     free(analytic);
-    free_batch(&b);
+    batch_free(&b);
     model_free(&m);
 }
 
-static void test_post_norm_relu_none(void) { check_model("post relu none", small_config("post", "relu", "none", 0), 0); }
-static void test_pre_norm_gelu_abs(void) { check_model("pre gelu abs", small_config("pre", "gelu", "abs", 0), 1); }
-static void test_post_norm_dropout_abs(void) { check_model("post dropout abs", small_config("post", "gelu", "abs", 0.2), 1); }
-static void test_pre_norm_dropout_cope(void) { check_model("pre dropout cope", small_config("pre", "gelu", "cope", 0.2), 1); }
+#define PE(type) "\"type\": \"" type "\""
+static void test_post_norm_relu_none(void) { check_model("post relu none", small_config("post", "relu", 0, "", PE("none")), 0); }
+static void test_pre_norm_gelu_abs(void) { check_model("pre gelu abs", small_config("pre", "gelu", 0, "", PE("abs")), 1); }
+static void test_post_norm_dropout_abs(void) {
+    check_model("post dropout abs", small_config("post", "gelu", 0.2, "", PE("abs")), 1);
+}
+static void test_pre_norm_dropout_cope(void) {
+    check_model("pre dropout cope", small_config("pre", "gelu", 0.2, "", PE("cope")), 1);
+}
 static void test_untied_sinusoidal(void) {
-    Config c = small_config("pre", "gelu", "abs", 0);
-    c.model.tie_embeddings = 0;
-    snprintf(c.pe.abs_kind, sizeof c.pe.abs_kind, "sinusoidal");
-    check_model("pre untied sinusoidal", c, 0);
+    check_model("pre untied sinusoidal",
+                small_config("pre", "gelu", 0, "\"tie_embeddings\": false", PE("abs") ", \"abs_kind\": \"sinusoidal\""), 0);
 }
-static void test_cope_post(void) { check_model("post cope", small_config("post", "relu", "cope", 0), 1); }
-static void test_cope_options(void) {
-    Config c = small_config("post", "gelu", "cope", 0);
-    c.pe.npos = 3;  // clamped positions
-    c.pe.nodiv = 1;
-    c.pe.sep_keys = 1;
-    c.pe.shared_table = 1;
-    check_model("post cope npos3 nodiv sep_keys shared", c, 1);
+static void test_cope_post(void) { check_model("post cope", small_config("post", "relu", 0, "", PE("cope")), 1); }
+static void test_cope_options(void) {  // npos 3: clamped positions
+    check_model("post cope npos3 nodiv sep_keys shared",
+                small_config("post", "gelu", 0, "",
+                             PE("cope") ", \"npos\": 3, \"nodiv\": true, \"sep_keys\": true, \"shared_table\": true"),
+                1);
 }
-static void test_rel(void) { check_model("pre rel", small_config("pre", "gelu", "rel", 0), 1); }
-static void test_rope(void) { check_model("post rope", small_config("post", "gelu", "rope", 0), 1); }
+static void test_rel(void) { check_model("pre rel", small_config("pre", "gelu", 0, "", PE("rel")), 1); }
+static void test_rope(void) { check_model("post rope", small_config("post", "gelu", 0, "", PE("rope")), 1); }
 static void test_cope_rel_every2(void) {
-    Config c = small_config("pre", "gelu", "cope+rel", 0);
-    c.pe.every_k_layers = 2;
-    check_model("pre cope+rel every 2", c, 1);
+    check_model("pre cope+rel every 2", small_config("pre", "gelu", 0, "", PE("cope+rel") ", \"every_k_layers\": 2"), 1);
 }
-static void test_cope_rope(void) { check_model("pre cope+rope", small_config("pre", "gelu", "cope+rope", 0), 1); }
-static void test_abs_rel(void) { check_model("post abs+rel", small_config("post", "gelu", "abs+rel", 0), 0); }
+static void test_cope_rope(void) { check_model("pre cope+rope", small_config("pre", "gelu", 0, "", PE("cope+rope")), 1); }
+static void test_abs_rel(void) { check_model("post abs+rel", small_config("post", "gelu", 0, "", PE("abs+rel")), 0); }
 
 // One batch of B with normaliser N equals two micro-batches of B/2 each scaled by 1/N (no
 // dropout: masks are drawn per micro-batch, so with dropout the two runs draw different masks).
 static void test_accumulation(void) {
-    Config cfg = small_config("post", "gelu", "cope", 0.1);
+    Config cfg = small_config("post", "gelu", 0.1, "", PE("cope"));
     Model m;
     char err[256];
     CHECK(model_create(&m, &cfg, V, err, sizeof err) == 0, "%s", err);
@@ -157,15 +134,15 @@ static void test_accumulation(void) {
     double loss_halves = 0;
     for (int h = 0; h < 2; h++) {
         long o = (long)h * 2 * T;
-        Batch half = {.B = 2, .T = T, .tokens = full.tokens + o, .targets = full.targets + o,
-                      .loss_mask = full.loss_mask + o, .metric_mask = full.metric_mask + o, .key_pad = full.key_pad + o};
+        Batch half = full;  // a view of rows 2h, 2h+1
+        half.B = 2, half.tokens += o, half.targets += o, half.loss_mask += o, half.metric_mask += o, half.key_pad += o;
         loss_halves += model_forward(&m, &half, 0);
         model_backward(&m, &half, 1.0 / n);
     }
     CHECK(fabs(loss_full - loss_halves) < 1e-12 * fabs(loss_full), "loss %.17g vs %.17g", loss_full, loss_halves);
     check_close("accumulated gradient vs full batch", m.grads, g_full, m.n_params, 1e-14, 1e-10);
     free(g_full);
-    free_batch(&full);
+    batch_free(&full);
     model_free(&m);
 }
 

@@ -8,11 +8,14 @@
 #include "check.h"
 #include "layers.h"
 #include "pe/pe.h"
+#include "pe_fixture.h"
 
 // A layer's attention on random inputs with all its buffers.
 typedef struct {
     int B, T, C, H;
     AttnPE pe;
+    PEFixture tables;
+    long nE, nR;                // sizes of the CoPE and relative tables (0 when absent)
     real *q, *k, *v, *gk, *G, *out, *E, *R, *mem;
     real *dq, *dk, *dv, *dgk, *dE, *dR;
     uint8_t *pad;
@@ -27,27 +30,21 @@ static real *rnd(long n, double scale, unsigned long long *st) {
 }
 static real *zeros(long n) { return calloc(n > 0 ? n : 1, sizeof(real)); }
 
-// pe: the flags and sizes; tables, gate keys and gradients are allocated here.
-static void layer_init(Layer *L, int B, int T, int C, int H, AttnPE pe, int sep, int pad, unsigned long long seed) {
+// pe_json: the config's "pe" section; tables (random), gate keys and gradients are allocated here.
+static void layer_init(Layer *L, int B, int T, int C, int H, const char *pe_json, int pad, unsigned long long seed) {
     memset(L, 0, sizeof *L);
-    L->B = B, L->T = T, L->C = C, L->H = H, L->pe = pe;
-    L->pe.cope_keep_positions = (pe.parts & pe_bit("cope"));  // the tests read the positions
-    unsigned long long st = seed;
+    L->B = B, L->T = T, L->C = C, L->H = H;
+    unsigned long long st = seed, st_tables = seed + 1000;  // the inputs do not depend on the tables drawn
     long BTC = (long)B * T * C;
-    int dh = C / H;
+    L->pe = pe_fixture(&L->tables, pe_json, C / H, &st_tables, 1, 0);
+    L->pe.keep_positions = 1;  // the tests read the CoPE positions
+    L->E = fixture_table(&L->tables, "cope_table", &L->dE, &L->nE);
+    L->R = fixture_table(&L->tables, "rel_table", &L->dR, &L->nR);
     L->q = rnd(BTC, 1.5, &st), L->k = rnd(BTC, 1.5, &st), L->v = rnd(BTC, 1, &st), L->G = rnd(BTC, 1, &st);
     L->out = zeros(BTC), L->dq = zeros(BTC), L->dk = zeros(BTC), L->dv = zeros(BTC);
-    if ((pe.parts & pe_bit("cope"))) {
-        L->E = rnd((long)dh * pe.cope_npos, 1, &st), L->dE = zeros((long)dh * pe.cope_npos);
-        L->pe.cope_table = L->E, L->pe.cope_dtable = L->dE;
-        if (sep) {
-            L->gk = rnd(BTC, 1.5, &st), L->dgk = zeros(BTC);
-            L->pe.gate_keys = L->gk, L->pe.dgate_keys = L->dgk;
-        }
-    }
-    if ((pe.parts & pe_bit("rel"))) {
-        L->R = rnd((long)dh * pe.rel_npos, 1, &st), L->dR = zeros((long)dh * pe.rel_npos);
-        L->pe.rel_table = L->R, L->pe.rel_dtable = L->dR;
+    if (L->pe.own_keys) {
+        L->gk = rnd(BTC, 1.5, &st), L->dgk = zeros(BTC);
+        L->pe.gate_keys = L->gk, L->pe.dgate_keys = L->dgk;
     }
     if (pad) {
         L->pad = calloc((size_t)B * T, 1);
@@ -59,8 +56,9 @@ static void layer_init(Layer *L, int B, int T, int C, int H, AttnPE pe, int sep,
 }
 
 static void layer_free(Layer *L) {
-    free(L->q), free(L->k), free(L->v), free(L->gk), free(L->G), free(L->out), free(L->E), free(L->R), free(L->mem);
-    free(L->dq), free(L->dk), free(L->dv), free(L->dgk), free(L->dE), free(L->dR), free(L->pad);
+    free(L->q), free(L->k), free(L->v), free(L->gk), free(L->G), free(L->out), free(L->mem);
+    free(L->dq), free(L->dk), free(L->dv), free(L->dgk), free(L->pad);
+    fixture_free(&L->tables, &L->pe);
 }
 
 static void layer_forward(Layer *L) {
@@ -96,8 +94,8 @@ static int all_finite(const real *x, long n) {
 // plain attention, while E itself gets a gradient (the reference's first-step test, §3.4).
 static void test_cope_zero_table_is_plain(void) {
     Layer plain, cope;
-    layer_init(&plain, 2, 13, 16, 2, (AttnPE){0}, 0, 1, 1);
-    layer_init(&cope, 2, 13, 16, 2, (AttnPE){.parts = pe_bit("cope"), .cope_npos = 14}, 0, 1, 1);
+    layer_init(&plain, 2, 13, 16, 2, "{\"type\": \"none\"}", 1, 1);
+    layer_init(&cope, 2, 13, 16, 2, "{\"type\": \"cope\", \"npos\": 14}", 1, 1);
     memset(cope.E, 0, sizeof(real) * 8 * 14);
     layer_forward(&plain), layer_forward(&cope);
     layer_backward(&plain), layer_backward(&cope);
@@ -116,7 +114,7 @@ static void test_cope_zero_table_is_plain(void) {
 static void test_all_gates_open_count_tokens(void) {
     enum { T = 11, C = 8 };
     Layer L;
-    layer_init(&L, 1, T, C, 1, (AttnPE){.parts = pe_bit("cope"), .cope_npos = T + 1}, 0, 0, 2);
+    layer_init(&L, 1, T, C, 1, "{\"type\": \"cope\", \"npos\": 12}", 0, 2);  // T + 1
     for (long i = 0; i < T * C; i++) L.q[i] = L.k[i] = 10;  // s·q·k = 800/sqrt(8): σ = 1 in float
     layer_forward(&L);
     int bad = 0;
@@ -137,7 +135,7 @@ static void test_separator_counting_figure1(void) {
     enum { T = 12, C = 4 };
     const real want[T] = {2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0};
     Layer L;
-    layer_init(&L, 1, T, C, 1, (AttnPE){.parts = pe_bit("cope"), .cope_npos = T + 1}, 0, 0, 3);
+    layer_init(&L, 1, T, C, 1, "{\"type\": \"cope\", \"npos\": 13}", 0, 3);  // T + 1
     memset(L.q, 0, sizeof(real) * T * C), memset(L.k, 0, sizeof(real) * T * C);
     for (int t = 0; t < T; t++) {
         L.q[t * C] = 10;
@@ -159,7 +157,7 @@ static void test_separator_counting_figure1(void) {
 static void test_masking(void) {
     enum { B = 2, T = 12, C = 8, H = 2 };
     Layer L;
-    layer_init(&L, B, T, C, H, (AttnPE){.parts = pe_bit("cope") | pe_bit("rel"), .cope_npos = 5, .rel_npos = T}, 0, 1, 4);
+    layer_init(&L, B, T, C, H, "{\"type\": \"cope+rel\", \"npos\": 5, \"rel_max_distance\": 12}", 1, 4);
     layer_forward(&L);
     int bad = 0, pad_queries = 0;
     for (int b = 0; b < B; b++)
@@ -187,7 +185,7 @@ static void test_dropout_mask(void) {
     enum { B = 2, T = 40, C = 8, H = 2, dh = 4 };
     const real p = 0.3f;
     Layer L;
-    layer_init(&L, B, T, C, H, (AttnPE){.parts = pe_bit("cope"), .cope_npos = 6}, 0, 1, 11);
+    layer_init(&L, B, T, C, H, "{\"type\": \"cope\", \"npos\": 6}", 1, 11);
     L.p_drop = p;
     layer_forward(&L);
     double got[B * T * C], want[B * T * C];
@@ -219,7 +217,10 @@ static void test_relative_columns(void) {
     for (int capped = 0; capped <= 1; capped++) {
         int Tr = capped ? T : N;
         Layer L;
-        layer_init(&L, 1, Tr, C, 1, (AttnPE){.parts = pe_bit("rel"), .rel_npos = N, .rel_capped = capped}, 0, 0, 5);
+        layer_init(&L, 1, Tr, C, 1,
+                   capped ? "{\"type\": \"rel\", \"rel_max_distance\": 5, \"rel_capped\": true}"
+                          : "{\"type\": \"rel\", \"rel_max_distance\": 5}",
+                   0, 5);
         memset(L.q, 0, sizeof(real) * Tr * C), memset(L.k, 0, sizeof(real) * Tr * C), memset(L.R, 0, sizeof(real) * C * N);
         for (int t = 0; t < Tr; t++) L.q[t * C] = 1;
         for (int m = 0; m < N; m++) L.R[m] = (real)(0.3 * m);
@@ -249,7 +250,7 @@ static void test_relative_columns(void) {
 static void test_rope_rotation(void) {
     enum { T = 20, C = 8, H = 2, dh = 4 };
     Layer L;
-    layer_init(&L, 1, T, C, H, (AttnPE){.parts = pe_bit("rope"), .rope_base = 100.0}, 0, 0, 6);
+    layer_init(&L, 1, T, C, H, "{\"type\": \"rope\", \"rope_base\": 100}", 0, 6);
     for (int t = 0; t < T; t++)  // the same q and k at every position
         for (int c = 0; c < C; c++) L.q[t * C + c] = L.q[c], L.k[t * C + c] = L.k[c];
     layer_forward(&L);
@@ -282,19 +283,19 @@ static void test_rope_rotation(void) {
 // the same tables; uncapped relative refuses with a message.
 static void test_longer_than_training(void) {
     enum { Ttrain = 8, T = 40 };
-    const AttnPE pes[] = {
-        {.parts = pe_bit("cope"), .cope_npos = Ttrain + 1},
-        {.parts = pe_bit("rel"), .rel_npos = Ttrain, .rel_capped = 1},
-        {.parts = pe_bit("rope"), .rope_base = 10000},
-        {0},
-        {.parts = pe_bit("cope") | pe_bit("rel"), .cope_npos = Ttrain + 1, .rel_npos = Ttrain, .rel_capped = 1},
+    const char *pes[] = {
+        "{\"type\": \"cope\", \"npos\": 9}",
+        "{\"type\": \"rel\", \"rel_max_distance\": 8, \"rel_capped\": true}",
+        "{\"type\": \"rope\"}",
+        "{\"type\": \"none\"}",
+        "{\"type\": \"cope+rel\", \"npos\": 9, \"rel_max_distance\": 8, \"rel_capped\": true}",
     };
     const char *names[] = {"cope", "rel capped", "rope", "none", "cope+rel capped"};
     char err[256];
     for (int x = 0; x < 5; x++) {
         Layer L;
-        CHECK(attention_check_length(&pes[x], T, err, sizeof err) == 0, "%s refused T=%d: %s", names[x], T, err);
-        layer_init(&L, 2, T, 8, 2, pes[x], 0, 0, 7);
+        layer_init(&L, 2, T, 8, 2, pes[x], 0, 7);
+        CHECK(attention_check_length(&L.pe, T, err, sizeof err) == 0, "%s refused T=%d: %s", names[x], T, err);
         layer_forward(&L);
         layer_backward(&L);
         long n = 2L * T * 8;
@@ -302,50 +303,53 @@ static void test_longer_than_training(void) {
         printf("     %-16s runs at T=%d with tables for %d\n", names[x], T, Ttrain);
         layer_free(&L);
     }
-    AttnPE rel = {.parts = pe_bit("rel"), .rel_npos = Ttrain};
-    CHECK(attention_check_length(&rel, Ttrain, err, sizeof err) == 0, "uncapped rel refused its own length: %s", err);
+    Layer rel;
+    layer_init(&rel, 1, Ttrain, 8, 2, "{\"type\": \"rel\", \"rel_max_distance\": 8}", 0, 7);
+    CHECK(attention_check_length(&rel.pe, Ttrain, err, sizeof err) == 0, "uncapped rel refused its own length: %s", err);
     err[0] = 0;
-    int rc = attention_check_length(&rel, T, err, sizeof err);
+    int rc = attention_check_length(&rel.pe, T, err, sizeof err);
     printf("     uncapped rel at T=%d: \"%s\"\n", T, err);
     CHECK(rc == -1 && strstr(err, "40") && strlen(err) > 20, "uncapped rel must refuse T=%d with a message", T);
+    layer_free(&rel);
 }
 
 // 1 and 2 threads (and an odd number of heads in all) give bit-identical outputs and gradients.
-static void run_threads(const char *name, AttnPE pe, int sep, real p_drop) {
+static void run_threads(const char *name, const char *pe_json, real p_drop) {
     Layer L[2];
     for (int x = 0; x < 2; x++) {
-        layer_init(&L[x], 3, 37, 12, 3, pe, sep, 1, 8);
+        layer_init(&L[x], 3, 37, 12, 3, pe_json, 1, 8);
         L[x].p_drop = p_drop;
         omp_set_num_threads(x + 1);
         layer_forward(&L[x]);
         layer_backward(&L[x]);
     }
     omp_set_num_threads(2);
-    long n = 3L * 37 * 12, dh = 4;
+    long n = 3L * 37 * 12;
     int same = memcmp(L[0].out, L[1].out, sizeof(real) * n) == 0 && memcmp(L[0].dq, L[1].dq, sizeof(real) * n) == 0 &&
                memcmp(L[0].dk, L[1].dk, sizeof(real) * n) == 0 && memcmp(L[0].dv, L[1].dv, sizeof(real) * n) == 0;
-    if ((pe.parts & pe_bit("cope"))) same = same && memcmp(L[0].dE, L[1].dE, sizeof(real) * dh * pe.cope_npos) == 0;
-    if ((pe.parts & pe_bit("rel"))) same = same && memcmp(L[0].dR, L[1].dR, sizeof(real) * dh * pe.rel_npos) == 0;
-    if (sep) same = same && memcmp(L[0].dgk, L[1].dgk, sizeof(real) * n) == 0;
+    if (L[0].dE) same = same && memcmp(L[0].dE, L[1].dE, sizeof(real) * L[0].nE) == 0;
+    if (L[0].dR) same = same && memcmp(L[0].dR, L[1].dR, sizeof(real) * L[0].nR) == 0;
+    if (L[0].dgk) same = same && memcmp(L[0].dgk, L[1].dgk, sizeof(real) * n) == 0;
     printf("     %-28s 1 vs 2 threads: %s\n", name, same ? "bit-identical" : "DIFFERENT");
     CHECK(same, "%s: results depend on the thread count", name);
     layer_free(&L[0]), layer_free(&L[1]);
 }
 static void test_threads_bit_identical(void) {
-    run_threads("none + dropout", (AttnPE){0}, 0, 0.1f);
+    run_threads("none + dropout", "{\"type\": \"none\"}", 0.1f);
     run_threads("cope+rel, sep keys, dropout",
-                (AttnPE){.parts = pe_bit("cope") | pe_bit("rel"), .cope_npos = 9, .rel_npos = 20, .rel_capped = 1}, 1, 0.1f);
-    run_threads("cope+rope unrotated gates",
-                (AttnPE){.parts = pe_bit("cope") | pe_bit("rope"), .cope_npos = 38, .rope_base = 10000, .cope_gates_unrotated = 1}, 0, 0);
+                "{\"type\": \"cope+rel\", \"npos\": 9, \"rel_max_distance\": 20, \"rel_capped\": true, "
+                "\"sep_keys\": true}",
+                0.1f);
+    run_threads("cope+rope unrotated gates", "{\"type\": \"cope+rope\", \"npos\": 38, \"rope_gates\": \"unrotated\"}",
+                0);
 }
 
 // The block height changes only the grouping of the products: results agree to float rounding.
 static void test_block_rows_agree(void) {
-    AttnPE pe = {.parts = pe_bit("cope") | pe_bit("rel"), .cope_npos = 12, .rel_npos = 50};
     Layer L[2];
     for (int x = 0; x < 2; x++) {
         attention_set_block_rows(x ? 5 : 0);
-        layer_init(&L[x], 2, 50, 8, 2, pe, 0, 1, 9);
+        layer_init(&L[x], 2, 50, 8, 2, "{\"type\": \"cope+rel\", \"npos\": 12, \"rel_max_distance\": 50}", 1, 9);
         layer_forward(&L[x]);
         layer_backward(&L[x]);
     }
@@ -415,11 +419,9 @@ static void test_alibi_bias(void) {
     real q[T * C] = {0}, k[T * C] = {0}, v[T * C], out[T * C];
     for (int t = 0; t < T; t++)
         for (int c = 0; c < C; c++) v[t * C + c] = (real)(t + 1);
-    AttnPE pe = {.parts = pe_bit("alibi")};
-    AttnCache cache;
-    real *mem = malloc(sizeof(real) * attention_cache_size(&pe, 1, T, C, H));
-    attention_cache_bind(&cache, mem, &pe, 1, T, C, H);
-    attention_forward(out, &cache, q, k, v, NULL, &pe, 0, 0, 1, T, C, H);
+    Layer L;  // its tables and random inputs are not used: q, k, v are set here
+    layer_init(&L, 1, T, C, H, "{\"type\": \"alibi\"}", 0, 10);
+    attention_forward(out, &L.cache, q, k, v, NULL, &L.pe, 0, 0, 1, T, C, H);
     double want[T * C];
     for (int h = 0; h < H; h++) {
         double m = pow(2.0, -8.0 * (h + 1) / H);
@@ -432,7 +434,7 @@ static void test_alibi_bias(void) {
     CHECK(want[5 * C] > 3.6, "head 1 must lean to the near keys: above the uniform 3.5 (got %g)", want[5 * C]);
     for (int n = 0; n < T * C; n++)
         CHECK(fabs(out[n] - want[n]) < 1e-5, "out[%d] = %g, want %g", n, (double)out[n], want[n]);
-    free(mem);
+    layer_free(&L);
 }
 
 int main(void) {

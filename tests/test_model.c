@@ -10,23 +10,17 @@
 
 static const int V = 9, B = 2, T = 16;
 
-static Config config_for(const char *pe) {
+// A small model's config through the production loader: 2 pre-norm GELU layers of width 16 in 2 heads,
+// FF 32, context T, dropout as given, pe.type `pe`; `pe_more` adds members to the pe section.
+static Config config_for(const char *pe, const char *pe_more, double dropout) {
+    char text[1024], err[512];
+    snprintf(text, sizeof text,
+             "{\"run\": {\"name\": \"test_model\", \"seed\": 1}, \"model\": {\"n_layers\": 2, \"d_model\": 16, "
+             "\"n_heads\": 2, \"d_ff\": 32, \"norm\": \"pre\", \"activation\": \"gelu\", \"block_size\": %d, "
+             "\"dropout\": %g}, \"pe\": {\"type\": \"%s\"%s}, \"task\": {\"length\": %d}}",
+             T, dropout, pe, pe_more, T);
     Config c;
-    memset(&c, 0, sizeof c);
-    c.model.n_layers = 2;
-    c.model.d_model = 16;
-    c.model.n_heads = 2;
-    c.model.d_ff = 32;
-    snprintf(c.model.norm, sizeof c.model.norm, "pre");
-    snprintf(c.model.activation, sizeof c.model.activation, "gelu");
-    c.model.tie_embeddings = 1;
-    c.model.block_size = T;
-    snprintf(c.pe.type, sizeof c.pe.type, "%s", pe);
-    snprintf(c.pe.abs_kind, sizeof c.pe.abs_kind, "learned");
-    snprintf(c.pe.rope_gates, sizeof c.pe.rope_gates, "rotated");
-    c.pe.every_k_layers = 1;
-    c.pe.rope_base = 10000;
-    c.run.seed = 1;
+    CHECK(config_load_text(&c, text, "test_model config", NULL, 0, err, sizeof err) == 0, "%s", err);
     return c;
 }
 
@@ -66,7 +60,7 @@ static void test_swap_removes_the_old_encoding(void) {
     Batch b;
     make_batch(&b, T);
     for (int t = 0; t < 8; t++) {
-        Config c = config_for(types[t]);
+        Config c = config_for(types[t], "", 0);
         Model m;
         char err[256];
         CHECK(model_create(&m, &c, V, err, sizeof err) == 0 && model_prepare(&m, B, T, err, sizeof err) == 0, "%s: %s",
@@ -89,9 +83,7 @@ static void test_swap_removes_the_old_encoding(void) {
 static void test_longer_contexts(void) {
     const char *runs[] = {"cope", "rope", "none", "rel", "abs"};
     for (int t = 0; t < 5; t++) {
-        Config c = config_for(runs[t]);
-        c.pe.rel_capped = 1;
-        if (t == 4) snprintf(c.pe.abs_kind, sizeof c.pe.abs_kind, "sinusoidal");
+        Config c = config_for(runs[t], t == 3 ? ", \"rel_capped\": true" : t == 4 ? ", \"abs_kind\": \"sinusoidal\"" : "", 0);
         Model m;
         char err[256] = "";
         CHECK(model_create(&m, &c, V, err, sizeof err) == 0, "%s", err);
@@ -107,7 +99,7 @@ static void test_longer_contexts(void) {
     const char *refused[] = {"abs", "rel"};
     const char *reason[] = {"absolute", "relative"};
     for (int t = 0; t < 2; t++) {
-        Config c = config_for(refused[t]);
+        Config c = config_for(refused[t], "", 0);
         Model m;
         char err[256] = "";
         CHECK(model_create(&m, &c, V, err, sizeof err) == 0, "%s", err);
@@ -120,8 +112,7 @@ static void test_longer_contexts(void) {
 }
 
 static void test_forward_repeats_bit_for_bit(void) {
-    Config c = config_for("cope+rel");
-    c.model.dropout = 0.2;
+    Config c = config_for("cope+rel", "", 0.2);
     Model m;
     char err[256];
     CHECK(model_create(&m, &c, V, err, sizeof err) == 0 && model_prepare(&m, B, T, err, sizeof err) == 0, "%s", err);
@@ -139,7 +130,7 @@ static void test_forward_repeats_bit_for_bit(void) {
 // figures agree with what model_create and model_prepare then allocate.
 static void test_memory_budget(void) {
     char err[1024];
-    Config c = config_for("cope");
+    Config c = config_for("cope", "", 0);
     Model planned, built;
     CHECK(model_init(&planned, &c, V, err, sizeof err) == 0, "model_init: %s", err);
     CHECK(planned.params == NULL && planned.grads == NULL && planned.n_params > 0, "model_init allocated parameters");
@@ -180,7 +171,7 @@ static void test_memory_budget(void) {
 // model_check_finite names the tensor and the index of the first non-finite value.
 static void test_finite_check(void) {
     char err[512];
-    Config c = config_for("cope");
+    Config c = config_for("cope", "", 0);
     Model m;
     CHECK(model_create(&m, &c, V, err, sizeof err) == 0, "model_create: %s", err);
     CHECK(model_check_finite(&m, m.params, "params", err, sizeof err) == 0, "a fresh model is not finite: %s", err);

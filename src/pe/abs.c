@@ -20,9 +20,16 @@ static const ConfigKey abs_keys[] = {
      "Absolute PE added to the token embeddings: a learned table (block_size rows) or fixed sinusoids."},
 };
 
+// Not a kernel of attention: the model adds the table to its input.
+static int abs_setup(void *opts, AttnPE *pe, const Config *c, int layer) {
+    (void)opts, (void)pe, (void)c, (void)layer;
+    return 0;
+}
+
 const PEKernel pe_abs = {
     .name = "abs",
     .combines = "rel",
     .keys = abs_keys,
     .n_keys = (int)(sizeof abs_keys / sizeof abs_keys[0]),
+    .setup = abs_setup,
 };

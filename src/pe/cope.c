@@ -5,8 +5,9 @@
 //   Z = Q·E                           E is (dh,P), shared by the heads of a layer
 //   b_ij = w·Z[i][u] + (1-w)·Z[i][f]  f = floor(c), u = ceil(c), w = c - f
 //   logit term γ·b_ij                 γ = s (official default) or 1 (cope_nodiv, the paper's Appendix B)
-// Under RoPE, Z uses the rotated q, and the gates use the rotated q and keys (separate gate keys are
-// rotated like k), or the unrotated ones with cope_gates_unrotated.
+// When another kernel transforms q and k (RoPE), Z uses the transformed q, and the gates use the
+// transformed q and keys (separate gate keys are rotated like k), or the untransformed ones with
+// pe.rope_gates "unrotated".
 //
 // Per block of rows: gates and their cumsum (vectorised: sigmoid by pe_exp, cumsum as an OpenMP simd
 // scan); then Z only for the table columns the block reaches (u <= min(max p, P-1) + 1: with sparse
@@ -19,14 +20,29 @@
 // compares do not trap (GCC otherwise keeps pe_exp's clamps as branches); nothing here relies on traps.
 #pragma GCC optimize("no-trapping-math")
 #include <stdio.h>
+#include <string.h>
 
 #include "matmul.h"
 #include "pe.h"
 
+extern const PEKernel pe_cope;
+
+// A layer's CoPE (AttnPE.opts), from the config by cope_setup.
+typedef struct {
+    int npos;             // integer positions 0..npos-1; positions clamp at npos-1
+    int nodiv;            // 1: γ = 1 (the paper's Appendix B); 0: γ = s (official default)
+    int transformed;      // another kernel transforms q and k (RoPE)
+    int gates_unrotated;  // under that transform, the gates use the untransformed q·k
+    int shared_table;     // the layers share the first CoPE layer's table
+    PETensor table;       // E (dh, npos), shared by the heads of the layer
+} Cope;
+
+static const Cope *cope_of(const AttnPE *pe) { return pe_opts(pe, &pe_cope); }
+
 static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     (void)T;
-    if (pe->cope_npos < 1) {
-        snprintf(err, errlen, "CoPE needs at least 1 position (cope_npos %d)", pe->cope_npos);
+    if (cope_of(pe)->npos < 1) {
+        snprintf(err, errlen, "CoPE needs at least 1 position (npos %d)", cope_of(pe)->npos);
         return -1;
     }
     return 0;
@@ -37,7 +53,7 @@ static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
 static long cope_cache_size(const AttnPE *pe, int B, int T, int C, int H) {
     (void)C;
     long bh = (long)B * H;
-    return (1 + (pe->cope_keep_positions != 0)) * bh * T * T + bh * T * pe->cope_npos;
+    return (1 + (pe->keep_positions != 0)) * bh * T * T + bh * T * cope_of(pe)->npos;
 }
 
 static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H) {
@@ -45,42 +61,71 @@ static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B
     long bhtt = (long)B * H * T * T;
     cache->gates = mem;
     cache->z = mem + bhtt;
-    cache->pos = pe->cope_keep_positions ? cache->z + (long)B * H * T * pe->cope_npos : NULL;
+    cache->pos = pe->keep_positions ? cache->z + (long)B * H * T * cope_of(pe)->npos : NULL;
 }
 
-static int rotated_gates(const AttnPE *pe) { return pe_on(pe, &pe_rope) && !pe->cope_gates_unrotated; }
-static int separate_gates(const AttnPE *pe) { return pe->gate_keys != NULL || (pe_on(pe, &pe_rope) && !rotated_gates(pe)); }
-static int rotated_gate_keys(const AttnPE *pe) { return pe->gate_keys != NULL && rotated_gates(pe); }
+// Which q and keys the gates see: attention's own (transformed under RoPE), or others (gate keys of
+// their own, or the untransformed q and k), whose logits need a product of their own.
+static int rotated_gates(const Cope *o) { return o->transformed && !o->gates_unrotated; }
+static int separate_gates(const Cope *o, const AttnPE *pe) { return pe->own_keys || (o->transformed && !rotated_gates(o)); }
+static int rotated_gate_keys(const Cope *o, const AttnPE *pe) { return pe->own_keys && rotated_gates(o); }
 
 // The backward scatters into dZ[i][f] and dZ[i][f+1]; neighbouring keys mostly share f, so the adds
 // would wait on each other through memory. Key j adds into copy j mod COPIES of the row instead, and
 // the copies are summed over the columns the row touched.
 enum { COPIES = 4 };
 
-// work: positions of the block (rows, T) | dZ (rows, P) | dp, (1-w)·db, w·db, f (T each) | slope (P) |
-// columns of each dZ row (rows) | COPIES rows of P+1 (kept zero between rows) | dS' (rows, T) when
-// the gates are separate | rotated gate keys and their gradient (T, dh) each when RoPE rotates
-// separate gate keys
-static long cope_work_size(const AttnPE *pe, int T, int dh, int rows) {
-    long n = (long)rows * T + (long)rows * pe->cope_npos + 4L * T + pe->cope_npos + rows + COPIES * (pe->cope_npos + 1L);
-    if (separate_gates(pe)) n += (long)rows * T;
-    if (rotated_gate_keys(pe)) n += 2L * T * dh;
+// A thread's work for one head, carved from PEHead.work (sizeof(int) <= sizeof(real)).
+typedef struct {
+    real *pos;     // (rows, T) positions of the block
+    real *dz;      // (rows, P) dZ of the block
+    real *dp, *da, *db;  // (T) each: dp, (1-w)·db, w·db of a row
+    int *f;        // (T) floor(c) of a row
+    real *slope;   // (P) Z[m+1] - Z[m] of a row
+    int *ncol;     // (rows) the columns each dZ row wrote
+    real *copies;  // COPIES rows of P+1, kept zero between rows
+    real *dsg;     // (rows, T) dS' of the gate logits, when the gates are separate
+    real *keys, *dkeys;  // (T, dh) each: rotated gate keys and their gradient, when RoPE rotates them
+} Work;
+
+static long carve_work(Work *w, real *mem, const Cope *o, const AttnPE *pe, int T, int dh, int rows) {
+    int P = o->npos;
+    long n = 0;
+#define TAKE(ptr, type, count)                     \
+    do {                                           \
+        if (mem) (ptr) = (type *)(mem + n);        \
+        n += (count);                              \
+    } while (0)
+    TAKE(w->pos, real, (long)rows * T);
+    TAKE(w->dz, real, (long)rows * P);
+    TAKE(w->dp, real, T);
+    TAKE(w->da, real, T);
+    TAKE(w->db, real, T);
+    TAKE(w->f, int, T);
+    TAKE(w->slope, real, P);
+    TAKE(w->ncol, int, rows);
+    TAKE(w->copies, real, COPIES * (P + 1L));
+    if (separate_gates(o, pe)) TAKE(w->dsg, real, (long)rows * T);
+    if (rotated_gate_keys(o, pe)) {
+        TAKE(w->keys, real, (long)T * dh);
+        TAKE(w->dkeys, real, (long)T * dh);
+    }
+#undef TAKE
     return n;
 }
-static real *work_pos(const PEHead *hd) { return hd->work; }
-static real *work_dz(const PEHead *hd) { return hd->work + (long)hd->rows * hd->T; }
-static real *work_dp(const PEHead *hd) { return work_dz(hd) + (long)hd->rows * hd->pe->cope_npos; }
-static real *work_da(const PEHead *hd) { return work_dp(hd) + hd->T; }
-static real *work_db(const PEHead *hd) { return work_dp(hd) + 2L * hd->T; }
-static int *work_f(const PEHead *hd) { return (int *)(work_dp(hd) + 3L * hd->T); }  // sizeof(int) <= sizeof(real)
-static real *work_slope(const PEHead *hd) { return work_dp(hd) + 4L * hd->T; }
-static int *work_ncol(const PEHead *hd) { return (int *)(work_slope(hd) + hd->pe->cope_npos); }
-static real *work_copies(const PEHead *hd) { return work_slope(hd) + hd->pe->cope_npos + hd->rows; }
-static real *work_dsg(const PEHead *hd) { return work_copies(hd) + COPIES * (hd->pe->cope_npos + 1L); }
-static real *work_keys(const PEHead *hd) { return work_dsg(hd) + (long)hd->rows * hd->T; }
-static real *work_dkeys(const PEHead *hd) { return work_keys(hd) + (long)hd->T * hd->dh; }
 
-static long cope_partial_size(const AttnPE *pe, int dh) { return (long)dh * pe->cope_npos; }
+static long cope_work_size(const AttnPE *pe, int T, int dh, int rows) {
+    Work w;
+    return carve_work(&w, NULL, cope_of(pe), pe, T, dh, rows);
+}
+
+static Work work_of(const PEHead *hd) {
+    Work w = {0};
+    carve_work(&w, hd->work, hd->opts, hd->pe, hd->T, hd->dh, hd->rows);
+    return w;
+}
+
+static long cope_partial_size(const AttnPE *pe, int dh) { return (long)dh * cope_of(pe)->npos; }
 
 // Where the gate logits come from when they are not attention's S (sep keys, or unrotated gates under
 // RoPE), and where their gradient dS' goes: gate logits = Qg·Kgᵀ, dQg += dS'·Kg, dKg += dS'ᵀ·Qg.
@@ -91,23 +136,23 @@ typedef struct {
     int lddq, lddk;
 } Gates;
 
-static Gates gate_operands(const PEHead *hd) {
-    const AttnPE *pe = hd->pe;
-    int unrot = pe_on(pe, &pe_rope) && !rotated_gates(pe);
+static Gates gate_operands(const PEHead *hd, const Work *w) {
+    const Cope *o = hd->opts;
+    int unrot = o->transformed && !rotated_gates(o);
     Gates g;
     g.q = unrot ? hd->q_in : hd->q;
     g.ldq = hd->C;
     g.dq = unrot ? hd->dq_in : hd->dq;
     g.lddq = unrot ? hd->C : hd->ldd;
-    if (!pe->gate_keys) {  // shared keys, unrotated
+    if (!hd->pe->own_keys) {  // shared keys, unrotated
         g.k = hd->k_in;
         g.ldk = hd->C;
         g.dk = hd->dk_in;
         g.lddk = hd->C;
-    } else if (rotated_gate_keys(pe)) {
-        g.k = work_keys(hd);
+    } else if (rotated_gate_keys(o, hd->pe)) {
+        g.k = w->keys;
         g.ldk = hd->dh;
-        g.dk = hd->dgate_keys ? work_dkeys(hd) : NULL;
+        g.dk = hd->dgate_keys ? w->dkeys : NULL;
         g.lddk = hd->dh;
     } else {
         g.k = hd->gate_keys;
@@ -143,24 +188,26 @@ __attribute__((noinline)) static void positions_row(real *restrict p, const real
 }
 
 static void cope_head_forward(PEHead *hd) {
-    if (rotated_gate_keys(hd->pe)) pe_rope_rotate(work_keys(hd), hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
+    if (rotated_gate_keys(hd->opts, hd->pe))
+        pe_rope_rotate(work_of(hd).keys, hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
 }
 
 static void cope_block_forward(PEHead *hd) {
-    const AttnPE *pe = hd->pe;
-    int T = hd->T, P = pe->cope_npos, i0 = hd->i0, i1 = hd->i1, sep = separate_gates(pe);
+    const Cope *o = hd->opts;
+    Work w = work_of(hd);
+    int T = hd->T, P = o->npos, i0 = hd->i0, i1 = hd->i1, sep = separate_gates(o, hd->pe);
     real *gates = hd->cache->gates + hd->bh * T * T;
     real *pos = hd->cache->pos ? hd->cache->pos + hd->bh * T * T : NULL;
     real s = hd->s;
     if (sep) {  // gate logits straight into the gates rows, made sigmoids in place below
-        Gates g = gate_operands(hd);
+        Gates g = gate_operands(hd, &w);
         matmul(0, 1, i1 - i0, i1, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k, g.ldk, 0, gates + (long)i0 * T, T);
     }
     const uint8_t *pad = hd->pad;
     real maxp = 0;
     for (int i = i0; i < i1; i++) {
         const real *x = sep ? gates + (long)i * T : hd->S + (long)(i - i0) * T;
-        real *sg = gates + (long)i * T, *p = work_pos(hd) + (long)(i - i0) * T;
+        real *sg = gates + (long)i * T, *p = w.pos + (long)(i - i0) * T;
 #pragma omp simd
         for (int j = 0; j <= i; j++) sg[j] = pe_sigmoid(s * x[j]);
         positions_row(p, sg, pad, i);
@@ -174,14 +221,15 @@ static void cope_block_forward(PEHead *hd) {
     int ncol = (maxp < P - 1 ? (int)maxp : P - 1) + 3;
     if (ncol > P) ncol = P;
     // Z[rows][0:ncol] = Q[rows]·E[:, 0:ncol]
-    matmul(0, 0, i1 - i0, ncol, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, pe->cope_table, P, 0,
+    matmul(0, 0, i1 - i0, ncol, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, o->table.w, P, 0,
            hd->cache->z + (hd->bh * T + i0) * P, P);
 }
 
 static void cope_row_logits(PEHead *hd, int i, real *a) {
-    int T = hd->T, P = hd->pe->cope_npos;
-    const real *p = work_pos(hd) + (long)(i - hd->i0) * T, *z = hd->cache->z + (hd->bh * T + i) * P;
-    real gamma = hd->pe->cope_nodiv ? 1 : hd->s, top = (real)(P - 1);
+    const Cope *o = hd->opts;
+    int T = hd->T, P = o->npos;
+    const real *p = work_of(hd).pos + (long)(i - hd->i0) * T, *z = hd->cache->z + (hd->bh * T + i) * P;
+    real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1);
 #pragma omp simd
     for (int j = 0; j <= i; j++) {
         real c = p[j] < top ? p[j] : top;
@@ -193,17 +241,18 @@ static void cope_row_logits(PEHead *hd, int i, real *a) {
 }
 
 static void cope_head_backward(PEHead *hd) {
-    memset(work_copies(hd), 0, sizeof(real) * COPIES * (hd->pe->cope_npos + 1));
-    if (rotated_gate_keys(hd->pe)) {
-        pe_rope_rotate(work_keys(hd), hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
-        memset(work_dkeys(hd), 0, sizeof(real) * hd->T * hd->dh);
+    const Cope *o = hd->opts;
+    Work w = work_of(hd);
+    memset(w.copies, 0, sizeof(real) * COPIES * (o->npos + 1));
+    if (rotated_gate_keys(o, hd->pe)) {
+        pe_rope_rotate(w.keys, hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
+        memset(w.dkeys, 0, sizeof(real) * hd->T * hd->dh);
     }
 }
 
 static void cope_block_backward(PEHead *hd) {
-    hd->blk = 0;
-    if (separate_gates(hd->pe)) {
-        real *dsg = work_dsg(hd);
+    if (separate_gates(hd->opts, hd->pe)) {
+        real *dsg = work_of(hd).dsg;
         for (int r = 0; r < hd->i1 - hd->i0; r++) memset(dsg + (long)r * hd->T, 0, sizeof(real) * hd->i1);
     }
 }
@@ -214,16 +263,17 @@ static void cope_block_backward(PEHead *hd) {
 // cumsum turns into a prefix sum dg_it = Σ_{j<=t} dp_ij; dx = s·σ(1-σ)·M·dg.
 // Z[u] - Z[f] is the slope Z[f+1] - Z[f] whenever it is used (w > 0).
 static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
-    const AttnPE *pe = hd->pe;
-    int T = hd->T, P = pe->cope_npos, r = i - hd->i0;
+    const Cope *o = hd->opts;
+    Work w = work_of(hd);
+    int T = hd->T, P = o->npos, r = i - hd->i0;
     const real *z = hd->cache->z + (hd->bh * T + i) * P, *sg = hd->cache->gates + (hd->bh * T + i) * T;
-    real *p = work_pos(hd) + (long)r * T;
+    real *p = w.pos + (long)r * T;
     if (i + 2 < T)  // the rows of the (B,H,T,T) cache are not one stream: fetch ahead
         for (int j = 0; j <= i + 2; j += 64 / (int)sizeof(real)) __builtin_prefetch(sg + 2L * T + j);
     positions_row(p, sg, hd->pad, i);  // recomputed: cheaper than reading the cached ones back
-    real gamma = pe->cope_nodiv ? 1 : hd->s, top = (real)(P - 1), s = hd->s;
-    real *restrict dp = work_dp(hd), *restrict da = work_da(hd), *restrict dw = work_db(hd);
-    int *restrict fj = work_f(hd);
+    real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1), s = hd->s;
+    real *restrict dp = w.dp, *restrict da = w.da, *restrict dw = w.db;
+    int *restrict fj = w.f;
     // vectorised arithmetic; the gathers and scatters (slow as vector ops on some CPUs) come after
     int fmin = P, fmax = 0;
 #pragma omp simd reduction(min : fmin) reduction(max : fmax)
@@ -241,12 +291,12 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     }
     // slope[m] = Z[m+1] - Z[m] on the columns the row uses (Z was computed up to fmax+1 in the forward,
     // except at fmax = P-1, which is clamped and never multiplies a slope)
-    real *slope = work_slope(hd);
+    real *slope = w.slope;
     int shi = fmax < P - 1 ? fmax : P - 2;
 #pragma omp simd
     for (int m = fmin; m <= shi; m++) slope[m] = z[m + 1] - z[m];
     if (fmax == P - 1) slope[P - 1] = 0;
-    real *c0 = work_copies(hd), *c1 = c0 + (P + 1), *c2 = c1 + (P + 1), *c3 = c2 + (P + 1);
+    real *c0 = w.copies, *c1 = c0 + (P + 1), *c2 = c1 + (P + 1), *c3 = c2 + (P + 1);
     int j = 0;
     for (; j + COPIES - 1 <= i; j += COPIES) {
         int f0 = fj[j], f1 = fj[j + 1], f2 = fj[j + 2], f3 = fj[j + 3];
@@ -258,16 +308,15 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     for (; j <= i; j++) c0[fj[j]] += da[j], c0[fj[j] + 1] += dw[j], dp[j] *= slope[fj[j]];
     // dZ row = the copies on [fmin, fmax+1], 0 below; the block's products use its widest row, and
     // block_backward_end zero-fills the narrower rows up to it
-    real *dz = work_dz(hd) + (long)r * P;
+    real *dz = w.dz + (long)r * P;
     int mhi = fmax + 1 < P ? fmax + 1 : P - 1;
     memset(dz, 0, sizeof(real) * fmin);
 #pragma omp simd
     for (int m = fmin; m <= mhi; m++) dz[m] = (c0[m] + c1[m]) + (c2[m] + c3[m]);
     for (int x = 0; x < COPIES; x++) memset(c0 + x * (P + 1L) + fmin, 0, sizeof(real) * (fmax + 2 - fmin));
-    work_ncol(hd)[r] = mhi + 1;
-    if (mhi + 1 > hd->blk) hd->blk = mhi + 1;
+    w.ncol[r] = mhi + 1;
 
-    real *dx = separate_gates(pe) ? work_dsg(hd) + (long)r * T : dS;
+    real *dx = separate_gates(o, hd->pe) ? w.dsg + (long)r * T : dS;
     const uint8_t *pad = hd->pad;
     real acc = 0;
     if (pad) {
@@ -288,29 +337,33 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
 }
 
 static void cope_block_backward_end(PEHead *hd) {
-    const AttnPE *pe = hd->pe;
-    int P = pe->cope_npos, T = hd->T, i0 = hd->i0, i1 = hd->i1, rows = i1 - i0, ncol = hd->blk, dh = hd->dh;
-    real *dz = work_dz(hd);
-    const int *row_ncol = work_ncol(hd);
+    const Cope *o = hd->opts;
+    Work w = work_of(hd);
+    int P = o->npos, T = hd->T, i0 = hd->i0, i1 = hd->i1, rows = i1 - i0, dh = hd->dh;
+    real *dz = w.dz;
+    const int *row_ncol = w.ncol;
+    int ncol = 0;  // the widest dZ row of the block
+    for (int r = 0; r < rows; r++) ncol = row_ncol[r] > ncol ? row_ncol[r] : ncol;
     for (int r = 0; r < rows; r++) memset(dz + (long)r * P + row_ncol[r], 0, sizeof(real) * (ncol - row_ncol[r]));
     // dq[rows] += dZ[rows][0:ncol]·E[:, 0:ncol]ᵀ ;  partial[:, 0:ncol] += Q[rows]ᵀ·dZ[rows][0:ncol]
-    matmul(0, 1, rows, dh, ncol, 1, dz, P, pe->cope_table, P, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
+    matmul(0, 1, rows, dh, ncol, 1, dz, P, o->table.w, P, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
     matmul(1, 0, dh, ncol, rows, 1, hd->q + (long)i0 * hd->C, hd->C, dz, P, 1, hd->partial, P);
-    if (separate_gates(pe)) {
-        Gates g = gate_operands(hd);
-        const real *dsg = work_dsg(hd);
+    if (separate_gates(o, hd->pe)) {
+        Gates g = gate_operands(hd, &w);
+        const real *dsg = w.dsg;
         matmul(0, 0, rows, dh, i1, 1, dsg, T, g.k, g.ldk, 1, g.dq + (long)i0 * g.lddq, g.lddq);
         if (g.dk) matmul(1, 0, i1, dh, rows, 1, dsg, T, g.q + (long)i0 * g.ldq, g.ldq, 1, g.dk, g.lddk);
     }
 }
 
 static void cope_head_backward_end(PEHead *hd) {
-    if (rotated_gate_keys(hd->pe) && hd->dgate_keys)
-        pe_rope_unrotate_add(hd->dgate_keys, hd->C, work_dkeys(hd), hd->dh, hd->T, hd->dh);
+    if (rotated_gate_keys(hd->opts, hd->pe) && hd->dgate_keys)
+        pe_rope_unrotate_add(hd->dgate_keys, hd->C, work_of(hd).dkeys, hd->dh, hd->T, hd->dh);
 }
 
 static void cope_reduce(const AttnPE *pe, const real *partials, long nbh, int dh) {
-    if (pe->cope_dtable) pe_reduce_partials(pe->cope_dtable, partials, nbh, (long)dh * pe->cope_npos);
+    const Cope *o = cope_of(pe);
+    if (o->table.dw) pe_reduce_partials(o->table.dw, partials, nbh, (long)dh * o->npos);
 }
 
 static const ConfigKey cope_keys[] = {
@@ -328,6 +381,31 @@ static const ConfigKey cope_keys[] = {
     {"pe", "rope_gates", KEY_CHOICE, offsetof(Config, pe.rope_gates), 0, 0, "rotated|unrotated", "\"rotated\"", 0,
      "rope", "What the CoPE gates see: the RoPE-rotated queries and keys, or the unrotated ones."},
 };
+
+static int cope_setup(void *opts, AttnPE *pe, const Config *c, int layer) {
+    const PEConfig *pc = &c->pe;
+    int every = pc->every_k_layers > 0 ? pc->every_k_layers : 1;
+    if ((layer + 1) % every != 0) return 0;  // the other layers keep only the relative term
+    Cope *o = opts;
+    o->npos = pc->npos;
+    o->nodiv = pc->nodiv;
+    o->transformed = pe_transforms_qk(pe_parse_type(pc->type));
+    o->gates_unrotated = strcmp(pc->rope_gates, "unrotated") == 0;
+    o->shared_table = pc->shared_table;
+    pe->own_keys = pc->sep_keys;
+    return 1;
+}
+
+// The table E, zeros at the start (docs/baselines.md §7.6): each layer's own, or the first CoPE
+// layer's with shared_table.
+static void cope_layer_params(void *opts, const void *first, PEParams *pp) {
+    Cope *o = opts;
+    const Cope *f = first;
+    if (o->shared_table && f != o)
+        o->table = f->table;
+    else
+        o->table = pp->add(pp, "cope_table", (long)pp->dh * o->npos, pp->decay_tables, 'z', 0);
+}
 
 static void cope_resolve(Config *c, const Config *base) {
     if (c->pe.npos == 0) c->pe.npos = base->model.block_size + 1;
@@ -359,6 +437,9 @@ const PEKernel pe_cope = {
     .n_keys = (int)(sizeof cope_keys / sizeof cope_keys[0]),
     .resolve = cope_resolve,
     .check = cope_check,
+    .opts_size = sizeof(Cope),
+    .setup = cope_setup,
+    .layer_params = cope_layer_params,
     .check_length = cope_check_length,
     .cache_size = cope_cache_size,
     .cache_bind = cope_cache_bind,

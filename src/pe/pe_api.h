@@ -22,26 +22,36 @@
 #include "config.h"
 #include "real.h"
 
-// The position encodings acting inside one layer's attention, resolved from the config once (the
-// model builds one per layer in model_create): which registered kernels act, and their options as
-// plain numbers. Tables are parameters owned by the model; d-tables are their gradients (accumulated,
-// +=). Fields of kernels that do not act are 0/NULL.
+enum { PE_MAX_KERNELS = 8 };  // registry entries at most (AttnPE.parts has a bit each)
+
+// The position encodings acting inside one layer's attention, resolved from the config once
+// (pe_layer_init, called by model_init): which registered kernels act, and each acting kernel's own
+// options and tables (a struct private to its file, AttnPE.opts[its registry index]: the kernels
+// reach theirs through PEHead.opts or pe_opts). Tables are parameters the model owns (declared by
+// the kernels, pe_declare_*); their gradients are accumulated (+=).
 typedef struct {
     unsigned parts;           // bit i: pe_kernels[i] acts in this layer (pe_bit("name") gives the bit)
-    double rope_base;         // rope: rotate q and k per head (pairs (2t, 2t+1), angle pos·base^(-2t/dh))
-    int cope_npos;            // cope: integer positions 0..npos-1; positions clamp at npos-1
-    int cope_nodiv;           // 1: γ = 1 (paper's Appendix B); 0: γ = s (official default)
-    int cope_gates_unrotated; // with rope: gates from unrotated q·k (default: rotated)
-    int cope_keep_positions;  // keep the positions p in the cache (training does not need them)
-    const real *cope_table;   // (dh, npos), shared by the heads of the layer
-    real *cope_dtable;
-    const real *gate_keys;    // (B,T,C) separate keys for the gates (sep_keys), or NULL: gates use k
+    int own_keys;             // a kernel wants keys of its own (CoPE's sep_keys): the layer projects them
+    const real *gate_keys;    // (B,T,C) those keys, or NULL (bound by the model for each batch shape)
     real *dgate_keys;
-    int rel_npos;             // rel: table columns; distance δ = i-j uses column rel_npos-1-δ
-    int rel_capped;           // distances beyond the table reuse column 0; else they are refused
-    const real *rel_table;    // (dh, rel_npos), shared by all heads and layers
-    real *rel_dtable;
+    int keep_positions;       // keep positions in the cache for inspection (CoPE's p; training does not)
+    void *opts[PE_MAX_KERNELS];
 } AttnPE;
+
+// A parameter a kernel declares and its gradient; both NULL in the layout's counting pass, dw NULL
+// when the model does not train.
+typedef struct {
+    real *w, *dw;
+} PETensor;
+
+// How kernels declare their parameters; the model's layout implements `add` (name: the tensor's
+// name in checkpoints, prefixed "layers.<l>." for a layer's; init 'z' zeros, 'n' normal(0, scale),
+// 'u' uniform(±scale); decay: weight decay applies).
+typedef struct PEParams {
+    PETensor (*add)(struct PEParams *pp, const char *name, long size, int decay, char init, double scale);
+    int dh;            // head dimension
+    int decay_tables;  // train.decay_embeddings: position tables decay like the embeddings
+} PEParams;
 
 // What the forward saves for the backward (and, on request, the CoPE positions for pictures); points
 // into memory the model owns.
@@ -49,7 +59,7 @@ typedef struct {
     real *probs;  // (B,H,T,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
                   // j > i unspecified
     real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i unspecified
-    real *pos;    // (B,H,T,T) CoPE positions p before clamping when cope_keep_positions, else NULL;
+    real *pos;    // (B,H,T,T) CoPE positions p before clamping when keep_positions, else NULL;
                   // entries j > i unspecified
     real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL; per row block only the columns its positions
                   // reach (up to floor(min(max p, npos-1)) + 2), the others unspecified
@@ -60,6 +70,7 @@ typedef struct {
 // One (sequence, head) as the kernels see it. Rows of the (T,dh) head views are `ld` apart.
 typedef struct {
     const AttnPE *pe;
+    const void *opts;           // the kernel's own options and tables (AttnPE.opts)
     AttnCache *cache;
     int T, C, dh;
     long bh;                    // b·H + h: this head's index in the (B,H,...) cache arrays
@@ -76,7 +87,6 @@ typedef struct {
     real *dgate_keys;           // backward: += gradient w.r.t. gate_keys (ld C), or NULL
     int rows;                   // the largest row block (work buffers are sized for it)
     int i0, i1;                 // the current row block
-    int blk;                    // a kernel's per-block state, kept from block_* to its row hooks
     real *work;                 // this kernel's per-thread work (work_size reals)
     real *partial;              // this kernel's per-head partial parameter gradient (zeroed; partial_size reals)
 } PEHead;
@@ -89,6 +99,16 @@ typedef struct {
     int n_keys;                // (NULL: this one alone); the registry turns it into the pe.type values
     void (*resolve)(Config *c, const Config *base);  // derived defaults (always run, like config.c's own)
     int (*check)(const Config *c, const char *src, char *err, int errlen);  // when pe.type has this part
+    // options and parameters
+    size_t opts_size;          // bytes of its options struct (AttnPE.opts), one per layer it acts on
+    // fills opts from the resolved config for layer `layer` (the hot paths then read only these
+    // numbers); returns 0 when the kernel does not act on that layer after all (CoPE's every_k_layers)
+    int (*setup)(void *opts, AttnPE *pe, const Config *c, int layer);
+    // its parameters, in layout order: `global_params` once before the layers' own (a table all layers
+    // share), into the opts of the first layer it acts on; `layer_params` after each acting layer's
+    // attention projections; `first` is the first acting layer's opts (opts itself on that layer)
+    void (*global_params)(void *first, PEParams *pp);
+    void (*layer_params)(void *opts, const void *first, PEParams *pp);
     int (*check_length)(const AttnPE *pe, int T, char *err, int errlen);
     // reals this kernel needs in the layer cache (bound after probs), per thread, per head
     long (*cache_size)(const AttnPE *pe, int B, int T, int C, int H);
@@ -124,7 +144,19 @@ extern const int pe_n_kernels;
 unsigned pe_bit(const char *name);
 // The parts of a pe.type value ("none", "cope", "cope+rel", ...) as AttnPE.parts bits.
 unsigned pe_parse_type(const char *type);
-// Whether kernel k acts under pe.
+// Whether kernel k acts under pe, and its options there (NULL when it does not act).
 int pe_on(const AttnPE *pe, const PEKernel *k);
+const void *pe_opts(const AttnPE *pe, const PEKernel *k);
+// Whether one of the kernels in parts transforms q and k before the logits (RoPE).
+int pe_transforms_qk(unsigned parts);
+
+// One layer's AttnPE from the resolved config (c->pe.type and the kernels' options): the model calls
+// these for each layer l of n_layers, tests for one. pe_layer_init returns -1 (out of memory) with
+// err; pe_declare_global runs before the layers' parameters, pe_declare_layer after layer l's
+// attention projections (layers[] is every layer's AttnPE, so shared tables reach the later layers).
+int pe_layer_init(AttnPE *pe, const Config *c, int layer, char *err, int errlen);
+void pe_layer_free(AttnPE *pe);
+void pe_declare_global(AttnPE *layers, int n_layers, PEParams *pp);
+void pe_declare_layer(AttnPE *layers, int layer, PEParams *pp);
 
 #endif

@@ -2,6 +2,7 @@
 // hooks (the order of their logit terms in the sum; RoPE's q/k transform runs before any head whatever
 // its place).
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pe.h"
@@ -14,7 +15,7 @@
 PE_REGISTRY(PE_EXTERN)
 const PEKernel *const pe_kernels[] = {PE_REGISTRY(PE_ENTRY)};
 const int pe_n_kernels = (int)(sizeof pe_kernels / sizeof pe_kernels[0]);
-_Static_assert(sizeof pe_kernels / sizeof pe_kernels[0] <= 8 * sizeof(unsigned), "AttnPE.parts has a bit each");
+_Static_assert(sizeof pe_kernels / sizeof pe_kernels[0] <= PE_MAX_KERNELS, "AttnPE.parts and .opts have room");
 
 unsigned pe_bit(const char *name) {
     for (int i = 0; i < pe_n_kernels; i++)
@@ -34,10 +35,79 @@ unsigned pe_parse_type(const char *type) {
     return parts;
 }
 
-int pe_on(const AttnPE *pe, const PEKernel *k) {
+static int kernel_index(const PEKernel *k) {
     for (int i = 0; i < pe_n_kernels; i++)
-        if (pe_kernels[i] == k) return pe->parts >> i & 1;
+        if (pe_kernels[i] == k) return i;
+    return -1;
+}
+
+int pe_on(const AttnPE *pe, const PEKernel *k) {
+    int i = kernel_index(k);
+    return i >= 0 && (pe->parts >> i & 1);
+}
+
+const void *pe_opts(const AttnPE *pe, const PEKernel *k) { return pe_on(pe, k) ? pe->opts[kernel_index(k)] : NULL; }
+
+int pe_transforms_qk(unsigned parts) {
+    for (int i = 0; i < pe_n_kernels; i++)
+        if ((parts >> i & 1) && pe_kernels[i]->qk_forward) return 1;
     return 0;
+}
+
+// ---------------------------------------------------------------- a layer's encodings
+// The options of a layer's kernels live in one allocation (at pe->opts[first acting kernel]), each
+// struct at a 16-byte multiple.
+
+static size_t opts_span(size_t n) { return (n + 15) / 16 * 16; }
+
+int pe_layer_init(AttnPE *pe, const Config *c, int layer, char *err, int errlen) {
+    memset(pe, 0, sizeof *pe);
+    unsigned parts = pe_parse_type(c->pe.type);
+    size_t total = 0;
+    for (int i = 0; i < pe_n_kernels; i++)
+        if (parts >> i & 1) total += opts_span(pe_kernels[i]->opts_size);
+    char *mem = total ? calloc(1, total) : NULL;
+    if (total && !mem) {
+        snprintf(err, errlen, "out of memory for the position encodings' options");
+        return -1;
+    }
+    for (int i = 0; i < pe_n_kernels; i++) {
+        if (!(parts >> i & 1)) continue;
+        pe->opts[i] = pe_kernels[i]->opts_size ? mem : NULL;
+        mem += opts_span(pe_kernels[i]->opts_size);
+        pe->parts |= 1u << i;
+        if (pe_kernels[i]->setup && !pe_kernels[i]->setup(pe->opts[i], pe, c, layer)) pe->parts &= ~(1u << i);
+    }
+    return 0;
+}
+
+void pe_layer_free(AttnPE *pe) {
+    for (int i = 0; i < pe_n_kernels; i++)
+        if (pe->opts[i]) {  // the first one holds the allocation
+            free(pe->opts[i]);
+            break;
+        }
+    memset(pe, 0, sizeof *pe);
+}
+
+// The opts of the first of the layers where kernel i acts, or NULL.
+static void *first_opts(AttnPE *layers, int n_layers, int i) {
+    for (int l = 0; l < n_layers; l++)
+        if (layers[l].parts >> i & 1) return layers[l].opts[i];
+    return NULL;
+}
+
+void pe_declare_global(AttnPE *layers, int n_layers, PEParams *pp) {
+    for (int i = 0; i < pe_n_kernels; i++) {
+        void *first = first_opts(layers, n_layers, i);
+        if (first && pe_kernels[i]->global_params) pe_kernels[i]->global_params(first, pp);
+    }
+}
+
+void pe_declare_layer(AttnPE *layers, int layer, PEParams *pp) {
+    for (int i = 0; i < pe_n_kernels; i++)
+        if ((layers[layer].parts >> i & 1) && pe_kernels[i]->layer_params)
+            pe_kernels[i]->layer_params(layers[layer].opts[i], first_opts(layers, layer + 1, i), pp);
 }
 
 void pe_reduce_partials(real *dst, const real *partials, long nbh, long n) {

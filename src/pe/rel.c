@@ -7,21 +7,34 @@
 // Per block, Zr = Q·Rtable (rows of the block, the columns they reach) is one product; row i then reads
 // the contiguous run Zr[i][n-1-i .. n-1]. Zr lives in per-thread work, not in the cache: the backward
 // needs only dZr (scattered from s·dA), which gives dq += dZr·Rtableᵀ and dtable += Qᵀ·dZr.
+#include <math.h>
 #include <stdio.h>
 
 #include "matmul.h"
 #include "pe.h"
 
+extern const PEKernel pe_rel;
+
+// A layer's relative PE (AttnPE.opts), from the config by rel_setup.
+typedef struct {
+    int npos;        // table columns; distance δ = i-j uses column npos-1-δ
+    int capped;      // distances beyond the table reuse column 0; else they are refused
+    PETensor table;  // (dh, npos), one for all heads and layers
+} Rel;
+
+static const Rel *rel_of(const AttnPE *pe) { return pe_opts(pe, &pe_rel); }
+
 static int rel_check_length(const AttnPE *pe, int T, char *err, int errlen) {
-    if (pe->rel_npos < 1) {
-        snprintf(err, errlen, "relative PE needs a table of at least 1 column (rel_npos %d)", pe->rel_npos);
+    const Rel *o = rel_of(pe);
+    if (o->npos < 1) {
+        snprintf(err, errlen, "relative PE needs a table of at least 1 column (rel_max_distance %d)", o->npos);
         return -1;
     }
-    if (!pe->rel_capped && T > pe->rel_npos) {
+    if (!o->capped && T > o->npos) {
         snprintf(err, errlen,
                  "context %d needs relative distances up to %d but the uncapped relative table has %d columns "
                  "(distances 0..%d); use pe.rel_capped to reuse the farthest entry, or a context <= %d",
-                 T, T - 1, pe->rel_npos, pe->rel_npos - 1, pe->rel_npos);
+                 T, T - 1, o->npos, o->npos - 1, o->npos);
         return -1;
     }
     return 0;
@@ -30,26 +43,27 @@ static int rel_check_length(const AttnPE *pe, int T, char *err, int errlen) {
 // work: Zr and dZr of a block, (rows, n) each
 static long rel_work_size(const AttnPE *pe, int T, int dh, int rows) {
     (void)T, (void)dh;
-    return 2L * rows * pe->rel_npos;
+    return 2L * rows * rel_of(pe)->npos;
 }
 
-static long rel_partial_size(const AttnPE *pe, int dh) { return (long)dh * pe->rel_npos; }
+static long rel_partial_size(const AttnPE *pe, int dh) { return (long)dh * rel_of(pe)->npos; }
 
 // The first table column the rows of the block reach: row i reaches n-1-i (or 0 when capped).
 static int rel_first_column(const PEHead *hd) {
-    int lo = hd->pe->rel_npos - hd->i1;
+    int lo = ((const Rel *)hd->opts)->npos - hd->i1;
     return lo > 0 ? lo : 0;
 }
 
 static void rel_block_forward(PEHead *hd) {
-    int n = hd->pe->rel_npos, lo = rel_first_column(hd);
+    const Rel *o = hd->opts;
+    int n = o->npos, lo = rel_first_column(hd);
     // Zr[rows][lo:n] = Q[rows]·Rtable[:, lo:n]
-    matmul(0, 0, hd->i1 - hd->i0, n - lo, hd->dh, 1, hd->q + (long)hd->i0 * hd->C, hd->C, hd->pe->rel_table + lo, n, 0,
+    matmul(0, 0, hd->i1 - hd->i0, n - lo, hd->dh, 1, hd->q + (long)hd->i0 * hd->C, hd->C, o->table.w + lo, n, 0,
            hd->work + lo, n);
 }
 
 static void rel_row_logits(PEHead *hd, int i, real *a) {
-    int n = hd->pe->rel_npos;
+    int n = ((const Rel *)hd->opts)->npos;
     const real *z = hd->work + (long)(i - hd->i0) * n;
     real s = hd->s;
     int jlo = i - (n - 1);  // keys j >= jlo are within the table
@@ -62,7 +76,7 @@ static void rel_row_logits(PEHead *hd, int i, real *a) {
 }
 
 static void rel_block_backward(PEHead *hd) {
-    int n = hd->pe->rel_npos, lo = rel_first_column(hd);
+    int n = ((const Rel *)hd->opts)->npos, lo = rel_first_column(hd);
     real *dz = hd->work + (long)(hd->i1 - hd->i0) * n;
     for (int i = hd->i0; i < hd->i1; i++)
         for (int m = lo; m < n; m++) dz[(long)(i - hd->i0) * n + m] = 0;
@@ -71,7 +85,7 @@ static void rel_block_backward(PEHead *hd) {
 // forward: a_ij += s·Zr[i][m(i,j)], so dZr[i][m(i,j)] += s·dA_ij
 static void rel_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     (void)dS;
-    int n = hd->pe->rel_npos, rows = hd->i1 - hd->i0;
+    int n = ((const Rel *)hd->opts)->npos, rows = hd->i1 - hd->i0;
     real *dz = hd->work + (long)rows * n + (long)(i - hd->i0) * n;
     real s = hd->s;
     int jlo = i - (n - 1), j = 0;
@@ -86,16 +100,18 @@ static void rel_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
 }
 
 static void rel_block_backward_end(PEHead *hd) {
-    int n = hd->pe->rel_npos, lo = rel_first_column(hd), rows = hd->i1 - hd->i0;
+    const Rel *o = hd->opts;
+    int n = o->npos, lo = rel_first_column(hd), rows = hd->i1 - hd->i0;
     const real *dz = hd->work + (long)rows * n;
     // dq[rows] += dZr[rows][lo:n]·Rtable[:, lo:n]ᵀ ;  partial[:, lo:n] += Q[rows]ᵀ·dZr[rows][lo:n]
-    matmul(0, 1, rows, hd->dh, n - lo, 1, dz + lo, n, hd->pe->rel_table + lo, n, 1, hd->dq + (long)hd->i0 * hd->ldd,
+    matmul(0, 1, rows, hd->dh, n - lo, 1, dz + lo, n, o->table.w + lo, n, 1, hd->dq + (long)hd->i0 * hd->ldd,
            hd->ldd);
     matmul(1, 0, hd->dh, n - lo, rows, 1, hd->q + (long)hd->i0 * hd->C, hd->C, dz + lo, n, 1, hd->partial + lo, n);
 }
 
 static void rel_reduce(const AttnPE *pe, const real *partials, long nbh, int dh) {
-    if (pe->rel_dtable) pe_reduce_partials(pe->rel_dtable, partials, nbh, (long)dh * pe->rel_npos);
+    const Rel *o = rel_of(pe);
+    if (o->table.dw) pe_reduce_partials(o->table.dw, partials, nbh, (long)dh * o->npos);
 }
 
 static const ConfigKey rel_keys[] = {
@@ -106,6 +122,25 @@ static const ConfigKey rel_keys[] = {
      "contexts than the table work."},
 };
 
+static int rel_setup(void *opts, AttnPE *pe, const Config *c, int layer) {
+    (void)pe, (void)layer;
+    Rel *o = opts;
+    o->npos = c->pe.rel_max_distance;
+    o->capped = c->pe.rel_capped;
+    return 1;
+}
+
+// One table for every layer, N(0, dh^-1/2) (docs/baselines.md §7.6), declared before the layers'.
+static void rel_global_params(void *first, PEParams *pp) {
+    Rel *o = first;
+    o->table = pp->add(pp, "rel_table", (long)pp->dh * o->npos, pp->decay_tables, 'n', 1.0 / sqrt(pp->dh));
+}
+
+static void rel_layer_params(void *opts, const void *first, PEParams *pp) {
+    (void)pp;
+    ((Rel *)opts)->table = ((const Rel *)first)->table;
+}
+
 static void rel_resolve(Config *c, const Config *base) {
     if (c->pe.rel_max_distance == 0) c->pe.rel_max_distance = base->model.block_size;
 }
@@ -115,6 +150,10 @@ const PEKernel pe_rel = {
     .keys = rel_keys,
     .n_keys = (int)(sizeof rel_keys / sizeof rel_keys[0]),
     .resolve = rel_resolve,
+    .opts_size = sizeof(Rel),
+    .setup = rel_setup,
+    .global_params = rel_global_params,
+    .layer_params = rel_layer_params,
     .check_length = rel_check_length,
     .work_size = rel_work_size,
     .partial_size = rel_partial_size,

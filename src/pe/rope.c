@@ -14,10 +14,17 @@ static real *rope_cs;  // (T, dh/2, 2)
 static int rope_T, rope_dh;
 static double rope_base;
 
+// A layer's RoPE (AttnPE.opts): the frequency base.
+typedef struct {
+    double base;
+} Rope;
+
+static double base_of(const AttnPE *pe) { return ((const Rope *)pe_opts(pe, &pe_rope))->base; }
+
 static int rope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     (void)T;
-    if (!(pe->rope_base > 1)) {
-        snprintf(err, errlen, "RoPE base %g must be > 1", pe->rope_base);
+    if (!(base_of(pe) > 1)) {
+        snprintf(err, errlen, "RoPE base %g must be > 1", base_of(pe));
         return -1;
     }
     return 0;
@@ -39,7 +46,8 @@ static void rope_prepare(const AttnPE *pe, int T, int dh) {
         fprintf(stderr, "rope.c: RoPE rotates pairs of channels, but the head dim %d is odd\n", dh);
         exit(1);
     }
-    if (rope_cs && T <= rope_T && dh == rope_dh && pe->rope_base == rope_base) return;
+    double base = base_of(pe);
+    if (rope_cs && T <= rope_T && dh == rope_dh && base == rope_base) return;
     free(rope_cs);
     rope_cs = malloc(sizeof(real) * (size_t)T * dh);
     if (!rope_cs) {
@@ -48,12 +56,12 @@ static void rope_prepare(const AttnPE *pe, int T, int dh) {
     }
     for (int t = 0; t < T; t++) {
         for (int m = 0; m < dh / 2; m++) {
-            double angle = t * pow(pe->rope_base, -2.0 * m / dh);
+            double angle = t * pow(base, -2.0 * m / dh);
             rope_cs[((long)t * (dh / 2) + m) * 2] = (real)cos(angle);
             rope_cs[((long)t * (dh / 2) + m) * 2 + 1] = (real)sin(angle);
         }
     }
-    rope_T = T, rope_dh = dh, rope_base = pe->rope_base;
+    rope_T = T, rope_dh = dh, rope_base = base;
 }
 
 void pe_rope_rotate(real *dst, int ldd, const real *src, int lds, int T, int dh) {
@@ -110,6 +118,12 @@ static const ConfigKey rope_keys[] = {
      "RoPE frequency base: pair i of a head rotates by position * base^(-2i/head_dim)."},
 };
 
+static int rope_setup(void *opts, AttnPE *pe, const Config *c, int layer) {
+    (void)pe, (void)layer;
+    ((Rope *)opts)->base = c->pe.rope_base;
+    return 1;
+}
+
 static int rope_check(const Config *c, const char *src, char *err, int errlen) {
     int dh = c->model.d_model / c->model.n_heads;
     if (dh % 2) {
@@ -125,6 +139,8 @@ const PEKernel pe_rope = {
     .keys = rope_keys,
     .n_keys = (int)(sizeof rope_keys / sizeof rope_keys[0]),
     .check = rope_check,
+    .opts_size = sizeof(Rope),
+    .setup = rope_setup,
     .check_length = rope_check_length,
     .cache_size = rope_cache_size,
     .cache_bind = rope_cache_bind,
