@@ -1,7 +1,9 @@
 // Position encodings: the absolute table the model adds to its input, and the kernels that act inside
-// attention (one file each: rope.c, rel.c, cope.c). attention.c runs the same loop for every layer and
-// calls the hooks of the kernels a layer has switched on (AttnPE.parts); adding an encoding means a new
-// file with one PEKernel and a line in pe_kernels[] (registry.c); README "Adding a position encoding".
+// attention (one file each: rope.c, rel.c, cope.c, alibi.c). Each kernel owns its config keys, its
+// options (a struct of its own per layer), its tables (declared into the model's parameters), its
+// cache and work memory and its hooks. attention.c runs the same loop for every layer and calls the
+// hooks of the kernels a layer has switched on (AttnPE.parts); adding an encoding means a new file
+// with one PEKernel and a line in PE_REGISTRY (registry.c); README "Adding a position encoding".
 //
 // How attention.c drives the hooks, per (sequence b, head h), rows cut into blocks [i0, i1):
 //   forward:  qk_forward (whole batch, before the heads: RoPE) → head_forward →
