@@ -464,98 +464,78 @@ static const char *type_name(KeyType t) {
     return "?";
 }
 
+// A '|'-separated list's items, each of length 1..maxlen-1, through fn (stopping at the first
+// nonzero return, which it returns).
+static int each_item(const char *list, int maxlen, int (*fn)(const char *item, void *ctx), void *ctx) {
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, '|');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char item[64];
+        if (len == 0 || (int)len >= maxlen || len >= sizeof item) return -2;
+        snprintf(item, sizeof item, "%.*s", (int)len, p);
+        int rc = fn ? fn(item, ctx) : 0;
+        if (rc) return rc;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static int not_in_choices(const char *item, void *choices) { return !in_list(choices, item); }
+
+// The declaration of one key: known section, type, offset, choices, range, default and doc.
+static int check_declaration(const ConfigKey *k, const char *where, char *err, int errlen) {
+    if (find_section(k->section) < 0) return errf(err, errlen, "%s: unknown section", where);
+    if ((int)k->type < KEY_INT || (int)k->type > KEY_CHOICE) return errf(err, errlen, "%s: bad type", where);
+    if (k->offset + field_size(k) > sizeof(Config))
+        return errf(err, errlen, "%s: offset %zu lies outside Config", where, k->offset);
+    if ((k->type == KEY_CHOICE) != (k->choices != NULL))
+        return errf(err, errlen, "%s: choices are given exactly for choice keys", where);
+    if (k->type == KEY_CHOICE && each_item(k->choices, CHOICE_LEN, NULL, NULL))
+        return errf(err, errlen, "%s: choice lengths must be 1..%d", where, CHOICE_LEN - 1);
+    if ((k->type == KEY_INT || k->type == KEY_REAL) && !(k->min <= k->max))
+        return errf(err, errlen, "%s: min > max", where);
+    if (!k->def || !k->doc || !k->doc[0]) return errf(err, errlen, "%s: needs a default and a doc", where);
+    cJSON *d = cJSON_Parse(k->def);
+    if (!d) return errf(err, errlen, "%s: default %s is not JSON", where, k->def);
+    Config scratch;
+    char e2[256];
+    int rc = set_value(&scratch, k, d, where, e2, sizeof e2);
+    cJSON_Delete(d);
+    if (rc) return errf(err, errlen, "%s (the default)", e2);
+    return 0;
+}
+
+// A key's `applies` names choices of its section's selector.
+static int check_applies(const ConfigKey *s, int n, const ConfigKey *k, const char *where, char *err, int errlen) {
+    const char *sel = selector_name(k->section);
+    int si = sel ? find_key(s, n, k->section, sel) : -1;
+    if (si < 0 || s[si].type != KEY_CHOICE)
+        return errf(err, errlen, "%s: section %s has no selector for `applies`", where, k->section);
+    if (each_item(k->applies, 64, not_in_choices, (void *)s[si].choices))
+        return errf(err, errlen, "%s: applies to \"%s\", not all of which are %s.%s choices", where, k->applies,
+                    k->section, sel);
+    return 0;
+}
+
 int config_schema_check(char *err, int errlen) {
     int n, np = 0, nt = 0;
     const ConfigKey *s = config_schema(&n);
     pe_config_keys(&np), task_config_keys(&nt);
-    if ((int)(sizeof core_keys / sizeof core_keys[0]) + np + nt > MAX_KEYS) {
-        errf(err, errlen, "config schema: more than %d keys", MAX_KEYS);
-        return -1;
-    }
-    Config scratch;
+    if ((int)(sizeof core_keys / sizeof core_keys[0]) + np + nt > MAX_KEYS)
+        return errf(err, errlen, "config schema: more than %d keys", MAX_KEYS);
     for (int i = 0; i < n; i++) {
         const ConfigKey *k = &s[i];
         char where[160];
         snprintf(where, sizeof where, "config schema: %s.%s", k->section, k->name);
-        if (find_section(k->section) < 0) {
-            errf(err, errlen, "%s: unknown section", where);
-            return -1;
-        }
-        if (find_key(s, n, k->section, k->name) != i) {
-            errf(err, errlen, "%s: declared twice", where);
-            return -1;
-        }
-        if ((int)k->type < KEY_INT || (int)k->type > KEY_CHOICE) {
-            errf(err, errlen, "%s: bad type", where);
-            return -1;
-        }
-        if (k->offset + field_size(k) > sizeof(Config)) {
-            errf(err, errlen, "%s: offset %zu lies outside Config", where, k->offset);
-            return -1;
-        }
-        if ((k->type == KEY_CHOICE) != (k->choices != NULL)) {
-            errf(err, errlen, "%s: choices are given exactly for choice keys", where);
-            return -1;
-        }
-        if (k->type == KEY_CHOICE)
-            for (const char *p = k->choices; *p;) {
-                const char *e = strchr(p, '|');
-                size_t len = e ? (size_t)(e - p) : strlen(p);
-                if (len == 0 || len >= CHOICE_LEN) {
-                    errf(err, errlen, "%s: choice lengths must be 1..%d", where, CHOICE_LEN - 1);
-                    return -1;
-                }
-                if (!e) break;
-                p = e + 1;
-            }
-        if ((k->type == KEY_INT || k->type == KEY_REAL) && !(k->min <= k->max)) {
-            errf(err, errlen, "%s: min > max", where);
-            return -1;
-        }
-        if (!k->def || !k->doc || !k->doc[0]) {
-            errf(err, errlen, "%s: needs a default and a doc", where);
-            return -1;
-        }
-        cJSON *d = cJSON_Parse(k->def);
-        if (!d) {
-            errf(err, errlen, "%s: default %s is not JSON", where, k->def);
-            return -1;
-        }
-        char e2[256];
-        int rc = set_value(&scratch, k, d, where, e2, sizeof e2);
-        cJSON_Delete(d);
-        if (rc) {
-            errf(err, errlen, "%s (the default)", e2);
-            return -1;
-        }
-        if (k->applies) {
-            const char *sel = selector_name(k->section);
-            int si = sel ? find_key(s, n, k->section, sel) : -1;
-            if (si < 0 || s[si].type != KEY_CHOICE) {
-                errf(err, errlen, "%s: section %s has no selector for `applies`", where, k->section);
-                return -1;
-            }
-            for (const char *p = k->applies; *p;) {
-                const char *e = strchr(p, '|');
-                size_t len = e ? (size_t)(e - p) : strlen(p);
-                char item[64];
-                snprintf(item, sizeof item, "%.*s", (int)len, p);
-                if (!in_list(s[si].choices, item)) {
-                    errf(err, errlen, "%s: applies to \"%s\", which is not a %s.%s choice", where, item,
-                           k->section, sel);
-                    return -1;
-                }
-                if (!e) break;
-                p = e + 1;
-            }
-        }
+        if (check_declaration(k, where, err, errlen)) return -1;
+        if (find_key(s, n, k->section, k->name) != i) return errf(err, errlen, "%s: declared twice", where);
+        if (k->applies && check_applies(s, n, k, where, err, errlen)) return -1;
     }
     for (int i = 0; i < N_SECTIONS; i++) {
         const char *sel = selector_name(sections[i]);
-        if (sel && find_key(s, n, sections[i], sel) < 0) {
-            errf(err, errlen, "config schema: the selector %s.%s is missing", sections[i], sel);
-            return -1;
-        }
+        if (sel && find_key(s, n, sections[i], sel) < 0)
+            return errf(err, errlen, "config schema: the selector %s.%s is missing", sections[i], sel);
     }
     return 0;
 }
