@@ -105,7 +105,7 @@ WIKITEXT = {
               "warmup_steps": 2000, "lr_min": 6e-5, "grad_clip": 1.0, "batch_size": 32, "grad_accum": 8,
               "steps": 100000, "loss_norm": "token", "eval_interval": 2000, "eval_sequences": 200,
               "log_interval": 50, "checkpoint_interval": 2000},
-    "pe": {"npos": 64, "rel_capped": True},
+    "pe": {"npos": 64, "rel_beyond": "cap"},
 }
 
 CODE = {
@@ -256,7 +256,7 @@ def cpu_experiment(name):
 # pe options that only exist for some types (config.c refuses them elsewhere).
 PE_KEY_TYPES = {
     "npos": ("cope", "cope+rel", "cope+rope"),
-    "rel_capped": ("rel", "cope+rel", "abs+rel"),
+    "rel_beyond": ("rel", "cope+rel", "abs+rel"),
 }
 
 
@@ -265,8 +265,8 @@ def config_for(exp, pe):
     for key, value in exp.get("pe", {}).items():
         if pe in PE_KEY_TYPES.get(key, (pe,)):
             pe_section[key] = value
-    if pe == "rel" and "rel_capped" not in pe_section:
-        pe_section["rel_capped"] = True  # so the model can be evaluated beyond its training length
+    if pe == "rel" and "rel_beyond" not in pe_section:
+        pe_section["rel_beyond"] = "cap"  # so the model can be evaluated beyond its training length
     out = {"notes": exp["notes"], "model": exp["model"], "pe": pe_section, "task": exp["task"],
            "train": exp["train"]}
     if "run" in exp:

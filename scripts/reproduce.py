@@ -441,7 +441,7 @@ def write_table(name, scale, pes, runs_dir, command):
         for pe in pes:
             run = runs[(groups[0], pe)]
             cells = [f"ours (T = {Ls[0]}): {PE_NAMES.get(pe, pe)}" + (" (capped)" if "rel" in pe and
-                                                                         run.config["pe"].get("rel_capped") else "")]
+                                                                         run.config["pe"].get("rel_beyond", "cap" if run.config["pe"].get("rel_capped") else "refuse") == "cap" else "")]
             for n in lm_lengths(run, spec):
                 row = run.find_eval(spec["split"], n)
                 if row:
@@ -452,7 +452,7 @@ def write_table(name, scale, pes, runs_dir, command):
                     cells.append("—")
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", "The paper's values beyond T' = T are read off its figure (about ±0.03). Our relative "
-                      "PE is relative-capped (pe.rel_capped: distances beyond the table reuse its last entry), "
+                      "PE is relative-capped (pe.rel_beyond \"cap\": distances beyond the table reuse its last entry), "
                       "the paper's middle curve; learned absolute PE has no positions beyond its table, so "
                       "longer windows are refused. Lengths plot: "
                       f"[{base}_lengths.svg]({base}_lengths.svg)."]

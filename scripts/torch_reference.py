@@ -54,7 +54,8 @@ class Spec:
         self.cope = "cope" in parts
         self.rope_base = float(pe.get("rope_base", 10000.0))
         self.rel_npos = pe.get("rel_max_distance", 0) or self.block_size
-        self.rel_capped = bool(pe.get("rel_capped", False))
+        # pe.rel_beyond: refuse | zero | cap (pe.rel_capped true is the old name of "cap")
+        self.rel_beyond = pe.get("rel_beyond", "cap" if pe.get("rel_capped", False) else "refuse")
         self.cope_npos = pe.get("npos", 0) or self.block_size + 1
         self.nodiv = bool(pe.get("nodiv", False))
         self.sep_keys = bool(pe.get("sep_keys", False))
@@ -127,21 +128,22 @@ def rope(x, base):
     return torch.stack((y0, y1), dim=-1).flatten(-2)
 
 
-def rel_logits(q, table, capped):
+def rel_logits(q, table, beyond):
     """Shaw-style relative term (official RelPosEmb, §4.2): R_ij = q_i·r_m, m = n-1-(i-j), one table
-    (dh, n) for all layers and heads. Capped (--rel-pos-extend): distances beyond n-1 use column 0.
+    (dh, n) for all layers and heads. Distances beyond n-1: "cap" (--rel-pos-extend) uses column 0,
+    "zero" adds nothing (the official uncapped model), "refuse" refuses T > n.
     Entries j > i are garbage and must be masked by the caller."""
     T, n = q.shape[-2], table.shape[-1]
     i = torch.arange(T)[:, None]
     j = torch.arange(T)[None, :]
     m = n - 1 - (i - j)
-    if capped:
-        m = m.clamp(min=0)
-    elif T > n:
-        raise ValueError(f"uncapped relative PE with {n} columns cannot run at T={T}")
-    m = m.clamp(min=0, max=n - 1)  # j > i (masked) and, if capped, the far distances
+    if beyond == "refuse" and T > n:
+        raise ValueError(f"relative PE with {n} columns refuses T={T} (pe.rel_beyond refuse)")
+    far = m < 0
+    m = m.clamp(min=0, max=n - 1)  # j > i (masked) and the far distances
     zr = q @ table  # (..., T, n): logit against every distance column
-    return zr.gather(-1, m.expand(*zr.shape[:-2], T, T))
+    r = zr.gather(-1, m.expand(*zr.shape[:-2], T, T))
+    return r.masked_fill(far, 0.0) if beyond == "zero" else r
 
 
 def cope_logits(q, gate_logits, table, mask, npos):
@@ -210,7 +212,7 @@ def attend(spec, P, l, q, k, v, kc, mask):
     qk = q @ k.transpose(-1, -2)
     logits = qk
     if spec.rel:
-        logits = logits + rel_logits(q, P["rel_table"], spec.rel_capped)
+        logits = logits + rel_logits(q, P["rel_table"], spec.rel_beyond)
     if spec.cope_layer(l):
         # Gate logits: attention's own q·k (shared keys), or q·kc with the separate key projection
         # (--cope-sep-key). Under RoPE the gates see the rotated q, k (and rotated kc) by default, the

@@ -36,6 +36,7 @@ typedef struct {
     char rope_gates[32];   // rotated | unrotated: what the gates see (cope+rope)
     int rel_max_distance;  // relative table size; 0 = block_size (rel)
     int rel_capped;        // distances beyond the table reuse its farthest entry (rel)
+    char rel_beyond[32];   // refuse | zero | cap: distances beyond the table (rel)
     double rope_base;      // (rope)
 } PEConfig;
 

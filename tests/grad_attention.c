@@ -25,7 +25,8 @@ typedef struct {
     double p_drop;
     int rope;
     int cope, npos, nodiv, sep, unrot;
-    int rel, rel_npos, capped;
+    int rel, rel_npos;
+    const char *beyond;  // pe.rel_beyond (NULL: the default, refuse)
     const char *more;  // another kernel by name: pe.type itself when the fields above name none, else
                        // added to them (a combination no pe.type names: the loop composes any set)
     double qk_scale; // scale of q and k
@@ -79,8 +80,8 @@ static void spec_pe_json(const Spec *s, char *out, size_t n) {
                         s->nodiv ? "true" : "false", s->sep ? "true" : "false");
     if (s->cope && s->rope && s->unrot) len += snprintf(out + len, n - len, ", \"rope_gates\": \"unrotated\"");
     if (s->rel)
-        len += snprintf(out + len, n - len, ", \"rel_max_distance\": %d, \"rel_capped\": %s", s->rel_npos,
-                        s->capped ? "true" : "false");
+        len += snprintf(out + len, n - len, ", \"rel_max_distance\": %d, \"rel_beyond\": \"%s\"", s->rel_npos,
+                        s->beyond ? s->beyond : "refuse");
     snprintf(out + len, n - len, "}");
 }
 
@@ -169,7 +170,8 @@ static void test_key_padding(void) { run_case(&(Spec){BASE, .pad = 1}); }
 static void test_dropout(void) { run_case(&(Spec){BASE, .p_drop = 0.3}); }
 static void test_rope(void) { run_case(&(Spec){BASE, .rope = 1}); }
 static void test_rel_uncapped(void) { run_case(&(Spec){BASE, .rel = 1, .rel_npos = 9}); }
-static void test_rel_capped_beyond_table(void) { run_case(&(Spec){BASE, .rel = 1, .rel_npos = 4, .capped = 1}); }
+static void test_rel_capped_beyond_table(void) { run_case(&(Spec){BASE, .rel = 1, .rel_npos = 4, .beyond = "cap"}); }
+static void test_rel_zero_beyond_table(void) { run_case(&(Spec){BASE, .rel = 1, .rel_npos = 4, .beyond = "zero", .pad = 1}); }
 static void test_cope_default(void) { run_case(&(Spec){BASE, .cope = 1, .npos = 8}); }
 static void test_cope_nodiv(void) { run_case(&(Spec){BASE, .cope = 1, .npos = 8, .nodiv = 1}); }
 static void test_cope_sep_keys(void) { run_case(&(Spec){BASE, .cope = 1, .npos = 8, .sep = 1}); }
@@ -208,11 +210,11 @@ static void test_cope_clamped_nodiv_padding(void) { run_case(&(Spec){BASE, .cope
 // the smallest tables a config allows: two CoPE positions (every position past 1 clamped at 1) and
 // one relative column (every distance reuses it)
 static void test_tiny_tables(void) {
-    run_case(&(Spec){BASE, .cope = 1, .npos = 2, .rel = 1, .rel_npos = 1, .capped = 1, .pad = 1});
+    run_case(&(Spec){BASE, .cope = 1, .npos = 2, .rel = 1, .rel_npos = 1, .beyond = "cap", .pad = 1});
 }
 // everything at once, and one block of the default height over T = 70 (two blocks, the last partial)
 static void test_all_together(void) {
-    run_case(&(Spec){BASE, .cope = 1, .npos = 4, .sep = 1, .rel = 1, .rel_npos = 5, .capped = 1, .pad = 1,
+    run_case(&(Spec){BASE, .cope = 1, .npos = 4, .sep = 1, .rel = 1, .rel_npos = 5, .beyond = "cap", .pad = 1,
                      .p_drop = 0.2});
 }
 static void test_default_blocks_long(void) {
@@ -312,6 +314,7 @@ int main(void) {
     RUN(test_rope);
     RUN(test_rel_uncapped);
     RUN(test_rel_capped_beyond_table);
+    RUN(test_rel_zero_beyond_table);
     RUN(test_cope_default);
     RUN(test_cope_nodiv);
     RUN(test_cope_sep_keys);

@@ -209,29 +209,31 @@ static void test_dropout_mask(void) {
     layer_free(&L);
 }
 
-// Relative PE: logit term s·q_i·r_m with m = n-1-(i-j) (column n-1 is distance 0), and with the
-// capped table distances beyond n-1 use column 0. q = e_0, k = 0 and r_m = (0.3·m, 0, ...) make
-// the logits s·0.3·m(i,j), so each row of probabilities is known in closed form.
+// Relative PE: logit term s·q_i·r_m with m = n-1-(i-j) (column n-1 is distance 0); distances beyond
+// n-1 (pe.rel_beyond) use column 0 when capped and add nothing when zero. q = e_0, k = 0 and
+// r_m = (0.3·(m+1), 0, ...) make the logits s·0.3·(m(i,j)+1), so each row of probabilities is known
+// in closed form (and column 0's logit, s·0.3, is not the zero mode's 0).
 static void test_relative_columns(void) {
     enum { T = 9, C = 4, N = 5 };
-    for (int capped = 0; capped <= 1; capped++) {
-        int Tr = capped ? T : N;
+    const char *beyond[] = {"refuse", "cap", "zero"};
+    for (int x = 0; x < 3; x++) {
+        int Tr = x ? T : N;  // refuse: only up to the table's length
+        char pe_json[128];
+        snprintf(pe_json, sizeof pe_json, "{\"type\": \"rel\", \"rel_max_distance\": %d, \"rel_beyond\": \"%s\"}", N,
+                 beyond[x]);
         Layer L;
-        layer_init(&L, 1, Tr, C, 1,
-                   capped ? "{\"type\": \"rel\", \"rel_max_distance\": 5, \"rel_capped\": true}"
-                          : "{\"type\": \"rel\", \"rel_max_distance\": 5}",
-                   0, 5);
+        layer_init(&L, 1, Tr, C, 1, pe_json, 0, 5);
         memset(L.q, 0, sizeof(real) * Tr * C), memset(L.k, 0, sizeof(real) * Tr * C), memset(L.R, 0, sizeof(real) * C * N);
         for (int t = 0; t < Tr; t++) L.q[t * C] = 1;
-        for (int m = 0; m < N; m++) L.R[m] = (real)(0.3 * m);
+        for (int m = 0; m < N; m++) L.R[m] = (real)(0.3 * (m + 1));
         layer_forward(&L);
         double got[T * T], want[T * T];
         for (int i = 0; i < Tr; i++) {
             double z = 0, e[T];
             for (int j = 0; j <= i; j++) {
                 int m = N - 1 - (i - j);
-                if (m < 0) m = 0;
-                e[j] = exp(0.5 * 0.3 * m);
+                double logit = m >= 0 ? 0.5 * 0.3 * (m + 1) : x == 1 ? 0.5 * 0.3 /* column 0 */ : 0 /* no term */;
+                e[j] = exp(logit);
                 z += e[j];
             }
             for (int j = 0; j < Tr; j++) {  // entries j > i are outside the row
@@ -239,8 +241,9 @@ static void test_relative_columns(void) {
                 got[i * Tr + j] = j <= i ? L.cache.probs[i * Tr + j] : 0;
             }
         }
-        check_close(capped ? "capped rel probabilities (T > table)" : "rel probabilities", got, want, (long)Tr * Tr, 1e-6,
-                    1e-5);
+        char what[64];
+        snprintf(what, sizeof what, "rel probabilities, beyond %s (T %d, table %d)", beyond[x], Tr, N);
+        check_close(what, got, want, (long)Tr * Tr, 1e-6, 1e-5);
         layer_free(&L);
     }
 }
@@ -285,10 +288,10 @@ static void test_longer_than_training(void) {
     enum { Ttrain = 8, T = 40 };
     const char *pes[] = {
         "{\"type\": \"cope\", \"npos\": 9}",
-        "{\"type\": \"rel\", \"rel_max_distance\": 8, \"rel_capped\": true}",
+        "{\"type\": \"rel\", \"rel_max_distance\": 8, \"rel_beyond\": \"cap\"}",
         "{\"type\": \"rope\"}",
         "{\"type\": \"none\"}",
-        "{\"type\": \"cope+rel\", \"npos\": 9, \"rel_max_distance\": 8, \"rel_capped\": true}",
+        "{\"type\": \"cope+rel\", \"npos\": 9, \"rel_max_distance\": 8, \"rel_beyond\": \"cap\"}",
     };
     const char *names[] = {"cope", "rel capped", "rope", "none", "cope+rel capped"};
     char err[256];
@@ -337,7 +340,7 @@ static void run_threads(const char *name, const char *pe_json, real p_drop) {
 static void test_threads_bit_identical(void) {
     run_threads("none + dropout", "{\"type\": \"none\"}", 0.1f);
     run_threads("cope+rel, sep keys, dropout",
-                "{\"type\": \"cope+rel\", \"npos\": 9, \"rel_max_distance\": 20, \"rel_capped\": true, "
+                "{\"type\": \"cope+rel\", \"npos\": 9, \"rel_max_distance\": 20, \"rel_beyond\": \"cap\", "
                 "\"sep_keys\": true}",
                 0.1f);
     run_threads("cope+rope unrotated gates", "{\"type\": \"cope+rope\", \"npos\": 38, \"rope_gates\": \"unrotated\"}",

@@ -186,6 +186,9 @@ static void test_applies(void) {
     EXPECT_ERROR("{\"pe\": {\"type\": \"rel\", \"abs_kind\": \"sinusoidal\"}}", "pe.abs_kind", "abs|abs+rel");
     // explicitly setting a value equal to the default counts too
     EXPECT_ERROR("{\"pe\": {\"type\": \"none\", \"rel_capped\": false}}", "pe.rel_capped", "\"none\"");
+    // pe.rel_capped is the old name of pe.rel_beyond "cap": it still loads, and a contradiction is refused
+    EXPECT_ERROR("{\"pe\": {\"type\": \"rel\", \"rel_capped\": true, \"rel_beyond\": \"zero\"}}", "pe.rel_capped",
+                 "contradicts pe.rel_beyond \"zero\"");
     Config c;
     CHECK(load(&c, "{\"pe\": {\"type\": \"cope\", \"npos\": 64}}", NULL, 0) == 0, "%s", err);
     // the selector may come from an override: the check runs after all of them
