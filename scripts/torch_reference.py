@@ -357,12 +357,15 @@ def selftest():
     n, dh = 4, 3
     q = torch.randn(T, dh, dtype=torch.float64)
     tab = torch.randn(dh, n, dtype=torch.float64)
-    R = rel_logits(q, tab, capped=True)
-    err = 0.0
-    for a in range(T):
-        for b in range(a + 1):
-            err = max(err, abs(R[a, b].item() - (q[a] @ tab[:, max(n - 1 - (a - b), 0)]).item()))
-    report("relative term R_ij = q_i . r[max(n-1-(i-j), 0)]", err, 1e-14)
+    for beyond in ("cap", "zero"):
+        R = rel_logits(q, tab, beyond)
+        err = 0.0
+        for a in range(T):
+            for b in range(a + 1):
+                m = n - 1 - (a - b)
+                want = (q[a] @ tab[:, max(m, 0)]).item() if m >= 0 or beyond == "cap" else 0.0
+                err = max(err, abs(R[a, b].item() - want))
+        report(f"relative term, {beyond} beyond the table: R_ij = q_i . r[n-1-(i-j)]", err, 1e-14)
 
     # RoPE: q_i·k_j after rotation depends on i - j only
     x = torch.randn(1, dh * 2, dtype=torch.float64).expand(6, -1)

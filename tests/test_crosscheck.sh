@@ -66,7 +66,9 @@ for norm in post pre; do
             dump "$n-abs-learned" $common pe.type=abs pe.abs_kind=learned
             dump "$n-abs-sinusoidal" $common pe.type=abs pe.abs_kind=sinusoidal
             dump "$n-rel" $common pe.type=rel
-            dump "$n-rel-capped5" $common pe.type=rel pe.rel_max_distance=5 pe.rel_capped=true
+            dump "$n-rel-capped5" $common pe.type=rel pe.rel_max_distance=5 pe.rel_beyond=cap
+            dump "$n-rel-zero5" $common pe.type=rel pe.rel_max_distance=5 pe.rel_beyond=zero
+            dump "$n-rel-oldname-capped5" $common pe.type=rel pe.rel_max_distance=5 pe.rel_capped=true
             dump "$n-rope" $common pe.type=rope
             dump "$n-cope" $common pe.type=cope
             dump "$n-cope-nodiv" $common pe.type=cope pe.nodiv=true
