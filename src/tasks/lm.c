@@ -257,13 +257,13 @@ static const ConfigKey lm_keys[] = {
     {"task", "tokenizer", KEY_CHOICE, TASK_KEY(tokenizer), 0, 0, "byte|word|gpt2|bpe", "\"byte\"", 0, NULL,
      "byte: the 256 byte values; word: whitespace-separated words of the training text, <unk> and <eos> "
      "(end of line); gpt2: GPT-2's byte-level BPE from task.bpe_dir (the paper's LM tokenizer, presumably "
-     "[UNKNOWN]); bpe: a byte-level BPE of task.vocab_size ids trained on the training text "
-     "(docs/tokenizers.md)"},
+     "[UNKNOWN]); bpe: a byte-level BPE of task.vocab_size ids trained on the training text, see "
+     "docs/tokenizers.md"},
     {"task", "bpe_dir", KEY_STRING, TASK_KEY(bpe_dir), 0, 0, NULL, "\"data/gpt2\"", 0, NULL,
-     "gpt2: the folder holding GPT-2's encoder.json and vocab.bpe (scripts/fetch_data.sh gpt2)"},
+     "gpt2: the folder holding GPT-2's encoder.json and vocab.bpe, fetched by scripts/fetch_data.sh gpt2"},
     {"task", "vocab_size", KEY_INT, TASK_KEY(vocab_size), 257, 1048576, NULL, "4096", 0, NULL,
-     "bpe: token ids in all, the 256 bytes included (vocab_size - 256 merges at most; fewer when no pair of "
-     "tokens occurs twice more)"},
+     "bpe: token ids in all, the 256 bytes included: at most vocab_size - 256 merges, fewer when no pair "
+     "of tokens occurs twice more"},
     {"task", "cache_dir", KEY_STRING, TASK_KEY(cache_dir), 0, 0, NULL, "\"cache\"", 1, NULL,
      "gpt2, bpe: where tokenised texts and trained tokenizers are kept, so a corpus is tokenised once (a "
      "stale or corrupt file is made again); \"\" = keep none"},
