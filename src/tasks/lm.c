@@ -264,7 +264,7 @@ static const ConfigKey lm_keys[] = {
     {"task", "vocab_size", KEY_INT, TASK_KEY(vocab_size), 257, 1048576, NULL, "4096", 0, NULL,
      "bpe: token ids in all, the 256 bytes included: at most vocab_size - 256 merges, fewer when no pair "
      "of tokens occurs twice more"},
-    {"task", "cache_dir", KEY_STRING, TASK_KEY(cache_dir), 0, 0, NULL, "\"cache\"", 1, NULL,
+    {"task", "cache_dir", KEY_STRING, TASK_KEY(cache_dir), 0, 0, NULL, "\"data/cache\"", 1, NULL,
      "gpt2, bpe: where tokenised texts and trained tokenizers are kept, so a corpus is tokenised once (a "
      "stale or corrupt file is made again); \"\" = keep none"},
     {"task", "min_count", KEY_INT, TASK_KEY(min_count), 1, TASK_INT_MAX, NULL, "1", 0, NULL,
