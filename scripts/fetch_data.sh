@@ -2,7 +2,7 @@
 # Downloads the public text corpora of the language-modelling experiments into data/, laid out for
 # the lm task (task.data_dir = the folder; train.txt, valid.txt, test.txt):
 #
-#   scripts/fetch_data.sh [wikitext-103|wikitext-2|tinyshakespeare|all] [DEST]     (DEST: data)
+#   scripts/fetch_data.sh [wikitext-103|wikitext-2|tinyshakespeare|gpt2|all] [DEST]     (DEST: data)
 #
 #   wikitext-103     DEST/wikitext-103/{train,valid,test}.txt   raw (untokenised) WikiText-103 v1,
 #                    Merity et al. 2016, the CoPE paper's LM data (≈540 MB of text, 180 MB zip)
@@ -10,6 +10,10 @@
 #                    same articles' style at 1/50 the size, for quick runs
 #   tinyshakespeare  DEST/tinyshakespeare/input.txt              karpathy/char-rnn (1.1 MB), one
 #                    file: use task.text_file with task.valid_fraction / task.test_fraction
+#   gpt2             DEST/gpt2/{encoder.json,vocab.bpe}          GPT-2's tokenizer (task.tokenizer
+#                    "gpt2", task.bpe_dir): OpenAI's files, from its public blob store; offline,
+#                    the gzip copies the tests use (tests/data/gpt2/, the same files) are unpacked.
+#                    Either way their SHA-256 is checked.
 #
 # Sources: the WikiText zips from their original address (Salesforce Research's S3 bucket); if it
 # is gone, the same files are in the Hugging Face dataset Salesforce/wikitext (as parquet), and
@@ -65,6 +69,28 @@ wikitext() {  # name (wikitext-103 | wikitext-2)
     wc -c "$out"/train.txt "$out"/valid.txt "$out"/test.txt
 }
 
+GPT2_URL=${GPT2_URL:-https://openaipublic.blob.core.windows.net/gpt-2/models/124M}
+GPT2_SHA256="196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783  encoder.json
+1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5  vocab.bpe"
+
+gpt2() {
+    out=$dest/gpt2
+    here=$(cd "$(dirname "$0")/.." && pwd)
+    mkdir -p "$out"
+    for f in encoder.json vocab.bpe; do
+        [ -s "$out/$f" ] && continue
+        if ! (download "$GPT2_URL/$f" "$out/$f") 2>/dev/null; then
+            rm -f "$out/$f.part"
+            echo "fetch_data: unpacking the repository's copy of $f (tests/data/gpt2/)"
+            gunzip -c "$here/tests/data/gpt2/$f.gz" >"$out/$f.part" && mv "$out/$f.part" "$out/$f" || die "cannot unpack $f"
+        fi
+    done
+    if command -v sha256sum >/dev/null 2>&1; then
+        (cd "$out" && echo "$GPT2_SHA256" | sha256sum -c --quiet) || die "$out: the files differ from GPT-2's (delete them and retry)"
+    fi
+    wc -c "$out/encoder.json" "$out/vocab.bpe"
+}
+
 shakespeare() {
     out=$dest/tinyshakespeare
     if [ -s "$out/input.txt" ]; then
@@ -80,7 +106,8 @@ case $what in
     wikitext-103) wikitext wikitext-103 ;;
     wikitext-2) wikitext wikitext-2 ;;
     tinyshakespeare) shakespeare ;;
-    all) wikitext wikitext-2; shakespeare; wikitext wikitext-103 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
-    *) die "unknown corpus \"$what\" (wikitext-103, wikitext-2, tinyshakespeare or all)" ;;
+    gpt2) gpt2 ;;
+    all) gpt2; wikitext wikitext-2; shakespeare; wikitext wikitext-103 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) die "unknown corpus \"$what\" (wikitext-103, wikitext-2, tinyshakespeare, gpt2 or all)" ;;
 esac

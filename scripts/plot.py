@@ -4,10 +4,15 @@
   scripts/plot.py curves  RUN... [--split train] [--metric loss] [--logy] [-o curves.svg]
       a metric of metrics.jsonl against the training step, one line per run (e.g. the training
       loss, or --split valid --metric error)
-  scripts/plot.py lengths RUN... [--split valid] [--metric ppl] [--step N] [-o lengths.svg]
+  scripts/plot.py lengths RUN... [--split valid] [--metric M] [--step N] [--set K=V]... [-o lengths.svg]
       a metric of eval.jsonl (written by ./eval --lengths ...) against the evaluation length, one
-      line per run: the paper's length-generalisation figure. With several evaluations of one
-      (split, length), the latest step's (or --step's) last line counts.
+      line per run: the paper's length-generalisation figure. The metric defaults to the task's:
+      ppl for language models (task.name lm in the run's config.json), error otherwise. Points are
+      keyed by their evaluation settings: only lines evaluated with exactly the --set overrides
+      given here count (none given: lines evaluated without --set; run.threads is not a setting),
+      so an extra evaluation with other settings (e.g. --set task.p_sparse=0.9) never replaces a
+      point. Among the lines of one (split, length, settings), the latest step's (or --step's)
+      last line counts.
 
 RUN is a run folder (runs/<name>); its label is the folder name unless given as LABEL=FOLDER.
 Metrics: loss, error, seq_error (in %), ppl, bits_per_token, bits_per_byte: whatever the lines hold.
@@ -179,26 +184,58 @@ def curves(args):
              logy=args.logy, markers=args.split != "train")
 
 
+def task_metric(folder):
+    """The default metric of a run's task: ppl for a language model, error otherwise."""
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            name = json.load(f).get("task", {}).get("name")
+    except (OSError, ValueError):
+        name = None
+    if name is None:
+        rows = read_jsonl(os.path.join(folder, "eval.jsonl"))
+        return "ppl" if any("ppl" in r for r in rows) else "error"
+    return "ppl" if name == "lm" else "error"
+
+
+def settings(overrides):
+    """The evaluation settings of --set overrides: sorted, without run.threads (last bits only)."""
+    return tuple(sorted(o for o in overrides or [] if not o.startswith("run.threads=")))
+
+
 def lengths(args):
     series = []
+    metrics = set()
+    want = settings(args.set)
     for arg in args.runs:
         label, folder = parse_run(arg)
+        metric = args.metric or task_metric(folder)
+        metrics.add(metric)
         rows = [r for r in read_jsonl(os.path.join(folder, "eval.jsonl"))
-                if r.get("split") == args.split and args.metric in r]
+                if r.get("split") == args.split and metric in r]
+        others = sorted({settings(r.get("set")) for r in rows} - {want})
+        rows = [r for r in rows if settings(r.get("set")) == want]
         if args.step is not None:
             rows = [r for r in rows if r["step"] == args.step]
         elif rows:
             last = max(r["step"] for r in rows)
             rows = [r for r in rows if r["step"] == last]
-        pts = {}
+        pts, seqs = {}, {}
         for r in rows:
-            pts[r["length"]] = r[args.metric]
+            pts[r["length"]] = r[metric]
+            seqs.setdefault(r["length"], set()).add(r.get("sequences"))
+        for length, n in sorted(seqs.items()):
+            if len(n) > 1:
+                print(f"plot.py: {folder}: length {length} was evaluated on {sorted(n)} sequences; the last line counts",
+                      file=sys.stderr)
         if not pts:
-            print(f"plot.py: {folder}: no eval.jsonl lines for split {args.split} with {args.metric}", file=sys.stderr)
+            told = "" if not others else " (it has lines with --set " + "; ".join(" ".join(o) or "none" for o in others) + ")"
+            print(f"plot.py: {folder}: no eval.jsonl lines for split {args.split} with {metric} evaluated with "
+                  f"--set {' '.join(want) or 'none'}{told}", file=sys.stderr)
         series.append((label, sorted(pts.items())))
-    unit = " (%)" if args.metric in ("error", "seq_error") else ""
-    svg_plot(series, args.title or f"{args.split} {args.metric} against evaluation length", "evaluation length",
-             args.metric + unit, args.output, logy=args.logy, logx=args.logx, markers=True)
+    metric = "/".join(sorted(metrics))
+    unit = " (%)" if metrics <= {"error", "seq_error"} else ""
+    svg_plot(series, args.title or f"{args.split} {metric} against evaluation length", "evaluation length",
+             metric + unit, args.output, logy=args.logy, logx=args.logx, markers=True)
 
 
 def main():
@@ -215,7 +252,9 @@ def main():
     l = sub.add_parser("lengths", help="metric against evaluation length (eval.jsonl)")
     l.add_argument("runs", nargs="+")
     l.add_argument("--split", default="valid")
-    l.add_argument("--metric", default="ppl")
+    l.add_argument("--metric", help="default: the task's (ppl for language models, error otherwise)")
+    l.add_argument("--set", action="append", metavar="K=V",
+                   help="plot the lines evaluated with these ./eval --set overrides (default: none)")
     l.add_argument("--step", type=int, help="the checkpoint step to plot (default: the latest evaluated)")
     l.add_argument("--logy", action="store_true")
     l.add_argument("--logx", action="store_true")

@@ -57,7 +57,9 @@ static void usage(void) {
             "                     weights, and for CoPE layers the gates and the positions p_ij\n"
             "Language models: at length T' the split's tokens are cut into consecutive non-overlapping\n"
             "windows of T' tokens, each evaluated from an empty context, and every token of every\n"
-            "window is scored; ppl = exp(mean loss). Results are appended to runs/<name>/eval.jsonl.\n"
+            "window is scored; loss, ppl = exp(loss) and bits/tok are per token (of the run's\n"
+            "tokenizer), bits/byte the same total over the text's bytes (comparable across tokenizers).\n"
+            "Results are appended to runs/<name>/eval.jsonl.\n"
             "The checkpoint must belong to the run (its config that of runs/<name>/config.json).\n"
             "Exit status: 0, 3 when some lengths were refused (position encoding or memory), 2 for bad\n"
             "arguments, 1 for errors.\n");
@@ -534,8 +536,8 @@ static int evaluate_one(Evaluation *e, const EvalArgs *a, int li, const char *sp
     if (a->sequences > 0 && a->sequences < n_seq) n_seq = a->sequences;
     double loss = eval_loss(&es);
     if (lm)
-        printf("%-8s %7ld %7d %8ld %10.4f %10.3f %10.4f\n", split, length, T, n_seq, loss, loss_ppl(loss),
-               loss_bits(loss));
+        printf("%-8s %7ld %7d %8ld %10.4f %10.3f %10.4f %10.4f\n", split, length, T, n_seq, loss, loss_ppl(loss),
+               loss_bits(loss), loss_bits(loss) / task_bytes_per_token(task, split));
     else
         printf("%-8s %7ld %7d %8ld %10.4f %10.2f %10.2f\n", split, length, T, n_seq, loss, 100 * eval_error(&es),
                100 * eval_seq_error(&es));
@@ -553,8 +555,8 @@ static int evaluate_lengths(Evaluation *e, const EvalArgs *a) {
     printf("eval %s: %s (step %lld), task %s, pe %s, %d threads%s\n", a->run_dir, ckpt_name,
            (long long)e->ck.state.step, e->cfg.task.name, e->cfg.pe.type, e->threads,
            lm ? "; windows of T' tokens, non-overlapping" : "");
-    printf("%-8s %7s %7s %8s %10s %10s %10s\n", "split", "length", "context", "seqs", "loss", lm ? "ppl" : "error%",
-           lm ? "bits/tok" : "seq_err%");
+    printf("%-8s %7s %7s %8s %10s %10s %10s%s\n", "split", "length", "context", "seqs", "loss", lm ? "ppl" : "error%",
+           lm ? "bits/tok" : "seq_err%", lm ? "  bits/byte" : "");
     int refused = 0, rc = 0;
     for (int li = 0; li < e->n_lengths && rc != 1; li++)
         for (int s = 0; s < e->n_splits && rc != 1; s++) {

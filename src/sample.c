@@ -2,8 +2,10 @@
 //
 // Each new token recomputes the whole forward pass over the context (contexts are small; no KV
 // cache), a window of the last model.block_size tokens once the text is longer. The prompt is
-// tokenized as the run's task does: bytes (byte tokenizer) or the training vocabulary's words
-// with <unk> for unknown ones and <eos> at line ends (word tokenizer). Temperature 0 is greedy
+// tokenized as the run's task does: bytes or BPE tokens (task_encode), or the training
+// vocabulary's words with <unk> for unknown ones and <eos> at line ends (word tokenizer). At the
+// end, stderr gets the sample's size in tokens and bytes and the model's own loss on it per token
+// and per byte (README: per-token and per-byte numbers). Temperature 0 is greedy
 // (argmax, the lowest id on ties); otherwise the logits are divided by the temperature, cut to the
 // top k (k > 0) and sampled with a seeded generator, so the same arguments give the same text.
 // The text goes to stdout (prompt and continuation, nothing else); the header goes to stderr.
@@ -35,17 +37,16 @@ static void usage(void) {
             "  --seed s           the sampler's seed (default 0)\n"
             "  --checkpoint FILE  a checkpoint of the run (default: the one `latest` names)\n"
             "  --threads N        threads (default: the run's run.threads, 0 = all cores)\n"
-            "For language-model runs (task.name lm), byte or word tokenizer. Deterministic for the\n"
-            "same arguments and thread count.\n");
+            "For language-model runs (task.name lm), any tokenizer. Deterministic for the same\n"
+            "arguments and thread count.\n");
 }
 
 // The prompt's tokens (malloc'd, *n of them).
-static int *encode_prompt(const Task *task, int word, const char *prompt, long *n) {
+static int *encode_prompt(Task *task, int word, const char *prompt, long *n) {
     size_t len = strlen(prompt);
     if (!word) {
         int *ids = malloc(sizeof(int) * (len + 1));
-        for (size_t i = 0; i < len; i++) ids[i] = (unsigned char)prompt[i];
-        *n = (long)len;
+        *n = ids ? task_encode(task, prompt, len, ids) : 0;
         return ids;
     }
     // The training vocabulary rebuilt from the task's token strings: ids are kept in order, so
@@ -66,19 +67,33 @@ static int *encode_prompt(const Task *task, int word, const char *prompt, long *
 }
 
 // Words are separated by spaces, except at the start of a line.
-static void print_token(const Task *task, int word, int id, int *line_start) {
+// Returns the bytes printed.
+static size_t print_token(const Task *task, int word, int id, int *line_start) {
+    size_t len = 0;
     if (!word) {
-        putchar(id);
-        return;
+        const char *s = task_token_text(task, id, &len);
+        fwrite(s, 1, len, stdout);
+        return len;
     }
     if (id == WORD_EOS) {
         putchar('\n');
         *line_start = 1;
-        return;
+        return 1;
     }
     if (!*line_start) putchar(' ');
+    len = !*line_start + strlen(task_token_str(task, id));
     fputs(task_token_str(task, id), stdout);
     *line_start = 0;
+    return len;
+}
+
+// -log p(id) under the model's own distribution (temperature 1, no top-k), in nats.
+static double token_loss(const real *logits, int V, int id) {
+    double mx = logits[0], sum = 0;
+    for (int v = 1; v < V; v++)
+        if (logits[v] > mx) mx = logits[v];
+    for (int v = 0; v < V; v++) sum += exp(logits[v] - mx);
+    return mx + log(sum) - logits[id];
 }
 
 // The next token from a row of logits.
@@ -167,6 +182,8 @@ static int parse_args(int argc, char **argv, SampleArgs *a) {
 
 // Generates a->n_tokens tokens after the prompt, printing them as they come.
 static int generate(Model *m, Task *task, const SampleArgs *a, const char *ckpt_path, int threads) {
+    int newline = '\n';
+    task_encode(task, "\n", 1, &newline);  // the id of a line end (a byte or a BPE token)
     char err[1024];
     int word = strcmp(m->cfg.task.tokenizer, "word") == 0, V = m->V, W = m->block_size;
     long n_prompt;
@@ -181,7 +198,7 @@ static int generate(Model *m, Task *task, const SampleArgs *a, const char *ckpt_
         goto done;
     }
     long n = 0;
-    if (n_prompt == 0) text[n++] = word ? WORD_EOS : '\n';  // the model needs one token to condition on
+    if (n_prompt == 0) text[n++] = word ? WORD_EOS : newline;  // the model needs one token to condition on
     for (long i = 0; i < n_prompt; i++) text[n++] = prompt_ids[i];
     fprintf(stderr, "sample: %s, %s, temperature %g, top-k %ld, seed %ld, window %d tokens, %d threads\n", a->run_dir,
             strrchr(ckpt_path, '/') ? strrchr(ckpt_path, '/') + 1 : ckpt_path, a->temperature, a->top_k, a->seed, W,
@@ -190,6 +207,8 @@ static int generate(Model *m, Task *task, const SampleArgs *a, const char *ckpt_
     fflush(stdout);
     Rng rng;
     rng_seed(&rng, (uint64_t)a->seed);
+    double loss = 0;  // nats, summed over the generated tokens
+    size_t bytes = 0;
     int line_start = n_prompt == 0 || a->prompt[strlen(a->prompt) - 1] == '\n';
     for (long k = 0; k < a->n_tokens; k++) {
         long start = n > W ? n - W : 0;
@@ -203,11 +222,16 @@ static int generate(Model *m, Task *task, const SampleArgs *a, const char *ckpt_
         }
         model_forward(m, &b, 0);
         int id = choose(m->logits + (long)(T - 1) * V, V, a->temperature, (int)a->top_k, &rng, p);
+        loss += token_loss(m->logits + (long)(T - 1) * V, V, id);
         text[n++] = id;
-        print_token(task, word, id, &line_start);
+        bytes += print_token(task, word, id, &line_start);
         fflush(stdout);
     }
     putchar('\n');
+    if (a->n_tokens > 0)
+        fprintf(stderr, "sample: %ld tokens, %zu bytes (%.2f bytes per token); the model's loss on them: %.4f nats per "
+                "token, %.4f bits per byte\n", a->n_tokens, bytes, (double)bytes / (double)a->n_tokens,
+                loss / (double)a->n_tokens, bytes ? loss / log(2.0) / (double)bytes : 0.0);
 done:
     batch_free(&b);
     free(p);

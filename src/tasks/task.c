@@ -72,6 +72,14 @@ const char *task_token_str(const Task *t, int id) {
     return t->ops->token_str(t, id);
 }
 
+const char *task_token_text(const Task *t, int id, size_t *len) {
+    if (id < 0 || id >= t->vocab_size || !t->ops->token_text) return NULL;
+    return t->ops->token_text(t, id, len);
+}
+long task_encode(Task *t, const char *text, size_t len, int *out) {
+    return t->ops->encode ? t->ops->encode(t, text, len, out) : -1;
+}
+
 void task_next_train(Task *t, Batch *b, int B) { t->ops->next_train(t, b, B); }
 double task_train_epoch(const Task *t) { return t->ops->train_epoch ? t->ops->train_epoch(t) : -1.0; }
 

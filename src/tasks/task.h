@@ -31,6 +31,12 @@ int task_vocab_size(const Task *t);
 int task_max_length(const Task *t);  // the longest T its training batches have (counting: of any split)
 int task_is_language_model(const Task *t);  // metrics: perplexity (and bits per byte) instead of error
 const char *task_token_str(const Task *t, int id);  // printable name of a token ("?" if out of range)
+// Language models whose tokens stand for bytes of text (the byte and BPE tokenizers): the bytes of
+// token id (*len of them; NULL when the task has no such tokens or id is out of range), and text
+// tokenized as the task tokenizes its data: the number of tokens, written to out unless it is NULL
+// (-1 when the task has no such tokenizer).
+const char *task_token_text(const Task *t, int id, size_t *len);
+long task_encode(Task *t, const char *text, size_t len, int *out);
 
 // Training stream: fills b with B sequences (B ≤ b->cap_B) and advances the cursor. Finite
 // training sets run epoch after epoch, reshuffled each epoch; a batch may span two epochs.

@@ -37,9 +37,12 @@ typedef struct {
     int sparse_blanks;       // "sparse" split
     char copy_format[TASK_CHOICE]; // lm | mamba
     // language modelling
-    char tokenizer[TASK_CHOICE];   // byte | word
+    char tokenizer[TASK_CHOICE];   // byte | word | gpt2 | bpe
     int min_count;           // word: rarer training words become <unk>
     int max_vocab;           // word: keep the most frequent (0 = all)
+    char bpe_dir[TASK_STR];  // gpt2: the folder of encoder.json and vocab.bpe
+    int vocab_size;          // bpe: ids in all, the 256 bytes included
+    char cache_dir[TASK_STR];// gpt2, bpe: tokenised texts and trained tokenizers ("" = none)
     char train_file[TASK_STR], valid_file[TASK_STR], test_file[TASK_STR];  // under data_dir
     char text_file[TASK_STR];      // one file split by fractions instead of data_dir
     double valid_fraction, test_fraction;

@@ -33,6 +33,10 @@ typedef struct {
     int (*split_max_length)(const Task *t, int split);
     int (*eval_batch)(Task *t, int split, long first, Batch *b, int B);
     const char *(*token_str)(const Task *t, int id);
+    // Language models on text: the bytes a token stands for, and text to tokens (task.h). NULL, or
+    // NULL / -1 for a tokenizer whose tokens do not stand for bytes (words).
+    const char *(*token_text)(const Task *t, int id, size_t *len);
+    long (*encode)(Task *t, const char *text, size_t len, int *out);
     double (*train_epoch)(const Task *t);                      // NULL: endless stream
     double (*bytes_per_token)(const Task *t, int split);       // NULL: not a language model
     // The cursor: a fixed number of bytes for a given task and config.

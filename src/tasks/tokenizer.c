@@ -12,6 +12,7 @@ struct Vocab {
     char *chars;
     size_t nchars, capchars;
     size_t *start;  // (n) offset of each word in chars (NUL-terminated there)
+    size_t *len;    // (n) its length: words may hold NUL bytes (BPE tokens, pre-tokens)
     long *count;    // (n)
     int n, cap;
     int *table;     // (tabsize) id + 1, 0 = empty
@@ -40,6 +41,7 @@ void vocab_free(Vocab *v) {
     if (!v) return;
     free(v->chars);
     free(v->start);
+    free(v->len);
     free(v->count);
     free(v->table);
     free(v);
@@ -48,14 +50,18 @@ void vocab_free(Vocab *v) {
 int vocab_size(const Vocab *v) { return v->n; }
 const char *vocab_word(const Vocab *v, int id) { return id >= 0 && id < v->n ? v->chars + v->start[id] : NULL; }
 long vocab_get_count(const Vocab *v, int id) { return id >= 0 && id < v->n ? v->count[id] : 0; }
+const char *vocab_bytes(const Vocab *v, int id, size_t *len) {
+    if (id < 0 || id >= v->n) return NULL;
+    *len = v->len[id];
+    return v->chars + v->start[id];
+}
 
 static size_t slot_of(const Vocab *v, const char *w, size_t len) {
     size_t mask = v->tabsize - 1, i = (size_t)hash_word(w, len) & mask;
     for (;;) {
         int id = v->table[i] - 1;
         if (id < 0) return i;
-        const char *s = v->chars + v->start[id];
-        if (strncmp(s, w, len) == 0 && s[len] == 0) return i;
+        if (v->len[id] == len && memcmp(v->chars + v->start[id], w, len) == 0) return i;
         i = (i + 1) & mask;
     }
 }
@@ -69,10 +75,7 @@ static int grow_table(Vocab *v) {
     free(v->table);
     v->table = t;
     v->tabsize = size;
-    for (int id = 0; id < v->n; id++) {
-        const char *s = v->chars + v->start[id];
-        v->table[slot_of(v, s, strlen(s))] = id + 1;
-    }
+    for (int id = 0; id < v->n; id++) v->table[slot_of(v, v->chars + v->start[id], v->len[id])] = id + 1;
     return 0;
 }
 
@@ -85,6 +88,9 @@ int vocab_add(Vocab *v, const char *w, size_t len) {
         size_t *st = realloc(v->start, sizeof(size_t) * (size_t)cap);
         if (!st) return -1;
         v->start = st;
+        size_t *ln = realloc(v->len, sizeof(size_t) * (size_t)cap);
+        if (!ln) return -1;
+        v->len = ln;
         long *ct = realloc(v->count, sizeof(long) * (size_t)cap);
         if (!ct) return -1;
         v->count = ct;
@@ -101,6 +107,7 @@ int vocab_add(Vocab *v, const char *w, size_t len) {
     memcpy(v->chars + v->nchars, w, len);
     v->chars[v->nchars + len] = 0;
     v->start[v->n] = v->nchars;
+    v->len[v->n] = len;
     v->count[v->n] = 0;
     v->nchars += len + 1;
     v->table[slot] = ++v->n;
@@ -196,8 +203,7 @@ Vocab *word_vocab_build(const char *text, size_t len, int min_count, int max_voc
         if (max_vocab > 0 && v->n >= max_vocab) break;
         int id = ids[i].id;
         if (counts->count[id] < min_count) break;
-        const char *w = counts->chars + counts->start[id];
-        int nid = vocab_add(v, w, strlen(w));
+        int nid = vocab_add(v, counts->chars + counts->start[id], counts->len[id]);
         if (nid < 0) goto fail;
         v->count[nid] = counts->count[id];
     }

@@ -1,6 +1,7 @@
-// Tokenizers: a vocabulary (words <-> ids), the official counting code's SimpleTokenizer
+// Tokenizers: a vocabulary (words <-> ids; a word is any byte string, NUL bytes included), the official counting code's SimpleTokenizer
 // normalisation, and the word-level tokenizer of language modelling (<unk>, <eos>, min count).
-// Byte-level tokenization needs none of this: a byte is its own id.
+// Byte-level tokenization needs none of this: a byte is its own id; BPE (bpe.h) interns its tokens
+// and pre-tokens in Vocabs.
 #ifndef TOKENIZER_H
 #define TOKENIZER_H
 
@@ -13,7 +14,8 @@ void vocab_free(Vocab *v);
 int vocab_size(const Vocab *v);
 int vocab_find(const Vocab *v, const char *w, size_t len);  // -1: absent
 int vocab_add(Vocab *v, const char *w, size_t len);         // the word's id, new or existing (-1: out of memory)
-const char *vocab_word(const Vocab *v, int id);
+const char *vocab_word(const Vocab *v, int id);  // NUL-terminated (after its length)
+const char *vocab_bytes(const Vocab *v, int id, size_t *len);  // NULL if out of range
 // Per-word counters for building a vocabulary by frequency: count[id] grows with each vocab_count.
 int vocab_count(Vocab *v, const char *w, size_t len);        // adds the word if new; returns its id
 long vocab_get_count(const Vocab *v, int id);
