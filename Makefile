@@ -68,7 +68,8 @@ $(BUILD)/tools/tool_%: tests/tool_%.c $(BUILD)/libcore_d.a
 #   sanitize  the test binaries and tests/smoke.sh (every program briefly), for slow builds.
 SUITE ?= all
 SUITE_all :=
-SUITE_fast = $(TESTS_F) $(TESTS_D) tests/test_eval.sh tests/test_tasks_train.sh tests/test_crosscheck.sh
+SUITE_fast = $(TESTS_F) $(TESTS_D) tests/test_eval.sh tests/test_tasks_train.sh tests/test_crosscheck.sh \
+             tests/test_tokenizers.sh
 SUITE_sanitize = $(TESTS_F) $(TESTS_D) tests/smoke.sh
 test: all $(TESTS_F) $(TESTS_D) $(TOOLS)
 	$(if $(filter $(SUITE),all fast sanitize),,$(error SUITE=$(SUITE): expected all, fast or sanitize))
