@@ -35,26 +35,34 @@ static int active_kernels(const AttnPE *pe, const PEKernel **ks) {
     return n;
 }
 
-long attention_cache_size(const AttnPE *pe, int B, int T, int C, int H) {
+long attention_cache_size_rows(const AttnPE *pe, int B, int R, int T, int C, int H) {
     const PEKernel *ks[MAX_KERNELS];
     int nk = active_kernels(pe, ks);
-    long n = (long)B * H * T * T;  // probs
+    long n = (long)B * H * R * T;  // probs
     for (int i = 0; i < nk; i++)
-        if (ks[i]->cache_size) n += ks[i]->cache_size(pe, B, T, C, H);
+        if (ks[i]->cache_size) n += ks[i]->cache_size(pe, B, R, T, C, H);
     return n;
 }
 
-void attention_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H) {
+void attention_cache_bind_rows(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H) {
     const PEKernel *ks[MAX_KERNELS];
     int nk = active_kernels(pe, ks);
     memset(cache, 0, sizeof *cache);
     cache->probs = mem;
-    mem += (long)B * H * T * T;
+    mem += (long)B * H * R * T;
     for (int i = 0; i < nk; i++) {
         if (!ks[i]->cache_size) continue;
-        ks[i]->cache_bind(cache, mem, pe, B, T, C, H);
-        mem += ks[i]->cache_size(pe, B, T, C, H);
+        ks[i]->cache_bind(cache, mem, pe, B, R, T, C, H);
+        mem += ks[i]->cache_size(pe, B, R, T, C, H);
     }
+}
+
+long attention_cache_size(const AttnPE *pe, int B, int T, int C, int H) {
+    return attention_cache_size_rows(pe, B, T, T, C, H);
+}
+
+void attention_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H) {
+    attention_cache_bind_rows(cache, mem, pe, B, T, T, C, H);
 }
 
 int attention_check_length(const AttnPE *pe, int T, char *err, int errlen) {
@@ -96,6 +104,7 @@ typedef struct {
     const PEKernel *ks[MAX_KERNELS];
     int nk;
     int B, T, C, H, dh, rows;
+    int r0;                         // the first query row: rows r0..T-1 against keys 0..T-1
     real s;
     const real *q, *k, *q_in, *k_in, *v;  // q, k: as attention uses them (rotated under RoPE)
     const uint8_t *key_pad;
@@ -110,12 +119,13 @@ typedef struct {
 } Call;
 
 static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, const real *v, const uint8_t *key_pad,
-                       const AttnPE *pe, real p_drop, uint64_t drop_key, int B, int T, int C, int H, int backward) {
+                       const AttnPE *pe, real p_drop, uint64_t drop_key, int B, int T, int r0, int C, int H,
+                       int backward) {
     memset(c, 0, sizeof *c);
     c->pe = pe;
     c->cache = cache;
     c->nk = active_kernels(pe, c->ks);
-    c->B = B, c->T = T, c->C = C, c->H = H, c->dh = C / H;
+    c->B = B, c->T = T, c->r0 = r0, c->C = C, c->H = H, c->dh = C / H;
     c->rows = block_rows < T ? block_rows : T;
     c->s = (real)(1.0 / sqrt((double)c->dh));
     c->q = c->q_in = q;
@@ -171,6 +181,7 @@ static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
         .k_in = c->k_in + off,
         .gate_keys = c->pe->gate_keys ? c->pe->gate_keys + off : NULL,
         .pad = c->key_pad ? c->key_pad + (bh / c->H) * c->T : NULL,
+        .r0 = c->r0,
         .rows = c->rows,
     };
     for (int i = 0; i < c->nk; i++) {
@@ -215,13 +226,13 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
     long off = (bh / c->H) * T * C + (bh % c->H) * dh;
     const real *q = c->q + off, *k = c->k + off, *v = c->v + off;
     const uint8_t *pad = c->key_pad ? c->key_pad + (bh / c->H) * T : NULL;
-    real *probs = c->cache->probs + bh * T * T;
+    real *probs = c->cache->probs + bh * (T - c->r0) * T;  // row i at probs + (i - r0)·T
     real *S = thread, *drop = thread + 2L * c->rows * T;
     PEHead hd[MAX_KERNELS];
     head_views(c, bh, thread, hd);
     for (int x = 0; x < c->nk; x++)
         if (c->ks[x]->head_forward) c->ks[x]->head_forward(&hd[x]);
-    for (int i0 = 0; i0 < T; i0 += c->rows) {
+    for (int i0 = c->r0; i0 < T; i0 += c->rows) {
         int i1 = i0 + c->rows < T ? i0 + c->rows : T, nr = i1 - i0;
         // S[rows][0:i1] = Q[rows]·K[0:i1]ᵀ  (raw q·k; the upper triangle is never read)
         matmul(0, 1, nr, i1, dh, 1, q + (long)i0 * C, C, k, C, 0, S, T);
@@ -231,7 +242,7 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
             if (c->ks[x]->block_forward) c->ks[x]->block_forward(&hd[x]);
         }
         for (int i = i0; i < i1; i++) {
-            real *a = probs + (long)i * T;
+            real *a = probs + (long)(i - c->r0) * T;
             const real *Si = S + (long)(i - i0) * T;
 #pragma omp simd
             for (int j = 0; j <= i; j++) a[j] = c->s * Si[j];
@@ -251,24 +262,35 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
             }
         }
         // out[rows] = α'[rows][0:i1]·V[0:i1]
-        matmul(0, 0, nr, dh, i1, 1, c->p_drop > 0 ? drop : probs + (long)i0 * T, T, v, C, 0, out + off + (long)i0 * C,
-               C);
+        matmul(0, 0, nr, dh, i1, 1, c->p_drop > 0 ? drop : probs + (long)(i0 - c->r0) * T, T, v, C, 0,
+               out + off + (long)i0 * C, C);
     }
 }
 
-void attention_forward(real *out, AttnCache *cache, const real *q, const real *k, const real *v,
-                       const uint8_t *key_pad, const AttnPE *pe, real p_drop, uint64_t drop_key, int B, int T, int C,
-                       int H) {
+static void forward_rows(real *out, AttnCache *cache, const real *q, const real *k, const real *v,
+                         const uint8_t *key_pad, const AttnPE *pe, real p_drop, uint64_t drop_key, int B, int T, int r0,
+                         int C, int H) {
     Call c;
-    call_setup(&c, cache, q, k, v, key_pad, pe, p_drop, drop_key, B, T, C, H, 0);
+    call_setup(&c, cache, q, k, v, key_pad, pe, p_drop, drop_key, B, T, r0, C, H, 0);
     for (int x = 0; x < c.nk; x++)
-        if (c.ks[x]->qk_forward) c.ks[x]->qk_forward(&c.q, &c.k, cache, q, k, pe, B, T, C, H);
+        if (c.ks[x]->qk_forward) c.ks[x]->qk_forward(&c.q, &c.k, cache, q, k, pe, B, T, r0, C, H);
 #pragma omp parallel
     {
         real *thread = c.threads + (long)omp_get_thread_num() * c.thread_work;
 #pragma omp for schedule(dynamic, 1)
         for (long bh = 0; bh < (long)B * H; bh++) head_forward(&c, out, bh, thread);
     }
+}
+
+void attention_forward(real *out, AttnCache *cache, const real *q, const real *k, const real *v,
+                       const uint8_t *key_pad, const AttnPE *pe, real p_drop, uint64_t drop_key, int B, int T, int C,
+                       int H) {
+    forward_rows(out, cache, q, k, v, key_pad, pe, p_drop, drop_key, B, T, 0, C, H);
+}
+
+void attention_forward_rows(real *out, AttnCache *cache, const real *q, const real *k, const real *v,
+                            const uint8_t *key_pad, const AttnPE *pe, int T, int r0, int C, int H) {
+    forward_rows(out, cache, q, k, v, key_pad, pe, 0, 0, 1, T, r0, C, H);
 }
 
 static void head_backward(const Call *c, real *dq, real *dk, real *dv, const real *dout, long bh, real *thread) {
@@ -350,7 +372,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const At
                         uint64_t drop_key, int B, int T, int C, int H) {
     Call c;
     // the backward only reads the cache
-    call_setup(&c, (AttnCache *)cache, q, k, v, key_pad, pe, p_drop, drop_key, B, T, C, H, 1);
+    call_setup(&c, (AttnCache *)cache, q, k, v, key_pad, pe, p_drop, drop_key, B, T, 0, C, H, 1);
     for (int x = 0; x < c.nk; x++)
         if (c.ks[x]->qk_saved) c.ks[x]->qk_saved(&c.q, &c.k, cache);
 #pragma omp parallel

@@ -34,6 +34,14 @@ void attention_set_block_rows(int rows);
 void attention_forward(real *out, AttnCache *cache, const real *q, const real *k, const real *v,
                        const uint8_t *key_pad, const AttnPE *pe, real p_drop, uint64_t drop_key, int B, int T, int C,
                        int H);
+// The forward of one sequence's query rows r0..T-1 only, against keys 0..T-1, without dropout: for
+// inference (decoding a new row with the keys of the earlier ones, streaming a long sequence in row
+// blocks). q, k, v, out are one sequence's (T,C) (q, out: rows r0..T-1 are read and written), key_pad
+// its (T) or NULL; the cache holds R = T - r0 rows (attention_*_rows with B = 1, R).
+long attention_cache_size_rows(const AttnPE *pe, int B, int R, int T, int C, int H);
+void attention_cache_bind_rows(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H);
+void attention_forward_rows(real *out, AttnCache *cache, const real *q, const real *k, const real *v,
+                            const uint8_t *key_pad, const AttnPE *pe, int T, int r0, int C, int H);
 // dq, dk, dv (B,T,C) accumulated (+=); also pe->dgate_keys and the gradients of the kernels' tables.
 void attention_backward(real *dq, real *dk, real *dv, const real *dout, const AttnCache *cache, const real *q,
                         const real *k, const real *v, const uint8_t *key_pad, const AttnPE *pe, real p_drop,

@@ -250,7 +250,8 @@ static long carve(Model *m, real *mem, int B, int T) {
         if (mem) a->kc = NULL;
         if (pe->own_keys) TAKE(a->kc, BTC);
         TAKE(a->att, BTC);
-        TAKE(a->cache_mem, attention_cache_size(pe, B, T, m->C, m->H));
+        if (mem) a->cache_mem = NULL;
+        if (!m->infer_rows) TAKE(a->cache_mem, attention_cache_size(pe, B, T, m->C, m->H));
         TAKE(a->res1, BTC);
         TAKE(a->ln2, BTC);
         TAKE(a->ln2_mean, BT);
@@ -269,20 +270,29 @@ static long carve(Model *m, real *mem, int B, int T) {
     TAKE(m->probs, BTV);
     TAKE(m->losses, BT);
     TAKE(m->scratch, BTC);
-    TAKE(m->dx, BTC);
-    TAKE(m->dtmp, BTC);
-    TAKE(m->datt, BTC);
-    TAKE(m->dwide, BTF);
-    TAKE(m->dwide2, BTF);
-    TAKE(m->dq, BTC);
-    TAKE(m->dk, BTC);
-    TAKE(m->dv, BTC);
-    TAKE(m->dkc, BTC);
+    if (m->infer_rows) {  // one attention cache for a block of rows of one sequence; no backward
+        long cache = 0;
+        for (int l = 0; l < m->L; l++) {
+            long n = attention_cache_size_rows(&m->pe[l], 1, m->infer_rows < T ? m->infer_rows : T, T, m->C, m->H);
+            cache = n > cache ? n : cache;
+        }
+        TAKE(m->infer_cache, cache);
+    } else {
+        TAKE(m->dx, BTC);
+        TAKE(m->dtmp, BTC);
+        TAKE(m->datt, BTC);
+        TAKE(m->dwide, BTF);
+        TAKE(m->dwide2, BTF);
+        TAKE(m->dq, BTC);
+        TAKE(m->dk, BTC);
+        TAKE(m->dv, BTC);
+        TAKE(m->dkc, BTC);
+    }
 #undef TAKE
     if (mem)
         for (int l = 0; l < m->L; l++) {
             m->pe[l].gate_keys = m->layers[l].wkc ? m->acts[l].kc : NULL;
-            m->pe[l].dgate_keys = m->layers[l].wkc ? m->dkc : NULL;
+            m->pe[l].dgate_keys = m->layers[l].wkc && !m->infer_rows ? m->dkc : NULL;
         }
     return used;
 }
@@ -292,7 +302,7 @@ long model_activation_size(Model *m, int B, int T) { return carve(m, NULL, B, T)
 double model_activation_bytes(Model *m, int B, int T) {
     // The attention caches hold a few B·H·T² tables per layer; past 2^50 reals (which no machine
     // holds) carve's long arithmetic could overflow, and that lower bound is answer enough.
-    double quadratic = (double)B * m->H * T * (double)T * m->L;
+    double quadratic = m->infer_rows ? (double)m->H * T * (double)m->infer_rows : (double)B * m->H * T * (double)T * m->L;
     if (quadratic > 1125899906842624.0) return quadratic * sizeof(real);
     return (double)carve(m, NULL, B, T) * sizeof(real);
 }
@@ -349,78 +359,128 @@ static void add_into(real *out, const real *a, const real *b, long n) {
     for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-static void layer_forward(Model *m, int l, const uint8_t *key_pad) {
+// Inference attention: each sequence's query rows t0..T-1 in blocks of infer_rows rows, through the
+// one shared cache (block [r0, r1) attends to keys 0..r1-1).
+static void attention_blocks(Model *m, int l, const uint8_t *key_pad, int t0) {
+    LayerActs *a = &m->acts[l];
+    int T = m->T, C = m->C, H = m->H;
+    for (int b = 0; b < m->B; b++) {
+        long o = (long)b * T * C;
+        AttnPE pe = m->pe[l];  // this sequence's gate keys
+        if (pe.gate_keys) pe.gate_keys += o;
+        for (int r0 = t0; r0 < T; r0 += m->infer_rows) {
+            int r1 = r0 + m->infer_rows < T ? r0 + m->infer_rows : T;
+            attention_cache_bind_rows(&a->cache, m->infer_cache, &pe, 1, r1 - r0, r1, C, H);
+            attention_forward_rows(a->att + o, &a->cache, a->q + o, a->k + o, a->v + o,
+                                   key_pad ? key_pad + (long)b * T : NULL, &pe, r1, r0, C, H);
+        }
+    }
+}
+
+// Rows t0..T-1 of the batch (t0 > 0 only for one sequence, whose earlier rows an earlier call left in
+// the activations: the keys and values attention needs).
+static void layer_forward(Model *m, int l, const uint8_t *key_pad, int t0) {
     const LayerParams *p = &m->layers[l];
     LayerActs *a = &m->acts[l];
-    int B = m->B, T = m->T, C = m->C, F = m->F, H = m->H, N = B * T;
-    long BTC = (long)N * C;
+    int B = m->B, T = m->T, C = m->C, F = m->F, H = m->H, N = B * T - t0;
+    long BTC = (long)N * C, o = (long)t0 * C, of = (long)t0 * F;
     real pd = dropout_p(m);
-    const real *x = layer_input(m, l);
+    const real *x = layer_input(m, l) + o;
     int pre = m->pre;
 
     // attention block: pre-norm attends to LN1(x), post-norm to x
     const real *att_in = x;
     if (pre) {
-        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1_w, p->ln1_b, N, C);
-        att_in = a->ln1;
+        layernorm_forward(a->ln1 + o, a->ln1_mean + t0, a->ln1_rstd + t0, x, p->ln1_w, p->ln1_b, N, C);
+        att_in = a->ln1 + o;
     }
-    linear_forward(a->q, att_in, p->wq, p->bq, N, C, C);
-    linear_forward(a->k, att_in, p->wk, p->bk, N, C, C);
-    linear_forward(a->v, att_in, p->wv, p->bv, N, C, C);
-    if (p->wkc) linear_forward(a->kc, att_in, p->wkc, p->bkc, N, C, C);
+    linear_forward(a->q + o, att_in, p->wq, p->bq, N, C, C);
+    linear_forward(a->k + o, att_in, p->wk, p->bk, N, C, C);
+    linear_forward(a->v + o, att_in, p->wv, p->bv, N, C, C);
+    if (p->wkc) linear_forward(a->kc + o, att_in, p->wkc, p->bkc, N, C, C);
     const AttnPE *pe = &m->pe[l];
-    attention_cache_bind(&a->cache, a->cache_mem, pe, B, T, C, H);
-    attention_forward(a->att, &a->cache, a->q, a->k, a->v, key_pad, pe, pd, site_key(m, l, SITE_ATTN_PROBS), B, T,
-                      C, H);
-    linear_forward(m->scratch, a->att, p->wo, p->bo, N, C, C);
+    if (m->infer_rows) {
+        attention_blocks(m, l, key_pad, t0);
+    } else {
+        attention_cache_bind(&a->cache, a->cache_mem, pe, B, T, C, H);
+        attention_forward(a->att, &a->cache, a->q, a->k, a->v, key_pad, pe, pd, site_key(m, l, SITE_ATTN_PROBS), B,
+                          T, C, H);
+    }
+    linear_forward(m->scratch + o, a->att + o, p->wo, p->bo, N, C, C);
     dropout_forward(m->scratch, m->scratch, pd, site_key(m, l, SITE_ATTN_OUT), BTC);
-    add_into(a->res1, x, m->scratch, BTC);
+    add_into(a->res1 + o, x, m->scratch + o, BTC);
 
     // feed-forward block: post-norm normalises the sum first, pre-norm normalises the FF input
     const real *ff_in, *ff_base;
     if (pre) {
-        layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, p->ln2_w, p->ln2_b, N, C);
-        ff_in = a->ln2;
-        ff_base = a->res1;
+        layernorm_forward(a->ln2 + o, a->ln2_mean + t0, a->ln2_rstd + t0, a->res1 + o, p->ln2_w, p->ln2_b, N, C);
+        ff_in = a->ln2 + o;
+        ff_base = a->res1 + o;
     } else {
-        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, p->ln1_w, p->ln1_b, N, C);
-        ff_in = ff_base = a->ln1;
+        layernorm_forward(a->ln1 + o, a->ln1_mean + t0, a->ln1_rstd + t0, a->res1 + o, p->ln1_w, p->ln1_b, N, C);
+        ff_in = ff_base = a->ln1 + o;
     }
-    linear_forward(a->fc1, ff_in, p->fc1_w, p->fc1_b, N, C, F);
+    linear_forward(a->fc1 + of, ff_in, p->fc1_w, p->fc1_b, N, C, F);
     if (m->gelu)
-        gelu_forward(a->act, a->fc1, (long)N * F);
+        gelu_forward(a->act + of, a->fc1 + of, (long)N * F);
     else
-        relu_forward(a->act, a->fc1, (long)N * F);
+        relu_forward(a->act + of, a->fc1 + of, (long)N * F);
     dropout_forward(a->act, a->act, pd, site_key(m, l, SITE_FF_HIDDEN), (long)N * F);
-    linear_forward(m->scratch, a->act, p->fc2_w, p->fc2_b, N, F, C);
+    linear_forward(m->scratch + o, a->act + of, p->fc2_w, p->fc2_b, N, F, C);
     dropout_forward(m->scratch, m->scratch, pd, site_key(m, l, SITE_FF_OUT), BTC);
-    add_into(a->res2, ff_base, m->scratch, BTC);
-    if (!pre) layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, N, C);
+    add_into(a->res2 + o, ff_base, m->scratch + o, BTC);
+    if (!pre) layernorm_forward(a->ln2 + o, a->ln2_mean + t0, a->ln2_rstd + t0, a->res2 + o, p->ln2_w, p->ln2_b, N, C);
 }
 
-double model_forward(Model *m, const Batch *b, uint64_t dropout_key) {
+// The forward of rows t0..T-1 (all rows when t0 = 0; see model_forward_from).
+static double forward_rows(Model *m, const Batch *b, uint64_t dropout_key, int t0) {
     m->B = b->B;
     m->T = b->T;
     m->dropout_key = dropout_key;
-    int N = b->B * b->T, C = m->C;
+    int N = b->B * b->T - t0, C = m->C;
+    long o = (long)t0 * C;
     const real *wpe = m->wpe;
     if (m->sinusoid) {
         pe_sinusoidal_table(m->sinusoid, b->T, C);
         wpe = m->sinusoid;
     }
-    embedding_forward(m->emb, b->tokens, m->wte, wpe, b->B, b->T, C);
+    if (t0 == 0)
+        embedding_forward(m->emb, b->tokens, m->wte, wpe, b->B, b->T, C);
+    else  // one sequence's rows t0..T-1: positions t0.. of the table
+        embedding_forward(m->emb + o, b->tokens + t0, m->wte, wpe ? wpe + o : NULL, 1, b->T - t0, C);
     dropout_forward(m->emb, m->emb, dropout_p(m), site_key(m, -1, SITE_EMBEDDING), (long)N * C);
-    for (int l = 0; l < m->L; l++) layer_forward(m, l, b->key_pad);
-    const real *x = layer_output(m, m->L - 1);
+    for (int l = 0; l < m->L; l++) layer_forward(m, l, b->key_pad, t0);
+    const real *x = layer_output(m, m->L - 1) + o;
     if (m->pre) {
-        layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->lnf_w, m->lnf_b, N, C);
-        x = m->lnf;
+        layernorm_forward(m->lnf + o, m->lnf_mean + t0, m->lnf_rstd + t0, x, m->lnf_w, m->lnf_b, N, C);
+        x = m->lnf + o;
     }
-    linear_forward(m->logits, x, m->lm_head, NULL, N, C, m->V);
-    crossentropy_forward(m->losses, m->probs, m->logits, b->targets, b->loss_mask, N, m->V);
+    linear_forward(m->logits + (long)t0 * m->V, x, m->lm_head, NULL, N, C, m->V);
+    crossentropy_forward(m->losses + t0, m->probs + (long)t0 * m->V, m->logits + (long)t0 * m->V, b->targets + t0,
+                         b->loss_mask + t0, N, m->V);
     double total = 0.0;
-    for (int i = 0; i < N; i++) total += m->losses[i];
+    for (int i = t0; i < t0 + N; i++) total += m->losses[i];
     return total;
+}
+
+double model_forward(Model *m, const Batch *b, uint64_t dropout_key) {
+    return forward_rows(m, b, m->infer_rows ? 0 : dropout_key, 0);
+}
+
+double model_forward_from(Model *m, const Batch *b, int t0) {
+    if (t0 > 0 && (b->B != 1 || !m->infer_rows || t0 >= b->T)) {
+        fprintf(stderr, "model_forward_from: rows %d.. of a batch of %d × %d need inference mode and one sequence\n",
+                t0, b->B, b->T);
+        exit(1);
+    }
+    return forward_rows(m, b, 0, t0);
+}
+
+void model_set_inference(Model *m, int rows) {
+    m->infer_rows = rows > 0 ? rows : 0;
+    free(m->act_mem);  // model_prepare carves again for the new mode
+    m->act_mem = NULL;
+    m->act_B = m->act_T = 0;
 }
 
 static void zero(real *p, long n) { memset(p, 0, sizeof(real) * n); }

@@ -82,6 +82,8 @@ typedef struct {
     real *probs;                // (B,T,V) softmax, for the backward
     real *losses;               // (B,T)
     real *scratch;              // (B,T,C) forward temporary
+    int infer_rows;             // inference mode (model_set_inference): rows per attention block, else 0
+    real *infer_cache;          // inference: the attention cache of one block of one sequence
     // backward buffers: dx the residual stream's gradient, dtmp and datt (B,T,C) temporaries,
     // dwide and dwide2 (B,T,F); the logits buffer holds dlogits during the backward
     real *dx, *dtmp, *datt, *dwide, *dwide2;
@@ -122,6 +124,16 @@ int model_check_length(const Model *m, int T, char *err, int errlen);
 // Returns the summed loss over b's loss mask (in double); per-position losses are in m->losses and
 // the logits in m->logits (valid until model_backward, which reuses that buffer).
 double model_forward(Model *m, const Batch *b, uint64_t dropout_key);
+// Inference mode, set before model_prepare (0 turns it off): no backward and no per-layer attention
+// caches; attention runs over blocks of `rows` query rows of one sequence through one shared cache
+// (memory grows with rows·T instead of the layers' B·H·T²), and dropout is off. For evaluation at
+// long contexts and for decoding.
+void model_set_inference(Model *m, int rows);
+// The forward of rows t0..T-1 of one sequence (b->B = 1) whose rows 0..t0-1 an earlier call on the
+// same tokens computed (their keys and values stay in the activations): decoding a token costs O(T)
+// per layer instead of a whole forward. Inference mode only (t0 = 0 is model_forward). Returns the
+// summed loss of rows t0..T-1; their logits are at m->logits + t0·V.
+double model_forward_from(Model *m, const Batch *b, int t0);
 // Backward of loss_scale × (the summed loss of the last forward), accumulated into m->grads.
 void model_backward(Model *m, const Batch *b, real loss_scale);
 void model_zero_grad(Model *m);

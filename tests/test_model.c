@@ -186,11 +186,67 @@ static void test_finite_check(void) {
     model_free(&m);
 }
 
+// Gives every parameter a random value (the CoPE tables start at zero), so all paths matter.
+static void randomise(Model *m, unsigned long long seed) {
+    unsigned long long s = seed;
+    for (long i = 0; i < m->n_params; i++) m->params[i] = (real)(0.5 * check_rand(&s));
+}
+
+// Inference mode (attention in blocks of rows through one shared cache) computes the logits the
+// training forward does, for every encoding, with key padding and several blocks; and decoding
+// (model_forward_from one row at a time, keys and values kept) gives each row's logits of the whole
+// forward. Agreement is to float rounding: the blocks group the products differently.
+static void test_inference_and_decoding_match_the_forward(void) {
+    const char *types[] = {"none", "abs", "rel", "rope", "cope", "cope+rel", "cope+rope", "abs+rel", "alibi"};
+    const char *more[] = {"", "", "", "", ", \"sep_keys\": true", "", ", \"rope_gates\": \"unrotated\"", "", ""};
+    for (int t = 0; t < 9; t++) {
+        Config c = config_for(types[t], more[t], 0);
+        Model m;
+        char err[256];
+        CHECK(model_create(&m, &c, V, err, sizeof err) == 0 && model_prepare(&m, B, T, err, sizeof err) == 0, "%s", err);
+        randomise(&m, 5 + t);
+        Batch b;
+        make_batch(&b, T);
+        b.key_pad[T + 3] = b.key_pad[T + 7] = 1;  // sequence 1 has padding keys
+        long n = (long)B * T * V;
+        double *want = malloc(sizeof(double) * n), *got = malloc(sizeof(double) * n);
+        double loss = model_forward(&m, &b, 0);
+        for (long i = 0; i < n; i++) want[i] = m.logits[i];
+
+        model_set_inference(&m, 5);  // blocks of 5 rows: 4 blocks over T = 16, the last partial
+        CHECK(model_prepare(&m, B, T, err, sizeof err) == 0, "%s", err);
+        double loss_inf = model_forward(&m, &b, 77);  // the dropout key is ignored in inference
+        for (long i = 0; i < n; i++) got[i] = m.logits[i];
+        char what[96];
+        snprintf(what, sizeof what, "%s: inference logits", types[t]);
+        check_close(what, got, want, n, 1e-5, 1e-5);
+        CHECK(fabs(loss_inf - loss) <= 1e-5 * fabs(loss), "%s: loss %.9g vs %.9g", types[t], loss_inf, loss);
+
+        // decoding sequence 0 one token at a time
+        Batch one = b;
+        one.B = 1;
+        for (int t1 = 1; t1 <= T; t1++) {
+            one.T = t1;  // rows 0..t1-1 of sequence 0 with stride t1: only row t1-1 is new
+            for (int i = 0; i < t1; i++) {
+                one.tokens[i] = b.tokens[i], one.targets[i] = b.targets[i], one.loss_mask[i] = 1, one.key_pad[i] = 0;
+            }
+            model_forward_from(&m, &one, t1 - 1);
+            for (int v = 0; v < V; v++) got[(long)(t1 - 1) * V + v] = m.logits[(long)(t1 - 1) * V + v];
+        }
+        snprintf(what, sizeof what, "%s: decoded logits", types[t]);
+        check_close(what, got, want, (long)T * V, 1e-5, 1e-5);
+        free(want), free(got);
+        batch_free(&b);
+        model_free(&m);
+    }
+}
+
 int main(void) {
     RUN(test_memory_budget);
     RUN(test_finite_check);
     RUN(test_swap_removes_the_old_encoding);
     RUN(test_longer_contexts);
     RUN(test_forward_repeats_bit_for_bit);
+    RUN(test_inference_and_decoding_match_the_forward);
     return check_summary("model");
 }

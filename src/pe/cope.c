@@ -48,20 +48,20 @@ static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     return 0;
 }
 
-// gates (B,H,T,T) | z (B,H,T,npos) | positions (B,H,T,T), only when asked for (pictures): the
+// gates (B,H,R,T) | z (B,H,R,npos) | positions (B,H,R,T), only when asked for (pictures): the
 // backward recomputes them from the gates.
-static long cope_cache_size(const AttnPE *pe, int B, int T, int C, int H) {
+static long cope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H) {
     (void)C;
-    long bh = (long)B * H;
-    return (1 + (pe->keep_positions != 0)) * bh * T * T + bh * T * cope_of(pe)->npos;
+    long bhr = (long)B * H * R;
+    return (1 + (pe->keep_positions != 0)) * bhr * T + bhr * cope_of(pe)->npos;
 }
 
-static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H) {
+static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H) {
     (void)C;
-    long bhtt = (long)B * H * T * T;
+    long bhr = (long)B * H * R;
     cache->gates = mem;
-    cache->z = mem + bhtt;
-    cache->pos = pe->keep_positions ? cache->z + (long)B * H * T * cope_of(pe)->npos : NULL;
+    cache->z = mem + bhr * T;
+    cache->pos = pe->keep_positions ? cache->z + bhr * cope_of(pe)->npos : NULL;
 }
 
 // Which q and keys the gates see: attention's own (transformed under RoPE), or others (gate keys of
@@ -196,22 +196,22 @@ static void cope_block_forward(PEHead *hd) {
     const Cope *o = hd->opts;
     Work w = work_of(hd);
     int T = hd->T, P = o->npos, i0 = hd->i0, i1 = hd->i1, sep = separate_gates(o, hd->pe);
-    real *gates = hd->cache->gates + hd->bh * T * T;
-    real *pos = hd->cache->pos ? hd->cache->pos + hd->bh * T * T : NULL;
+    real *gates = hd->cache->gates, *pos = hd->cache->pos;
     real s = hd->s;
     if (sep) {  // gate logits straight into the gates rows, made sigmoids in place below
         Gates g = gate_operands(hd, &w);
-        matmul(0, 1, i1 - i0, i1, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k, g.ldk, 0, gates + (long)i0 * T, T);
+        matmul(0, 1, i1 - i0, i1, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k, g.ldk, 0,
+               gates + pe_cache_row(hd, i0) * T, T);
     }
     const uint8_t *pad = hd->pad;
     real maxp = 0;
     for (int i = i0; i < i1; i++) {
-        const real *x = sep ? gates + (long)i * T : hd->S + (long)(i - i0) * T;
-        real *sg = gates + (long)i * T, *p = w.pos + (long)(i - i0) * T;
+        real *sg = gates + pe_cache_row(hd, i) * T, *p = w.pos + (long)(i - i0) * T;
+        const real *x = sep ? sg : hd->S + (long)(i - i0) * T;
 #pragma omp simd
         for (int j = 0; j <= i; j++) sg[j] = pe_sigmoid(s * x[j]);
         positions_row(p, sg, pad, i);
-        if (pos) memcpy(pos + (long)i * T, p, sizeof(real) * (i + 1));
+        if (pos) memcpy(pos + pe_cache_row(hd, i) * T, p, sizeof(real) * (i + 1));
         if (p[0] > maxp) maxp = p[0];
     }
     // The table columns the rows of the block reach: u <= floor(min(max p, P-1)) + 1. p_i0 is the
@@ -222,13 +222,13 @@ static void cope_block_forward(PEHead *hd) {
     if (ncol > P) ncol = P;
     // Z[rows][0:ncol] = Q[rows]·E[:, 0:ncol]
     matmul(0, 0, i1 - i0, ncol, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, o->table.w, P, 0,
-           hd->cache->z + (hd->bh * T + i0) * P, P);
+           hd->cache->z + pe_cache_row(hd, i0) * P, P);
 }
 
 static void cope_row_logits(PEHead *hd, int i, real *a) {
     const Cope *o = hd->opts;
     int T = hd->T, P = o->npos;
-    const real *p = work_of(hd).pos + (long)(i - hd->i0) * T, *z = hd->cache->z + (hd->bh * T + i) * P;
+    const real *p = work_of(hd).pos + (long)(i - hd->i0) * T, *z = hd->cache->z + pe_cache_row(hd, i) * P;
     real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1);
 #pragma omp simd
     for (int j = 0; j <= i; j++) {
@@ -266,7 +266,7 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     const Cope *o = hd->opts;
     Work w = work_of(hd);
     int T = hd->T, P = o->npos, r = i - hd->i0;
-    const real *z = hd->cache->z + (hd->bh * T + i) * P, *sg = hd->cache->gates + (hd->bh * T + i) * T;
+    const real *z = hd->cache->z + pe_cache_row(hd, i) * P, *sg = hd->cache->gates + pe_cache_row(hd, i) * T;
     real *p = w.pos + (long)r * T;
     if (i + 2 < T)  // the rows of the (B,H,T,T) cache are not one stream: fetch ahead
         for (int j = 0; j <= i + 2; j += 64 / (int)sizeof(real)) __builtin_prefetch(sg + 2L * T + j);

@@ -56,14 +56,16 @@ typedef struct PEParams {
 } PEParams;
 
 // What the forward saves for the backward (and, on request, the CoPE positions for pictures); points
-// into memory the model owns.
+// into memory the model owns. A forward of the query rows r0..T-1 only (decoding, streaming
+// evaluation) keeps R = T - r0 rows per head; training keeps all, R = T. Row i of head bh is row
+// bh·R + (i - r0) (pe_cache_row).
 typedef struct {
-    real *probs;  // (B,H,T,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
+    real *probs;  // (B,H,R,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
                   // j > i unspecified
-    real *gates;  // (B,H,T,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i unspecified
-    real *pos;    // (B,H,T,T) CoPE positions p before clamping when keep_positions, else NULL;
+    real *gates;  // (B,H,R,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i unspecified
+    real *pos;    // (B,H,R,T) CoPE positions p before clamping when keep_positions, else NULL;
                   // entries j > i unspecified
-    real *z;      // (B,H,T,npos) CoPE Z = q·E, or NULL; per row block only the columns its positions
+    real *z;      // (B,H,R,npos) CoPE Z = q·E, or NULL; per row block only the columns its positions
                   // reach (up to floor(min(max p, npos-1)) + 2), the others unspecified
     real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
     real *krot;   // (B,T,C) rotated k (RoPE), or NULL
@@ -87,6 +89,7 @@ typedef struct {
     int ldd;
     real *dq_in, *dk_in;        // backward: += gradients w.r.t. the unrotated inputs; ld C
     real *dgate_keys;           // backward: += gradient w.r.t. gate_keys (ld C), or NULL
+    int r0;                     // the first query row (0 but when decoding or streaming): rows r0..T-1
     int rows;                   // the largest row block (work buffers are sized for it)
     int i0, i1;                 // the current row block
     real *work;                 // this kernel's per-thread work (work_size reals)
@@ -112,16 +115,18 @@ typedef struct {
     void (*global_params)(void *first, PEParams *pp);
     void (*layer_params)(void *opts, const void *first, PEParams *pp);
     int (*check_length)(const AttnPE *pe, int T, char *err, int errlen);
-    // reals this kernel needs in the layer cache (bound after probs), per thread, per head
-    long (*cache_size)(const AttnPE *pe, int B, int T, int C, int H);
-    void (*cache_bind)(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H);
+    // reals this kernel needs in the layer cache (bound after probs) for R query rows against T keys,
+    // per thread, per head
+    long (*cache_size)(const AttnPE *pe, int B, int R, int T, int C, int H);
+    void (*cache_bind)(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H);
     long (*work_size)(const AttnPE *pe, int T, int dh, int rows);
     long (*partial_size)(const AttnPE *pe, int dh);
     // before any head, outside the parallel region (tables that depend on T)
     void (*prepare)(const AttnPE *pe, int T, int dh);
-    // q/k transform: writes the transformed q, k into the cache and points *qa, *ka at them
+    // q/k transform: writes the transformed q (rows r0..T-1) and k (all rows) into the cache and
+    // points *qa, *ka at them
     void (*qk_forward)(const real **qa, const real **ka, AttnCache *cache, const real *q, const real *k,
-                       const AttnPE *pe, int B, int T, int C, int H);
+                       const AttnPE *pe, int B, int T, int r0, int C, int H);
     void (*qk_saved)(const real **qa, const real **ka, const AttnCache *cache);
     void (*qk_backward)(PEHead *hd);  // dq_in, dk_in += Jᵀ·(dq, dk) for this head
     // logit term
@@ -136,6 +141,9 @@ typedef struct {
     // dtable += Σ_h partials[h·partial_size ...] in order h = 0..nbh-1
     void (*reduce)(const AttnPE *pe, const real *partials, long nbh, int dh);
 } PEKernel;
+
+// Row i of the head's (B,H,R,·) cache arrays (AttnCache).
+static inline long pe_cache_row(const PEHead *hd, int i) { return hd->bh * (long)(hd->T - hd->r0) + (i - hd->r0); }
 
 // The registry (registry.c): every encoding, in the order attention calls their hooks.
 extern const PEKernel *const pe_kernels[];

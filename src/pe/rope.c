@@ -30,13 +30,14 @@ static int rope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     return 0;
 }
 
-static long rope_cache_size(const AttnPE *pe, int B, int T, int C, int H) {
-    (void)pe, (void)H;
+// qrot, krot (B,T,C) each (qrot's rows below r0 unused)
+static long rope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H) {
+    (void)pe, (void)R, (void)H;
     return 2L * B * T * C;
 }
 
-static void rope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H) {
-    (void)pe, (void)H;
+static void rope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H) {
+    (void)pe, (void)R, (void)H;
     cache->qrot = mem;
     cache->krot = mem + (long)B * T * C;
 }
@@ -65,9 +66,13 @@ static void rope_prepare(const AttnPE *pe, int T, int dh) {
 }
 
 void pe_rope_rotate(real *dst, int ldd, const real *src, int lds, int T, int dh) {
-    for (int t = 0; t < T; t++) {
-        const real *cs = rope_cs + (long)t * dh, *x = src + (long)t * lds;
-        real *y = dst + (long)t * ldd;
+    pe_rope_rotate_from(dst, ldd, src, lds, 0, T, dh);
+}
+
+void pe_rope_rotate_from(real *dst, int ldd, const real *src, int lds, int t0, int T, int dh) {
+    for (int t = t0; t < T; t++) {
+        const real *cs = rope_cs + (long)t * dh, *x = src + (long)(t - t0) * lds;
+        real *y = dst + (long)(t - t0) * ldd;
         for (int m = 0; m < dh / 2; m++) {
             real c = cs[2 * m], s = cs[2 * m + 1], x0 = x[2 * m], x1 = x[2 * m + 1];
             y[2 * m] = c * x0 - s * x1;
@@ -90,13 +95,13 @@ void pe_rope_unrotate_add(real *dst, int ldd, const real *src, int lds, int T, i
 }
 
 static void rope_qk_forward(const real **qa, const real **ka, AttnCache *cache, const real *q, const real *k,
-                            const AttnPE *pe, int B, int T, int C, int H) {
+                            const AttnPE *pe, int B, int T, int r0, int C, int H) {
     (void)pe;
     int dh = C / H;
 #pragma omp parallel for schedule(static)
     for (long bh = 0; bh < (long)B * H; bh++) {
-        long off = (bh / H) * T * C + (bh % H) * dh;
-        pe_rope_rotate(cache->qrot + off, C, q + off, C, T, dh);
+        long off = (bh / H) * T * C + (bh % H) * dh, qoff = off + (long)r0 * C;
+        pe_rope_rotate_from(cache->qrot + qoff, C, q + qoff, C, r0, T, dh);
         pe_rope_rotate(cache->krot + off, C, k + off, C, T, dh);
     }
     *qa = cache->qrot;
