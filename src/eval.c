@@ -29,6 +29,9 @@
 #include "tasks/task.h"
 
 #define MAX_LIST 64
+// Query rows per attention block in evaluation (inference mode: the cache holds rows × T').
+#define EVAL_ROWS 256
+
 // Default memory budget for one evaluation batch's activations; --batch overrides it.
 #define EVAL_BUDGET_BYTES (4.0 * 1073741824.0)
 
@@ -435,6 +438,9 @@ static int open_checkpoint(Evaluation *e, const EvalArgs *a) {
         model_alloc(&e->model, 0, err, sizeof err) != 0 || run_use_params(&e->ck, &e->model, err, sizeof err) != 0)
         return fail(2, "%s", err);
     e->model.keep_positions = a->heat_dir != NULL;  // the heat-maps draw the CoPE positions
+    // Evaluation needs no backward: attention in blocks of rows through one cache keeps memory linear
+    // in T' (the heat-maps read every layer's cache, so they keep the training layout).
+    if (!a->heat_dir) model_set_inference(&e->model, EVAL_ROWS);
     return 0;
 }
 

@@ -29,7 +29,7 @@
 static void usage(void) {
     fprintf(stderr,
             "usage: ./sample runs/<name> --prompt \"...\" [--tokens N] [--temperature t] [--top-k k] [--seed s]\n"
-            "                [--checkpoint FILE] [--threads N]\n"
+            "                [--checkpoint FILE] [--threads N] [--no-cache]\n"
             "  --prompt TEXT      the start of the text (empty: start after a line end)\n"
             "  --tokens N         tokens to generate (default 200)\n"
             "  --temperature t    0 = greedy; default 1\n"
@@ -37,6 +37,9 @@ static void usage(void) {
             "  --seed s           the sampler's seed (default 0)\n"
             "  --checkpoint FILE  a checkpoint of the run (default: the one `latest` names)\n"
             "  --threads N        threads (default: the run's run.threads, 0 = all cores)\n"
+            "  --no-cache         run the whole window for every token instead of only the new one (the\n"
+            "                     keys and values of the earlier tokens are kept while the window grows;\n"
+            "                     once it slides, positions move and every token runs the whole window)\n"
             "For language-model runs (task.name lm), any tokenizer. Deterministic for the same\n"
             "arguments and thread count.\n");
 }
@@ -131,7 +134,11 @@ typedef struct {
     const char *run_dir, *prompt, *checkpoint;
     long n_tokens, top_k, seed, threads;  // threads -1: the run's run.threads
     double temperature;
+    int no_cache;  // run the whole window for every token (the cached decoding's reference and baseline)
 } SampleArgs;
+
+// Query rows per attention block when a forward has more than one (the prompt, a slid window).
+#define SAMPLE_ROWS 256
 
 // Returns -1 to go on, else the exit status (--help, a bad argument).
 static int parse_args(int argc, char **argv, SampleArgs *a) {
@@ -149,6 +156,8 @@ static int parse_args(int argc, char **argv, SampleArgs *a) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage();
             return 0;
+        } else if (!strcmp(arg, "--no-cache")) {
+            a->no_cache = 1;
         } else if (!strcmp(arg, "--prompt") && has_value) {
             a->prompt = argv[++i];
         } else if (!strcmp(arg, "--checkpoint") && has_value) {
@@ -192,6 +201,7 @@ static int generate(Model *m, Task *task, const SampleArgs *a, const char *ckpt_
     double *p = malloc(sizeof(double) * (size_t)V);
     Batch b;
     batch_alloc(&b, 1, W);
+    model_set_inference(m, a->no_cache ? W : SAMPLE_ROWS);
     int rc = !prompt_ids || !text || !p ? 1 : model_prepare(m, 1, W, err, sizeof err) != 0 ? 2 : 0;
     if (rc != 0) {
         fprintf(stderr, "sample: %s\n", rc == 1 ? "out of memory" : err);
@@ -210,6 +220,8 @@ static int generate(Model *m, Task *task, const SampleArgs *a, const char *ckpt_
     double loss = 0;  // nats, summed over the generated tokens
     size_t bytes = 0;
     int line_start = n_prompt == 0 || a->prompt[strlen(a->prompt) - 1] == '\n';
+    int cached = 0;  // rows of the window whose keys and values the model holds (its positions unmoved)
+    double t_start = now_seconds();
     for (long k = 0; k < a->n_tokens; k++) {
         long start = n > W ? n - W : 0;
         int T = (int)(n - start);
@@ -220,7 +232,10 @@ static int generate(Model *m, Task *task, const SampleArgs *a, const char *ckpt_
             b.targets[t] = 0;
             b.loss_mask[t] = b.metric_mask[t] = b.key_pad[t] = 0;
         }
-        model_forward(m, &b, 0);
+        // Only the new rows, while the window grows from the start of the text; once it slides, every
+        // position moves and the whole window runs again.
+        model_forward_from(m, &b, a->no_cache || start > 0 ? 0 : cached);
+        cached = start > 0 ? 0 : T;
         int id = choose(m->logits + (long)(T - 1) * V, V, a->temperature, (int)a->top_k, &rng, p);
         loss += token_loss(m->logits + (long)(T - 1) * V, V, id);
         text[n++] = id;
@@ -232,6 +247,9 @@ static int generate(Model *m, Task *task, const SampleArgs *a, const char *ckpt_
         fprintf(stderr, "sample: %ld tokens, %zu bytes (%.2f bytes per token); the model's loss on them: %.4f nats per "
                 "token, %.4f bits per byte\n", a->n_tokens, bytes, (double)bytes / (double)a->n_tokens,
                 loss / (double)a->n_tokens, bytes ? loss / log(2.0) / (double)bytes : 0.0);
+    if (a->n_tokens > 0)
+        fprintf(stderr, "sample: %.1f tokens/s (%s)\n", a->n_tokens / (now_seconds() - t_start),
+                a->no_cache ? "every token runs the whole window: --no-cache" : "keys and values cached");
 done:
     batch_free(&b);
     free(p);

@@ -235,6 +235,12 @@ static void test_inference_and_decoding_match_the_forward(void) {
         }
         snprintf(what, sizeof what, "%s: decoded logits", types[t]);
         check_close(what, got, want, (long)T * V, 1e-5, 1e-5);
+        // memory at a long context: the rows × T' cache instead of every layer's B·H·T'² tables
+        double infer = model_activation_bytes(&m, 1, 4096);
+        model_set_inference(&m, 0);
+        double train = model_activation_bytes(&m, 1, 4096);
+        if (t == 4) printf("     cope at T' = 4096: inference %.1f MB, training layout %.1f MB\n", infer / 1e6, train / 1e6);
+        CHECK(infer < train / 10, "%s: inference activations %.3g bytes vs %.3g", types[t], infer, train);
         free(want), free(got);
         batch_free(&b);
         model_free(&m);
