@@ -662,7 +662,10 @@ int main(int argc, char **argv) {
     if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return 1;
     Args args;
     int code = parse_args(argc, argv, &args);
-    if (code < 0) {
+    // A rank whose arguments stop it here (--help, a bad one) stops the job.
+    if (dist_max_int(code >= 0)) {
+        code = agree(code > 0 ? code : 0);
+    } else {
         Trainer tr = {0};
         code = run(&tr, &args);
         trainer_free(&tr);
