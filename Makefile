@@ -8,6 +8,18 @@
 # the programs go (default: the repository root, where README runs them), so that a second
 # configuration (other OPT, sanitizers) lives wholly in its own folder and leaves ./train alone.
 
+# MPI=1 builds the programs with MPI (mpicc; src/dist.c) into build-mpi/, programs in build-mpi/bin,
+# for `mpirun -np N build-mpi/bin/train` (README, "Several processes: MPI"). `make test` builds it
+# too when mpicc is installed, for tests/test_mpi.sh.
+ifeq ($(MPI),1)
+CC      := mpicc
+BUILD   ?= build-mpi
+BINDIR  ?= build-mpi/bin
+CFLAGS  += -DUSE_MPI
+endif
+MPI_BUILD  ?= build-mpi
+HAVE_MPICC := $(shell command -v mpicc 2>/dev/null)
+
 CC      ?= gcc
 BUILD   ?= build
 BINDIR  ?= .
@@ -27,7 +39,7 @@ TESTS_F  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 TESTS_D  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/grad_*.c))
 TOOLS    := $(patsubst tests/%.c,$(BUILD)/tools/%,$(wildcard tests/tool_*.c))
 
-.PHONY: all test test-portable sanitize bench clean
+.PHONY: all test test-portable sanitize bench bench-mpi clean
 all: $(BIN_PATHS)
 
 $(BUILD)/f/%.o: src/%.c
@@ -71,9 +83,14 @@ SUITE_all :=
 SUITE_fast = $(TESTS_F) $(TESTS_D) tests/test_eval.sh tests/test_tasks_train.sh tests/test_crosscheck.sh \
              tests/test_tokenizers.sh
 SUITE_sanitize = $(TESTS_F) $(TESTS_D) tests/smoke.sh
-test: all $(TESTS_F) $(TESTS_D) $(TOOLS)
+test: all $(TESTS_F) $(TESTS_D) $(TOOLS) $(if $(filter all,$(SUITE)),mpi-for-test)
 	$(if $(filter $(SUITE),all fast sanitize),,$(error SUITE=$(SUITE): expected all, fast or sanitize))
-	BUILD=$(BUILD) BIN=$(BINDIR) sh tests/run_tests.sh $(SUITE_$(SUITE))
+	BUILD=$(BUILD) BIN=$(BINDIR) MPI_BIN=$(MPI_BUILD)/bin sh tests/run_tests.sh $(SUITE_$(SUITE))
+
+# The MPI build of ./train for tests/test_mpi.sh, when mpicc is there (else the test says it skips).
+.PHONY: mpi-for-test
+mpi-for-test:
+	$(if $(HAVE_MPICC),$(MAKE) MPI=1 BUILD=$(MPI_BUILD) BINDIR=$(MPI_BUILD)/bin OPT="$(OPT)" $(MPI_BUILD)/bin/train)
 
 # The fast suite in a second configuration, in its own folders: a generic x86-64 target (no AVX, no
 # FMA: other vector widths and library paths than -march=native) and another OpenBLAS kernel family
@@ -101,8 +118,12 @@ sanitize:
 bench: $(BUILD)/bench
 	BUILD=$(BUILD) sh scripts/bench.sh
 
+# Ranks against threads (tests/../scripts/bench_mpi.sh): 1 rank × 2 threads and 2 ranks × 1 thread.
+bench-mpi: all mpi-for-test
+	BIN=$(BINDIR) MPI_BIN=$(MPI_BUILD)/bin sh scripts/bench_mpi.sh
+
 clean:
-	rm -rf $(BUILD) $(BIN_PATHS) $(PORTABLE_BUILD) $(SANITIZE_BUILD)
+	rm -rf $(BUILD) $(BIN_PATHS) $(PORTABLE_BUILD) $(SANITIZE_BUILD) $(MPI_BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 # tests/fuzz/ brings its own targets

@@ -6,7 +6,8 @@
 set -e
 cd "$(dirname "$0")/.."
 PACKAGES="build-essential libopenblas-openmp-dev libcjson-dev zlib1g-dev"
-[ "$1" = test ] && PACKAGES="$PACKAGES python3 python3-torch python3-numpy"
+# The tests also build and run the MPI path (tests/test_mpi.sh).
+[ "$1" = test ] && PACKAGES="$PACKAGES python3 python3-torch python3-numpy libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

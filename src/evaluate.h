@@ -26,8 +26,13 @@ double eval_seq_error(const EvalStats *s);  // fraction of sequences with an err
 double loss_bits(double nats);
 double loss_ppl(double nats);
 
+void eval_add(EvalStats *into, const EvalStats *s);
+// Sums the counts of s over the ranks of a data-parallel job (src/dist.h; loss_sum is left alone).
+void eval_sum_ranks(EvalStats *s);
+
 // Evaluates up to max_sequences (0: all) of a split with dropout off, in batches of buf's
-// capacity. Deterministic; changes nothing but the model's activations.
+// capacity. Deterministic; changes nothing but the model's activations. In a job of several ranks
+// every rank calls it and gets the whole split's statistics, each having evaluated a block of it.
 int evaluate_split(Model *m, Task *t, const char *split, long max_sequences, Batch *buf, EvalStats *s, char *err,
                    int errlen);
 

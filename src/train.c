@@ -9,6 +9,11 @@
 // metrics.jsonl; a run killed before its first checkpoint resumes from step 0; a non-finite loss or
 // gradient stops the run before the optimizer applies it, so every checkpoint is finite; the
 // memory a run needs is worked out, and refused when the machine lacks it, before allocating.
+//
+// Under `mpirun -np N` (a build with MPI=1) the N ranks train one model data-parallel (README,
+// "Several processes: MPI"): each computes the gradient of its N-th of every batch, the gradients
+// are summed in rank order (src/dist.h) and every rank applies the same step; rank 0 alone writes
+// the run folder and prints.
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -27,6 +32,7 @@
 #include "budget.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "dist.h"
 #include "evaluate.h"
 #include "model.h"
 #include "optim.h"
@@ -95,7 +101,9 @@ typedef struct {
     Task *task;
     Model model;
     int micro, T;
-    Batch *batches;     // grad_accum micro-batches
+    Batch *batches;     // grad_accum micro-batches: this rank's share of the step
+    real *grad_sum;     // with grad_accum > 1: the step's gradient so far (train_step)
+    double *micro_loss; // the loss of each of the step's grad_accum × ranks micro-batches
     char dir[1024];
     RunLog log;
     int log_open;
@@ -103,17 +111,63 @@ typedef struct {
     double t0;          // when training started, minus the elapsed time of a resumed run
     double interval_start;
     long interval_tokens;  // for tokens/s only: timing is not part of the run's state
+    double interval_reduce;  // seconds summing gradients across ranks in the log interval
 } Trainer;
+
+// The message of a failure, held in a job of several ranks until it is known which rank reports it
+// (agree, alone).
+static char failure[4096];
+
+static void print_failure(void) {
+    if (!failure[0]) return;
+    fputs(failure, stderr);
+    fflush(stderr);
+    failure[0] = '\0';
+}
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...) {
+    int n = dist_size() > 1 && dist_rank() > 0 ? snprintf(failure, sizeof failure, "train: rank %d: ", dist_rank())
+                                               : snprintf(failure, sizeof failure, "train: ");
     va_list ap;
     va_start(ap, fmt);
-    fputs("train: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(failure + n, sizeof failure - n - 1, fmt, ap);
     va_end(ap);
+    strcat(failure, "\n");
+    if (dist_size() == 1) print_failure();
     return code;
+}
+
+// After a phase every rank runs (setup, opening the run): the exit status of all, non-zero when any
+// failed, with one message: rank 0's when it failed too (the ranks read one config, so they mostly
+// fail alike), else that of each rank that failed.
+static int agree(int code) {
+    if (dist_size() == 1) return code;
+    int worst = dist_max_int(code), rank0_failed = dist_max_int(dist_rank() == 0 && code != 0);
+    if (code != 0 && (dist_rank() == 0 || !rank0_failed)) print_failure();
+    return worst;
+}
+
+// A failure of this rank alone (writing the run folder, an evaluation): the other ranks may be
+// waiting for it in a collective call, so the whole job stops with its message and status.
+static int alone(int code) {
+    if (code != 0 && dist_size() > 1) {
+        print_failure();
+        dist_abort(code);
+    }
+    return code;
+}
+
+// Rank 0's log: printf to stdout and log.txt.
+static void say(Trainer *tr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(Trainer *tr, const char *fmt, ...) {
+    if (!tr->log_open) return;
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    runlog_printf(&tr->log, "%s", line);
 }
 
 // Returns -1 to go on, else the exit status (--help, --keys, a bad argument).
@@ -168,6 +222,16 @@ static int longest_context(Trainer *tr) {
     return longest;
 }
 
+// What train_step needs beside the model: the gradient sum of the micro-batches, and in a job of
+// several ranks the copies of this rank's block of the gradient (src/dist.h).
+static void budget_exchange(Budget *budget, const Trainer *tr) {
+    double grads = sizeof(real) * (double)tr->model.n_params;
+    if (tr->tc->grad_accum > 1 && budget->n < BUDGET_MAX_PARTS)
+        budget->parts[budget->n++] = (BudgetPart){"gradient sum of the micro-batches", grads, "train.grad_accum"};
+    if (dist_size() > 1 && budget->n < BUDGET_MAX_PARTS)
+        budget->parts[budget->n++] = (BudgetPart){"gradient exchange between ranks", grads, "the model's size"};
+}
+
 // The config, the task, the model's layout and the memory the run needs (refused when the machine
 // lacks it); with --dry-run it prints the figures and allocates nothing large. Then the model and
 // the batches.
@@ -186,7 +250,12 @@ static int setup(Trainer *tr, const Args *a) {
         return fail(2, "%s%s", err,
                     cfg->task.data_dir[0] ? " (data/README.md says how to fetch or build the data)" : "");
     if (model_init(&tr->model, cfg, task_vocab_size(tr->task), err, sizeof err) != 0) return fail(2, "%s", err);
-    tr->micro = tr->tc->batch_size / tr->tc->grad_accum;
+    int shares = tr->tc->grad_accum * dist_size();  // micro-batches per step, all ranks together
+    if (tr->tc->batch_size % shares != 0)
+        return fail(2, "%s: train.batch_size %d does not split into %d ranks × train.grad_accum %d micro-batches of "
+                    "equal size; choose a batch size that %d divides",
+                    source, tr->tc->batch_size, dist_size(), tr->tc->grad_accum, shares);
+    tr->micro = tr->tc->batch_size / shares;
     tr->T = task_max_length(tr->task);
 
     // The activations are allocated at once for the longest evaluation, so a run that fits starts
@@ -194,6 +263,7 @@ static int setup(Trainer *tr, const Args *a) {
     int longest = longest_context(tr);
     Budget budget = {0};
     budget_model(&budget, &tr->model, 1, tr->micro, longest, tr->tc->grad_accum + 1);
+    budget_exchange(&budget, tr);
     double limit = a->memory_limit > 0 ? a->memory_limit : available_memory_bytes();
     if (a->dry_run) {
         printf("%s: config valid; task %s (vocabulary %d, context %d); model %ld parameters\n", source,
@@ -210,7 +280,10 @@ static int setup(Trainer *tr, const Args *a) {
         model_prepare(&tr->model, tr->micro, longest, err, sizeof err) != 0)
         return fail(2, "%s", err);
     tr->batches = calloc(tr->tc->grad_accum, sizeof *tr->batches);
-    if (!tr->batches) return fail(1, "out of memory");
+    tr->micro_loss = calloc(shares, sizeof *tr->micro_loss);
+    if (tr->tc->grad_accum > 1) tr->grad_sum = malloc(sizeof *tr->grad_sum * (size_t)tr->model.n_params);
+    if (!tr->batches || !tr->micro_loss || (tr->tc->grad_accum > 1 && !tr->grad_sum))
+        return fail(1, "out of memory");
     for (int i = 0; i < tr->tc->grad_accum; i++) batch_alloc(&tr->batches[i], tr->micro, tr->T);
     return 0;
 }
@@ -279,16 +352,20 @@ static int open_or_resume_run(Trainer *tr, const Args *a) {
     tr->log_open = 1;
 
     RunLog *log = &tr->log;
-    runlog_printf(log, "copetrain: run %s (%s)\n", tr->dir,
+    say(tr, "copetrain: run %s (%s)\n", tr->dir,
                   !a->resume ? "new" : ckpt[0] ? "resumed" : "resumed: it has no checkpoint yet, so it starts again from step 0");
     config_print(&tr->cfg, stdout);
     config_print(&tr->cfg, log->text);
-    runlog_printf(log, "threads: %d (OpenMP), OpenBLAS core %s, %s\n", tr->threads, openblas_get_corename(), REAL_NAME);
+    if (dist_size() > 1)
+        say(tr, "ranks: %d (MPI), each with %d threads (OpenMP), OpenBLAS core %s, %s\n", dist_size(), tr->threads,
+            openblas_get_corename(), REAL_NAME);
+    else
+        say(tr, "threads: %d (OpenMP), OpenBLAS core %s, %s\n", tr->threads, openblas_get_corename(), REAL_NAME);
     char *json = config_to_json(&tr->cfg);
     int rc = json ? atomic_write_file(config_json, json, strlen(json), err, sizeof err) : -1;
     free(json);
     if (rc != 0) return fail(1, "%s", json ? err : "out of memory");
-    runlog_printf(log, "model: %ld parameters, activations %.1f MiB for %d × %d\n", tr->model.n_params,
+    say(tr, "model: %ld parameters, activations %.1f MiB for %d × %d\n", tr->model.n_params,
                   tr->model.act_size * sizeof(real) / 1048576.0, tr->micro, tr->T);
 
     tr->st = (TrainState){.dropout_seed = rng_mix64((uint64_t)tr->cfg.run.seed ^ 0xd50b0d)};
@@ -297,7 +374,7 @@ static int open_or_resume_run(Trainer *tr, const Args *a) {
             run_suggest_intact(tr->dir, ckpt, "--resume --checkpoint", err, sizeof err);
             return fail(2, "%s", err);
         }
-        runlog_printf(log, "resumed from %s at step %lld\n", ckpt, (long long)tr->st.step);
+        say(tr, "resumed from %s at step %lld\n", ckpt, (long long)tr->st.step);
     }
     if (a->resume &&
         runlog_truncate_metrics(log, tr->st.step, tr->tc->log_interval, tr->tc->steps, err, sizeof err) != 0)
@@ -318,7 +395,7 @@ static void format_duration(char *out, size_t n, double s) {
 static int diverged(Trainer *tr, long long step, const char *what) {
     char last[1200], err[1024];
     int have = checkpoint_latest(tr->dir, last, sizeof last, err, sizeof err) == 0;
-    runlog_printf(&tr->log,
+    say(tr,
                   "diverged at step %lld: %s; no checkpoint is written. %s%s%s. Lower train.lr, or enable or lower "
                   "train.grad_clip (e.g. 1), or lower train.weight_decay\n",
                   step, what, have ? "The latest checkpoint, " : "No checkpoint was written before", have ? last : "",
@@ -326,32 +403,73 @@ static int diverged(Trainer *tr, long long step, const char *what) {
     return EXIT_DIVERGED;
 }
 
-// One optimizer step over grad_accum micro-batches. Returns 0, or EXIT_DIVERGED (the parameters
-// untouched) when the loss or the gradient norm is not finite.
+// This rank's micro-batches of the step: the step's batch is grad_accum × ranks micro-batches drawn
+// in turn from the one seeded stream, of which rank r takes the r-th run of grad_accum. Returns the
+// step's loss normaliser, over all of them, and sets *tokens to their positions.
+static double draw_batches(Trainer *tr, long *tokens) {
+    const TrainConfig *tc = tr->tc;
+    long share = (long)tc->grad_accum * tr->micro;
+    task_skip_train(tr->task, dist_rank() * share);
+    long counts[2] = {0, 0};  // the normaliser (a count) and the positions
+    for (int a = 0; a < tc->grad_accum; a++) {
+        Batch *b = &tr->batches[a];
+        task_next_train(tr->task, b, tr->micro);
+        counts[0] += (long)batch_loss_normaliser(b, tc->loss_norm);
+        counts[1] += (long)b->B * b->T;
+    }
+    task_skip_train(tr->task, (dist_size() - 1 - dist_rank()) * share);
+    dist_sum_longs(counts, 2);
+    *tokens = counts[1];
+    return counts[0] > 0 ? (double)counts[0] : 1;
+}
+
+// The gradient of this rank's micro-batches: each one's from zero, added in order (a rank of a
+// job of N with one micro-batch then holds exactly what a single process with N micro-batches
+// holds at that point of its sum). Their losses go to micro_loss, their statistics to `stats`.
+static void accumulate_gradients(Trainer *tr, double norm, EvalStats *stats) {
+    Model *model = &tr->model;
+    int k = tr->tc->grad_accum;
+    long n = model->n_params;
+    for (int a = 0; a < k; a++) {
+        Batch *b = &tr->batches[a];
+        long micro = (long)dist_rank() * k + a;  // the micro-batch's place in the whole step
+        if (a == 1) memcpy(tr->grad_sum, model->grads, sizeof(real) * (size_t)n);
+        if (a >= 2)
+            for (long i = 0; i < n; i++) tr->grad_sum[i] += model->grads[i];
+        if (a >= 1) model_zero_grad(model);
+        uint64_t key = rng_key(tr->st.dropout_seed, (uint64_t)tr->st.step, (uint64_t)micro, 1);
+        tr->micro_loss[micro] = model_forward(model, b, key);
+        eval_accumulate(stats, model, b);
+        model_backward(model, b, (real)(1.0 / norm));
+    }
+    if (k > 1)
+        for (long i = 0; i < n; i++) model->grads[i] += tr->grad_sum[i];
+}
+
+// One optimizer step over the batch (grad_accum micro-batches on each rank). Returns 0, or
+// EXIT_DIVERGED (the parameters untouched) when the loss or the gradient norm is not finite; every
+// rank returns the same, as every rank holds the same summed gradient.
 static int train_step(Trainer *tr) {
     const TrainConfig *tc = tr->tc;
     Model *model = &tr->model;
     TrainState *st = &tr->st;
     double lr = lr_at(tc, st->step);
     model_zero_grad(model);
-    // The normaliser covers the whole step, so B sequences in one batch and in k micro-batches
-    // give the same gradient.
-    double norm = 0;
-    for (int a = 0; a < tc->grad_accum; a++) {
-        task_next_train(tr->task, &tr->batches[a], tr->micro);
-        norm += batch_loss_normaliser(&tr->batches[a], tc->loss_norm);
-    }
-    if (norm <= 0) norm = 1;
+    // The normaliser covers the whole step, so B sequences in one batch, in k micro-batches or on
+    // N ranks give the same gradient.
+    long step_tokens;
+    double norm = draw_batches(tr, &step_tokens);
+    EvalStats stats = {0};
+    accumulate_gradients(tr, norm, &stats);
+    if (dist_sum_reals(model->grads, model->n_params) != 0)
+        return alone(fail(1, "out of memory summing the gradients of the ranks"));
+    tr->interval_reduce += dist_take_reduce_seconds();
+    int shares = tc->grad_accum * dist_size();
+    dist_gather_doubles(tr->micro_loss + dist_rank() * tc->grad_accum, tc->grad_accum, tr->micro_loss);
     double step_loss = 0;
-    long step_tokens = 0;
-    for (int a = 0; a < tc->grad_accum; a++) {
-        Batch *b = &tr->batches[a];
-        uint64_t key = rng_key(st->dropout_seed, (uint64_t)st->step, (uint64_t)a, 1);
-        step_loss += model_forward(model, b, key);
-        eval_accumulate(&st->interval, model, b);
-        model_backward(model, b, (real)(1.0 / norm));
-        step_tokens += (long)b->B * b->T;
-    }
+    for (int i = 0; i < shares; i++) step_loss += tr->micro_loss[i];
+    eval_sum_ranks(&stats);
+    stats.loss_sum = step_loss;
     double grad_norm = clip_gradients(model, tc->grad_clip);
     if (!isfinite(step_loss) || !isfinite(grad_norm)) {
         char what[128];
@@ -365,6 +483,7 @@ static int train_step(Trainer *tr) {
     st->tokens += step_tokens;
     st->interval_loss += step_loss / norm;
     st->interval_steps++;
+    eval_add(&st->interval, &stats);
     tr->interval_tokens += step_tokens;
     return 0;
 }
@@ -382,11 +501,14 @@ static int log_progress(Trainer *tr) {
     format_duration(el, sizeof el, st->elapsed);
     format_duration(lf, sizeof lf, (tc->steps - st->step) * (st->elapsed / (double)st->step));
     double loss = st->interval_loss / st->interval_steps;
-    runlog_printf(&tr->log, "step %6lld/%d | loss %.4f | err %6.2f%% | lr %.2e | %8.0f tok/s | %s elapsed | %s left\n",
-                  (long long)st->step, tc->steps, loss, 100 * eval_error(&st->interval), st->lr, tok_s, el, lf);
-    if (runlog_metrics(&tr->log, st->step, "train", loss, st->lr, tok_s, &st->interval,
-                       task_is_language_model(tr->task), err, sizeof err) != 0)
-        return fail(1, "%s", err);
+    char reduce[64] = "";  // in a job of several ranks: the time summing gradients, per step
+    if (dist_size() > 1)
+        snprintf(reduce, sizeof reduce, " | allreduce %.1f ms/step", 1e3 * tr->interval_reduce / st->interval_steps);
+    say(tr, "step %6lld/%d | loss %.4f | err %6.2f%% | lr %.2e | %8.0f tok/s%s | %s elapsed | %s left\n",
+        (long long)st->step, tc->steps, loss, 100 * eval_error(&st->interval), st->lr, tok_s, reduce, el, lf);
+    if (tr->log_open && runlog_metrics(&tr->log, st->step, "train", loss, st->lr, tok_s, &st->interval,
+                                       task_is_language_model(tr->task), err, sizeof err) != 0)
+        return alone(fail(1, "%s", err));
     // A last line off the interval keeps the interval open: a run resumed from here with more
     // steps then logs the lines of the run that never stopped.
     if (log_due) {
@@ -394,19 +516,23 @@ static int log_progress(Trainer *tr) {
         st->interval_steps = 0;
         memset(&st->interval, 0, sizeof st->interval);
         tr->interval_tokens = 0;
+        tr->interval_reduce = 0;
         tr->interval_start = now;
     }
     return 0;
 }
 
 // Writes the step's checkpoint; a non-finite parameter or moment (an overflow the loss has not
-// shown yet) stops the run as diverged instead.
+// shown yet) stops the run as diverged instead (on every rank, as they hold the same values).
+// Rank 0 writes it.
 static int save_checkpoint(Trainer *tr) {
     char err[2048];
     if (run_check_finite(&tr->model, "", err, sizeof err) != 0) return diverged(tr, tr->st.step, err);
     tr->st.elapsed = now_seconds() - tr->t0;
-    if (run_save(tr->dir, &tr->model, tr->task, &tr->st, tr->tc->keep_checkpoints, err, sizeof err) == 0) return 0;
-    return fail(1, "checkpoint of step %lld not written: %s", (long long)tr->st.step, err);
+    if (dist_rank() > 0 ||
+        run_save(tr->dir, &tr->model, tr->task, &tr->st, tr->tc->keep_checkpoints, err, sizeof err) == 0)
+        return 0;
+    return alone(fail(1, "checkpoint of step %lld not written: %s", (long long)tr->st.step, err));
 }
 
 // The evaluation due at `step`: the validation split every eval_interval steps, every split at the
@@ -422,7 +548,7 @@ static int evaluate_due(Trainer *tr) {
         if (!last && strcmp(splits[s], "valid") != 0) continue;
         int T = task_split_max_length(tr->task, splits[s]);
         if (model_check_length(&tr->model, T, err, sizeof err) != 0) {
-            runlog_printf(&tr->log, "eval %-8s skipped: %s\n", splits[s], err);
+            say(tr, "eval %-8s skipped: %s\n", splits[s], err);
             continue;
         }
         Batch b;
@@ -430,22 +556,26 @@ static int evaluate_due(Trainer *tr) {
         EvalStats es;
         int rc = evaluate_split(&tr->model, tr->task, splits[s], tc->eval_sequences, &b, &es, err, sizeof err);
         batch_free(&b);
-        if (rc != 0) return fail(1, "evaluation: %s", err);
+        if (rc != 0) return alone(fail(1, "evaluation: %s", err));
         double loss = eval_loss(&es);
-        runlog_printf(&tr->log, "eval %-8s step %ld | loss %.4f | err %6.2f%% | seq err %6.2f%%\n", splits[s], step,
-                      loss, 100 * eval_error(&es), 100 * eval_seq_error(&es));
-        if (runlog_metrics(&tr->log, step, splits[s], loss, tr->st.lr, 0, &es, task_is_language_model(tr->task), err,
-                           sizeof err) != 0)
-            return fail(1, "%s", err);
+        say(tr, "eval %-8s step %ld | loss %.4f | err %6.2f%% | seq err %6.2f%%\n", splits[s], step, loss,
+            100 * eval_error(&es), 100 * eval_seq_error(&es));
+        if (tr->log_open && runlog_metrics(&tr->log, step, splits[s], loss, tr->st.lr, 0, &es,
+                                           task_is_language_model(tr->task), err, sizeof err) != 0)
+            return alone(fail(1, "%s", err));
     }
     tr->interval_start = now_seconds();  // evaluation time is not training throughput
     return 0;
 }
 
-static int stopped_by_signal(Trainer *tr) {
-    runlog_printf(&tr->log, "stopped by signal %d at step %lld; checkpoint written; continue with --resume\n",
-                  (int)stop_signal, (long long)tr->st.step);
-    return 128 + stop_signal;
+// The signal that stops the run after this step, 0 for none: the ranks stop together, at the step
+// the first of them was signalled in (mpirun passes a Ctrl-C on to each).
+static int stop_requested(void) { return dist_max_int((int)stop_signal); }
+
+static int stopped_by_signal(Trainer *tr, int sig) {
+    say(tr, "stopped by signal %d at step %lld; checkpoint written; continue with --resume\n", sig,
+        (long long)tr->st.step);
+    return 128 + sig;
 }
 
 // The training loop. Each step: train, log, checkpoint (before the evaluation, so a failing
@@ -460,7 +590,8 @@ static int train(Trainer *tr) {
     if (tr->st.step > 0) {
         int rc = evaluate_due(tr);
         if (rc != 0) return rc;
-        if (stop_signal) return stopped_by_signal(tr);
+        int sig = stop_requested();
+        if (sig) return stopped_by_signal(tr, sig);
     }
     while (tr->st.step < tc->steps) {
         int rc = train_step(tr);
@@ -473,12 +604,13 @@ static int train(Trainer *tr) {
         }
         if ((rc = evaluate_due(tr)) != 0) return rc;
         // A signal (also one that came during the evaluation) ends the run after this step.
-        if (stop_signal) {
+        int sig = stop_requested();
+        if (sig) {
             if (!saved && (rc = save_checkpoint(tr)) != 0) return rc;
-            return stopped_by_signal(tr);
+            return stopped_by_signal(tr, sig);
         }
     }
-    runlog_printf(&tr->log, "done: %lld steps\n", (long long)tr->st.step);
+    say(tr, "done: %lld steps\n", (long long)tr->st.step);
     return 0;
 }
 
@@ -487,22 +619,58 @@ static void trainer_free(Trainer *tr) {
     if (tr->batches)
         for (int i = 0; i < tr->tc->grad_accum; i++) batch_free(&tr->batches[i]);
     free(tr->batches);
+    free(tr->grad_sum);
+    free(tr->micro_loss);
     model_free(&tr->model);
     task_free(tr->task);
 }
 
+// Rank 0 opened the run and restored its checkpoint; every other rank takes the state from it (so
+// only rank 0 needs the run folder).
+static int share_state(Trainer *tr) {
+    if (dist_size() == 1) return 0;
+    Model *m = &tr->model;
+    long bytes = (long)sizeof(real) * m->n_params;
+    dist_broadcast(m->params, bytes);
+    dist_broadcast(m->adam_m, bytes);
+    dist_broadcast(m->adam_v, bytes);
+    dist_broadcast(&tr->st, sizeof tr->st);
+    size_t size = task_state_size(tr->task);
+    void *cursor = malloc(size);
+    if (!cursor) return alone(fail(1, "out of memory"));
+    if (dist_rank() == 0) task_state_save(tr->task, cursor);
+    dist_broadcast(cursor, (long)size);
+    int rc = task_state_load(tr->task, cursor, size);
+    free(cursor);
+    return rc == 0 ? 0 : alone(fail(2, "rank 0's training-stream cursor does not fit this rank's task"));
+}
+
+static int run(Trainer *tr, const Args *args) {
+    int code = agree(setup(tr, args));
+    if (code != 0 || args->dry_run) return code;
+    // The other ranks leave the run folder to rank 0 (they name it only in messages).
+    snprintf(tr->dir, sizeof tr->dir, "%s/%s", tr->cfg.run.out_dir, tr->cfg.run.name);
+    code = agree(dist_rank() == 0 ? open_or_resume_run(tr, args) : 0);
+    if (code == 0) code = share_state(tr);
+    if (code == 0) code = train(tr);
+    return code;
+}
+
 int main(int argc, char **argv) {
+    dist_init(&argc, &argv);
+    // Rank 0 alone prints; the others write only their failures (stderr).
+    if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return 1;
     Args args;
     int code = parse_args(argc, argv, &args);
-    if (code >= 0) {
-        free(args.overrides);
-        return code;
+    // A rank whose arguments stop it here (--help, a bad one) stops the job.
+    if (dist_max_int(code >= 0)) {
+        code = agree(code > 0 ? code : 0);
+    } else {
+        Trainer tr = {0};
+        code = run(&tr, &args);
+        trainer_free(&tr);
     }
-    Trainer tr = {0};
-    code = setup(&tr, &args);
-    if (code == 0 && !args.dry_run) code = open_or_resume_run(&tr, &args);
-    if (code == 0 && !args.dry_run) code = train(&tr);
-    trainer_free(&tr);
     free(args.overrides);
+    dist_finalize();
     return code;
 }

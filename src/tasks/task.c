@@ -61,6 +61,7 @@ Task *task_create(const TaskConfig *cfg, int block_size, uint64_t seed, char *er
 void task_free(Task *t) {
     if (!t) return;
     if (t->ops->destroy) t->ops->destroy(t);
+    if (t->skipped.cap_B) batch_free(&t->skipped);
     free(t);
 }
 
@@ -81,6 +82,13 @@ long task_encode(Task *t, const char *text, size_t len, int *out) {
 }
 
 void task_next_train(Task *t, Batch *b, int B) { t->ops->next_train(t, b, B); }
+// Every task draws a batch row by row from its cursor (a stream's Rng, an epoch sampler), so n
+// rows of one are n batches of one: a sequence of a sequential stream (flip-flop, selective copy)
+// must be generated to reach the next one in any case; the others copy one row they then drop.
+void task_skip_train(Task *t, long n) {
+    if (n > 0 && !t->skipped.cap_B) batch_alloc(&t->skipped, 1, t->max_length);
+    for (long i = 0; i < n; i++) t->ops->next_train(t, &t->skipped, 1);
+}
 double task_train_epoch(const Task *t) { return t->ops->train_epoch ? t->ops->train_epoch(t) : -1.0; }
 
 const char *const *task_split_names(const Task *t) { return t->splits; }

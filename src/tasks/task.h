@@ -41,6 +41,9 @@ long task_encode(Task *t, const char *text, size_t len, int *out);
 // Training stream: fills b with B sequences (B ≤ b->cap_B) and advances the cursor. Finite
 // training sets run epoch after epoch, reshuffled each epoch; a batch may span two epochs.
 void task_next_train(Task *t, Batch *b, int B);
+// Advances the training stream past n sequences exactly as task_next_train would, keeping none: a
+// rank of a data-parallel job steps over the other ranks' shares of each batch (src/dist.h).
+void task_skip_train(Task *t, long n);
 // Epochs of a finite training set done so far (fractional); -1 for endless streams.
 double task_train_epoch(const Task *t);
 

@@ -55,6 +55,7 @@ struct Task {
     int vocab_size, max_length, is_lm;
     const char *splits[TASK_MAX_SPLITS + 1];  // NULL-terminated
     void *impl;
+    Batch skipped;  // task_skip_train's one-row scratch (allocated at its first use)
 };
 
 // Every task, NULL-terminated (task.c's TASKS: one entry per task).
