@@ -122,9 +122,8 @@ int evaluate_split(Model *m, Task *t, const char *split, long max_sequences, Bat
     return rc;
 }
 
-double batch_loss_normaliser(const Batch *b, const char *loss_norm) {
+double batch_loss_normaliser(const Batch *b, int per_sequence) {
     long count = 0;
-    int per_sequence = strcmp(loss_norm, "sequence") == 0;
     for (int i = 0; i < b->B; i++) {
         long row = 0;
         for (int t = 0; t < b->T; t++) row += b->loss_mask[(long)i * b->T + t];

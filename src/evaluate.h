@@ -36,8 +36,8 @@ void eval_sum_ranks(EvalStats *s);
 int evaluate_split(Model *m, Task *t, const char *split, long max_sequences, Batch *buf, EvalStats *s, char *err,
                    int errlen);
 
-// The loss normaliser of a batch: its number of loss-mask positions ("token") or of sequences
-// with at least one ("sequence").
-double batch_loss_normaliser(const Batch *b, const char *loss_norm);
+// The loss normaliser of a batch: its number of loss-mask positions (train.loss_norm "token") or,
+// per_sequence, of sequences with at least one ("sequence").
+double batch_loss_normaliser(const Batch *b, int per_sequence);
 
 #endif

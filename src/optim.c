@@ -4,14 +4,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-double lr_at(const TrainConfig *t, long step) {
-    if (t->warmup_steps > 0 && step < t->warmup_steps) return t->lr * (double)(step + 1) / t->warmup_steps;
-    long decay_steps = t->steps - t->warmup_steps;
-    if (strcmp(t->schedule, "constant") == 0 || decay_steps <= 0) return t->lr;
-    double progress = (double)(step - t->warmup_steps) / decay_steps;
+void optimizer_init(Optimizer *o, const TrainConfig *t) {
+    *o = (Optimizer){
+        .lr = t->lr,
+        .lr_min = t->lr_min,
+        .warmup_steps = t->warmup_steps,
+        .steps = t->steps,
+        .schedule = !strcmp(t->schedule, "constant") ? SCHEDULE_CONSTANT
+                    : !strcmp(t->schedule, "linear") ? SCHEDULE_LINEAR
+                                                     : SCHEDULE_COSINE,
+        .adamw = strcmp(t->optimizer, "adamw") == 0,
+        .beta1 = t->beta1,
+        .beta2 = t->beta2,
+        .eps = t->eps,
+        .weight_decay = t->weight_decay,
+    };
+}
+
+double lr_at(const Optimizer *o, long step) {
+    if (o->warmup_steps > 0 && step < o->warmup_steps) return o->lr * (double)(step + 1) / o->warmup_steps;
+    long decay_steps = o->steps - o->warmup_steps;
+    if (o->schedule == SCHEDULE_CONSTANT || decay_steps <= 0) return o->lr;
+    double progress = (double)(step - o->warmup_steps) / decay_steps;
     if (progress > 1) progress = 1;
-    double shape = strcmp(t->schedule, "linear") == 0 ? 1.0 - progress : 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
-    return t->lr_min + (t->lr - t->lr_min) * shape;
+    double shape = o->schedule == SCHEDULE_LINEAR ? 1.0 - progress : 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
+    return o->lr_min + (o->lr - o->lr_min) * shape;
 }
 
 // Fixed-size chunks make the summation order a function of the size only.
@@ -48,9 +65,9 @@ double clip_gradients(Model *m, double clip) {
     return norm;
 }
 
-void adam_update(Model *m, const TrainConfig *t, long step, double lr) {
-    int adamw = strcmp(t->optimizer, "adamw") == 0;
-    double b1 = t->beta1, b2 = t->beta2, eps = t->eps, wd = t->weight_decay;
+void adam_update(Model *m, const Optimizer *o, long step, double lr) {
+    int adamw = o->adamw;
+    double b1 = o->beta1, b2 = o->beta2, eps = o->eps, wd = o->weight_decay;
     double bc1 = 1.0 - pow(b1, (double)step), bc2 = 1.0 - pow(b2, (double)step);
     for (int k = 0; k < m->n_tensors; k++) {
         const ParamTensor *pt = &m->tensors[k];

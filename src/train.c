@@ -97,6 +97,8 @@ typedef struct {
 typedef struct {
     Config cfg;
     const TrainConfig *tc;
+    Optimizer opt;          // tc's optimizer settings, resolved once
+    int loss_per_sequence;  // train.loss_norm "sequence"
     int threads;
     Task *task;
     Model model;
@@ -244,6 +246,8 @@ static int setup(Trainer *tr, const Args *a) {
                                                sizeof err);
     if (rc != 0) return fail(2, "%s", err);
     tr->tc = &cfg->train;
+    optimizer_init(&tr->opt, tr->tc);
+    tr->loss_per_sequence = strcmp(tr->tc->loss_norm, "sequence") == 0;
     tr->threads = set_threads(cfg->run.threads);
     tr->task = task_create(&cfg->task, cfg->model.block_size, (uint64_t)cfg->run.seed, err, sizeof err);
     if (!tr->task)
@@ -414,7 +418,7 @@ static double draw_batches(Trainer *tr, long *tokens) {
     for (int a = 0; a < tc->grad_accum; a++) {
         Batch *b = &tr->batches[a];
         task_next_train(tr->task, b, tr->micro);
-        counts[0] += (long)batch_loss_normaliser(b, tc->loss_norm);
+        counts[0] += (long)batch_loss_normaliser(b, tr->loss_per_sequence);
         counts[1] += (long)b->B * b->T;
     }
     task_skip_train(tr->task, (dist_size() - 1 - dist_rank()) * share);
@@ -453,7 +457,7 @@ static int train_step(Trainer *tr) {
     const TrainConfig *tc = tr->tc;
     Model *model = &tr->model;
     TrainState *st = &tr->st;
-    double lr = lr_at(tc, st->step);
+    double lr = lr_at(&tr->opt, st->step);
     model_zero_grad(model);
     // The normaliser covers the whole step, so B sequences in one batch, in k micro-batches or on
     // N ranks give the same gradient.
@@ -477,7 +481,7 @@ static int train_step(Trainer *tr) {
                  step_loss / norm, grad_norm);
         return diverged(tr, st->step + 1, what);
     }
-    adam_update(model, tc, st->step + 1, lr);
+    adam_update(model, &tr->opt, st->step + 1, lr);
     st->step++;
     st->lr = lr;
     st->tokens += step_tokens;

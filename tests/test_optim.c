@@ -5,11 +5,14 @@
 #include "check.h"
 #include "optim.h"
 
-static TrainConfig schedule(const char *kind, int warmup, double lr_min) {
+// A train section with the schedule `kind`, the optimizer and weight decay wd, resolved as ./train
+// resolves it.
+static Optimizer schedule(const char *kind, int warmup, double lr_min, const char *optimizer, double wd) {
     TrainConfig t;
     memset(&t, 0, sizeof t);
     snprintf(t.schedule, sizeof t.schedule, "%s", kind);
-    snprintf(t.optimizer, sizeof t.optimizer, "adamw");
+    snprintf(t.optimizer, sizeof t.optimizer, "%s", optimizer);
+    t.weight_decay = wd;
     t.lr = 1e-3;
     t.lr_min = lr_min;
     t.warmup_steps = warmup;
@@ -17,19 +20,21 @@ static TrainConfig schedule(const char *kind, int warmup, double lr_min) {
     t.beta1 = 0.9;
     t.beta2 = 0.999;
     t.eps = 1e-8;
-    return t;
+    Optimizer o;
+    optimizer_init(&o, &t);
+    return o;
 }
 
 static void test_schedules(void) {
-    TrainConfig c = schedule("constant", 10, 0);
+    Optimizer c = schedule("constant", 10, 0, "adamw", 0);
     CHECK(fabs(lr_at(&c, 0) - 1e-4) < 1e-15, "warm-up starts at lr/warmup: %g", lr_at(&c, 0));
     CHECK(fabs(lr_at(&c, 4) - 5e-4) < 1e-15, "warm-up is linear: %g", lr_at(&c, 4));
     CHECK(lr_at(&c, 9) == 1e-3 && lr_at(&c, 100) == 1e-3, "constant after warm-up");
-    TrainConfig l = schedule("linear", 10, 1e-4);
+    Optimizer l = schedule("linear", 10, 1e-4, "adamw", 0);
     CHECK(lr_at(&l, 10) == 1e-3, "linear starts at lr: %g", lr_at(&l, 10));
     CHECK(fabs(lr_at(&l, 60) - (1e-4 + 0.9e-3 * 0.5)) < 1e-15, "linear halfway: %g", lr_at(&l, 60));
     CHECK(fabs(lr_at(&l, 110) - 1e-4) < 1e-15 && fabs(lr_at(&l, 500) - 1e-4) < 1e-15, "linear ends at the floor");
-    TrainConfig k = schedule("cosine", 10, 1e-4);
+    Optimizer k = schedule("cosine", 10, 1e-4, "adamw", 0);
     CHECK(fabs(lr_at(&k, 60) - (1e-4 + 0.9e-3 * 0.5)) < 1e-15, "cosine halfway: %g", lr_at(&k, 60));
     CHECK(fabs(lr_at(&k, 35) - (1e-4 + 0.9e-3 * 0.5 * (1 + cos(3.14159265358979323846 / 4)))) < 1e-15, "cosine quarter: %g",
           lr_at(&k, 35));
@@ -57,8 +62,7 @@ static Model two_tensors(real *params, real *grads, real *m, real *v) {
 static void test_adam_first_step(void) {
     real p[3] = {1, 1, 1}, g[3] = {0.5f, 0.5f, 0.5f}, m[3] = {0}, v[3] = {0};
     Model model = two_tensors(p, g, m, v);
-    TrainConfig t = schedule("constant", 0, 0);
-    t.weight_decay = 0.1;
+    Optimizer t = schedule("constant", 0, 0, "adamw", 0.1);
     adam_update(&model, &t, 1, 0.1);
     double want_w = 0.99 - 0.1 * 0.5 / (0.5 + 1e-8), want_b = 1 - 0.1 * 0.5 / (0.5 + 1e-8);
     CHECK(fabs(p[0] - want_w) < 1e-6 && fabs(p[1] - want_w) < 1e-6, "adamw w: %.9g want %.9g", p[0], want_w);
@@ -67,8 +71,8 @@ static void test_adam_first_step(void) {
 
     real p2[3] = {1, 1, 1}, m2[3] = {0}, v2[3] = {0};
     Model adam = two_tensors(p2, g, m2, v2);
-    snprintf(t.optimizer, sizeof t.optimizer, "adam");
-    adam_update(&adam, &t, 1, 0.1);
+    Optimizer l2 = schedule("constant", 0, 0, "adam", 0.1);
+    adam_update(&adam, &l2, 1, 0.1);
     double want_adam = 1 - 0.1 * 0.6 / (0.6 + 1e-8);
     CHECK(fabs(p2[0] - want_adam) < 1e-6, "adam (L2) w: %.9g want %.9g", p2[0], want_adam);
     CHECK(fabs(p2[2] - want_b) < 1e-6, "adam never decays b: %.9g", p2[2]);
@@ -78,7 +82,7 @@ static void test_adam_first_step(void) {
 static void test_adam_second_step(void) {
     real p[3] = {1, 1, 1}, g[3] = {0.5f, 0.5f, 0.5f}, m[3] = {0}, v[3] = {0};
     Model model = two_tensors(p, g, m, v);
-    TrainConfig t = schedule("constant", 0, 0);
+    Optimizer t = schedule("constant", 0, 0, "adamw", 0);
     adam_update(&model, &t, 1, 0.1);
     g[2] = -1;
     double p1 = p[2];
@@ -119,8 +123,7 @@ static void test_threads(void) {
         Model model = {.n_params = n, .params = p[r], .grads = g[r], .adam_m = m[r], .adam_v = v[r],
                        .tensors = &tensor, .n_tensors = 1};
         omp_set_num_threads(r + 1);
-        TrainConfig t = schedule("constant", 0, 0);
-        t.weight_decay = 0.1;
+        Optimizer t = schedule("constant", 0, 0, "adamw", 0.1);
         norms[r] = clip_gradients(&model, 1.0);
         adam_update(&model, &t, 1, 1e-3);
     }
