@@ -323,8 +323,10 @@ int model_check_length(const Model *m, int T, char *err, int errlen) {
 int model_prepare(Model *m, int B, int T, char *err, int errlen) {
     if (model_check_length(m, T, err, errlen) != 0) return -1;
     if (m->act_mem && B <= m->act_B && T <= m->act_T) return 0;
-    // The cache sizes grow with T², so size for the largest shape asked so far.
-    int nb = B > m->act_B ? B : m->act_B, nt = T > m->act_T ? T : m->act_T;
+    // Keep the larger of the old and new dimension only where the new shape does not exceed the old
+    // one in the other: evaluation at growing lengths with shrinking batches (8 × 128, then 1 × 2^20)
+    // must not allocate 8 × 2^20.
+    int nb = T <= m->act_T && m->act_B > B ? m->act_B : B, nt = B <= m->act_B && m->act_T > T ? m->act_T : T;
     long size = carve(m, NULL, nb, nt);
     free(m->act_mem);
     m->act_mem = alloc_touched(size, sizeof(real));
