@@ -48,20 +48,18 @@ static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     return 0;
 }
 
-// gates (B,H,R,T) | z (B,H,R,npos) | positions (B,H,R,T), only when asked for (pictures): the
-// backward recomputes them from the gates.
+// Nothing for training: the backward recomputes the gates, positions and Z of each row block (an
+// extra q·k product per block, but no B·H·T² gates and B·H·T·npos Z per layer). For pictures
+// (keep_positions): gates (B,H,R,T) | positions (B,H,R,T).
 static long cope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H) {
     (void)C;
-    long bhr = (long)B * H * R;
-    return (1 + (pe->keep_positions != 0)) * bhr * T + bhr * cope_of(pe)->npos;
+    return pe->keep_positions ? 2L * B * H * R * T : 0;
 }
 
 static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H) {
     (void)C;
-    long bhr = (long)B * H * R;
-    cache->gates = mem;
-    cache->z = mem + bhr * T;
-    cache->pos = pe->keep_positions ? cache->z + bhr * cope_of(pe)->npos : NULL;
+    cache->gates = pe->keep_positions ? mem : NULL;
+    cache->pos = pe->keep_positions ? mem + (long)B * H * R * T : NULL;
 }
 
 // Which q and keys the gates see: attention's own (transformed under RoPE), or others (gate keys of
@@ -86,6 +84,8 @@ typedef struct {
     real *copies;  // COPIES rows of P+1, kept zero between rows
     real *dsg;     // (rows, T) dS' of the gate logits, when the gates are separate
     real *keys, *dkeys;  // (T, dh) each: rotated gate keys and their gradient, when RoPE rotates them
+    real *sg;      // (rows, T) the gates σ of the block (unmasked; entries j > i unspecified)
+    real *z;       // (rows, P) Z = Q·E of the block, the columns its positions reach
 } Work;
 
 static long carve_work(Work *w, real *mem, const Cope *o, const AttnPE *pe, int T, int dh, int rows) {
@@ -110,6 +110,8 @@ static long carve_work(Work *w, real *mem, const Cope *o, const AttnPE *pe, int 
         TAKE(w->keys, real, (long)T * dh);
         TAKE(w->dkeys, real, (long)T * dh);
     }
+    TAKE(w->sg, real, (long)rows * T);
+    TAKE(w->z, real, (long)rows * P);
 #undef TAKE
     return n;
 }
@@ -192,26 +194,32 @@ static void cope_head_forward(PEHead *hd) {
         pe_rope_rotate(work_of(hd).keys, hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
 }
 
-static void cope_block_forward(PEHead *hd) {
+// The gates, positions and Z of the rows of block [i0, i1), into work (and into the cache for
+// pictures). The forward and the backward both call it, the backward to recompute what the forward
+// did not keep: the same products and functions on the same inputs give the same bits. S: the
+// block's raw q·k when attention has it (the forward), else NULL.
+static void block_gates(PEHead *hd, const Work *w, const real *S) {
     const Cope *o = hd->opts;
-    Work w = work_of(hd);
-    int T = hd->T, P = o->npos, i0 = hd->i0, i1 = hd->i1, sep = separate_gates(o, hd->pe);
-    real *gates = hd->cache->gates, *pos = hd->cache->pos;
-    real s = hd->s;
-    if (sep) {  // gate logits straight into the gates rows, made sigmoids in place below
-        Gates g = gate_operands(hd, &w);
-        matmul(0, 1, i1 - i0, i1, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k, g.ldk, 0,
-               gates + pe_cache_row(hd, i0) * T, T);
+    int T = hd->T, P = o->npos, i0 = hd->i0, i1 = hd->i1, nr = i1 - i0;
+    if (separate_gates(o, hd->pe)) {  // gate logits straight into the gates rows, sigmoids in place below
+        Gates g = gate_operands(hd, w);
+        matmul(0, 1, nr, i1, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k, g.ldk, 0, w->sg, T);
+        S = w->sg;
+    } else if (!S) {  // S[rows][0:i1] = Q[rows]·K[0:i1]ᵀ, as attention's forward computes it
+        matmul(0, 1, nr, i1, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, hd->k, hd->C, 0, w->sg, T);
+        S = w->sg;
     }
-    const uint8_t *pad = hd->pad;
-    real maxp = 0;
+    real maxp = 0, s = hd->s;
     for (int i = i0; i < i1; i++) {
-        real *sg = gates + pe_cache_row(hd, i) * T, *p = w.pos + (long)(i - i0) * T;
-        const real *x = sep ? sg : hd->S + (long)(i - i0) * T;
+        const real *x = S + (long)(i - i0) * T;
+        real *sg = w->sg + (long)(i - i0) * T, *p = w->pos + (long)(i - i0) * T;
 #pragma omp simd
         for (int j = 0; j <= i; j++) sg[j] = pe_sigmoid(s * x[j]);
-        positions_row(p, sg, pad, i);
-        if (pos) memcpy(pos + pe_cache_row(hd, i) * T, p, sizeof(real) * (i + 1));
+        positions_row(p, sg, hd->pad, i);
+        if (hd->cache->gates) {
+            memcpy(hd->cache->gates + pe_cache_row(hd, i) * T, sg, sizeof(real) * (i + 1));
+            memcpy(hd->cache->pos + pe_cache_row(hd, i) * T, p, sizeof(real) * (i + 1));
+        }
         if (p[0] > maxp) maxp = p[0];
     }
     // The table columns the rows of the block reach: u <= floor(min(max p, P-1)) + 1. p_i0 is the
@@ -221,14 +229,19 @@ static void cope_block_forward(PEHead *hd) {
     int ncol = (maxp < P - 1 ? (int)maxp : P - 1) + 3;
     if (ncol > P) ncol = P;
     // Z[rows][0:ncol] = Q[rows]·E[:, 0:ncol]
-    matmul(0, 0, i1 - i0, ncol, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, o->table.w, P, 0,
-           hd->cache->z + pe_cache_row(hd, i0) * P, P);
+    matmul(0, 0, nr, ncol, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, o->table.w, P, 0, w->z, P);
+}
+
+static void cope_block_forward(PEHead *hd) {
+    Work w = work_of(hd);
+    block_gates(hd, &w, hd->S);
 }
 
 static void cope_row_logits(PEHead *hd, int i, real *a) {
     const Cope *o = hd->opts;
     int T = hd->T, P = o->npos;
-    const real *p = work_of(hd).pos + (long)(i - hd->i0) * T, *z = hd->cache->z + pe_cache_row(hd, i) * P;
+    Work w = work_of(hd);
+    const real *p = w.pos + (long)(i - hd->i0) * T, *z = w.z + (long)(i - hd->i0) * P;
     real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1);
 #pragma omp simd
     for (int j = 0; j <= i; j++) {
@@ -251,10 +264,10 @@ static void cope_head_backward(PEHead *hd) {
 }
 
 static void cope_block_backward(PEHead *hd) {
-    if (separate_gates(hd->opts, hd->pe)) {
-        real *dsg = work_of(hd).dsg;
-        for (int r = 0; r < hd->i1 - hd->i0; r++) memset(dsg + (long)r * hd->T, 0, sizeof(real) * hd->i1);
-    }
+    Work w = work_of(hd);
+    block_gates(hd, &w, NULL);
+    if (separate_gates(hd->opts, hd->pe))
+        for (int r = 0; r < hd->i1 - hd->i0; r++) memset(w.dsg + (long)r * hd->T, 0, sizeof(real) * hd->i1);
 }
 
 // Quoting the forward:  a_ij += γ·(w·Z[i][u] + (1-w)·Z[i][f]),  c = min(p, P-1),  p_ij = Σ_{t>=j} g_it,
@@ -266,11 +279,7 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     const Cope *o = hd->opts;
     Work w = work_of(hd);
     int T = hd->T, P = o->npos, r = i - hd->i0;
-    const real *z = hd->cache->z + pe_cache_row(hd, i) * P, *sg = hd->cache->gates + pe_cache_row(hd, i) * T;
-    real *p = w.pos + (long)r * T;
-    if (i + 2 < T)  // the rows of the (B,H,T,T) cache are not one stream: fetch ahead
-        for (int j = 0; j <= i + 2; j += 64 / (int)sizeof(real)) __builtin_prefetch(sg + 2L * T + j);
-    positions_row(p, sg, hd->pad, i);  // recomputed: cheaper than reading the cached ones back
+    const real *z = w.z + (long)r * P, *sg = w.sg + (long)r * T, *p = w.pos + (long)r * T;
     real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1), s = hd->s;
     real *restrict dp = w.dp, *restrict da = w.da, *restrict dw = w.db;
     int *restrict fj = w.f;

@@ -62,11 +62,10 @@ typedef struct PEParams {
 typedef struct {
     real *probs;  // (B,H,R,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
                   // j > i unspecified
-    real *gates;  // (B,H,R,T) CoPE sigmoid gates σ (unmasked), or NULL; entries j > i unspecified
+    real *gates;  // (B,H,R,T) CoPE sigmoid gates σ (unmasked) when keep_positions, else NULL; entries
+                  // j > i unspecified (the backward recomputes them: cope.c)
     real *pos;    // (B,H,R,T) CoPE positions p before clamping when keep_positions, else NULL;
                   // entries j > i unspecified
-    real *z;      // (B,H,R,npos) CoPE Z = q·E, or NULL; per row block only the columns its positions
-                  // reach (up to floor(min(max p, npos-1)) + 2), the others unspecified
     real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
     real *krot;   // (B,T,C) rotated k (RoPE), or NULL
 } AttnCache;
