@@ -5,6 +5,7 @@
       a metric of metrics.jsonl against the training step, one line per run (e.g. the training
       loss, or --split valid --metric error)
   scripts/plot.py lengths RUN... [--split valid] [--metric M] [--step N] [--set K=V]... [-o lengths.svg]
+  scripts/plot.py lengths --series POINTS.json [--xlabel X] [--ylabel Y] [-o lengths.svg]
       a metric of eval.jsonl (written by ./eval --lengths ...) against the evaluation length, one
       line per run: the paper's length-generalisation figure. The metric defaults to the task's:
       ppl for language models (task.name lm in the run's config.json), error otherwise. Points are
@@ -12,7 +13,9 @@
       given here count (none given: lines evaluated without --set; run.threads is not a setting),
       so an extra evaluation with other settings (e.g. --set task.p_sparse=0.9) never replaces a
       point. Among the lines of one (split, length, settings), the latest step's (or --step's)
-      last line counts.
+      last line counts. --series draws given points instead: a JSON list of {"label", "points":
+      [[x, y, std or null], ...], "dashed": optional}, as scripts/reproduce.py writes for the
+      length-generalisation figure (means over seeds, with ± std bars, and the paper's values dashed).
 
 RUN is a run folder (runs/<name>); its label is the folder name unless given as LABEL=FOLDER.
 Metrics: loss, error, seq_error (in %), ppl, bits_per_token, bits_per_byte: whatever the lines hold.
@@ -93,8 +96,12 @@ def fmt(v):
 
 
 def svg_plot(series, title, xlabel, ylabel, path, logy=False, logx=False, markers=False):
-    """series: list of (label, [(x, y), ...]). Writes an SVG line chart to path."""
-    pts = [(x, y) for _, s in series for x, y in s if y is not None and math.isfinite(y)]
+    """series: list of (label, [(x, y) or (x, y, std), ...]) or (label, points, dashed). Writes an SVG
+    line chart to path; a std draws a vertical bar of ± std, a dashed series a dashed line."""
+    series = [(s[0], [tuple(p) + (None,) * (3 - len(p)) for p in s[1]], s[2] if len(s) > 2 else False)
+              for s in series]
+    pts = [(x, y + sgn * (e or 0)) for _, s, _ in series for x, y, e in s for sgn in (-1, 1)
+           if y is not None and math.isfinite(y)]
     if logy:
         pts = [(x, y) for x, y in pts if y > 0]
     if logx:
@@ -117,6 +124,8 @@ def svg_plot(series, title, xlabel, ylabel, path, logy=False, logx=False, marker
     else:
         yt = nice_ticks(min(ys), max(ys))
         ylo, yhi = yt[0], yt[-1]
+    right = max(RIGHT, 60 + int(6.6 * max(len(label) for label, _, _ in series)))  # the legend's labels fit
+    width = WIDTH - RIGHT + right
     pw, ph = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def tx(x):
@@ -129,9 +138,9 @@ def svg_plot(series, title, xlabel, ylabel, path, logy=False, logx=False, marker
             return TOP + ph * (1 - (math.log(y) - math.log(ylo)) / ((math.log(yhi) - math.log(ylo)) or 1))
         return TOP + ph * (1 - (y - ylo) / ((yhi - ylo) or 1))
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-           f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" '
+           f'viewBox="0 0 {width} {HEIGHT}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{HEIGHT}" fill="white"/>',
            f'<text x="{LEFT + pw / 2}" y="{TOP - 15}" text-anchor="middle" font-size="14">{escape(title)}</text>']
     for v in xt:
         if xlo <= v <= xhi:
@@ -147,19 +156,24 @@ def svg_plot(series, title, xlabel, ylabel, path, logy=False, logx=False, marker
     out.append(f'<text x="{LEFT + pw / 2}" y="{HEIGHT - 15}" text-anchor="middle">{escape(xlabel)}</text>')
     out.append(f'<text x="18" y="{TOP + ph / 2}" text-anchor="middle" '
                f'transform="rotate(-90 18 {TOP + ph / 2})">{escape(ylabel)}</text>')
-    for k, (label, s) in enumerate(series):
+    for k, (label, s, dashed) in enumerate(series):
         c = COLOURS[k % len(COLOURS)]
-        good = [(x, y) for x, y in s if y is not None and math.isfinite(y) and (not logy or y > 0)
+        dash = ' stroke-dasharray="6,4"' if dashed else ""
+        good = [(x, y, e) for x, y, e in s if y is not None and math.isfinite(y) and (not logy or y > 0)
                 and (not logx or x > 0)]
         if good:
-            d = " ".join(f"{tx(x):.1f},{ty(y):.1f}" for x, y in good)
-            out.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="1.8"/>')
+            d = " ".join(f"{tx(x):.1f},{ty(y):.1f}" for x, y, _ in good)
+            out.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="1.8"{dash}/>')
             if markers or len(good) == 1:
-                for x, y in good:
+                for x, y, _ in good:
                     out.append(f'<circle cx="{tx(x):.1f}" cy="{ty(y):.1f}" r="3.5" fill="{c}"/>')
+            for x, y, e in good:
+                if e and (not logy or y - e > 0):
+                    out.append(f'<line x1="{tx(x):.1f}" y1="{ty(y - e):.1f}" x2="{tx(x):.1f}" y2="{ty(y + e):.1f}" '
+                               f'stroke="{c}" stroke-width="1.2"/>')
         ly = TOP + 10 + 20 * k
         out.append(f'<line x1="{LEFT + pw + 15}" y1="{ly}" x2="{LEFT + pw + 40}" y2="{ly}" stroke="{c}" '
-                   f'stroke-width="2.5"/>')
+                   f'stroke-width="2.5"{dash}/>')
         out.append(f'<text x="{LEFT + pw + 46}" y="{ly + 4}">{escape(label)}</text>')
     out.append("</svg>")
     with open(path, "w") as f:
@@ -203,6 +217,20 @@ def settings(overrides):
 
 
 def lengths(args):
+    if args.series:
+        if args.runs:
+            sys.exit("plot.py: lengths takes run folders or --series, not both")
+        try:
+            with open(args.series) as f:
+                given = json.load(f)
+            series = [(s["label"], [tuple(p) for p in s["points"]], bool(s.get("dashed"))) for s in given]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            sys.exit(f"plot.py: {args.series}: expected a JSON list of {{label, points, dashed}} ({e})")
+        svg_plot(series, args.title or "against evaluation length", args.xlabel or "evaluation length",
+                 args.ylabel or "", args.output, logy=args.logy, logx=args.logx, markers=True)
+        return
+    if not args.runs:
+        sys.exit("plot.py: lengths needs run folders or --series")
     series = []
     metrics = set()
     want = settings(args.set)
@@ -234,8 +262,8 @@ def lengths(args):
         series.append((label, sorted(pts.items())))
     metric = "/".join(sorted(metrics))
     unit = " (%)" if metrics <= {"error", "seq_error"} else ""
-    svg_plot(series, args.title or f"{args.split} {metric} against evaluation length", "evaluation length",
-             metric + unit, args.output, logy=args.logy, logx=args.logx, markers=True)
+    svg_plot(series, args.title or f"{args.split} {metric} against evaluation length",
+             args.xlabel or "evaluation length (tokens)", args.ylabel or metric + unit, args.output, logy=args.logy, logx=args.logx, markers=True)
 
 
 def main():
@@ -250,7 +278,10 @@ def main():
     c.add_argument("-o", "--output", default="curves.svg")
     c.set_defaults(fn=curves)
     l = sub.add_parser("lengths", help="metric against evaluation length (eval.jsonl)")
-    l.add_argument("runs", nargs="+")
+    l.add_argument("runs", nargs="*")
+    l.add_argument("--series", help="a JSON file of points to draw instead of run folders")
+    l.add_argument("--xlabel")
+    l.add_argument("--ylabel")
     l.add_argument("--split", default="valid")
     l.add_argument("--metric", help="default: the task's (ppl for language models, error otherwise)")
     l.add_argument("--set", action="append", metavar="K=V",

@@ -85,7 +85,7 @@ EXPERIMENTS = {
                     ("5 var", "counting_5var", "test")],
         "metric": "error",
         "metric_doc": "test error in % (lower is better): wrong answers (the value printed), one per "
-                      "sample. The paper averages 3 seeds; we run one (the seed of the official run.sh).",
+                      "sample. The paper averages 3 seeds.",
         "paper": {"abs": ["5.3", "67.6", "71.5"], "rel": ["1.1", "17.8", "22.4"], "cope": ["0.0", "1.2", "7.4"]},
     },
     "wikitext": {
@@ -100,15 +100,6 @@ EXPERIMENTS = {
         "paper": {"abs": ["23.96", "24.87"], "rel": ["22.90", "23.81"], "cope": ["22.55", "23.46"],
                   "cope+rel": ["22.31", "23.23"]},
         "paper_params": {"abs": 124.4, "rel": 123.7, "cope": 123.7, "cope+rel": 123.7},
-        "lengths": {
-            "multiples": [1, 1.5, 2, 2.5],
-            "split": "valid",
-            # left panel of the figure (trained at T = 1024; T' = 1024, 1536, 2048, 2560), read off the plot
-            "paper": {"Relative PE": ["22.90", "≈22.57", "≈23.18", "≈24.16"],
-                      "Relative-capped": ["22.90", "≈22.31", "≈22.09", "≈21.96"],
-                      "CoPE": ["22.55", "≈21.96", "≈21.70", "≈21.56"]},
-            "paper_T": 1024,
-        },
     },
     "code": {
         "title": "Code modelling",
@@ -126,6 +117,48 @@ EXPERIMENTS = {
 for _i, _column in enumerate(EXPERIMENTS["counting"]["columns"]):  # counting_1var, ...: one column each
     EXPERIMENTS[_column[1]] = dict(EXPERIMENTS["counting"], groups=[_column[1]], columns=[_column],
                                    paper={pe: [v[_i]] for pe, v in EXPERIMENTS["counting"]["paper"].items()})
+
+# The length-generalisation figure (paper §5, its third figure; docs/experiments.md §5.3): models
+# trained at context T, evaluated at multiples of T. Each curve: (key, label, the config's PE, the
+# training variant or None, the ./eval --set overrides). A variant trains its own run folder from the
+# PE's config with extra ./train --set overrides ({5T}: five times the training context). pe.rel_beyond
+# does not change training while every distance is inside the table (the trained models of "refuse",
+# "zero" and "cap" are the same bits), so the relative readings beyond the table are ./eval overrides
+# of one run; "a table larger than the training length" needs its own training run.
+REL_ZERO = ("rel_zero", "Relative PE, zero beyond the table (official code)", "rel", None,
+            ["pe.rel_beyond=zero"])
+REL_TABLE = ("rel_table", "Relative PE, table of 5T (entries beyond T untrained)", "rel",
+             ("table5x", ["pe.rel_max_distance={5T}", "pe.rel_beyond=refuse"]), [])
+REL_CAP = ("rel_cap", "Relative-capped", "rel", None, [])  # the configs' rel_beyond is "cap"
+LENGTH_EXPERIMENTS = {
+    "lengths_text": {
+        "title": "Length generalisation of the text language model",
+        "source": "paper §5, third figure, trained at T = 1024 (docs/experiments.md §5.3; read off the plot, ±0.03)",
+        "group": "wikitext", "split": "valid", "metric": "ppl",
+        "multiples": [1, 1.5, 2, 2.5, 3, 4, 5],
+        "curves": [("abs", "Absolute PE", "abs", None, []), REL_ZERO, REL_TABLE, REL_CAP,
+                   ("cope", "CoPE", "cope", None, []),
+                   ("cope_rel", "CoPE + Relative (capped)", "cope+rel", None, [])],
+        "metric_doc": "validation perplexity (lower is better) over the whole split, cut into consecutive "
+                      "non-overlapping windows of T' tokens, each from an empty context (README, Evaluation).",
+        "paper_T": 1024,
+        "paper_multiples": [1, 1.5, 2, 2.5],
+        "paper": {"rel_zero": [22.90, 22.57, 23.18, 24.16], "rel_cap": [22.90, 22.31, 22.09, 21.96],
+                  "cope": [22.55, 21.96, 21.70, 21.56]},
+    },
+    "lengths_flipflop": {
+        "title": "Length generalisation on flip-flop",
+        "source": "not in the paper (its figure is for text); ours, with the text figure's encodings",
+        "group": "flipflop", "split": "test", "metric": "error",
+        "multiples": [1, 1.5, 2, 3, 4, 5],
+        "curves": [("abs", "Absolute PE", "abs", None, []), REL_ZERO, REL_TABLE, REL_CAP,
+                   ("cope", "CoPE", "cope", None, []),
+                   ("cope_rel", "CoPE + Relative (capped)", "cope",
+                    ("rel", ["pe.type=cope+rel", "pe.rel_beyond=cap"]), [])],
+        "metric_doc": "test error in % (lower is better) on FFL(0.8) sequences of T' tokens (the "
+                      "training distribution, longer).",
+    },
+}
 ALL = ["flipflop", "selcopy", "counting"]
 DATA_HINTS = {
     "data/tinyshakespeare": "sh scripts/fetch_data.sh tinyshakespeare",
@@ -213,20 +246,59 @@ def run_command(cmd, what):
     return rc
 
 
-class Run:
-    """One (scale, group, pe): its config, its run folder and what it holds."""
+def parse_set(text):
+    """(section, key, value) of a --set K=V override; the value as ./train reads it (JSON, else a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or key.count(".") != 1:
+        raise Stop(f"--set {text}: expected section.key=value (e.g. train.steps=20)", 2)
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    return (*key.split("."), parsed)
 
-    def __init__(self, scale, group, pe, runs_dir):
-        self.scale, self.group, self.pe = scale, group, pe
+
+def eval_settings(overrides):
+    """The settings an eval.jsonl line was evaluated with: its --set overrides, sorted, without the
+    thread count (last bits only) and the evaluation length (a column of its own)."""
+    return tuple(sorted(o for o in overrides or [] if not o.startswith(("run.threads=", "task.eval_length="))))
+
+
+class Run:
+    """One (scale, group, pe, seed): its config, its run folder and what it holds. Seed k > 0 trains
+    with run.seed = the config's seed + k into <name>_s<k>; seed 0 is the config's own seed and the
+    single-seed folder, so --seeds 3 reuses a finished single-seed run. A variant (the length
+    experiments) trains the config with extra --set overrides into <name>_<suffix>. user_sets are the
+    --set overrides of the command (smoke tests), given to ./train."""
+
+    def __init__(self, scale, group, pe, runs_dir, seed=0, variant=None, user_sets=()):
+        self.scale, self.group, self.pe, self.seed_index = scale, group, pe, seed
         self.config_path = config_path(scale, group, pe)
-        self.name = run_name(scale, group, pe)
-        self.dir = os.path.join(runs_dir, self.name)
         full = os.path.join(ROOT, self.config_path)
         if not os.path.exists(full):
             raise Stop(f"{self.config_path}: no such config (python3 scripts/make_configs.py writes it)")
         with open(full) as f:
             self.config = json.load(f)
+        self.base_seed = self.config.get("run", {}).get("seed", 1)  # ./train's default run.seed is 1
+        T = self.config["model"]["block_size"]
+        self.sets = [v.replace("{5T}", str(5 * T)) for v in (variant[1] if variant else [])]
+        if seed:
+            self.sets.append(f"run.seed={self.base_seed + seed}")
+        self.expected = self.with_sets(self.sets)  # what the run's config.json holds without user_sets
+        self.sets += list(user_sets)
+        self.config = self.with_sets(self.sets)
+        self.name = (run_name(scale, group, pe) + (f"_{variant[0]}" if variant else "") +
+                     (f"_s{seed}" if seed else ""))
+        self.dir = os.path.join(runs_dir, self.name)
         self.steps = self.config["train"]["steps"]
+
+    def with_sets(self, sets):
+        """The config file's contents with the --set overrides applied."""
+        config = json.loads(json.dumps(self.config))
+        for text in sets:
+            section, key, value = parse_set(text)
+            config.setdefault(section, {})[key] = value
+        return config
 
     def abs_dir(self):
         return os.path.join(ROOT, self.dir)
@@ -259,6 +331,8 @@ class Run:
             return
         cmd = ["./train", self.config_path, "--set", f"run.name={self.name}", "--set", f"run.out_dir={runs_dir}",
                "--set", f"run.threads={threads}"]
+        for text in self.sets:
+            cmd += ["--set", text]
         if self.started():
             if self.step() is None:
                 raise Stop(f"{self.dir} holds a run with no checkpoint (it stopped before the first one): "
@@ -271,35 +345,38 @@ class Run:
     def eval_rows(self):
         return read_jsonl(os.path.join(self.abs_dir(), "eval.jsonl"))
 
-    def find_eval(self, split, length=None):
+    def find_eval(self, split, length=None, settings=()):
         """The latest eval.jsonl line for the latest step, this split (and length), evaluated on the
-        whole split with no overrides but the thread count and the length."""
+        whole split with exactly these --set overrides (besides the thread count and the length)."""
         step = self.step()
+        want = eval_settings(settings)
         found = None
         for row in self.eval_rows():
             if row.get("step") != step or row.get("split") != split:
                 continue
             if length is not None and row.get("length") != length:
                 continue
-            if any(not s.startswith(("run.threads=", "task.eval_length=")) for s in row.get("set", [])):
+            if eval_settings(row.get("set")) != want:
                 continue
             found = row
         return found
 
-    def evaluate(self, splits, lengths, threads):
+    def evaluate(self, splits, lengths, threads, settings=()):
         """./eval on the splits (at the run's own length, or at each of lengths) still missing."""
         if lengths:
             for split in splits:
-                missing = [n for n in lengths if self.find_eval(split, n) is None]
+                missing = [n for n in lengths if self.find_eval(split, n, settings) is None]
                 if missing:
-                    self._eval([split], missing, threads)
+                    self._eval([split], missing, threads, settings)
         else:
-            missing = [s for s in splits if self.find_eval(s) is None]
+            missing = [s for s in splits if self.find_eval(s, None, settings) is None]
             if missing:
-                self._eval(missing, None, threads)
+                self._eval(missing, None, threads, settings)
 
-    def _eval(self, splits, lengths, threads):
+    def _eval(self, splits, lengths, threads, settings):
         cmd = ["./eval", self.dir, "--split", ",".join(splits), "--set", f"run.threads={threads}"]
+        for text in settings:
+            cmd += ["--set", text]
         if lengths:
             cmd += ["--lengths", ",".join(str(n) for n in lengths)]
         rc = run_command(cmd, self.name)
@@ -307,6 +384,20 @@ class Run:
             print(f"{self.name}: some lengths were refused (see above); the table says so")
         elif rc != 0:
             raise Stop(f"{self.name}: ./eval exited with status {rc}")
+
+    def deviations(self):
+        """The keys whose value in the run's saved config.json differs from the config file (with this
+        run's variant and seed applied), as section.key=value: a smoke test's --set train.steps=20,
+        found from the run itself so that --table-only marks it too."""
+        try:
+            with open(os.path.join(self.abs_dir(), "config.json")) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            return []
+        return [f"{section}.{key}={json.dumps(saved[section][key])}"
+                for section in ("model", "pe", "task", "train")
+                for key, value in self.expected.get(section, {}).items()
+                if key in saved.get(section, {}) and saved[section][key] != value]
 
     def summary(self):
         """What the runs table shows: status, parameters, wall-clock, ms/step, threads."""
@@ -342,15 +433,60 @@ def fmt_duration(s):
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def lm_lengths(run, spec):
-    T = run.config["model"]["block_size"]
-    return [int(round(T * m)) for m in spec["multiples"]]
+SOLVED = 1.0  # % test error below which a seed counts as solving a synthetic task's split
 
 
-def own_length(run, exp):
-    """The eval.jsonl length of the table's columns: the training context for the length-generalisation
-    experiment (its lines at other lengths must not count), else any (each split has one length)."""
-    return lm_lengths(run, exp["lengths"])[0] if "lengths" in exp else None
+def mean_std(values):
+    """(mean, sample standard deviation or None with one value, n) of the values that exist."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None, 0
+    m = sum(vals) / len(vals)
+    sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else None
+    return m, sd, len(vals)
+
+
+def fmt_cell(values, seeds, solved=False):
+    """mean ± std over the seeds (the value alone with one seed), the seeds that solve the split (error
+    below SOLVED %) for the synthetic tasks, and how many seeds exist when some are missing."""
+    m, sd, n = mean_std(values)
+    if m is None:
+        return "—"
+    text = fmt_num(m) + (f" ± {sd:.2f}" if sd is not None else "")
+    notes = []
+    if solved and seeds > 1:
+        notes.append(f"solved {sum(v < SOLVED for v in values if v is not None)}/{n}")
+    if n < seeds:
+        notes.append(f"{n} of {seeds} seeds")
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
+def separated(a, b):
+    """Whether two PEs' seed values differ beyond noise: their means differ by more than twice the
+    standard error of the difference. None when a side has one seed (its noise is not measured)."""
+    (ma, sa, na), (mb, sb, nb) = mean_std(a), mean_std(b)
+    if sa is None or sb is None:
+        return None
+    return abs(ma - mb) > 2 * (sa * sa / na + sb * sb / nb) ** 0.5
+
+
+def ranking_seeds(per_pe):
+    """PE names ordered by mean, best (lowest) first: '<' separated beyond noise (separated()), '≈'
+    within noise, '?' not measured (one seed)."""
+    order = sorted((mean_std(v)[0], pe) for pe, v in per_pe.items() if mean_std(v)[0] is not None)
+    out = []
+    for i, (_, pe) in enumerate(order):
+        if i:
+            sep = separated(per_pe[order[i - 1][1]], per_pe[pe])
+            out.append({True: " < ", False: " ≈ ", None: " ? "}[sep])
+        out.append(PE_NAMES.get(pe, pe))
+    return "".join(out) if out else "—"
+
+
+def own_length(run):
+    """The eval.jsonl length of a language model's table columns: its training context (its lines at
+    other lengths must not count); None for the other tasks (each split has one length)."""
+    return run.config["model"]["block_size"] if run.config["task"]["name"] == "lm" else None
 
 
 def settings_lines(config):
@@ -373,26 +509,70 @@ def ranking(values):
     return "".join(out) if out else "—"
 
 
-def write_table(name, scale, pes, runs_dir, command):
+def header_lines(title, source, command, runs, seeds, user_sets):
+    """The title, the command, and a warning when any run's config differs from the committed one
+    (a smoke test with --set), so such a table is never mistaken for a result."""
+    lines = [f"# {title}", ""]
+    deviating = sorted({d for r in runs for d in r.deviations()} | set(user_sets))
+    if deviating:
+        lines += [f"**Not a result: a pipeline test.** Runs trained with settings that differ from the "
+                  f"committed configs: `{'`, `'.join(deviating)}`.", ""]
+    lines += [f"Written by `{command}` on {datetime.date.today().isoformat()} "
+              f"({platform.machine()}, {os.cpu_count()} cores). The paper's numbers: {source}. "
+              f"{seeds} seed{'s' if seeds > 1 else ''} per position encoding.", ""]
+    return lines
+
+
+def seed_note(seeds, base_seeds):
+    return (f"Seeds: seed k of {seeds} (k = 0..{seeds - 1}) trains with run.seed = the config's seed "
+            f"({', '.join(str(b) for b in sorted(base_seeds))}) + k, into `<run>` for k = 0 and `<run>_s<k>` "
+            "otherwise. task.data_seed is left at its default (the run seed), so each seed also draws its own "
+            "data where a task generates it (the counting training sets, the synthetic evaluation splits), as "
+            "the official counting generator's unseeded runs did; the text and code corpora are fixed, and "
+            "the seed changes the initialisation, dropout and batch order. Mean ± sample standard "
+            "deviation over the seeds. Evaluation: `./eval` on each run's latest checkpoint at the end of "
+            "training (no best-checkpoint selection, as the official code).")
+
+
+def runs_table(runs, groups):
+    lines = ["| PE | seed | run | config | steps | parameters | training wall-clock | ms/step | tokens/s | threads |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        s = run.summary()
+        steps = "not started" if s["step"] is None else (f"{s['step']}" if s["step"] >= run.steps
+                                                         else f"{s['step']} of {run.steps}")
+        ms = f"{1000 * s['elapsed'] / s['step']:.0f}" if s["elapsed"] and s["step"] else "—"
+        tps = f"{s['tokens_per_s']:.0f}" if s["tokens_per_s"] else "—"
+        lines.append(f"| {PE_NAMES.get(run.pe, run.pe)}{'' if len(groups) == 1 else ' (' + run.group + ')'} | "
+                     f"{run.base_seed + run.seed_index} | `{run.dir}` | `{run.config_path}` | {steps} | "
+                     f"{s['params'] or '—'} | {fmt_duration(s['elapsed'])} | {ms} | {tps} | {s['threads'] or '—'} |")
+    return lines + ["", "Training wall-clock is the trainer's own clock summed over restarts (it includes the "
+                        "periodic evaluations, not the final ./eval)."]
+
+
+def write_table(name, scale, pes, runs_dir, command, seeds, user_sets, results_dir):
     exp = EXPERIMENTS[name]
     groups = exp["groups"]
-    runs = {(g, pe): Run(scale, g, pe, runs_dir) for g in groups for pe in pes}
-    results_dir = os.path.join(ROOT, "results")
+    runs = {(g, pe, k): Run(scale, g, pe, runs_dir, k, None, user_sets)
+            for g in groups for pe in pes for k in range(seeds)}
     os.makedirs(results_dir, exist_ok=True)
     base = f"{name}_{scale}"
     metric = exp["metric"]
-    lines = [f"# {exp['title']} — {'CPU' if scale == 'cpu' else 'paper'} scale", ""]
-    lines += [f"Written by `{command}` on {datetime.date.today().isoformat()} "
-              f"({platform.machine()}, {os.cpu_count()} cores). The paper's numbers: {exp['source']}.", ""]
+    synthetic = metric == "error"
+    lines = header_lines(f"{exp['title']} — {'CPU' if scale == 'cpu' else 'paper'} scale", exp["source"],
+                         command, runs.values(), seeds, user_sets)
 
-    # ---- main table: paper next to ours, per column
+    # ---- main table: paper next to ours, per column; ours: every seed's value
     ours = {}
     for pe in pes:
         for label, g, split in exp["columns"]:
-            run = runs[(g, pe)]
-            row = run.find_eval(split, own_length(run, exp))
-            ours[(pe, label)] = row.get(metric) if row else None
-    unfinished = {pe for (g, pe), r in runs.items() if not r.finished()}
+            vals = []
+            for k in range(seeds):
+                run = runs[(g, pe, k)]
+                row = run.find_eval(split, own_length(run))
+                vals.append(row.get(metric) if row else None)
+            ours[(pe, label)] = vals
+    unfinished = {pe for (g, pe, k), r in runs.items() if not r.finished()}
     header = ["PE"]
     for label, _, _ in exp["columns"]:
         header += [f"{label}: paper", f"{label}: ours"]
@@ -401,8 +581,8 @@ def write_table(name, scale, pes, runs_dir, command):
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {}
     for label, _, _ in exp["columns"]:
-        vals = [round(ours[(pe, label)], 2) for pe in pes if ours[(pe, label)] is not None]
-        best[label] = min(vals) if vals else None
+        means = [round(mean_std(ours[(pe, label)])[0], 2) for pe in pes if mean_std(ours[(pe, label)])[0] is not None]
+        best[label] = min(means) if means else None
     for pe in sorted(set(pes) | set(exp["paper"]), key=lambda p: list(PE_NAMES).index(p)):
         cells = [PE_NAMES.get(pe, pe) + (" †" if pe in unfinished else "")]
         for i, (label, _, _) in enumerate(exp["columns"]):
@@ -411,95 +591,62 @@ def write_table(name, scale, pes, runs_dir, command):
             if pe not in pes:
                 cells.append("not run")
                 continue
-            v = ours[(pe, label)]
-            text = fmt_num(v)
-            cells.append(f"**{text}**" if v is not None and round(v, 2) == best[label] else text)
+            m = mean_std(ours[(pe, label)])[0]
+            text = fmt_cell(ours[(pe, label)], seeds, synthetic)
+            cells.append(f"**{text}**" if m is not None and round(m, 2) == best[label] else text)
         if "paper_params" in exp:
             cells.append(str(exp["paper_params"].get(pe, "—")))
-            s = runs[(groups[0], pe)].summary() if pe in pes else {"params": None}
+            s = runs[(groups[0], pe, 0)].summary() if pe in pes else {"params": None}
             cells.append(f"{s['params'] / 1e6:.2f}" if s["params"] else "—")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Metric: {exp['metric_doc']} Bold: our best per column."]
+    lines += ["", f"Metric: {exp['metric_doc']} Ours: " +
+              ("mean ± standard deviation over the seeds" if seeds > 1 else "one seed") +
+              (f"; \"solved k/n\": k of the n seeds have test error below {SOLVED:g}% on that split"
+               if synthetic and seeds > 1 else "") + ". Bold: our best mean per column."]
     if unfinished:
         lines.append("† unfinished run (its latest checkpoint is shown; rerun the command to finish it).")
-    lines += ["", "Ranking, best first:", ""]
+    lines += ["", "Ranking, best first (ours: '<' the means differ by more than twice the standard error of "
+                  "their difference over the seeds, '≈' they do not: within seed noise, '?' one seed: the noise "
+                  "is not measured):", ""]
     for i, (label, _, _) in enumerate(exp["columns"]):
         paper_vals = {pe: float(v[i]) for pe, v in exp["paper"].items()}
         our_vals = {pe: ours[(pe, label)] for pe in pes}
-        lines.append(f"- {label}: paper {ranking(paper_vals)}; ours {ranking(our_vals)}")
-
-    # ---- length generalisation (LM)
-    if "lengths" in exp:
-        spec = exp["lengths"]
-        run0 = runs[(groups[0], pes[0])]
-        Ls = lm_lengths(run0, spec)
-        lines += ["", f"## Length generalisation ({spec['split']} perplexity at context T')", ""]
-        head = ["", *[f"T' = {m}×T" for m in spec["multiples"]]]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for label, vals in spec["paper"].items():
-            lines.append("| " + " | ".join([f"paper (T = {spec['paper_T']}): {label}"] + vals) + " |")
-        for pe in pes:
-            run = runs[(groups[0], pe)]
-            cells = [f"ours (T = {Ls[0]}): {PE_NAMES.get(pe, pe)}" + (" (capped)" if "rel" in pe and
-                                                                         run.config["pe"].get("rel_beyond", "cap" if run.config["pe"].get("rel_capped") else "refuse") == "cap" else "")]
-            for n in lm_lengths(run, spec):
-                row = run.find_eval(spec["split"], n)
-                if row:
-                    cells.append(fmt_num(row.get(metric)))
-                elif run.config["pe"]["type"] in ("abs", "abs+rel") and n > run.config["model"]["block_size"]:
-                    cells.append("refused (learned table)")
-                else:
-                    cells.append("—")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", "The paper's values beyond T' = T are read off its figure (about ±0.03). Our relative "
-                      "PE is relative-capped (pe.rel_beyond \"cap\": distances beyond the table reuse its last entry), "
-                      "the paper's middle curve; learned absolute PE has no positions beyond its table, so "
-                      "longer windows are refused. Lengths plot: "
-                      f"[{base}_lengths.svg]({base}_lengths.svg)."]
-
-    # ---- runs
-    lines += ["", "## Runs", "",
-              "| PE | run | config | steps | parameters | training wall-clock | ms/step | tokens/s | threads |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for (g, pe), run in runs.items():
-        s = run.summary()
-        steps = "not started" if s["step"] is None else (f"{s['step']}" if s["step"] >= run.steps
-                                                         else f"{s['step']} of {run.steps}")
-        ms = f"{1000 * s['elapsed'] / s['step']:.0f}" if s["elapsed"] and s["step"] else "—"
-        tps = f"{s['tokens_per_s']:.0f}" if s["tokens_per_s"] else "—"
-        lines.append(f"| {PE_NAMES.get(pe, pe)}{'' if len(groups) == 1 else ' (' + g + ')'} | `{run.dir}` | "
-                     f"`{run.config_path}` | {steps} | {s['params'] or '—'} | {fmt_duration(s['elapsed'])} | "
-                     f"{ms} | {tps} | {s['threads'] or '—'} |")
-    lines += ["", "Training wall-clock is the trainer's own clock summed over restarts (it includes the "
-                  "periodic evaluations, not the final ./eval)."]
+        lines.append(f"- {label}: paper {ranking(paper_vals)}; ours {ranking_seeds(our_vals)}")
+    lines += ["", "## Runs", ""] + runs_table(runs.values(), groups)
+    lines += ["", "Per seed (" + ", ".join(label for label, _, _ in exp["columns"]) + "):", ""]
+    for pe in pes:
+        for k in range(seeds):
+            run = runs[(exp["columns"][0][1], pe, k)]
+            lines.append(f"- {PE_NAMES.get(pe, pe)}, seed {run.base_seed + k}: " +
+                         ", ".join(fmt_num(ours[(pe, label)][k]) for label, _, _ in exp["columns"]))
     if metric == "ppl":
         lines += ["", "Validation and test perplexity at the training context, per run:", ""]
-        for (g, pe), run in runs.items():
-            v, t = (run.find_eval(split, own_length(run, exp)) or {} for split in ("valid", "test"))
+        for (g, pe, k), run in runs.items():
+            v, t = (run.find_eval(split, own_length(run)) or {} for split in ("valid", "test"))
             bpb = t.get("bits_per_byte")
-            lines.append(f"- {PE_NAMES.get(pe, pe)}: valid {fmt_num(v.get('ppl'))}, test {fmt_num(t.get('ppl'))}" +
-                         (f" ({bpb:.3f} bits per byte)" if bpb else ""))
+            lines.append(f"- {PE_NAMES.get(pe, pe)}, seed {run.base_seed + k}: valid {fmt_num(v.get('ppl'))}, "
+                         f"test {fmt_num(t.get('ppl'))}" + (f" ({bpb:.3f} bits per byte)" if bpb else ""))
 
     # ---- settings and differences
     lines += ["", "## Settings and differences from the paper", ""]
     for g in groups:
-        cfg = runs[(g, pes[0])].config
+        cfg = runs[(g, pes[0], 0)].config
         lines += [f"`{config_path(scale, g, '<pe>')}` (the PE variants differ only in `pe`; "
-                  f"`{runs[(g, pes[0])].config_path}` shown):", ""]
+                  f"`{runs[(g, pes[0], 0)].config_path}` shown):", ""]
         lines += settings_lines(cfg) + ["", "Its notes:", "", "```"] + cfg.get("notes", []) + ["```", ""]
     if scale == "cpu":
         lines += ["The CPU scale differs from the paper scale in the keys listed in the notes; the paper-scale "
                   "notes then say how the paper scale itself relates to the paper (what the paper gives, what "
-                  "is ours)."]
-    lines += ["Every run: one seed (`run.seed`), evaluation with `./eval` on the latest checkpoint at the end "
-              "of training (no best-checkpoint selection, as the official code)."]
+                  "is ours). The CPU learning rates and step counts were chosen by watching CoPE's learning "
+                  "curve (the notes say so), not by a rule applied to every encoding alike.", ""]
+    lines += [seed_note(seeds, {r.base_seed for r in runs.values()})]
 
-    # ---- plots
+    # ---- plots (seed 0's curves)
     lines += ["", "## Curves", ""]
     for g in groups:
         suffix = "" if len(groups) == 1 else "_" + g.split("_", 1)[1]
-        folders = [f"{PE_NAMES.get(pe, pe)}={runs[(g, pe)].abs_dir()}" for pe in pes
-                   if os.path.exists(os.path.join(runs[(g, pe)].abs_dir(), "metrics.jsonl"))]
+        folders = [f"{PE_NAMES.get(pe, pe)}={runs[(g, pe, 0)].abs_dir()}" for pe in pes
+                   if os.path.exists(os.path.join(runs[(g, pe, 0)].abs_dir(), "metrics.jsonl"))]
         if not folders:
             continue
         valid_metric = "error" if metric == "error" else "loss"
@@ -509,25 +656,152 @@ def write_table(name, scale, pes, runs_dir, command):
                   "validation " + ("error %" if metric == "error" else "loss"))]
         for fname, args, what in plots:
             cmd = [sys.executable, os.path.join(HERE, "plot.py"), "curves", *folders, *args, "--title",
-                   f"{exp['title']} ({g}, {scale} scale): {what}", "-o", os.path.join(results_dir, fname)]
+                   f"{exp['title']} ({g}, {scale} scale, seed {runs[(g, pes[0], 0)].base_seed}): {what}",
+                   "-o", os.path.join(results_dir, fname)]
             if subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL).returncode == 0:
-                lines.append(f"- {what}{' (' + g + ')' if suffix else ''}: [{fname}]({fname})")
-    if "lengths" in exp:
-        folders = [f"{PE_NAMES.get(pe, pe)}={runs[(groups[0], pe)].abs_dir()}" for pe in pes
-                   if runs[(groups[0], pe)].eval_rows()]
-        if folders:
-            cmd = [sys.executable, os.path.join(HERE, "plot.py"), "lengths", *folders, "--split",
-                   exp["lengths"]["split"], "--metric", "ppl", "--title",
-                   f"{exp['title']} ({scale} scale): {exp['lengths']['split']} perplexity vs context",
-                   "-o", os.path.join(results_dir, f"{base}_lengths.svg")]
-            subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+                lines.append(f"- {what}{' (' + g + ')' if suffix else ''}, first seed: [{fname}]({fname})")
     path = os.path.join(results_dir, base + ".md")
     with open(path, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
     print("wrote", os.path.relpath(path, os.getcwd()))
 
 
+def train_context(run):
+    """T: the training context (flip-flop: the sequence length, whose N tokens ./eval --lengths sets)."""
+    return run.config["task"].get("length") or run.config["model"]["block_size"]
+
+
+def length_runs(spec, scale, runs_dir, seeds, user_sets):
+    """{(curve key, seed): (Run, eval overrides)} of a length experiment."""
+    return {(key, k): (Run(scale, spec["group"], pe, runs_dir, k, variant, user_sets), sets)
+            for key, _, pe, variant, sets in spec["curves"] for k in range(seeds)}
+
+
+def shape_sentence(spec, means):
+    """Which reading of uncapped relative PE has the paper's shape, computed from the numbers: the
+    paper's uncapped curve lies above its capped one at every T' > T, by a gap that grows with T'
+    (in perplexity relative to T' = T). Each reading is checked for the same on our multiples."""
+    def gaps(ratios_of, key, cap, ms):
+        out = []
+        for m in ms:
+            r, c = ratios_of(key, m), ratios_of(cap, m)
+            if r is None or c is None:
+                return None
+            out.append(r - c)
+        return out
+
+    paper = spec["paper"]
+    pm = spec["paper_multiples"]
+    paper_ratio = lambda key, m: paper[key][pm.index(m)] / paper[key][0] if key in paper else None
+    ours_ratio = lambda key, m: (means[(key, m)] / means[(key, 1)]
+                                 if means.get((key, m)) is not None and means.get((key, 1)) else None)
+    pg = gaps(paper_ratio, "rel_zero", "rel_cap", pm[1:])
+    lines = [f"Shape of the paper's uncapped relative PE (perplexity relative to T' = T, minus relative-capped's): "
+             + ", ".join(f"{g:+.3f} at {m:g}T" for g, m in zip(pg, pm[1:])) +
+             " (above capped everywhere, growing)."]
+    ms = [m for m in spec["multiples"] if m > 1]
+    for key, label in (("rel_zero", "zero beyond the table"), ("rel_table", "table of 5T")):
+        g = gaps(ours_ratio, key, "rel_cap", ms)
+        if g is None:
+            lines.append(f"Ours, {label}: not measured yet.")
+            continue
+        match = all(x > 0 for x in g) and all(b >= a for a, b in zip(g, g[1:]))
+        lines.append(f"Ours, {label}: " + ", ".join(f"{x:+.3f} at {m:g}T" for x, m in zip(g, ms)) +
+                     (" — matches the paper's shape." if match else " — does not match the paper's shape."))
+    return lines
+
+
+def write_lengths_table(name, scale, runs_dir, command, seeds, user_sets, results_dir):
+    spec = LENGTH_EXPERIMENTS[name]
+    runs = length_runs(spec, scale, runs_dir, seeds, user_sets)
+    os.makedirs(results_dir, exist_ok=True)
+    base = f"{name}_{scale}"
+    metric, split = spec["metric"], spec["split"]
+    lines = header_lines(f"{spec['title']} — {'CPU' if scale == 'cpu' else 'paper'} scale", spec["source"],
+                         command, [r for r, _ in runs.values()], seeds, user_sets)
+    T = train_context(runs[(spec["curves"][0][0], 0)][0])
+    head = ["", *[f"T' = {m:g}T = {int(round(T * m))}" for m in spec["multiples"]]]
+    lines += [f"Trained at T = {T}; {spec['metric_doc']} " +
+              ("Ours: mean ± standard deviation over the seeds." if seeds > 1 else "Ours: one seed."), "",
+              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, values in spec.get("paper", {}).items():
+        label = next(c[1] for c in spec["curves"] if c[0] == key)
+        read = {m: (f"≈{v:.2f}" if m != 1 else f"{v:.2f}") for m, v in zip(spec["paper_multiples"], values)}
+        cells = [read.get(m, "not in the figure") for m in spec["multiples"]]
+        lines.append("| " + " | ".join([f"paper (T = {spec['paper_T']}): {label}"] + cells) + " |")
+    means, series = {}, []
+    for key, label, pe, variant, sets in spec["curves"]:
+        cells, pts = [f"ours: {label}"], []
+        for m in spec["multiples"]:
+            n = int(round(T * m))
+            vals = []
+            for k in range(seeds):
+                run = runs[(key, k)][0]
+                row = run.find_eval(split, n, sets)
+                vals.append(row.get(metric) if row else None)
+            mean, sd, _ = mean_std(vals)
+            means[(key, m)] = mean
+            if mean is None and pe == "abs" and n > runs[(key, 0)][0].config["model"]["block_size"]:
+                cells.append("absent (refused: no learned positions beyond T)")
+                continue
+            cells.append(fmt_cell(vals, seeds))
+            if mean is not None:
+                pts.append([m, mean, sd])
+        lines.append("| " + " | ".join(cells) + " |")
+        series.append({"label": f"ours: {label}", "points": pts})
+    lines += [""]
+    if "paper" in spec:
+        lines += shape_sentence(spec, means) + [""]
+        # the same axis for both: perplexity relative to T' = T (ours per byte or token, the paper's per BPE token)
+        for s in series:
+            first = s["points"][0][1] if s["points"] and s["points"][0][0] == 1 else None
+            s["points"] = [[x, y / first, None if sd is None else sd / first] for x, y, sd in s["points"]] if first else []
+        for key, values in spec["paper"].items():
+            label = next(c[1] for c in spec["curves"] if c[0] == key)
+            series.append({"label": f"paper: {label}", "dashed": True,
+                           "points": [[m, v / values[0], None] for m, v in zip(spec["paper_multiples"], values)]})
+    lines += ["Readings of relative PE beyond its table: \"zero\" is the official code's uncapped model "
+              "(`./eval --set pe.rel_beyond=zero` on the relative run: the term is absent for distances beyond "
+              "the table); \"table of 5T\" trains its own run with `pe.rel_max_distance` = 5T, whose entries "
+              "beyond T are never trained; relative-capped reuses the farthest entry (`pe.rel_beyond` \"cap\", "
+              "the configs' setting). The three relative runs at T are the same model but for the 5T table's."]
+    points_file = f"{base}_points.json"
+    plot_file = f"{base}.svg"
+    with open(os.path.join(results_dir, points_file), "w") as f:
+        json.dump(series, f, indent=1)
+    ylabel = (f"{split} perplexity relative to T' = T" if "paper" in spec else f"{split} error (%)")
+    cmd = [sys.executable, os.path.join(HERE, "plot.py"), "lengths", "--series", os.path.join(results_dir, points_file),
+           "--xlabel", "evaluation context T' / training context T", "--ylabel", ylabel, "--title",
+           f"{spec['title']} ({scale} scale)", "-o", os.path.join(results_dir, plot_file)]
+    if any(s["points"] for s in series) and subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL).returncode == 0:
+        lines += ["", f"Plot: [{plot_file}]({plot_file}) (points: [{points_file}]({points_file}))."]
+    lines += ["", "## Runs", ""] + runs_table(sorted({r for r, _ in runs.values()}, key=lambda r: r.name),
+                                              [spec["group"]])
+    lines += ["", seed_note(seeds, {r.base_seed for r, _ in runs.values()})]
+    path = os.path.join(results_dir, base + ".md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines).rstrip() + "\n")
+    print("wrote", os.path.relpath(path, os.getcwd()))
+
+
+def reproduce_lengths(name, args, command):
+    spec = LENGTH_EXPERIMENTS[name]
+    if not args.table_only:
+        for (key, k), (run, sets) in length_runs(spec, args.scale, args.runs_dir, args.seeds, args.set).items():
+            if not run.finished():
+                run.check_data()
+            run.train(args.threads, args.runs_dir)
+            T = train_context(run)
+            lengths = [int(round(T * m)) for m in spec["multiples"]]
+            if run.pe == "abs":  # a learned table has no positions beyond block_size: refused, shown absent
+                lengths = [n for n in lengths if n <= run.config["model"]["block_size"]]
+            run.evaluate([spec["split"]], lengths, args.threads, sets)
+    write_lengths_table(name, args.scale, args.runs_dir, command, args.seeds, args.set, args.results_dir)
+
+
 def reproduce(name, args, command):
+    if name in LENGTH_EXPERIMENTS:
+        return reproduce_lengths(name, args, command)
     exp = EXPERIMENTS[name]
     known = make_configs.EXPERIMENTS[exp["groups"][0]]["pes"]
     pes = known if not args.pes else args.pes.split(",")
@@ -537,35 +811,50 @@ def reproduce(name, args, command):
     if not args.table_only:
         for g in exp["groups"]:
             for pe in pes:
-                run = Run(args.scale, g, pe, args.runs_dir)
-                if not run.finished():
-                    run.check_data()
-                run.train(args.threads, args.runs_dir)
-                splits = [s for _, gg, s in exp["columns"] if gg == g]
-                if exp["metric"] == "ppl" and "valid" not in splits:
-                    splits.append("valid")  # the runs table shows it
-                if "lengths" in exp:
-                    # the length-generalisation split at every length, the others at the training context
-                    spec = exp["lengths"]
-                    lengths = lm_lengths(run, spec)
-                    run.evaluate([spec["split"]], lengths, args.threads)
-                    run.evaluate([s for s in splits if s != spec["split"]], lengths[:1], args.threads)
-                else:
-                    run.evaluate(splits, None, args.threads)
-    write_table(name, args.scale, pes, args.runs_dir, command)
+                for k in range(args.seeds):
+                    run = Run(args.scale, g, pe, args.runs_dir, k, None, args.set)
+                    if not run.finished():
+                        run.check_data()
+                    run.train(args.threads, args.runs_dir)
+                    splits = [s for _, gg, s in exp["columns"] if gg == g]
+                    if exp["metric"] == "ppl":
+                        if "valid" not in splits:
+                            splits.append("valid")  # the runs table shows it
+                        run.evaluate(splits, [own_length(run)], args.threads)
+                    else:
+                        run.evaluate(splits, None, args.threads)
+    write_table(name, args.scale, pes, args.runs_dir, command, args.seeds, args.set, args.results_dir)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("experiment", choices=list(EXPERIMENTS) + ["all"])
+    ap.add_argument("experiment", choices=list(EXPERIMENTS) + list(LENGTH_EXPERIMENTS) + ["all"])
     ap.add_argument("--scale", choices=["cpu", "paper"], default="cpu")
     ap.add_argument("--pes", help="comma-separated subset of the experiment's PEs (default: all it compares)")
     ap.add_argument("--threads", type=int, default=2, help="run.threads of ./train and ./eval (default 2)")
     ap.add_argument("--runs-dir", default="runs",
                     help="folder of the run folders, relative to the repository root (default runs)")
     ap.add_argument("--table-only", action="store_true", help="only write the table from the runs as they are")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="seeds per position encoding (default 1); the table reports mean ± std over them")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="a ./train override for every run (repeatable), to test the pipeline with tiny "
+                         "runs (e.g. train.steps=20); needs --runs-dir and --results-dir elsewhere, and the "
+                         "table says it is not a result")
+    ap.add_argument("--results-dir", default="results",
+                    help="folder of the tables and plots, relative to the repository root (default results)")
     args = ap.parse_args()
+    if args.seeds < 1:
+        ap.error("--seeds must be at least 1")
+    if args.set and (os.path.normpath(args.runs_dir) == "runs" or os.path.normpath(args.results_dir) == "results"):
+        ap.error("--set trains runs that are not the committed configs: give --runs-dir and --results-dir "
+                 "other than runs and results (e.g. /tmp/smoke/runs, /tmp/smoke/results)")
+    for text in args.set:
+        key, sep, _ = text.partition("=")
+        if not sep or key.count(".") != 1:
+            ap.error(f"--set {text}: expected section.key=value (e.g. train.steps=20)")
+    args.results_dir = os.path.join(ROOT, args.results_dir)
     if args.threads < 1:
         ap.error("--threads must be at least 1")
     if not args.table_only:
@@ -573,8 +862,8 @@ def main():
             if not os.access(os.path.join(ROOT, prog), os.X_OK):
                 sys.exit(f"reproduce: ./{prog} is not built (run make)")
     names = ALL if args.experiment == "all" else [args.experiment]
-    if args.experiment == "all" and args.pes:
-        ap.error("--pes applies to one experiment, not to all")
+    if (args.experiment == "all" or args.experiment in LENGTH_EXPERIMENTS) and args.pes:
+        ap.error("--pes applies to one table experiment, not to all or a length experiment")
     command = "python3 scripts/reproduce.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     start = time.time()
     try:
