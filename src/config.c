@@ -19,7 +19,7 @@ _Static_assert(TASK_STR == CONFIG_STR, "KEY_STRING fields are assumed to hold CO
 
 #define OFF(field) offsetof(Config, field)
 
-// The columns: section, name, type, offset, min, max, choices, default (JSON), resume_safe, applies, doc.
+// The columns: section, name, type, offset, min, max, choices, default (JSON), flags, applies, doc.
 static const ConfigKey core_keys[] = {
     {"model", "n_layers", KEY_INT, OFF(model.n_layers), 1, 1024, NULL, "4", 0, NULL, "Decoder layers."},
     {"model", "d_model", KEY_INT, OFF(model.d_model), 1, 65536, NULL, "256", 0, NULL,
@@ -140,6 +140,10 @@ static size_t field_size(const ConfigKey *k) {
     case KEY_CHOICE: return CHOICE_LEN;
     }
     return 0;
+}
+
+void config_copy_key(Config *dst, const Config *src, const ConfigKey *k) {
+    memcpy((char *)dst + k->offset, (const char *)src + k->offset, field_size(k));
 }
 
 // The shortest decimal that reads back as exactly v.
@@ -912,7 +916,7 @@ int config_check_resume(const Config *saved, const Config *now, FILE *log, char 
     char a[CONFIG_STR + 64], b[CONFIG_STR + 64];
     for (int i = 0; i < n; i++) {
         const ConfigKey *k = &s[i];
-        if (k->resume_safe || values_equal(saved, now, k)) continue;
+        if ((k->flags & KEY_RESUME_SAFE) || values_equal(saved, now, k)) continue;
         value_text(saved, k, a, sizeof a, 1);
         value_text(now, k, b, sizeof b, 1);
         errf(err, errlen, "resume: %s.%s is %s in the checkpoint but %s now, and it cannot change on resume",
@@ -966,12 +970,12 @@ void config_schema_markdown(FILE *f) {
             md_cell(f, k->doc);
             size_t dl = strlen(k->doc);
             int ends = dl && (k->doc[dl - 1] == '.' || k->doc[dl - 1] == ')');
-            if ((k->applies || k->resume_safe) && !ends) fputc('.', f);
+            if ((k->applies || (k->flags & KEY_RESUME_SAFE)) && !ends) fputc('.', f);
             if (k->applies) {
                 fprintf(f, " Only with %s.%s ", k->section, selector_name(k->section));
                 md_cell(f, k->applies);
                 fputc('.', f);
             }
-            fprintf(f, "%s |\n", k->resume_safe ? " May change on resume." : "");
+            fprintf(f, "%s |\n", k->flags & KEY_RESUME_SAFE ? " May change on resume." : "");
         }
 }

@@ -86,15 +86,22 @@ typedef struct {
     double min, max;       // inclusive range for numbers
     const char *choices;   // KEY_CHOICE: "a|b|c"
     const char *def;       // default, as JSON text
-    int resume_safe;       // may differ between a checkpoint and a resumed run
+    int flags;             // KEY_RESUME_SAFE, KEY_EVAL_SAFE
     const char *applies;   // "a|b": the values of the section's selector (pe.type, task.name) this key
                            // applies to; setting it under another value is refused. NULL: always.
     const char *doc;
 } ConfigKey;
+enum {
+    KEY_RESUME_SAFE = 1,  // may differ between a checkpoint and a resumed run
+    KEY_EVAL_SAFE = 2,    // ./eval may override it: it changes nothing at the training length (a PE's
+                          // behaviour beyond its table), so the trained model stays the same
+};
 
 // All keys: config.c's own table with the position encodings' keys after pe.type (pe_config_keys,
 // pe/registry.c), followed by the task keys (task_config_keys, tasks/task_keys.c).
 const ConfigKey *config_schema(int *n);
+// Copies key k's value from src to dst.
+void config_copy_key(Config *dst, const Config *src, const ConfigKey *k);
 const ConfigKey *task_config_keys(int *n);
 // The pe keys every registered encoding declares, `applies` filled in with the pe.type values that
 // contain the encoding; the pe.type choices, composed from the encodings ("none", each one, and the

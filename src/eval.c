@@ -91,6 +91,17 @@ static void json_string(FILE *f, const char *s) {
 
 // Refuses overrides that change the model the checkpoint holds: the "model" and "pe" sections of
 // the two resolved configs must agree (model.dropout aside: evaluation runs without dropout).
+// The schema's key section.name, or NULL.
+static const ConfigKey *schema_key(const char *section, const char *name) {
+    int n;
+    const ConfigKey *s = config_schema(&n);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s[i].section, section) && !strcmp(s[i].name, name)) return &s[i];
+    return NULL;
+}
+
+// 0 when `now` holds the model of `saved`: the model and pe sections agree but for dropout and the
+// keys ./eval may override (KEY_EVAL_SAFE).
 static int same_model(const Config *saved, const Config *now, char *err, int errlen) {
     char *ja = config_to_json(saved), *jb = config_to_json(now);
     cJSON *a = cJSON_Parse(ja), *b = cJSON_Parse(jb);
@@ -104,16 +115,18 @@ static int same_model(const Config *saved, const Config *now, char *err, int err
         cJSON_DeleteItemFromObject(sb, "dropout");
         for (cJSON *k = sa ? sa->child : NULL; k && rc == 0; k = k->next) {
             cJSON *o = cJSON_GetObjectItem(sb, k->string);
+            const ConfigKey *key = schema_key(secs[s], k->string);
+            if (key && (key->flags & KEY_EVAL_SAFE)) continue;
             if (!o || !cJSON_Compare(k, o, 1)) {
-                snprintf(err, errlen, "--set %s.%s changes the model the checkpoint holds; only task, train and run keys can "
-                         "be overridden", secs[s], k->string);
+                snprintf(err, errlen, "--set %s.%s changes the model the checkpoint holds; only task, train and run keys (and "
+                         "pe.rel_beyond) can be overridden", secs[s], k->string);
                 rc = -1;
             }
         }
         for (cJSON *k = sb ? sb->child : NULL; k && rc == 0; k = k->next)
             if (!cJSON_GetObjectItem(sa, k->string)) {
-                snprintf(err, errlen, "--set %s.%s changes the model the checkpoint holds; only task, train and run keys "
-                         "can be overridden", secs[s], k->string);
+                snprintf(err, errlen, "--set %s.%s changes the model the checkpoint holds; only task, train and run keys (and "
+                         "pe.rel_beyond) can be overridden", secs[s], k->string);
                 rc = -1;
             }
     }
@@ -432,6 +445,10 @@ static int open_checkpoint(Evaluation *e, const EvalArgs *a) {
     e->threads = set_threads(e->cfg.run.threads);
     Config trained = *saved;
     trained.task.write_dir[0] = '\0';
+    int n_keys;
+    const ConfigKey *keys = config_schema(&n_keys);
+    for (int i = 0; i < n_keys; i++)  // what may differ from training at longer contexts (pe.rel_beyond)
+        if (keys[i].flags & KEY_EVAL_SAFE) config_copy_key(&trained, &e->cfg, &keys[i]);
     e->base = task_create(&trained.task, trained.model.block_size, (uint64_t)trained.run.seed, err, sizeof err);
     if (!e->base) return fail(2, "%s", err);
     if (model_init(&e->model, &trained, task_vocab_size(e->base), err, sizeof err) != 0 ||

@@ -49,6 +49,27 @@ if [ $rc -eq 3 ] && grep -q "refused: context 255 is longer than the learned abs
     ok "learned absolute PE runs at 128 and is refused at 256 with a clear message (exit 3)"
 else bad "abs refusal (exit $rc): $(cat "$TMP/a.out")"; fi
 
+# Relative PE beyond its table: refused by default; pe.rel_beyond, which changes nothing at the
+# training length, may be overridden (zero: no term for far keys; cap: the farthest entry); other pe
+# keys may not.
+"$BIN/train" $TINY --set run.name=rel --set pe.type=rel --set train.steps=10 >"$TMP/rel.out" 2>&1 || bad "training the rel run failed: $(tail -3 "$TMP/rel.out")"
+"$BIN/eval" "$TMP/rel" --lengths 256 --split valid --sequences 16 >"$TMP/r0.out" 2>&1
+rc=$?
+if [ $rc -eq 3 ] && grep -q "refused: context 255 needs relative distances up to 254" "$TMP/r0.out"; then
+    ok "relative PE refuses a context beyond its table by default (exit 3)"
+else bad "rel beyond its table (exit $rc): $(cat "$TMP/r0.out")"; fi
+"$BIN/eval" "$TMP/rel" --lengths 256 --split valid --sequences 16 --set pe.rel_beyond=zero >"$TMP/rz.out" 2>&1 &&
+    "$BIN/eval" "$TMP/rel" --lengths 256 --split valid --sequences 16 --set pe.rel_beyond=cap >"$TMP/rc.out" 2>&1
+rc=$?
+lz=$(grep '"set": \["pe.rel_beyond=zero"\]' "$TMP/rel/eval.jsonl" | sed -E 's/.*"loss": ([0-9.e+-]+).*/\1/')
+lc=$(grep '"set": \["pe.rel_beyond=cap"\]' "$TMP/rel/eval.jsonl" | sed -E 's/.*"loss": ([0-9.e+-]+).*/\1/')
+if [ $rc -eq 0 ] && [ -n "$lz" ] && [ -n "$lc" ] && [ "$lz" != "$lc" ]; then
+    ok "--set pe.rel_beyond=zero and =cap evaluate past the table, differently (loss $lz, $lc)"
+else bad "rel_beyond overrides (exit $rc): zero '$lz', cap '$lc': $(tail -2 "$TMP/rz.out" "$TMP/rc.out")"; fi
+if ! "$BIN/eval" "$TMP/rel" --set pe.rel_max_distance=300 >"$TMP/o.out" 2>&1 && grep -q "pe.rel_max_distance changes the model" "$TMP/o.out"; then
+    ok "other pe overrides are still refused"
+else bad "pe.rel_max_distance override: $(cat "$TMP/o.out")"; fi
+
 # Overrides: task keys are fine, model keys are refused naming the key, bad values as ./train does.
 if "$BIN/eval" "$TMP/cope" --split sparse --sequences 16 --set task.p_sparse=0.9 >/dev/null 2>&1 &&
     tail -1 "$TMP/cope/eval.jsonl" | grep -q '"set": \["task.p_sparse=0.9"\]'; then

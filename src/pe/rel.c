@@ -123,10 +123,10 @@ static void rel_reduce(const AttnPE *pe, const real *partials, long nbh, int dh)
 static const ConfigKey rel_keys[] = {
     {"pe", "rel_max_distance", KEY_INT, offsetof(Config, pe.rel_max_distance), 0, 1048576, NULL, "0", 0, NULL,
      "Entries of the relative PE table (distances 0..n-1); 0 means block_size."},
-    {"pe", "rel_beyond", KEY_CHOICE, offsetof(Config, pe.rel_beyond), 0, 0, "refuse|zero|cap", "\"refuse\"", 0, NULL,
+    {"pe", "rel_beyond", KEY_CHOICE, offsetof(Config, pe.rel_beyond), 0, 0, "refuse|zero|cap", "\"refuse\"", KEY_EVAL_SAFE, NULL,
      "Relative distances beyond the table: refuse such contexts, add nothing for them (the official code's "
-     "uncapped model), or reuse the farthest entry (relative-capped)."},
-    {"pe", "rel_capped", KEY_BOOL, offsetof(Config, pe.rel_capped), 0, 0, NULL, "false", 0, NULL,
+     "uncapped model), or reuse the farthest entry (relative-capped). ./eval may override it."},
+    {"pe", "rel_capped", KEY_BOOL, offsetof(Config, pe.rel_capped), 0, 0, NULL, "false", KEY_EVAL_SAFE, NULL,
      "The old name of rel_beyond \"cap\" (configs and checkpoints that set it still load); true with "
      "rel_beyond \"zero\" is refused."},
 };
