@@ -695,17 +695,21 @@ def shape_sentence(spec, means):
     paper_ratio = lambda key, m: paper[key][pm.index(m)] / paper[key][0] if key in paper else None
     ours_ratio = lambda key, m: (means[(key, m)] / means[(key, 1)]
                                  if means.get((key, m)) is not None and means.get((key, 1)) else None)
+    def shape(g):
+        return all(x > 0 for x in g) and all(b >= a for a, b in zip(g, g[1:]))
+
     pg = gaps(paper_ratio, "rel_zero", "rel_cap", pm[1:])
     lines = [f"Shape of the paper's uncapped relative PE (perplexity relative to T' = T, minus relative-capped's): "
              + ", ".join(f"{g:+.3f} at {m:g}T" for g, m in zip(pg, pm[1:])) +
-             " (above capped everywhere, growing)."]
+             (" (above capped at every T' > T, by a growing gap: the shape a reading must have)." if shape(pg)
+              else " (not above capped by a growing gap).")]
     ms = [m for m in spec["multiples"] if m > 1]
     for key, label in (("rel_zero", "zero beyond the table"), ("rel_table", "table of 5T")):
         g = gaps(ours_ratio, key, "rel_cap", ms)
         if g is None:
             lines.append(f"Ours, {label}: not measured yet.")
             continue
-        match = all(x > 0 for x in g) and all(b >= a for a, b in zip(g, g[1:]))
+        match = shape(g)
         lines.append(f"Ours, {label}: " + ", ".join(f"{x:+.3f} at {m:g}T" for x, m in zip(g, ms)) +
                      (" — matches the paper's shape." if match else " — does not match the paper's shape."))
     return lines
