@@ -5,11 +5,15 @@ evaluates each run on the splits the paper reports, and writes results/<experime
 with SVG plots beside it.
 
     python3 scripts/reproduce.py EXPERIMENT [--scale cpu|paper] [--pes cope,abs,...] [--threads 2]
-                                 [--runs-dir runs] [--table-only]
+                                 [--runs-dir runs] [--table-only] [--seeds N] [--set K=V]...
+                                 [--results-dir results]
 
 EXPERIMENT: flipflop, selcopy, counting (1, 3 and 5 variables: the paper's Table 3), counting_1var,
 counting_3var, counting_5var (one column of it), wikitext (text LM; at the CPU scale on Tiny
-Shakespeare), code, or all (flipflop, selcopy, counting in sequence: the tasks that need no data).
+Shakespeare), code, or all (flipflop, selcopy, counting in sequence: the tasks that need no data);
+lengths_text, lengths_flipflop: the length-generalisation figure (LENGTH_EXPERIMENTS below).
+--seeds N trains N seeds per PE (Run says how) and reports mean ± std; --set passes an override to
+every ./train (smoke tests; the table then says it is not a result).
 
 --scale cpu uses configs/cpu/ (minutes per run on 2 cores), paper configs/ (the paper's settings,
 as far as they are known). Each run is runs/<scale>_<config stem>, e.g. runs/cpu_flipflop_cope:
