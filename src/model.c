@@ -241,6 +241,17 @@ static long carve(Model *m, real *mem, int B, int T) {
         LayerActs *a = &m->acts[l];
         AttnPE *pe = &m->pe[l];
         pe->keep_positions = m->keep_positions;
+        if (m->infer_rows && l >= 2) {
+            // Inference keeps no activations for a backward: layer l works in the buffers of layer
+            // l - 2, whose output was layer l - 1's input and is read no more. Only the keys and values
+            // stay per layer (decoding reads the earlier rows' ones).
+            if (mem) *a = m->acts[l - 2];
+            TAKE(a->k, BTC);
+            TAKE(a->v, BTC);
+            if (mem) a->kc = NULL;
+            if (pe->own_keys) TAKE(a->kc, BTC);
+            continue;
+        }
         TAKE(a->ln1, BTC);
         TAKE(a->ln1_mean, BT);
         TAKE(a->ln1_rstd, BT);

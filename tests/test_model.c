@@ -10,18 +10,21 @@
 
 static const int V = 9, B = 2, T = 16;
 
-// A small model's config through the production loader: 2 pre-norm GELU layers of width 16 in 2 heads,
-// FF 32, context T, dropout as given, pe.type `pe`; `pe_more` adds members to the pe section.
-static Config config_for(const char *pe, const char *pe_more, double dropout) {
+// A small model's config through the production loader: `layers` pre-norm GELU layers of width 16 in
+// 2 heads, FF 32, context T, dropout as given, pe.type `pe`; `pe_more` adds members to the pe section.
+static Config config_for_layers(int layers, const char *pe, const char *pe_more, double dropout) {
     char text[1024], err[512];
     snprintf(text, sizeof text,
-             "{\"run\": {\"name\": \"test_model\", \"seed\": 1}, \"model\": {\"n_layers\": 2, \"d_model\": 16, "
+             "{\"run\": {\"name\": \"test_model\", \"seed\": 1}, \"model\": {\"n_layers\": %d, \"d_model\": 16, "
              "\"n_heads\": 2, \"d_ff\": 32, \"norm\": \"pre\", \"activation\": \"gelu\", \"block_size\": %d, "
              "\"dropout\": %g}, \"pe\": {\"type\": \"%s\"%s}, \"task\": {\"length\": %d}}",
-             T, dropout, pe, pe_more, T);
+             layers, T, dropout, pe, pe_more, T);
     Config c;
     CHECK(config_load_text(&c, text, "test_model config", NULL, 0, err, sizeof err) == 0, "%s", err);
     return c;
+}
+static Config config_for(const char *pe, const char *pe_more, double dropout) {
+    return config_for_layers(2, pe, pe_more, dropout);
 }
 
 static void make_batch(Batch *b, int nt) {
@@ -200,7 +203,7 @@ static void test_inference_and_decoding_match_the_forward(void) {
     const char *types[] = {"none", "abs", "rel", "rope", "cope", "cope+rel", "cope+rope", "abs+rel", "alibi"};
     const char *more[] = {"", "", "", "", ", \"sep_keys\": true", "", ", \"rope_gates\": \"unrotated\"", "", ""};
     for (int t = 0; t < 9; t++) {
-        Config c = config_for(types[t], more[t], 0);
+        Config c = config_for_layers(5, types[t], more[t], 0);  // 5: inference reuses layers 0 and 1's buffers
         Model m;
         char err[256];
         CHECK(model_create(&m, &c, V, err, sizeof err) == 0 && model_prepare(&m, B, T, err, sizeof err) == 0, "%s", err);
