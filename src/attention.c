@@ -162,6 +162,16 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
     }
 }
 
+// The key padding of head bh's sequence, or NULL when none of its keys is padding: the loops without
+// a mask vectorise (CoPE's position scans do not with one), and a batch of whole sequences has none.
+static const uint8_t *sequence_pad(const Call *c, long bh) {
+    if (!c->key_pad) return NULL;
+    const uint8_t *pad = c->key_pad + (bh / c->H) * c->T;
+    for (int t = 0; t < c->T; t++)
+        if (pad[t]) return pad;
+    return NULL;
+}
+
 // The kernels' view of head bh (see PEHead); gradient targets are filled in by the backward.
 static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
     long off = (bh / c->H) * c->T * c->C + (bh % c->H) * c->dh;
@@ -180,7 +190,7 @@ static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
         .q_in = c->q_in + off,
         .k_in = c->k_in + off,
         .gate_keys = c->pe->gate_keys ? c->pe->gate_keys + off : NULL,
-        .pad = c->key_pad ? c->key_pad + (bh / c->H) * c->T : NULL,
+        .pad = sequence_pad(c, bh),
         .r0 = c->r0,
         .rows = c->rows,
     };
@@ -225,7 +235,7 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
     int T = c->T, C = c->C, dh = c->dh;
     long off = (bh / c->H) * T * C + (bh % c->H) * dh;
     const real *q = c->q + off, *k = c->k + off, *v = c->v + off;
-    const uint8_t *pad = c->key_pad ? c->key_pad + (bh / c->H) * T : NULL;
+    const uint8_t *pad = sequence_pad(c, bh);
     real *probs = c->cache->probs + bh * (T - c->r0) * T;  // row i at probs + (i - r0)·T
     real *S = thread, *drop = thread + 2L * c->rows * T;
     PEHead hd[MAX_KERNELS];
