@@ -1,33 +1,106 @@
 #!/bin/sh
-# `make bench`: training-step cost of the flip-flop model (4 layers, d=256, 4 heads, T=512,
-# batch 16) and a tiny model at 1 and 2 threads, every position encoding on the flip-flop model,
-# and CoPE against no PE at longer contexts (batch shrunk to keep 8192 tokens per step).
-# One process per line, so each line's peak memory is its own.
+# `make bench`: one table of training-step cost, model × position encoding × threads, measured in one
+# run together with the ceiling it is judged against:
+#   1. the sgemm ceiling at 1 and 2 threads (build/bench --ceiling: the best large single product);
+#   2. the tiny model of the synthetic tasks (2L d64 T128 B32), the flip-flop model (4L d256 T512
+#      B16) and a small language model (6L d384 T256 B16, vocabulary 256), no PE and CoPE, 1 and 2
+#      threads, each beside the same model in PyTorch (scripts/bench_torch.py) when it is installed;
+#   3. CoPE against no PE at T = 1024 and 2048 (8192 tokens per step), 2 threads;
+#   4. 1 and 2 threads while a busy process this script starts (and stops) holds one core.
+# Columns: forward / backward / optimizer ms, step ms, tokens/s, model GFLOP/s, MFU (model FLOPs over
+# the ceiling of that thread count; src/bench.c says what is counted), peak resident memory, and
+# PyTorch's tokens/s and our ratio to it. One process per row, so each peak memory is its own.
+# The rows also go to $BENCH_JSON (default $BUILD/bench.json) as one JSON document. Run on a quiet
+# machine: other jobs on the cores show up in every number (the ratios within one run hold best).
 BUILD=${BUILD:-build}
 BENCH="$BUILD/bench"
-STEPS=${STEPS:-4}
+JSON=${BENCH_JSON:-$BUILD/bench.json}
+PY=/usr/bin/python3
 set -e
-echo "== flip-flop model and tiny model, 1 and 2 threads"
+ROWS=$(mktemp)
+LOAD=
+cleanup() {
+    [ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null
+    rm -f "$ROWS"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+HAVE_TORCH=0
+$PY -c "import torch" 2>/dev/null && HAVE_TORCH=1
+# PyTorch's best case: glibc keeps freed memory instead of unmapping it (no page faults every step).
+TORCH_ENV="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=18446744073709551615"
+
+CPU=$(sed -n 's/^model name[^:]*: *//p' /proc/cpuinfo | head -n 1)
+read -r CEIL1 CORE <<EOF
+$($BENCH --ceiling --set run.threads=1)
+EOF
+read -r CEIL2 CORE <<EOF
+$($BENCH --ceiling --set run.threads=2)
+EOF
+echo "CPU: $CPU; OpenBLAS kernel: $CORE; float32"
+echo "sgemm ceiling: $CEIL1 GFLOP/s on 1 thread, $CEIL2 GFLOP/s on 2 threads (best single large product)"
+echo "MFU = model FLOPs / ceiling; model FLOPs = 3 × forward dense products (projections, feed-forward,"
+echo "LM head, attention QKᵀ and αV over the causal triangle); a PE's own work is not counted."
+echo
+echo "| model | PE | threads | fwd / bwd / opt ms | step ms | tok/s | GFLOP/s | MFU | peak MiB | PyTorch tok/s | ours / PyTorch |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+
+# row NAME THREADS PE STEPS LOAD TORCH(0|1) -- dimension overrides (L d H T B V)
+row() {
+    name=$1 th=$2 pe=$3 steps=$4 load=$5 torch=$6 L=$7 d=$8 H=$9
+    shift 9
+    T=$1 B=$2 V=$3
+    ceil=$CEIL1
+    [ "$th" -ge 2 ] && ceil=$CEIL2
+    tok=0
+    if [ "$torch" = 1 ] && [ "$HAVE_TORCH" = 1 ]; then
+        tsteps=$((steps / 2 > 1 ? steps / 2 : 1))
+        tok=$(env $TORCH_ENV $PY scripts/bench_torch.py --tok-s-only --pe "$pe" --threads "$th" --L "$L" --d "$d" \
+            --H "$H" --V "$V" --T "$T" --B "$B" --steps "$tsteps")
+    fi
+    $BENCH --model "$name" --steps "$steps" --vocab "$V" --ceiling-gflops "$ceil" --torch-tok-s "$tok" \
+        --load "$load" --json "$ROWS" --set run.threads="$th" --set pe.type="$pe" --set model.n_layers="$L" \
+        --set model.d_model="$d" --set model.n_heads="$H" --set model.block_size="$T" --set train.batch_size="$B"
+}
+
+# PyTorch beside every tiny row, beside the larger models at 1 thread (its steps take seconds there).
 for th in 1 2; do
-    for pe in none abs; do
-        $BENCH --steps "$STEPS" --set run.threads=$th --set pe.type=$pe
-    done
-    $BENCH --steps 20 --set run.threads=$th --set pe.type=cope --set model.n_layers=2 --set model.d_model=64 \
-        --set model.block_size=128
-done
-echo "== every position encoding, flip-flop model, 2 threads"
-for pe in none abs rel rope cope cope+rel cope+rope abs+rel; do
-    $BENCH --steps "$STEPS" --set run.threads=2 --set pe.type=$pe
-done
-if /usr/bin/python3 -c "import torch" 2>/dev/null; then
-    echo "== PyTorch baseline, same model, 2 threads (scripts/bench_torch.py)"
-    for pe in none cope; do /usr/bin/python3 scripts/bench_torch.py --pe $pe --threads 2 --steps 2; done
-fi
-echo "== CoPE vs none at longer contexts (8192 tokens per step), 2 threads"
-for tb in 1024:8 2048:4; do
-    T=${tb%:*}
-    B=${tb#*:}
+    big_torch=$((th == 1))
     for pe in none cope; do
-        $BENCH --steps "$STEPS" --set run.threads=2 --set pe.type=$pe --set model.block_size=$T --set train.batch_size=$B
+        row tiny "$th" $pe 20 "" 1 2 64 4 128 32 5
+        row flip-flop "$th" $pe 3 "" $big_torch 4 256 4 512 16 5
+        row lm-small "$th" $pe 2 "" $big_torch 6 384 6 256 16 256
     done
 done
+for tb in 1024:8 2048:4; do
+    for pe in none cope; do
+        row flip-flop 2 $pe 2 "" 0 4 256 4 "${tb%:*}" "${tb#*:}" 5
+    done
+done
+# One busy process (a shell loop) competes for the cores.
+sh -c 'while :; do :; done' &
+LOAD=$!
+for th in 1 2; do
+    row tiny "$th" none 20 busy 0 2 64 4 128 32 5
+    row flip-flop "$th" none 3 busy 0 4 256 4 512 16 5
+done
+kill "$LOAD"
+LOAD=
+
+# Thread scaling: tokens/s at 2 threads over 1, per model, PE and load.
+echo
+awk '
+    function field(line, key,   m) { if (match(line, "\"" key "\": \"?[^,\"}]*")) { m = substr(line, RSTART, RLENGTH); sub(/.*: "?/, "", m); return m } return "" }
+    { k = field($0, "model") " T" field($0, "T") " " field($0, "pe") (field($0, "load") != "" ? " (busy)" : ""); tok[k, field($0, "threads")] = field($0, "tok_s"); if (!(k in seen)) { seen[k] = 1; order[n++] = k } }
+    END { for (i = 0; i < n; i++) { k = order[i]; if (tok[k, 1] > 0 && tok[k, 2] > 0) printf "2 threads / 1 thread, %s: %.2f×\n", k, tok[k, 2] / tok[k, 1] } }
+' "$ROWS"
+
+{
+    printf '{"cpu": "%s", "openblas_kernel": "%s", "ceiling_gflop_s": {"1": %s, "2": %s},\n' "$CPU" "$CORE" "$CEIL1" "$CEIL2"
+    printf ' "flops": "3 x forward dense products: projections, feed-forward, LM head, attention QK^T and AV over the causal triangle; PE work not counted",\n'
+    printf ' "rows": [\n'
+    sed '$!s/$/,/' "$ROWS"
+    printf ']}\n'
+} >"$JSON"
+echo "JSON: $JSON"

@@ -4,7 +4,13 @@ no dropout) written the usual PyTorch way (nn.Linear, nn.LayerNorm, masked softm
 as the official code: sigmoid gates, flip-cumsum-flip, clamp, gather at floor/ceil), timed for a
 forward, backward and AdamW step in float32. Run with Debian's /usr/bin/python3 (python3-torch).
 
-    /usr/bin/python3 scripts/bench_torch.py --pe none|cope [--threads 2] [--T 512] [--B 16] [--steps 3]
+    /usr/bin/python3 scripts/bench_torch.py --pe none|cope [--threads 2] [--L 4] [--d 256] [--H 4] [--V 5]
+        [--T 512] [--B 16] [--steps 3] [--tok-s-only]
+
+--tok-s-only prints tokens/s alone (scripts/bench.sh hands it to build/bench, which prints the ratio).
+Run it with glibc's malloc told to keep its memory (MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=-1, as
+scripts/bench.sh does): otherwise every step's large tensors are fresh pages and PyTorch spends much
+of its time in page faults, which is not its best case.
 """
 import argparse
 import math
@@ -58,13 +64,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pe", default="none", choices=["none", "cope"])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--L", type=int, default=4)
+    ap.add_argument("--d", type=int, default=256)
+    ap.add_argument("--H", type=int, default=4)
+    ap.add_argument("--V", type=int, default=5)
     ap.add_argument("--T", type=int, default=512)
     ap.add_argument("--B", type=int, default=16)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--tok-s-only", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    C, H, L, V, T, B = 256, 4, 4, 5, args.T, args.B
+    C, H, L, V, T, B = args.d, args.H, args.L, args.V, args.T, args.B
     emb = nn.Embedding(V, C)
     layers = nn.ModuleList(Layer(C, H, T, args.pe == "cope") for _ in range(L))
     lnf = nn.LayerNorm(C)
@@ -88,6 +99,9 @@ def main():
             times.append(time.perf_counter() - t0)
     ms = 1e3 * sum(times) / len(times)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.tok_s_only:
+        print(f"{B * T / (ms / 1e3):.1f}")
+        return
     print(f"pytorch {torch.__version__} {args.pe:6s} L={L} d={C} H={H} T={T:<5d} B={B:<3d} threads={args.threads} | "
           f"step {ms:8.1f} ms | {B * T / (ms / 1e3):8.0f} tok/s | peak {peak:6.0f} MiB")
 

@@ -1,45 +1,208 @@
-// The benchmark: times training steps of one model on synthetic flip-flop-shaped batches.
+// The benchmark: times training steps of one model on synthetic flip-flop-shaped batches, or measures
+// the machine's dense-product ceiling.
 //
-//   build/bench [--set section.key=value]... [--steps N] [--warmup N]
+//   build/bench --ceiling [--set run.threads=N]
+//       prints the best sgemm rate (GFLOP/s) over a few large shapes, the ceiling MFU is taken against,
+//       and the OpenBLAS kernel family that ran it
+//   build/bench [--set section.key=value]... [--steps N] [--warmup N] [--vocab V] [--model NAME]
+//               [--load NAME] [--ceiling-gflops G] [--torch-tok-s X] [--json FILE]
+//       prints one row of the benchmark table (see bench_row) and appends it as one JSON object
+//       (one line) to FILE
 //
-// Prints one line: forward, backward and optimizer time per step, tokens/s and the process's peak
-// resident memory. scripts/bench.sh runs it over models, position encodings, lengths and thread
-// counts (one process per line, so each peak memory is its own).
+// Model FLOPs, the numerator of MFU (model FLOP utilisation), count the dense products of the
+// transformer only, forward + backward (= 3 × forward: the backward forms the gradients of both
+// operands): per token and layer the q, k, v, o projections (and CoPE's separate gate keys where
+// present), the two feed-forward products, the language-model head, and attention's QKᵀ and αV over
+// the causal triangle (T(T+1)/2 query-key pairs per sequence and head, what the blocked attention
+// computes up to its block granularity). A position encoding's own work (CoPE's q·table products,
+// gates, interpolation) is not counted, so MFU shows what it costs. scripts/bench.sh runs the rows,
+// one process each, so each peak memory is its own.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
+#include <cblas.h>
 
 #include "config.h"
+#include "matmul.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
 #include "system.h"
 #include "tasks/task.h"
 
+// The PyTorch baseline (scripts/bench_torch.py) is this model: pre-norm, GELU, tied embeddings.
 static const char *bench_config =
     "{\"run\": {\"name\": \"bench\"},"
-    " \"model\": {\"n_layers\": 4, \"d_model\": 256, \"n_heads\": 4, \"block_size\": 512, \"dropout\": 0.0},"
+    " \"model\": {\"n_layers\": 4, \"d_model\": 256, \"n_heads\": 4, \"block_size\": 512, \"dropout\": 0.0,"
+    "             \"norm\": \"pre\", \"activation\": \"gelu\"},"
     " \"pe\": {\"type\": \"none\"},"
     " \"task\": {\"name\": \"flipflop\"},"
     " \"train\": {\"batch_size\": 16}}";
 
-int main(int argc, char **argv) {
-    const char *overrides[64];
-    int n = 0, steps = 5, warmup = 1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && n < 64)
-            overrides[n++] = argv[++i];
-        else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc)
-            steps = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc)
-            warmup = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: bench [--set section.key=value]... [--steps N] [--warmup N]\n");
-            return 2;
+// The best rate of single sgemm calls over shapes large enough for OpenBLAS's kernels to reach their
+// peak: the square one, and the (tokens × width) · (width × 4·width) of a feed-forward layer.
+static double sgemm_ceiling_gflops(void) {
+    static const int shapes[][3] = {{1024, 1024, 1024}, {4096, 1024, 256}, {2048, 2048, 512}};
+    double best = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        real *a = malloc(sizeof(real) * M * K), *b = malloc(sizeof(real) * K * N), *c = malloc(sizeof(real) * M * N);
+        if (!a || !b || !c) {
+            fprintf(stderr, "bench: out of memory for the sgemm ceiling\n");
+            exit(1);
+        }
+        for (long i = 0; i < (long)M * K; i++) a[i] = (real)((i % 7) - 3) / 8;
+        for (long i = 0; i < (long)K * N; i++) b[i] = (real)((i % 5) - 2) / 8;
+        memset(c, 0, sizeof(real) * M * N);
+        double flops = 2.0 * M * N * K, t_end = now_seconds() + 1.0;
+        for (int rep = 0; rep < 3 || now_seconds() < t_end; rep++) {  // the first call pages and warms up
+            double t0 = now_seconds();
+            matmul(0, 0, M, N, K, 1, a, K, b, N, 0, c, N);
+            double t = now_seconds() - t0;
+            if (rep > 0 && flops / t / 1e9 > best) best = flops / t / 1e9;
+        }
+        free(a);
+        free(b);
+        free(c);
+    }
+    return best;
+}
+
+// Forward + backward FLOPs of one training step's dense products (see the top of this file).
+static double model_flops(const Model *m, int B, int T) {
+    double C = m->C, F = m->F, V = m->V, tokens = (double)B * T, per_token = 2 * C * V;
+    for (int l = 0; l < m->L; l++) {
+        double proj = m->layers[l].wkc ? 5 : 4;
+        per_token += 2 * (proj * C * C + 2 * C * F);
+    }
+    double attention = m->L * (double)B * 2.0 * 2.0 * C * T * (T + 1) / 2;  // QKᵀ and αV, causal
+    return 3 * (tokens * per_token + attention);
+}
+
+typedef struct {
+    double fwd, bwd, opt;  // seconds per step
+} StepTimes;
+
+static StepTimes time_steps(Model *m, const Config *cfg, const Batch *b, int warmup, int steps) {
+    StepTimes t = {0, 0, 0};
+    int B = b->B, T = b->T;
+    Optimizer opt;
+    optimizer_init(&opt, &cfg->train);
+    for (int s = 0; s < warmup + steps; s++) {
+        double t0 = now_seconds();
+        model_zero_grad(m);
+        uint64_t key = cfg->model.dropout > 0 ? rng_key(7, s, 0, 1) : 0;
+        model_forward(m, b, key);
+        double t1 = now_seconds();
+        model_backward(m, b, (real)(1.0 / ((double)B * T)));
+        double t2 = now_seconds();
+        clip_gradients(m, cfg->train.grad_clip);
+        adam_update(m, &opt, s + 1, 1e-4);
+        double t3 = now_seconds();
+        if (s >= warmup) {
+            t.fwd += (t1 - t0) / steps;
+            t.bwd += (t2 - t1) / steps;
+            t.opt += (t3 - t2) / steps;
         }
     }
+    return t;
+}
+
+// Random tokens and targets over the whole batch; tensors that start at zero (CoPE's tables, whose
+// zeros keep every position below 1) get values, so the timed work is the general case.
+static void fill_inputs(Model *m, Batch *b, int V) {
+    Rng rng;
+    rng_seed(&rng, 1);
+    for (int k = 0; k < m->n_tensors; k++)
+        if (m->tensors[k].init == 'z')
+            for (long i = 0; i < m->tensors[k].size; i++) m->params[m->tensors[k].offset + i] = 0.1 * rng_normal(&rng);
+    for (long i = 0; i < (long)b->B * b->T; i++) {
+        b->tokens[i] = (int)rng_below(&rng, V);
+        b->targets[i] = (int)rng_below(&rng, V);
+        b->loss_mask[i] = 1;
+        b->metric_mask[i] = 0;
+        b->key_pad[i] = 0;
+    }
+}
+
+typedef struct {
+    const char *model, *load, *json;
+    double ceiling, torch_tok_s;
+} RowArgs;
+
+// One row of the table scripts/bench.sh prints (its header is there), and its JSON line.
+static void bench_row(const RowArgs *r, const Config *cfg, const Model *m, int threads, int B, int T, StepTimes t) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double step = t.fwd + t.bwd + t.opt, tok_s = (double)B * T / step, gflops = model_flops(m, B, T) / step / 1e9;
+    double mfu = r->ceiling > 0 ? gflops / r->ceiling : 0, peak_mib = ru.ru_maxrss / 1024.0;
+    char mfu_s[16] = "", torch_s[48] = "";
+    if (mfu > 0) snprintf(mfu_s, sizeof mfu_s, "%.0f%%", 100 * mfu);
+    if (r->torch_tok_s > 0) snprintf(torch_s, sizeof torch_s, "%.0f | %.2f×", r->torch_tok_s, tok_s / r->torch_tok_s);
+    printf("| %s L%d d%d H%d T%d B%d | %s | %d%s | %.1f / %.1f / %.1f | %.1f | %.0f | %.1f | %s | %.0f | %s |\n",
+           r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, r->load[0] ? ", busy" : "", 1e3 * t.fwd,
+           1e3 * t.bwd, 1e3 * t.opt, 1e3 * step, tok_s, gflops, mfu_s, peak_mib, torch_s[0] ? torch_s : "|");
+    fflush(stdout);
+    if (!r->json) return;
+    FILE *f = fopen(r->json, "a");
+    if (!f) {
+        fprintf(stderr, "bench: cannot append to %s\n", r->json);
+        exit(1);
+    }
+    fprintf(f,
+            "{\"model\": \"%s\", \"L\": %d, \"d\": %d, \"H\": %d, \"T\": %d, \"B\": %d, \"pe\": \"%s\", \"threads\": %d, "
+            "\"load\": \"%s\", \"fwd_ms\": %.2f, \"bwd_ms\": %.2f, \"opt_ms\": %.2f, \"step_ms\": %.2f, "
+            "\"tok_s\": %.1f, \"model_gflop_s\": %.2f, \"ceiling_gflop_s\": %.2f, \"mfu\": %.4f, \"peak_mib\": %.1f, "
+            "\"torch_tok_s\": %.1f}\n",
+            r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, r->load, 1e3 * t.fwd, 1e3 * t.bwd, 1e3 * t.opt,
+            1e3 * step, tok_s, gflops, r->ceiling, mfu, peak_mib, r->torch_tok_s);
+    fclose(f);
+}
+
+static int usage(void) {
+    fprintf(stderr,
+            "usage: bench --ceiling [--set run.threads=N]\n"
+            "       bench [--set section.key=value]... [--steps N] [--warmup N] [--vocab V] [--model NAME]\n"
+            "             [--load NAME] [--ceiling-gflops G] [--torch-tok-s X] [--json FILE]\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    const char *overrides[64];
+    int n = 0, steps = 5, warmup = 1, ceiling_only = 0, V = 5;  // V: the flip-flop vocabulary
+    RowArgs row = {"model", "", NULL, 0, 0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--ceiling") == 0) {
+            ceiling_only = 1;
+            continue;
+        }
+        if (!v) return usage();
+        i++;
+        if (strcmp(a, "--set") == 0 && n < 64)
+            overrides[n++] = v;
+        else if (strcmp(a, "--steps") == 0)
+            steps = atoi(v);
+        else if (strcmp(a, "--warmup") == 0)
+            warmup = atoi(v);
+        else if (strcmp(a, "--vocab") == 0)
+            V = atoi(v);
+        else if (strcmp(a, "--model") == 0)
+            row.model = v;
+        else if (strcmp(a, "--load") == 0)
+            row.load = v;
+        else if (strcmp(a, "--json") == 0)
+            row.json = v;
+        else if (strcmp(a, "--ceiling-gflops") == 0)
+            row.ceiling = atof(v);
+        else if (strcmp(a, "--torch-tok-s") == 0)
+            row.torch_tok_s = atof(v);
+        else
+            return usage();
+    }
+    if (steps < 1 || warmup < 0 || V < 2) return usage();
     char err[512];
     Config cfg;
     if (config_load_text(&cfg, bench_config, "(bench config)", overrides, n, err, sizeof err) != 0) {
@@ -47,60 +210,23 @@ int main(int argc, char **argv) {
         return 2;
     }
     int threads = set_threads(cfg.run.threads);
-
-    int B = cfg.train.batch_size, T = cfg.model.block_size, V = 5;
+    if (ceiling_only) {
+        printf("%.2f %s\n", sgemm_ceiling_gflops(), openblas_get_corename());
+        return 0;
+    }
+    int B = cfg.train.batch_size, T = cfg.model.block_size;
     Model m;
     if (model_create(&m, &cfg, V, err, sizeof err) != 0 || model_prepare(&m, B, T, err, sizeof err) != 0) {
         fprintf(stderr, "bench: %s\n", err);
         return 2;
     }
-    // Tensors that start at zero (CoPE's tables, whose zeros keep every position below 1) get values,
-    // so the timed work is the general case.
-    Rng rng;
-    rng_seed(&rng, 1);
-    for (int k = 0; k < m.n_tensors; k++)
-        if (m.tensors[k].init == 'z')
-            for (long i = 0; i < m.tensors[k].size; i++) m.params[m.tensors[k].offset + i] = 0.1 * rng_normal(&rng);
-
     Batch b;
     batch_alloc(&b, B, T);
     b.B = B;
     b.T = T;
-    for (long i = 0; i < (long)B * T; i++) {
-        b.tokens[i] = (int)rng_below(&rng, V);
-        b.targets[i] = (int)rng_below(&rng, V);
-        b.loss_mask[i] = 1;
-        b.metric_mask[i] = 0;
-        b.key_pad[i] = 0;
-    }
-    double t_fwd = 0, t_bwd = 0, t_opt = 0;
-    Optimizer opt;
-    optimizer_init(&opt, &cfg.train);
-    for (int s = 0; s < warmup + steps; s++) {
-        double t0 = now_seconds();
-        model_zero_grad(&m);
-        uint64_t key = cfg.model.dropout > 0 ? rng_key(7, s, 0, 1) : 0;
-        model_forward(&m, &b, key);
-        double t1 = now_seconds();
-        model_backward(&m, &b, (real)(1.0 / ((double)B * T)));
-        double t2 = now_seconds();
-        clip_gradients(&m, cfg.train.grad_clip);
-        adam_update(&m, &opt, s + 1, 1e-4);
-        double t3 = now_seconds();
-        if (s >= warmup) {
-            t_fwd += t1 - t0;
-            t_bwd += t2 - t1;
-            t_opt += t3 - t2;
-        }
-    }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double step_ms = 1e3 * (t_fwd + t_bwd + t_opt) / steps;
-    printf("%-10s L=%d d=%d H=%d T=%-5d B=%-3d threads=%d | fwd %8.1f ms | bwd %8.1f ms | opt %6.1f ms | step %8.1f ms "
-           "| %8.0f tok/s | peak %6.0f MiB\n",
-           cfg.pe.type, cfg.model.n_layers, cfg.model.d_model, cfg.model.n_heads, T, B, threads,
-           1e3 * t_fwd / steps, 1e3 * t_bwd / steps, 1e3 * t_opt / steps, step_ms, (double)B * T / (step_ms / 1e3),
-           ru.ru_maxrss / 1024.0);
+    fill_inputs(&m, &b, V);
+    StepTimes t = time_steps(&m, &cfg, &b, warmup, steps);
+    bench_row(&row, &cfg, &m, threads, B, T, t);
     batch_free(&b);
     model_free(&m);
     return 0;

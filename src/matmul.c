@@ -1,8 +1,14 @@
 #include "matmul.h"
 
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <cblas.h>
 
-void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
+// One OpenBLAS call (single-threaded inside a parallel region, see set_threads).
+static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc) {
 #ifdef REAL_DOUBLE
     cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
@@ -11,6 +17,87 @@ void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const rea
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
+}
+
+// Threads: OpenBLAS's own threading splits one product between threads that wait for each other
+// inside it (they share packed panels); when another process holds a core, every product then waits
+// for a descheduled thread, and 2 threads ran several times slower than 1. So a large product is cut
+// here into independent tiles, and OpenMP threads take tiles as they come (schedule dynamic): a
+// descheduled thread delays the product by one tile at most. Each tile is one single-threaded
+// OpenBLAS call. The cut depends on the shape alone, never on the thread count, so neither do the
+// results: rows of C when M is large, else columns when N is; when the summed dimension dominates
+// (weight gradients sum over every token) it is cut into K_TILES slices whose products go to
+// scratch and are added in slice order.
+enum { TILE_MIN = 256, MAX_TILES = 8, K_TILES = 4, K_MIN = 2048 };
+
+static real *scratch;
+static long scratch_size;
+
+static real *scratch_for(long n) {
+    if (n > scratch_size) {
+        free(scratch);
+        scratch = malloc(sizeof(real) * n);
+        if (!scratch) {
+            fprintf(stderr, "matmul.c: out of memory for %.1f MB of partial products\n", sizeof(real) * n / 1e6);
+            exit(1);
+        }
+        scratch_size = n;
+    }
+    return scratch;
+}
+
+// Tile length for a dimension of n: at most MAX_TILES tiles of at least TILE_MIN, multiples of 64.
+static int tile_of(int n) {
+    int t = (n + MAX_TILES - 1) / MAX_TILES;
+    t = (t + 63) / 64 * 64;
+    return t < TILE_MIN ? TILE_MIN : t;
+}
+
+// C = alpha·Σ_s A_s·B_s + beta·C over slices s of K, the slices' products summed in order.
+static void matmul_k_sliced(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
+                            const real *B, int ldb, real beta, real *C, int ldc) {
+    int kt = (K + K_TILES - 1) / K_TILES;
+    long mn = (long)M * N;
+    real *part = scratch_for(K_TILES * mn);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int s = 0; s < K_TILES; s++) {
+        int k0 = s * kt, k1 = k0 + kt < K ? k0 + kt : K;
+        const real *As = trans_a ? A + (long)k0 * lda : A + k0, *Bs = trans_b ? B + k0 : B + (long)k0 * ldb;
+        gemm(trans_a, trans_b, M, N, k1 - k0, 1, As, lda, Bs, ldb, 0, part + s * mn, N);
+    }
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++) {
+        real *c = C + (long)m * ldc;
+        for (int n = 0; n < N; n++) {
+            real sum = part[(long)m * N + n];
+            for (int s = 1; s < K_TILES; s++) sum += part[s * mn + (long)m * N + n];
+            c[n] = alpha * sum + (beta == 0 ? 0 : beta * c[n]);
+        }
+    }
+}
+
+void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B,
+            int ldb, real beta, real *C, int ldc) {
+    if (omp_get_level() > 0) {  // already one task of a parallel loop (attention's heads)
+        gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int big = M > N ? M : N;
+    if (K >= K_MIN && K >= 2 * big) {
+        matmul_k_sliced(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int by_rows = M >= N, len = by_rows ? M : N, t = tile_of(len), tiles = (len + t - 1) / t;
+#pragma omp parallel for schedule(dynamic, 1) if (tiles > 1)
+    for (int i = 0; i < tiles; i++) {
+        int a = i * t, w = a + t < len ? t : len - a;
+        if (by_rows)
+            gemm(trans_a, trans_b, w, N, K, alpha, trans_a ? A + a : A + (long)a * lda, lda, B, ldb, beta,
+                 C + (long)a * ldc, ldc);
+        else
+            gemm(trans_a, trans_b, M, w, K, alpha, A, lda, trans_b ? B + (long)a * ldb : B + a, ldb, beta, C + a,
+                 ldc);
+    }
 }
 
 void matmul_naive(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,

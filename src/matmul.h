@@ -10,8 +10,11 @@
 // op(A) is (M,K): A is (M,K) with row stride lda, or (K,M) when trans_a.
 // op(B) is (K,N): B is (K,N) with row stride ldb, or (N,K) when trans_b.
 // C is (M,N) with row stride ldc.
-// Called inside an OpenMP parallel region it runs single-threaded (OpenBLAS's OpenMP build checks
-// omp_in_parallel), so callers may parallelise over independent products without oversubscription.
+// Outside a parallel region a large product is cut into tiles by its shape (never by the thread
+// count, so results do not depend on it) that OpenMP threads take as they come; inside one it is a
+// single OpenBLAS call on the calling thread, so callers may parallelise over independent products
+// without oversubscription. Not to be called concurrently from outside parallel regions (one
+// scratch buffer for partial products).
 void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc);
 void matmul_naive(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,

@@ -4,15 +4,45 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
+
+// Threads that reach the end of a parallel region first wait there for the others: libgomp spins
+// for 300,000 iterations (~0.1-1 ms) by default before it sleeps. When another process holds a core,
+// the spinning thread takes the time slice the thread it waits for needs, and 2 threads ran 3x
+// slower than 1 (issue 10); sleeping at once (OMP_WAIT_POLICY=passive) pays a futex wake-up per
+// region, which measured as slow under load. A short spin of 10,000 iterations (tens of
+// microseconds) measured best under load and costs nothing on a quiet machine (README, Benchmark).
+// libgomp reads GOMP_SPINCOUNT once, in its constructor, before main, and nothing but the
+// environment sets it; so when neither it nor OMP_WAIT_POLICY is set, the program re-executes itself
+// with GOMP_SPINCOUNT added, from the executable's preinit array: that runs before any library's
+// constructor, so nothing has happened yet (no output, no file). A user's own setting wins; if the
+// re-execution fails, the program simply runs with libgomp's default.
+#define DEFAULT_SPINCOUNT "GOMP_SPINCOUNT=10000"
+static void default_spin_count(int argc, char **argv, char **envp) {
+    (void)argc;
+    int n = 0;
+    for (; envp[n]; n++)
+        if (strncmp(envp[n], "OMP_WAIT_POLICY=", 16) == 0 || strncmp(envp[n], "GOMP_SPINCOUNT=", 15) == 0) return;
+    char **env = malloc(sizeof(char *) * (n + 2));
+    if (!env) return;
+    memcpy(env, envp, sizeof(char *) * n);
+    env[n] = DEFAULT_SPINCOUNT;
+    env[n + 1] = NULL;
+    execve("/proc/self/exe", argv, env);
+    free(env);
+}
+__attribute__((section(".preinit_array"), used)) static void (*const preinit_spin_count)(int, char **, char **) =
+    default_spin_count;
 
 int set_threads(int threads) {
     if (threads <= 0) threads = omp_get_num_procs();
     omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads(1);  // matmul() runs OpenBLAS calls on OpenMP threads itself (matmul.c)
     return threads;
 }
 

@@ -3,7 +3,8 @@
 #ifndef SYSTEM_H
 #define SYSTEM_H
 
-// Uses `threads` threads for OpenMP loops and OpenBLAS products (0 = every core); returns the count.
+// Uses `threads` OpenMP threads (0 = every core) for the loops and the products, whose tiles matmul()
+// hands to single-threaded OpenBLAS calls; returns the count.
 int set_threads(int threads);
 // mkdir -p; 0 or -1 with errno set.
 int make_dirs(const char *path);

@@ -93,7 +93,32 @@ static void test_matmul_vs_naive(void) {
             matmul_case(ta, tb, 37, 23, 51, 5, 0.7f, -0.4f);
             matmul_case(ta, tb, 5, 130, 300, 3, -1.3f, 1.0f);  // long K, several OpenBLAS blocks
             matmul_case(ta, tb, 129, 1, 17, 2, 1.0f, 0.0f);     // a matrix-vector shape
+            // shapes matmul() cuts into tiles (matmul.c): rows, columns, slices of K
+            matmul_case(ta, tb, 1100, 9, 21, 1, 0.7f, -0.4f);
+            matmul_case(ta, tb, 7, 1300, 19, 2, 1.0f, 0.0f);
+            matmul_case(ta, tb, 13, 6, 4100, 3, -1.3f, 1.0f);
+            matmul_case(ta, tb, 11, 5, 2050, 0, 1.0f, 0.0f);
         }
+    }
+}
+
+// The tiles are cut by shape, never by thread count: 1 and 3 threads give the same bits.
+static void test_matmul_threads(void) {
+    static const int shapes[][3] = {{1100, 40, 33}, {30, 1300, 20}, {24, 20, 5000}};
+    for (int s = 0; s < 3; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = alloc_fill((long)M * K, 1.0), *B = alloc_fill((long)K * N, 1.0);
+        float *C1 = alloc_fill((long)M * N, 1.0), *C3 = malloc(sizeof(float) * M * N);
+        memcpy(C3, C1, sizeof(float) * M * N);
+        omp_set_num_threads(1);
+        matmul(0, 0, M, N, K, 0.5f, A, K, B, N, 1.0f, C1, N);
+        omp_set_num_threads(3);
+        matmul(0, 0, M, N, K, 0.5f, A, K, B, N, 1.0f, C3, N);
+        omp_set_num_threads(default_threads);
+        char what[64];
+        snprintf(what, sizeof what, "matmul %dx%dx%d, 1 vs 3 threads", M, N, K);
+        check_bits(what, C1, C3, (long)M * N);
+        free(A), free(B), free(C1), free(C3);
     }
 }
 
@@ -383,6 +408,7 @@ int main(void) {
     default_threads = omp_get_max_threads();
     printf("layers float tests (real = %s, %d threads by default)\n", REAL_NAME, default_threads);
     RUN(test_matmul_vs_naive);
+    RUN(test_matmul_threads);
     RUN(test_dropout_statistics);
     RUN(test_dropout_determinism);
     RUN(test_gelu_float_accuracy);
