@@ -115,8 +115,21 @@ sanitize:
 	UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=allocator_may_return_null=1 $(MAKE) BUILD=$(SANITIZE_BUILD) BINDIR=$(SANITIZE_BUILD)/bin \
 	    OPT="$(SANITIZE_OPT)" SUITE=sanitize test
 
-bench: $(BUILD)/bench
+# The training table (scripts/bench.sh), then evaluation memory at 1/4/16x the context, generation with
+# and without the key/value cache, tokenisation speed, and ranks against threads (bench-mpi).
+bench: all $(BUILD)/bench $(BUILD)/tools/tool_tokenizer_bench
 	BUILD=$(BUILD) sh scripts/bench.sh
+	@echo; echo "== evaluation memory, one sequence (./eval's inference mode against the training layout; planned)"
+	@echo "| model | T' | inference | training layout | parameters |"; echo "|---|---|---|---|---|"
+	@$(BUILD)/bench --eval-memory --set pe.type=cope
+	@$(BUILD)/bench --eval-memory --vocab 50257 --set model.n_layers=12 --set model.d_model=768 \
+	    --set model.n_heads=12 --set model.block_size=1024 --set pe.type=cope --set pe.npos=64
+	@echo; echo "== generation (scripts/bench_sample.sh)"
+	@BIN=$(BINDIR) sh scripts/bench_sample.sh
+	@echo; echo "== tokenisation (GPT-2's files from scripts/fetch_data.sh gpt2; the text: Tiny Shakespeare if fetched)"
+	@sh scripts/fetch_data.sh gpt2 >/dev/null 2>&1 || true
+	@$(BUILD)/tools/tool_tokenizer_bench $(wildcard data/tinyshakespeare/input.txt)
+	@echo; $(MAKE) --no-print-directory bench-mpi
 
 # Ranks against threads (tests/../scripts/bench_mpi.sh): 1 rank × 2 threads and 2 ranks × 1 thread.
 bench-mpi: all mpi-for-test

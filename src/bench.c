@@ -161,9 +161,34 @@ static void bench_row(const RowArgs *r, const Config *cfg, const Model *m, int t
     fclose(f);
 }
 
+// What evaluating one sequence at T' = 1, 4 and 16 times the training context needs: activations
+// in ./eval's inference mode (row blocks of 256) against the training layout, and the parameters;
+// planned by model_init, nothing allocated.
+static int print_eval_memory(const Config *cfg, int V) {
+    char err[512];
+    Model m;
+    if (model_init(&m, cfg, V, err, sizeof err) != 0) {
+        fprintf(stderr, "bench: %s\n", err);
+        return 2;
+    }
+    int T = cfg->model.block_size;
+    for (int k = 1; k <= 16; k *= 4) {
+        model_set_inference(&m, 0);
+        double training = model_activation_bytes(&m, 1, k * T);
+        model_set_inference(&m, 256);
+        double inference = model_activation_bytes(&m, 1, k * T);
+        printf("| %d L d%d, pe %s | %d (%d×) | %.2f GB | %.2f GB | %.2f GB |\n", cfg->model.n_layers,
+               cfg->model.d_model, cfg->pe.type, k * T, k, inference / 1e9, training / 1e9,
+               m.n_params * sizeof(real) / 1e9);
+    }
+    model_free(&m);
+    return 0;
+}
+
 static int usage(void) {
     fprintf(stderr,
             "usage: bench --ceiling [--set run.threads=N]\n"
+            "       bench --eval-memory [--set section.key=value]... [--vocab V]\n"
             "       bench [--set section.key=value]... [--steps N] [--warmup N] [--vocab V] [--model NAME]\n"
             "             [--load NAME] [--ceiling-gflops G] [--torch-tok-s X] [--json FILE]\n");
     return 2;
@@ -171,12 +196,16 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
     const char *overrides[64];
-    int n = 0, steps = 5, warmup = 1, ceiling_only = 0, V = 5;  // V: the flip-flop vocabulary
+    int n = 0, steps = 5, warmup = 1, ceiling_only = 0, eval_memory = 0, V = 5;  // V: the flip-flop vocabulary
     RowArgs row = {"model", "", NULL, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--ceiling") == 0) {
             ceiling_only = 1;
+            continue;
+        }
+        if (strcmp(a, "--eval-memory") == 0) {
+            eval_memory = 1;
             continue;
         }
         if (!v) return usage();
@@ -214,6 +243,7 @@ int main(int argc, char **argv) {
         printf("%.2f %s\n", sgemm_ceiling_gflops(), openblas_get_corename());
         return 0;
     }
+    if (eval_memory) return print_eval_memory(&cfg, V);
     int B = cfg.train.batch_size, T = cfg.model.block_size;
     Model m;
     if (model_create(&m, &cfg, V, err, sizeof err) != 0 || model_prepare(&m, B, T, err, sizeof err) != 0) {
