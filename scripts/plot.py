@@ -266,7 +266,8 @@ def lengths(args):
              args.xlabel or "evaluation length (tokens)", args.ylabel or metric + unit, args.output, logy=args.logy, logx=args.logx, markers=True)
 
 
-def main():
+def parser():
+    """The command line (the tests parse theirs with it too)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("curves", help="metric against training step (metrics.jsonl)")
@@ -292,7 +293,11 @@ def main():
     l.add_argument("--title")
     l.add_argument("-o", "--output", default="lengths.svg")
     l.set_defaults(fn=lengths)
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = parser().parse_args()
     args.fn(args)
 
 

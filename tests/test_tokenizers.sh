@@ -75,14 +75,14 @@ cat >"$TMP/ff/eval.jsonl" <<'LINES'
 {"step": 10, "split": "valid", "length": 200, "sequences": 8, "loss": 0.9, "error": 40, "seq_error": 50, "set": ["task.p_sparse=0.9"]}
 LINES
 got=$($PY - "$TMP/ff" <<'PY'
-import sys, argparse
+import sys
 sys.path.insert(0, "scripts")
 import plot
 seen = []
 plot.svg_plot = lambda series, title, xlabel, ylabel, *a, **k: seen.append((series, ylabel))
-base = dict(runs=[sys.argv[1]], split="valid", metric=None, step=None, logy=False, logx=False, title=None, output="x.svg")
-plot.lengths(argparse.Namespace(**base, set=None))
-plot.lengths(argparse.Namespace(**base, set=["task.p_sparse=0.9", "run.threads=1"]))
+plot.lengths(plot.parser().parse_args(["lengths", sys.argv[1], "-o", "x.svg"]))
+plot.lengths(plot.parser().parse_args(["lengths", sys.argv[1], "-o", "x.svg", "--set", "task.p_sparse=0.9",
+                                       "--set", "run.threads=1"]))
 print(seen)
 PY
 )
