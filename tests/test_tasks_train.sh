@@ -32,10 +32,14 @@ check counting configs/counting_3var_cope.json error --set task.n_train=64 --set
     --set train.batch_size=8 --set task.max_steps=40 --set model.block_size=128
 check selcopy configs/selcopy_rope.json error --set task.n_blanks=32 --set task.dense_blanks=16 \
     --set task.sparse_blanks=64 --set model.block_size=128
+# the text configs use GPT-2's tokenizer: its files from the repository's copies; the code configs
+# train a BPE (cached in the scratch folder)
+mkdir -p "$TMP/gpt2"
+for f in encoder.json vocab.bpe; do gunzip -c "tests/data/gpt2/$f.gz" >"$TMP/gpt2/$f"; done
 check lm_text configs/wikitext_cope_rel.json ppl --set task.data_dir="$TMP/text" --set model.block_size=32 \
-    --set pe.npos=16 --set train.batch_size=4 --set train.grad_accum=1
+    --set pe.npos=16 --set train.batch_size=4 --set train.grad_accum=1 --set task.bpe_dir="$TMP/gpt2"
 check lm_code configs/code_cope_rope.json ppl --set task.data_dir="$TMP/text" --set model.block_size=32 \
-    --set pe.npos=16 --set train.batch_size=4
+    --set pe.npos=16 --set train.batch_size=4 --set task.cache_dir="$TMP/cache"
 
 echo "tasks_train: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -53,13 +53,18 @@ if [ $rc -eq 0 ] && grep -q "^The model" "$TMP/s.out" && grep -q "sample: 20 tok
 else bad "sample (exit $rc): $(cat "$TMP/s.err")"; fi
 
 # GPT-2's tokenizer.
-"$BIN/train" $LM --set task.tokenizer=gpt2 --set task.bpe_dir="$TMP/gpt2" --set train.steps=3 --set run.name=gpt2 >"$TMP/g.out" 2>&1
+# The paper-scale text config (the CPU one trains its own BPE), shrunk.
+GPT2="configs/wikitext_cope.json --set task.data_dir= --set task.text_file=$TMP/text.txt --set task.bpe_dir=$TMP/gpt2
+      --set run.out_dir=$TMP --set run.threads=1 --set model.n_layers=1 --set model.d_model=32 --set model.n_heads=2
+      --set model.block_size=32 --set train.batch_size=4 --set train.grad_accum=1 --set train.eval_sequences=4
+      --set task.cache_dir=$TMP/cache"
+"$BIN/train" $GPT2 --set train.steps=3 --set run.name=gpt2 >"$TMP/g.out" 2>&1
 rc=$?
 if [ $rc -eq 0 ] && grep -q "gpt2 tokens" "$TMP/g.out" && grep -q "model: .* parameters" "$TMP/g.out" &&
     "$BIN/sample" "$TMP/gpt2" --prompt "Hello" --tokens 5 --threads 1 >"$TMP/gs.out" 2>/dev/null && grep -q "^Hello" "$TMP/gs.out"; then
     ok "a gpt2 run trains, and samples from a prompt"
 else bad "gpt2 run (exit $rc): $(tail -5 "$TMP/g.out")"; fi
-"$BIN/train" $LM --set task.tokenizer=bpe --set task.bpe_dir="$TMP/gpt2" --set run.name=bad >"$TMP/bad.out" 2>&1
+"$BIN/train" $LM --set task.bpe_dir="$TMP/gpt2" --set run.name=bad >"$TMP/bad.out" 2>&1
 rc=$?
 if [ $rc -eq 2 ] && grep -q "task.bpe_dir: .* applies to the gpt2 tokenizer only" "$TMP/bad.out"; then
     ok "task.bpe_dir with the bpe tokenizer is refused"
