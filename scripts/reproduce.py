@@ -99,8 +99,10 @@ EXPERIMENTS = {
         "columns": [("Val. PPL", "wikitext", "valid"), ("Test PPL", "wikitext", "test")],
         "metric": "ppl",
         "metric_doc": "perplexity (lower is better) over the whole split, cut into consecutive "
-                      "non-overlapping windows of the training context. Ours is per byte (byte-level "
-                      "tokens), the paper's per GPT-2 BPE token: only the ranking compares.",
+                      "non-overlapping windows of the training context. Ours is per token of the config's "
+                      "tokenizer (the paper scale: GPT-2's BPE, as the paper; the CPU scale: a BPE of "
+                      "1024 ids trained on its text, so only the ranking compares), the paper's per "
+                      "GPT-2 BPE token.",
         "paper": {"abs": ["23.96", "24.87"], "rel": ["22.90", "23.81"], "cope": ["22.55", "23.46"],
                   "cope+rel": ["22.31", "23.23"]},
         "paper_params": {"abs": 124.4, "rel": 123.7, "cope": 123.7, "cope+rel": 123.7},
@@ -111,7 +113,8 @@ EXPERIMENTS = {
         "groups": ["code"],
         "columns": [("Test PPL", "code", "test")],
         "metric": "ppl",
-        "metric_doc": "test perplexity (lower is better), per byte here; the paper's tokenizer and data "
+        "metric_doc": "test perplexity (lower is better), per token of a BPE trained on the corpus here; "
+                      "the paper's tokenizer and data "
                       "are unknown, so only the ranking compares. Our validation perplexity is in the "
                       "runs table.",
         "paper": {"abs": ["4.7"], "rope": ["4.1"], "cope": ["3.9"], "cope+rope": ["4.0"]},
@@ -760,7 +763,8 @@ def write_lengths_table(name, scale, runs_dir, command, seeds, user_sets, result
     lines += [""]
     if "paper" in spec:
         lines += shape_sentence(spec, means) + [""]
-        # the same axis for both: perplexity relative to T' = T (ours per byte or token, the paper's per BPE token)
+        # the same axis for both: perplexity relative to T' = T (ours per token of the config's tokenizer, the
+        # paper's per GPT-2 BPE token)
         for s in series:
             first = s["points"][0][1] if s["points"] and s["points"][0][0] == 1 else None
             s["points"] = [[x, y / first, None if sd is None else sd / first] for x, y, sd in s["points"]] if first else []
