@@ -116,10 +116,13 @@ mkdir -p "$TMP/lm"
 for f in wiki.train.raw wiki.valid.raw wiki.test.raw train.txt valid.txt test.txt; do
     yes "def f(x):  return x + 1  # some text for the loader" | head -2000 >"$TMP/lm/$f"
 done
+mkdir -p "$TMP/gpt2"  # GPT-2's tokenizer for the text configs: the repository's copies
+for f in encoder.json vocab.bpe; do gunzip -c "tests/data/gpt2/$f.gz" >"$TMP/gpt2/$f"; done
 all_ok=1
 for f in configs/*.json; do
     set -- "$f"
-    grep -q '"name": "lm"' "$f" && set -- "$f" --set task.data_dir="$TMP/lm"
+    grep -q '"name": "lm"' "$f" && set -- "$f" --set task.data_dir="$TMP/lm" --set task.cache_dir="$TMP/cache"
+    grep -q '"tokenizer": "gpt2"' "$f" && set -- "$@" --set task.bpe_dir="$TMP/gpt2"
     if ! "$BIN/train" "$@" --dry-run >"$TMP/dry.out" 2>&1; then all_ok=0; echo "  $f: $(cat "$TMP/dry.out")"; fi
 done
 if [ $all_ok = 1 ] && python3 scripts/make_configs.py --check; then
