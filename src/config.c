@@ -258,6 +258,13 @@ static int find_key(const ConfigKey *s, int n, const char *section, const char *
     return -1;
 }
 
+const ConfigKey *config_find_key(const char *section, const char *name) {
+    int n;
+    const ConfigKey *s = config_schema(&n);
+    int i = find_key(s, n, section, name);
+    return i >= 0 ? &s[i] : NULL;
+}
+
 static int find_section(const char *name) {
     for (int i = 0; i < N_SECTIONS; i++)
         if (!strcmp(sections[i], name)) return i;

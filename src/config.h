@@ -100,6 +100,8 @@ enum {
 // All keys: config.c's own table with the position encodings' keys after pe.type (pe_config_keys,
 // pe/registry.c), followed by the task keys (task_config_keys, tasks/task_keys.c).
 const ConfigKey *config_schema(int *n);
+// The schema's key section.name, or NULL.
+const ConfigKey *config_find_key(const char *section, const char *name);
 // Copies key k's value from src to dst.
 void config_copy_key(Config *dst, const Config *src, const ConfigKey *k);
 const ConfigKey *task_config_keys(int *n);

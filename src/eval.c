@@ -91,15 +91,6 @@ static void json_string(FILE *f, const char *s) {
 
 // Refuses overrides that change the model the checkpoint holds: the "model" and "pe" sections of
 // the two resolved configs must agree (model.dropout aside: evaluation runs without dropout).
-// The schema's key section.name, or NULL.
-static const ConfigKey *schema_key(const char *section, const char *name) {
-    int n;
-    const ConfigKey *s = config_schema(&n);
-    for (int i = 0; i < n; i++)
-        if (!strcmp(s[i].section, section) && !strcmp(s[i].name, name)) return &s[i];
-    return NULL;
-}
-
 // 0 when `now` holds the model of `saved`: the model and pe sections agree but for dropout and the
 // keys ./eval may override (KEY_EVAL_SAFE).
 static int same_model(const Config *saved, const Config *now, char *err, int errlen) {
@@ -115,7 +106,7 @@ static int same_model(const Config *saved, const Config *now, char *err, int err
         cJSON_DeleteItemFromObject(sb, "dropout");
         for (cJSON *k = sa ? sa->child : NULL; k && rc == 0; k = k->next) {
             cJSON *o = cJSON_GetObjectItem(sb, k->string);
-            const ConfigKey *key = schema_key(secs[s], k->string);
+            const ConfigKey *key = config_find_key(secs[s], k->string);
             if (key && (key->flags & KEY_EVAL_SAFE)) continue;
             if (!o || !cJSON_Compare(k, o, 1)) {
                 snprintf(err, errlen, "--set %s.%s changes the model the checkpoint holds; only task, train and run keys (and "

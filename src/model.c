@@ -391,7 +391,8 @@ static void attention_blocks(Model *m, int l, const uint8_t *key_pad, int t0) {
 }
 
 // Rows t0..T-1 of the batch (t0 > 0 only for one sequence, whose earlier rows an earlier call left in
-// the activations: the keys and values attention needs).
+// the activations: the keys and values attention needs; and only in inference, so without dropout:
+// the masks are indexed from row 0).
 static void layer_forward(Model *m, int l, const uint8_t *key_pad, int t0) {
     const LayerParams *p = &m->layers[l];
     LayerActs *a = &m->acts[l];
@@ -420,7 +421,7 @@ static void layer_forward(Model *m, int l, const uint8_t *key_pad, int t0) {
                           T, C, H);
     }
     linear_forward(m->scratch + o, a->att + o, p->wo, p->bo, N, C, C);
-    dropout_forward(m->scratch, m->scratch, pd, site_key(m, l, SITE_ATTN_OUT), BTC);
+    dropout_forward(m->scratch + o, m->scratch + o, pd, site_key(m, l, SITE_ATTN_OUT), BTC);
     add_into(a->res1 + o, x, m->scratch + o, BTC);
 
     // feed-forward block: post-norm normalises the sum first, pre-norm normalises the FF input
@@ -438,9 +439,9 @@ static void layer_forward(Model *m, int l, const uint8_t *key_pad, int t0) {
         gelu_forward(a->act + of, a->fc1 + of, (long)N * F);
     else
         relu_forward(a->act + of, a->fc1 + of, (long)N * F);
-    dropout_forward(a->act, a->act, pd, site_key(m, l, SITE_FF_HIDDEN), (long)N * F);
+    dropout_forward(a->act + of, a->act + of, pd, site_key(m, l, SITE_FF_HIDDEN), (long)N * F);
     linear_forward(m->scratch + o, a->act + of, p->fc2_w, p->fc2_b, N, F, C);
-    dropout_forward(m->scratch, m->scratch, pd, site_key(m, l, SITE_FF_OUT), BTC);
+    dropout_forward(m->scratch + o, m->scratch + o, pd, site_key(m, l, SITE_FF_OUT), BTC);
     add_into(a->res2 + o, ff_base, m->scratch + o, BTC);
     if (!pre) layernorm_forward(a->ln2 + o, a->ln2_mean + t0, a->ln2_rstd + t0, a->res2 + o, p->ln2_w, p->ln2_b, N, C);
 }
@@ -461,7 +462,7 @@ static double forward_rows(Model *m, const Batch *b, uint64_t dropout_key, int t
         embedding_forward(m->emb, b->tokens, m->wte, wpe, b->B, b->T, C);
     else  // one sequence's rows t0..T-1: positions t0.. of the table
         embedding_forward(m->emb + o, b->tokens + t0, m->wte, wpe ? wpe + o : NULL, 1, b->T - t0, C);
-    dropout_forward(m->emb, m->emb, dropout_p(m), site_key(m, -1, SITE_EMBEDDING), (long)N * C);
+    dropout_forward(m->emb + o, m->emb + o, dropout_p(m), site_key(m, -1, SITE_EMBEDDING), (long)N * C);
     for (int l = 0; l < m->L; l++) layer_forward(m, l, b->key_pad, t0);
     const real *x = layer_output(m, m->L - 1) + o;
     if (m->pre) {
