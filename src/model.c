@@ -499,6 +499,15 @@ void model_set_inference(Model *m, int rows) {
 
 static void zero(real *p, long n) { memset(p, 0, sizeof(real) * n); }
 
+// d(input of a dropout) from d(its output): dout itself when nothing is dropped (no pass over the data),
+// else written into dst.
+static const real *dropout_grad(real *dst, const real *dout, real p, uint64_t key, long n) {
+    if (p == 0) return dout;
+    zero(dst, n);
+    dropout_backward(dst, dout, p, key, n);
+    return dst;
+}
+
 // m->dx holds d(layer output) on entry and d(layer input) on exit.
 static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
     const LayerParams *p = &m->layers[l];
@@ -518,24 +527,23 @@ static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
                            a->ln2_rstd, N, C);
         memcpy(dx, dtmp, sizeof(real) * BTC);  // d res2, which is also the residual's share of d ln1
     }
-    zero(datt, BTC);
-    dropout_backward(datt, dx, pd, site_key(m, l, SITE_FF_OUT), BTC);
+    const real *dff_out = dropout_grad(datt, dx, pd, site_key(m, l, SITE_FF_OUT), BTC);
     zero(dwide, BTF);
-    linear_backward(dwide, GRAD(m, p->fc2_w), GRAD(m, p->fc2_b), datt, a->act, p->fc2_w, N, F, C);
-    zero(dwide2, BTF);
-    dropout_backward(dwide2, dwide, pd, site_key(m, l, SITE_FF_HIDDEN), BTF);
-    zero(dwide, BTF);
+    linear_backward(dwide, GRAD(m, p->fc2_w), GRAD(m, p->fc2_b), dff_out, a->act, p->fc2_w, N, F, C);
+    const real *dact = dropout_grad(dwide2, dwide, pd, site_key(m, l, SITE_FF_HIDDEN), BTF);
+    real *dfc1 = dact == dwide ? dwide2 : dwide;  // the wide buffer dact does not occupy
+    zero(dfc1, BTF);
     if (m->gelu)
-        gelu_backward(dwide, dwide2, a->fc1, BTF);
+        gelu_backward(dfc1, dact, a->fc1, BTF);
     else
-        relu_backward(dwide, dwide2, a->fc1, BTF);
+        relu_backward(dfc1, dact, a->fc1, BTF);
     if (pre) {
         zero(dtmp, BTC);
-        linear_backward(dtmp, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dwide, a->ln2, p->fc1_w, N, C, F);
+        linear_backward(dtmp, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dfc1, a->ln2, p->fc1_w, N, C, F);
         layernorm_backward(dx, GRAD(m, p->ln2_w), GRAD(m, p->ln2_b), dtmp, a->res1, p->ln2_w, a->ln2_mean,
                            a->ln2_rstd, N, C);
     } else {
-        linear_backward(dx, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dwide, a->ln1, p->fc1_w, N, C, F);
+        linear_backward(dx, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dfc1, a->ln1, p->fc1_w, N, C, F);
         zero(dtmp, BTC);
         layernorm_backward(dtmp, GRAD(m, p->ln1_w), GRAD(m, p->ln1_b), dx, a->res1, p->ln1_w, a->ln1_mean,
                            a->ln1_rstd, N, C);
@@ -544,10 +552,9 @@ static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
     // dx = d res1
 
     // ---- attention block: res1 = x + drop(Wo·att + bo), att = attention(q, k, v), q,k,v from att_in
-    zero(dtmp, BTC);
-    dropout_backward(dtmp, dx, pd, site_key(m, l, SITE_ATTN_OUT), BTC);
+    const real *dproj = dropout_grad(dtmp, dx, pd, site_key(m, l, SITE_ATTN_OUT), BTC);
     zero(datt, BTC);
-    linear_backward(datt, GRAD(m, p->wo), GRAD(m, p->bo), dtmp, a->att, p->wo, N, C, C);
+    linear_backward(datt, GRAD(m, p->wo), GRAD(m, p->bo), dproj, a->att, p->wo, N, C, C);
     zero(m->dq, BTC);
     zero(m->dk, BTC);
     zero(m->dv, BTC);
@@ -584,7 +591,6 @@ void model_backward(Model *m, const Batch *b, real loss_scale) {
     }
     for (int l = m->L - 1; l >= 0; l--) layer_backward(m, l, b->key_pad);
     // forward: emb = dropout(wte[tokens] + wpe[t])
-    zero(m->dtmp, BTC);
-    dropout_backward(m->dtmp, m->dx, dropout_p(m), site_key(m, -1, SITE_EMBEDDING), BTC);
-    embedding_backward(GRAD(m, m->wte), GRAD(m, m->wpe), m->dtmp, b->tokens, b->B, b->T, C);
+    const real *demb = dropout_grad(m->dtmp, m->dx, dropout_p(m), site_key(m, -1, SITE_EMBEDDING), BTC);
+    embedding_backward(GRAD(m, m->wte), GRAD(m, m->wpe), demb, b->tokens, b->B, b->T, C);
 }
