@@ -681,7 +681,7 @@ def train_context(run):
 def length_runs(spec, scale, runs_dir, seeds, user_sets):
     """{(curve key, seed): (Run, eval overrides)} of a length experiment."""
     return {(key, k): (Run(scale, spec["group"], pe, runs_dir, k, variant, user_sets), sets)
-            for key, _, pe, variant, sets in spec["curves"] for k in range(seeds)}
+            for k in range(seeds) for key, _, pe, variant, sets in spec["curves"]}  # seed-major, as reproduce
 
 
 def shape_sentence(spec, means):
@@ -821,9 +821,10 @@ def reproduce(name, args, command):
         if pe not in known:
             raise Stop(f"--pes: {name} compares {', '.join(known)}; \"{pe}\" is not one of them", 2)
     if not args.table_only:
-        for g in exp["groups"]:
-            for pe in pes:
-                for k in range(args.seeds):
+        # seed-major: a table stopped early holds every PE at the same number of seeds
+        for k in range(args.seeds):
+            for g in exp["groups"]:
+                for pe in pes:
                     run = Run(args.scale, g, pe, args.runs_dir, k, None, args.set)
                     if not run.finished():
                         run.check_data()
