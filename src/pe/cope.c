@@ -305,16 +305,18 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
 #pragma omp simd
     for (int m = fmin; m <= shi; m++) slope[m] = z[m + 1] - z[m];
     if (fmax == P - 1) slope[P - 1] = 0;
+#pragma omp simd
+    for (int j = 0; j <= i; j++) dp[j] *= slope[fj[j]];
     real *c0 = w.copies, *c1 = c0 + (P + 1), *c2 = c1 + (P + 1), *c3 = c2 + (P + 1);
     int j = 0;
     for (; j + COPIES - 1 <= i; j += COPIES) {
         int f0 = fj[j], f1 = fj[j + 1], f2 = fj[j + 2], f3 = fj[j + 3];
-        c0[f0] += da[j], c0[f0 + 1] += dw[j], dp[j] *= slope[f0];
-        c1[f1] += da[j + 1], c1[f1 + 1] += dw[j + 1], dp[j + 1] *= slope[f1];
-        c2[f2] += da[j + 2], c2[f2 + 1] += dw[j + 2], dp[j + 2] *= slope[f2];
-        c3[f3] += da[j + 3], c3[f3 + 1] += dw[j + 3], dp[j + 3] *= slope[f3];
+        c0[f0] += da[j], c0[f0 + 1] += dw[j];
+        c1[f1] += da[j + 1], c1[f1 + 1] += dw[j + 1];
+        c2[f2] += da[j + 2], c2[f2 + 1] += dw[j + 2];
+        c3[f3] += da[j + 3], c3[f3 + 1] += dw[j + 3];
     }
-    for (; j <= i; j++) c0[fj[j]] += da[j], c0[fj[j] + 1] += dw[j], dp[j] *= slope[fj[j]];
+    for (; j <= i; j++) c0[fj[j]] += da[j], c0[fj[j] + 1] += dw[j];
     // dZ row = the copies on [fmin, fmax+1], 0 below; the block's products use its widest row, and
     // block_backward_end zero-fills the narrower rows up to it
     real *dz = w.dz + (long)r * P;
