@@ -96,12 +96,20 @@ mpi-for-test:
 # FMA: other vector widths and library paths than -march=native) and another OpenBLAS kernel family
 # (Debian's OpenBLAS picks one per CPU at run time; Nehalem is SSE-only, so it runs on every
 # x86-64-v2 CPU and is no modern CPU's own). No test may depend on the bits these change.
+# Then, on a CPU with AVX2, the same for the AVX2 width (x86-64-v3: AVX2 and FMA, no AVX-512) under
+# OpenBLAS's Haswell kernels: with -march=native on an AVX-512 machine, the element-wise loops run their
+# tests against the plain references (test_attention says which width) at each of the three widths.
 PORTABLE_BUILD ?= build-portable
 PORTABLE_OPT   ?= -O2 -march=x86-64-v2
 PORTABLE_CORE  ?= Nehalem
+AVX2_BUILD     ?= build-avx2
 test-portable:
 	OPENBLAS_CORETYPE=$(PORTABLE_CORE) $(MAKE) BUILD=$(PORTABLE_BUILD) BINDIR=$(PORTABLE_BUILD)/bin \
 	    OPT="$(PORTABLE_OPT)" SUITE=fast test
+	if grep -qw avx2 /proc/cpuinfo; then \
+	    OPENBLAS_CORETYPE=Haswell $(MAKE) BUILD=$(AVX2_BUILD) BINDIR=$(AVX2_BUILD)/bin \
+	        OPT="-O2 -march=x86-64-v3" SUITE=fast test; \
+	else echo "test-portable: this CPU has no AVX2, so the AVX2 configuration does not run"; fi
 
 # Everything built with AddressSanitizer (LeakSanitizer included) and UndefinedBehaviorSanitizer into
 # its own folders, then the sanitize suite. Undefined behaviour aborts (no recovery), so it fails the
@@ -136,7 +144,7 @@ bench-mpi: all mpi-for-test
 	BIN=$(BINDIR) MPI_BIN=$(MPI_BUILD)/bin sh scripts/bench_mpi.sh
 
 clean:
-	rm -rf $(BUILD) $(BIN_PATHS) $(PORTABLE_BUILD) $(SANITIZE_BUILD) $(MPI_BUILD)
+	rm -rf $(BUILD) $(BIN_PATHS) $(PORTABLE_BUILD) $(AVX2_BUILD) $(SANITIZE_BUILD) $(MPI_BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 # tests/fuzz/ brings its own targets

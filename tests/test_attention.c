@@ -316,6 +316,119 @@ static void test_longer_than_training(void) {
     layer_free(&rel);
 }
 
+// The vector instructions this build's element-wise loops were compiled for (-march of the build).
+static const char *vector_isa(void) {
+#if defined(__AVX512F__)
+    return "AVX-512";
+#elif defined(__AVX2__)
+    return "AVX2";
+#elif defined(__SSE4_2__)
+    return "SSE4.2";
+#else
+    return "SSE2";
+#endif
+}
+
+// Gated CoPE attention written plainly in double from its definition (docs/cope.md §3), one loop per
+// formula, no vectors, blocks or scans: L = Σ G·out for the loss whose gradient the kernels compute.
+static double plain_cope_loss(const Layer *L, const double *q, const double *k, const double *v, const double *E,
+                              int P) {
+    int T = L->T, C = L->C, H = L->H, dh = C / H;
+    double s = 1 / sqrt(dh), loss = 0, x[64], g[64], a[64];
+    for (int b = 0; b < L->B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < T; i++) {
+                const double *qi = q + ((long)b * T + i) * C + h * dh;
+                for (int j = 0; j <= i; j++) {
+                    const double *kj = k + ((long)b * T + j) * C + h * dh;
+                    x[j] = 0;
+                    for (int c = 0; c < dh; c++) x[j] += qi[c] * kj[c];
+                    int on = j == i || !L->pad || !L->pad[(long)b * T + j];
+                    g[j] = on ? 1 / (1 + exp(-s * x[j])) : 0;
+                }
+                double amax = -INFINITY;
+                for (int j = 0; j <= i; j++) {
+                    double p = 0;
+                    for (int t = j; t <= i; t++) p += g[t];
+                    double cl = p < P - 1 ? p : P - 1, lo = floor(cl), w = cl - lo;
+                    int f = (int)lo, u = w > 0 ? f + 1 : f;
+                    double zf = 0, zu = 0;
+                    for (int c = 0; c < dh; c++) zf += qi[c] * E[c * P + f], zu += qi[c] * E[c * P + u];
+                    int on = j == i || !L->pad || !L->pad[(long)b * T + j];
+                    a[j] = on ? s * x[j] + s * ((1 - w) * zf + w * zu) : -INFINITY;
+                    amax = a[j] > amax ? a[j] : amax;
+                }
+                double den = 0;
+                for (int j = 0; j <= i; j++) den += exp(a[j] - amax);
+                for (int c = 0; c < dh; c++) {
+                    double out = 0;
+                    for (int j = 0; j <= i; j++) out += exp(a[j] - amax) / den * v[((long)b * T + j) * C + h * dh + c];
+                    loss += L->G[((long)b * T + i) * C + h * dh + c] * out;
+                }
+            }
+    return loss;
+}
+
+// Central differences of plain_cope_loss in x[0..n) (double: an error near 1e-9, far below float's).
+static void plain_gradient(const Layer *L, double *grad, double *x, long n, double **in, int P) {
+    for (long i = 0; i < n; i++) {
+        double keep = x[i], h = 1e-5 * (1 + fabs(keep));
+        x[i] = keep + h;
+        double up = plain_cope_loss(L, in[0], in[1], in[2], in[3], P);
+        x[i] = keep - h;
+        double down = plain_cope_loss(L, in[0], in[1], in[2], in[3], P);
+        x[i] = keep;
+        grad[i] = (up - down) / (2 * h);
+    }
+}
+
+// This build's kernels (whatever vector width it was compiled for) against the plain reference above:
+// the forward's output and every gradient, with and without padded keys, positions past the table's
+// clamp, and row lengths that leave every vector remainder. Float against double: 2e-5 of the largest
+// value (float rounding over sums of ~40 terms is near 1e-7 of it); a wrong formula is off by far more.
+static void test_cope_matches_plain_reference(void) {
+    enum { T = 37, C = 16, H = 2, P = 9 };
+    printf("     element-wise loops compiled for %s\n", vector_isa());
+    for (int pad = 0; pad < 2; pad++) {
+        Layer L;
+        layer_init(&L, 1, T, C, H, "{\"type\": \"cope\", \"npos\": 9}", pad, 21);
+        layer_forward(&L);
+        layer_backward(&L);
+        long n = (long)T * C, nE = (long)(C / H) * P;
+        double *q = to_double(L.q, n), *k = to_double(L.k, n), *v = to_double(L.v, n), *E = to_double(L.E, nE);
+        double *in[4] = {q, k, v, E}, *want = malloc(sizeof(double) * n), *got = malloc(sizeof(double) * n);
+        // the output: d loss / d G_ic = out_ic, by central differences in G
+        double *G = to_double(L.G, n), *out = to_double(L.out, n);
+        for (long i = 0; i < n; i++) {
+            real keep = L.G[i];
+            L.G[i] = 1, want[i] = plain_cope_loss(&L, q, k, v, E, P);
+            L.G[i] = -1, want[i] = (want[i] - plain_cope_loss(&L, q, k, v, E, P)) / 2;
+            L.G[i] = keep;
+        }
+        double scale = 0;
+        for (long i = 0; i < n; i++) scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
+        char what[64];
+        snprintf(what, sizeof what, "out%s", pad ? ", padded keys" : "");
+        check_close(what, out, want, n, 2e-5 * scale, 0);
+        const real *grads[4] = {L.dq, L.dk, L.dv, L.dE};
+        const char *names[4] = {"dq", "dk", "dv", "dE"};
+        for (int t = 0; t < 4; t++) {
+            long m = t == 3 ? nE : n;
+            plain_gradient(&L, want, in[t], m, in, P);
+            scale = 0;
+            for (long i = 0; i < m; i++) scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
+            for (long i = 0; i < m; i++) got[i] = grads[t][i];
+            snprintf(what, sizeof what, "%s%s", names[t], pad ? ", padded keys" : "");
+            check_close(what, got, want, m, 2e-5 * scale, 0);
+        }
+        int clamped = 0;
+        for (int i = 0; i < T; i++) clamped += L.cache.pos[(long)i * T] > P - 1;
+        CHECK(clamped > 0, "no position reached the clamp at %d: the test would not cover it", P - 1);
+        free(q), free(k), free(v), free(E), free(G), free(out), free(want), free(got);
+        layer_free(&L);
+    }
+}
+
 // 1 and 2 threads (and an odd number of heads in all) give bit-identical outputs and gradients.
 static void run_threads(const char *name, const char *pe_json, real p_drop) {
     Layer L[2];
@@ -442,6 +555,7 @@ static void test_alibi_bias(void) {
 
 int main(void) {
     RUN(test_cope_zero_table_is_plain);
+    RUN(test_cope_matches_plain_reference);
     RUN(test_all_gates_open_count_tokens);
     RUN(test_separator_counting_figure1);
     RUN(test_masking);
