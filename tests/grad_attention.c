@@ -25,6 +25,7 @@ typedef struct {
     double p_drop;
     int rope;
     int cope, npos, nodiv, sep, unrot;
+    int training;    // keep no positions, as training: rows past 32 keys stop at the clamp early
     int rel, rel_npos;
     const char *beyond;  // pe.rel_beyond (NULL: the default, refuse)
     const char *more;  // another kernel by name: pe.type itself when the fields above name none, else
@@ -102,7 +103,7 @@ static void run_case(const Spec *sp) {
     printf("     pe %s\n", pe_json);
     // tables uniform in [-1, 1); their gradients start at 0.25 (grad_buf)
     c.pe = pe_fixture(&c.tables, pe_json, dh, &st, 1.0, 0.25);
-    c.pe.keep_positions = 1;
+    c.pe.keep_positions = !s->training;
     if (s->more) c.pe.parts |= pe_bit(s->more);  // options of its own: none (the kernels added so have none)
     long nE, nR;
     double *dE, *dR;
@@ -131,7 +132,7 @@ static void run_case(const Spec *sp) {
     double *dgk = c.pe.own_keys ? grad_buf(BTC) : NULL;
     c.pe.dgate_keys = dgk;
     loss_fn(&c);
-    if (s->cope) {  // report how many positions are clamped: the small-npos cases need both kinds
+    if (s->cope && !s->training) {  // report how many positions are clamped: the small-npos cases need both kinds
         long clamped = 0, free_ = 0;
         for (long bh = 0; bh < (long)s->B * s->H; bh++)
             for (int i = 0; i < s->T; i++)
@@ -220,6 +221,14 @@ static void test_all_together(void) {
 static void test_default_blocks_long(void) {
     run_case(&(Spec){.B = 1, .T = 70, .C = 4, .H = 2, .cope = 1, .npos = 12, .rel = 1, .rel_npos = 70, .pad = 1,
                      .qk_scale = 2.0});
+}
+// as training runs it (no positions kept): the rows past 32 keys whose positions reach the clamp stop
+// computing gates there, with padding, separate gate keys and the relative term beside
+static void test_cope_stops_at_the_clamp(void) {
+    run_case(&(Spec){.B = 1, .T = 70, .C = 4, .H = 2, .cope = 1, .npos = 12, .rel = 1, .rel_npos = 70, .pad = 1,
+                     .qk_scale = 2.0, .training = 1});
+    run_case(&(Spec){.B = 2, .T = 45, .C = 4, .H = 1, .cope = 1, .npos = 5, .sep = 1, .pad = 1, .nodiv = 1,
+                     .training = 1});
 }
 
 // ---- docs/cope.md §7, number for number ------------------------------------------
@@ -330,5 +339,6 @@ int main(void) {
     RUN(test_tiny_tables);
     RUN(test_all_together);
     RUN(test_default_blocks_long);
+    RUN(test_cope_stops_at_the_clamp);
     return check_summary("grad_attention");
 }

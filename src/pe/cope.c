@@ -10,11 +10,11 @@
 // pe.rope_gates "unrotated".
 //
 // Per block of rows: gates and their cumsum (vectorised: sigmoid by pe_exp, cumsum as an OpenMP simd
-// scan); then Z only for the table columns the block reaches (u <= min(max p, P-1) + 1: with sparse
-// gates most of a long table is never touched); then the interpolation per row inside attention's
-// logit pass. The cache keeps σ (unmasked) and Z for the backward, and p (before the clamp) for
-// inspection (the backward recomputes p from σ, cheaper than reading it back); entries j > i are
-// unspecified.
+// scan), from the query down only until the positions reach the clamp; then Z only for the table
+// columns the block reaches (u <= min(max p, P-1) + 1: with sparse gates most of a long table is
+// never touched); then the interpolation per row inside attention's logit pass. The backward
+// recomputes all of it per block (docs/cope.md §5.10); the cache keeps σ (unmasked) and p (before the
+// clamp) only for pictures (keep_positions), entries j > i unspecified.
 //
 // The hot loops (softmax, sigmoid gates) vectorise only when the compiler may assume floating-point
 // compares do not trap (GCC otherwise keeps pe_exp's clamps as branches); nothing here relies on traps.
@@ -81,6 +81,7 @@ typedef struct {
     int *f;        // (T) floor(c) of a row
     real *slope;   // (P) Z[m+1] - Z[m] of a row
     int *ncol;     // (rows) the columns each dZ row wrote
+    int *clamped;  // (rows) keys j < clamped[r] are all at the clamp (c = P-1): no gate, no position kept
     real *copies;  // COPIES rows of P+1, kept zero between rows
     real *dsg;     // (rows, T) dS' of the gate logits, when the gates are separate
     real *keys, *dkeys;  // (T, dh) each: rotated gate keys and their gradient, when RoPE rotates them
@@ -104,6 +105,7 @@ static long carve_work(Work *w, real *mem, const Cope *o, const AttnPE *pe, int 
     TAKE(w->f, int, T);
     TAKE(w->slope, real, P);
     TAKE(w->ncol, int, rows);
+    TAKE(w->clamped, int, rows);
     TAKE(w->copies, real, COPIES * (P + 1L));
     if (separate_gates(o, pe)) TAKE(w->dsg, real, (long)rows * T);
     if (rotated_gate_keys(o, pe)) {
@@ -165,28 +167,52 @@ static Gates gate_operands(const PEHead *hd, const Work *w) {
     return g;
 }
 
-// p_ij = Σ_{t>=j} σ_it·M_it for j <= i: an inclusive scan from t = i down to 0, vectorised. The
-// backward recomputes the positions with this same function from the cached gates, into the same
-// place of its work (same alignment, so the same vector grouping): bit-identical to the forward's.
-// noinline: one copy of the code, so forward and backward round alike.
-__attribute__((noinline)) static void positions_row(real *restrict p, const real *restrict g, const uint8_t *pad,
-                                                   int i) {
+// p_ij = Σ_{t>=j} σ_it·M_it for j <= i: an inclusive scan from t = i down to 0, vectorised, carried on
+// from carry (the sum of the gates above the piece). The backward recomputes the positions with this
+// same function from the same gates, into the same place of its work (same alignment, so the same
+// vector grouping): bit-identical to the forward's. noinline: one copy of the code, so forward and
+// backward round alike.
+__attribute__((noinline)) static void positions_piece(real *restrict p, const real *restrict g, const uint8_t *pad,
+                                                     int i, int lo, int hi, real carry) {
     real acc = 0;
     if (pad) {
 #pragma omp simd reduction(inscan, + : acc)
-        for (int j = i; j >= 0; j--) {
+        for (int j = hi; j >= lo; j--) {
             acc += j < i && pad[j] ? 0 : g[j];
 #pragma omp scan inclusive(acc)
-            p[j] = acc;
+            p[j] = carry + acc;
         }
     } else {
 #pragma omp simd reduction(inscan, + : acc)
-        for (int j = i; j >= 0; j--) {
+        for (int j = hi; j >= lo; j--) {
             acc += g[j];
 #pragma omp scan inclusive(acc)
-            p[j] = acc;
+            p[j] = carry + acc;
         }
     }
+}
+
+// Keys far from the query are all at the clamp once the gates nearer it sum to P-1 or more: their
+// logit term is γ·Z[P-1] and their gates get no gradient (docs/cope.md §5.10). So the gates
+// σ = sigmoid(s·x) and positions of row i are computed from key i down in pieces of CLAMP_PIECE
+// keys, stopping after the piece whose last position reaches P-1: every key below it is clamped too,
+// since each later position is the carry plus non-negative gates (float rounding keeps that order).
+// Returns that first unclamped key (0 when the row never clamps, or when all is asked for: pictures
+// keep every gate and position). A row shorter than P-1 cannot clamp and is one piece, from carry 0.
+enum { CLAMP_PIECE = 32 };
+static int gates_and_positions(real *sg, real *p, const real *x, real s, const uint8_t *pad, int i, real top,
+                               int all) {
+    int piece = all || i + 1 <= top ? i + 1 : CLAMP_PIECE;
+    real carry = 0;
+    for (int hi = i; hi >= 0; hi -= piece) {
+        int lo = hi - piece + 1 > 0 ? hi - piece + 1 : 0;
+#pragma omp simd
+        for (int j = lo; j <= hi; j++) sg[j] = pe_sigmoid(s * x[j]);
+        positions_piece(p, sg, pad, i, lo, hi, carry);
+        carry = p[lo];
+        if (carry >= top && !all) return lo;
+    }
+    return 0;
 }
 
 static void cope_head_forward(PEHead *hd) {
@@ -209,24 +235,24 @@ static void block_gates(PEHead *hd, const Work *w, const real *S) {
         matmul(0, 1, nr, i1, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, hd->k, hd->C, 0, w->sg, T);
         S = w->sg;
     }
-    real maxp = 0, s = hd->s;
+    real maxp = 0, s = hd->s, top = (real)(P - 1);
+    int pictures = hd->cache->gates != NULL;
     for (int i = i0; i < i1; i++) {
-        const real *x = S + (long)(i - i0) * T;
-        real *sg = w->sg + (long)(i - i0) * T, *p = w->pos + (long)(i - i0) * T;
-#pragma omp simd
-        for (int j = 0; j <= i; j++) sg[j] = pe_sigmoid(s * x[j]);
-        positions_row(p, sg, hd->pad, i);
-        if (hd->cache->gates) {
+        int r = i - i0;
+        real *sg = w->sg + (long)r * T, *p = w->pos + (long)r * T;
+        w->clamped[r] = gates_and_positions(sg, p, S + (long)r * T, s, hd->pad, i, top, pictures);
+        if (pictures) {
             memcpy(hd->cache->gates + pe_cache_row(hd, i) * T, sg, sizeof(real) * (i + 1));
             memcpy(hd->cache->pos + pe_cache_row(hd, i) * T, p, sizeof(real) * (i + 1));
         }
-        if (p[0] > maxp) maxp = p[0];
+        real pmax = w->clamped[r] > 0 ? top : p[0];
+        if (pmax > maxp) maxp = pmax;
     }
     // The table columns the rows of the block reach: u <= floor(min(max p, P-1)) + 1. p_i0 is the
     // largest position of row i up to rounding (the vectorised scan rounds each entry its own way, a
     // relative 1e-4 at most), which the one extra column covers: the backward never reads a column
     // this product did not write.
-    int ncol = (maxp < P - 1 ? (int)maxp : P - 1) + 3;
+    int ncol = (maxp < top ? (int)maxp : P - 1) + 3;
     if (ncol > P) ncol = P;
     // Z[rows][0:ncol] = Q[rows]·E[:, 0:ncol]
     matmul(0, 0, nr, ncol, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, o->table.w, P, 0, w->z, P);
@@ -241,10 +267,13 @@ static void cope_row_logits(PEHead *hd, int i, real *a) {
     const Cope *o = hd->opts;
     int T = hd->T, P = o->npos;
     Work w = work_of(hd);
-    const real *p = w.pos + (long)(i - hd->i0) * T, *z = w.z + (long)(i - hd->i0) * P;
-    real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1);
+    int r = i - hd->i0, j0 = w.clamped[r];
+    const real *p = w.pos + (long)r * T, *z = w.z + (long)r * P;
+    real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1), at_clamp = gamma * z[P - 1];
 #pragma omp simd
-    for (int j = 0; j <= i; j++) {
+    for (int j = 0; j < j0; j++) a[j] += at_clamp;
+#pragma omp simd
+    for (int j = j0; j <= i; j++) {
         real c = p[j] < top ? p[j] : top;
         int f = (int)c;
         real w = c - f;
@@ -275,18 +304,23 @@ static void cope_block_backward(PEHead *hd) {
 // clamp (0 above it, and 0 at integer c where u = f: the official code's choice at the kink, docs/cope.md §5.4-§5.5); the reverse
 // cumsum turns into a prefix sum dg_it = Σ_{j<=t} dp_ij; dx = s·σ(1-σ)·M·dg.
 // Z[u] - Z[f] is the slope Z[f+1] - Z[f] whenever it is used (w > 0).
+// Keys j < j0 = clamped[r] are all at the clamp: each adds γ·dA_ij to dZ[P-1] and nothing to dp, so
+// the gates below j0 get no gradient (dg_it is a prefix sum of dp, 0 up to j0).
 static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     const Cope *o = hd->opts;
     Work w = work_of(hd);
-    int T = hd->T, P = o->npos, r = i - hd->i0;
+    int T = hd->T, P = o->npos, r = i - hd->i0, j0 = w.clamped[r];
     const real *z = w.z + (long)r * P, *sg = w.sg + (long)r * T, *p = w.pos + (long)r * T;
     real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1), s = hd->s;
     real *restrict dp = w.dp, *restrict da = w.da, *restrict dw = w.db;
     int *restrict fj = w.f;
+    real at_clamp = 0;
+#pragma omp simd reduction(+ : at_clamp)
+    for (int j = 0; j < j0; j++) at_clamp += dA[j];
     // vectorised arithmetic; the gathers and scatters (slow as vector ops on some CPUs) come after
-    int fmin = P, fmax = 0;
+    int fmin = P, fmax = j0 > 0 ? P - 1 : 0;
 #pragma omp simd reduction(min : fmin) reduction(max : fmax)
-    for (int j = 0; j <= i; j++) {
+    for (int j = j0; j <= i; j++) {
         real db = gamma * dA[j];
         real c = p[j] < top ? p[j] : top;
         int f = (int)c;
@@ -306,9 +340,10 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     for (int m = fmin; m <= shi; m++) slope[m] = z[m + 1] - z[m];
     if (fmax == P - 1) slope[P - 1] = 0;
 #pragma omp simd
-    for (int j = 0; j <= i; j++) dp[j] *= slope[fj[j]];
+    for (int j = j0; j <= i; j++) dp[j] *= slope[fj[j]];
     real *c0 = w.copies, *c1 = c0 + (P + 1), *c2 = c1 + (P + 1), *c3 = c2 + (P + 1);
-    int j = 0;
+    c0[P - 1] += gamma * at_clamp;
+    int j = j0;
     for (; j + COPIES - 1 <= i; j += COPIES) {
         int f0 = fj[j], f1 = fj[j + 1], f2 = fj[j + 2], f3 = fj[j + 3];
         c0[f0] += da[j], c0[f0 + 1] += dw[j];
@@ -332,14 +367,14 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     real acc = 0;
     if (pad) {
 #pragma omp simd reduction(inscan, + : acc)
-        for (int t = 0; t <= i; t++) {
+        for (int t = j0; t <= i; t++) {
             acc += dp[t];
 #pragma omp scan inclusive(acc)
             dx[t] += t < i && pad[t] ? 0 : s * sg[t] * (1 - sg[t]) * acc;
         }
     } else {
 #pragma omp simd reduction(inscan, + : acc)
-        for (int t = 0; t <= i; t++) {
+        for (int t = j0; t <= i; t++) {
             acc += dp[t];
 #pragma omp scan inclusive(acc)
             dx[t] += s * sg[t] * (1 - sg[t]) * acc;
