@@ -5,7 +5,8 @@
 #   2. the tiny model of the synthetic tasks (2L d64 T128 B32), the flip-flop model (4L d256 T512
 #      B16) and a small language model (6L d384 T256 B16, vocabulary 256), no PE and CoPE, 1 and 2
 #      threads, each beside the same model in PyTorch (scripts/bench_torch.py) when it is installed;
-#   3. CoPE against no PE at T = 1024 and 2048 (8192 tokens per step), 2 threads;
+#   3. CoPE against no PE at T = 1024 and 2048 (8192 tokens per step), 2 threads, with the default
+#      npos (T + 1: no position ever clamps) and with the paper's language-model npos 64;
 #   4. 1 and 2 threads while a busy process this script starts (and stops) holds one core.
 # Columns: forward / backward / optimizer ms, step ms, tokens/s, model GFLOP/s, MFU (model FLOPs over
 # the ceiling of that thread count; src/bench.c says what is counted), peak resident memory, and
@@ -46,11 +47,12 @@ echo
 echo "| model | PE | threads | fwd / bwd / opt ms | step ms | tok/s | GFLOP/s | MFU | peak MiB | PyTorch tok/s | ours / PyTorch |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 
-# row NAME THREADS PE STEPS LOAD TORCH(0|1) -- dimension overrides (L d H T B V)
+# row NAME THREADS PE STEPS LOAD TORCH(0|1) -- dimension overrides (L d H T B V) [more --set pairs]
 row() {
     name=$1 th=$2 pe=$3 steps=$4 load=$5 torch=$6 L=$7 d=$8 H=$9
     shift 9
     T=$1 B=$2 V=$3
+    shift 3
     ceil=$CEIL1
     [ "$th" -ge 2 ] && ceil=$CEIL2
     tok=0
@@ -61,7 +63,7 @@ row() {
     fi
     $BENCH --model "$name" --steps "$steps" --vocab "$V" --ceiling-gflops "$ceil" --torch-tok-s "$tok" \
         --load "$load" --json "$ROWS" --set run.threads="$th" --set pe.type="$pe" --set model.n_layers="$L" \
-        --set model.d_model="$d" --set model.n_heads="$H" --set model.block_size="$T" --set train.batch_size="$B"
+        --set model.d_model="$d" --set model.n_heads="$H" --set model.block_size="$T" --set train.batch_size="$B" "$@"
 }
 
 # PyTorch beside every tiny row, beside the larger models at 1 thread (its steps take seconds there).
@@ -77,6 +79,7 @@ for tb in 1024:8 2048:4; do
     for pe in none cope; do
         row flip-flop 2 $pe 2 "" 0 4 256 4 "${tb%:*}" "${tb#*:}" 5
     done
+    row "flip-flop, npos 64" 2 cope 2 "" 0 4 256 4 "${tb%:*}" "${tb#*:}" 5 --set pe.npos=64
 done
 # One busy process (a shell loop) competes for the cores.
 sh -c 'while :; do :; done' &
