@@ -48,18 +48,22 @@ static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     return 0;
 }
 
-// Nothing for training: the backward recomputes the gates, positions and Z of each row block (an
-// extra q·k product per block, but no B·H·T² gates and B·H·T·npos Z per layer). For pictures
-// (keep_positions): gates (B,H,R,T) | positions (B,H,R,T).
+// Training keeps one number per row: its first unclamped key (B,H,R; sizeof(int) <= sizeof(real)). The
+// backward recomputes the gates, positions and Z of each row block from there (an extra q·k product
+// per block over the keys that are not clamped, but no B·H·T² gates and B·H·T·npos Z per layer). For
+// pictures (keep_positions) also: gates (B,H,R,T) | positions (B,H,R,T).
 static long cope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H) {
     (void)C;
-    return pe->keep_positions ? 2L * B * H * R * T : 0;
+    long rows = (long)B * H * R;
+    return rows + (pe->keep_positions ? 2 * rows * T : 0);
 }
 
 static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H) {
     (void)C;
-    cache->gates = pe->keep_positions ? mem : NULL;
-    cache->pos = pe->keep_positions ? mem + (long)B * H * R * T : NULL;
+    long rows = (long)B * H * R;
+    cache->unclamped = (int *)mem;
+    cache->gates = pe->keep_positions ? mem + rows : NULL;
+    cache->pos = pe->keep_positions ? mem + rows + rows * T : NULL;
 }
 
 // Which q and keys the gates see: attention's own (transformed under RoPE), or others (gate keys of
@@ -169,9 +173,8 @@ static Gates gate_operands(const PEHead *hd, const Work *w) {
 
 // p_ij = Σ_{t>=j} σ_it·M_it for j <= i: an inclusive scan from t = i down to 0, vectorised, carried on
 // from carry (the sum of the gates above the piece). The backward recomputes the positions with this
-// same function from the same gates, into the same place of its work (same alignment, so the same
-// vector grouping): bit-identical to the forward's. noinline: one copy of the code, so forward and
-// backward round alike.
+// same function from its gates, into the same place of its work (same alignment, so the same vector
+// grouping). noinline: one copy of the code, so forward and backward round alike.
 __attribute__((noinline)) static void positions_piece(real *restrict p, const real *restrict g, const uint8_t *pad,
                                                      int i, int lo, int hi, real carry) {
     real acc = 0;
@@ -199,9 +202,11 @@ __attribute__((noinline)) static void positions_piece(real *restrict p, const re
 // since each later position is the carry plus non-negative gates (float rounding keeps that order).
 // Returns that first unclamped key (0 when the row never clamps, or when all is asked for: pictures
 // keep every gate and position). A row shorter than P-1 cannot clamp and is one piece, from carry 0.
+// The backward passes the forward's answer as stop (-1: find it): the same pieces down to the same
+// key.
 enum { CLAMP_PIECE = 32 };
 static int gates_and_positions(real *sg, real *p, const real *x, real s, const uint8_t *pad, int i, real top,
-                               int all) {
+                               int all, int stop) {
     int piece = all || i + 1 <= top ? i + 1 : CLAMP_PIECE;
     real carry = 0;
     for (int hi = i; hi >= 0; hi -= piece) {
@@ -210,7 +215,7 @@ static int gates_and_positions(real *sg, real *p, const real *x, real s, const u
         for (int j = lo; j <= hi; j++) sg[j] = pe_sigmoid(s * x[j]);
         positions_piece(p, sg, pad, i, lo, hi, carry);
         carry = p[lo];
-        if (carry >= top && !all) return lo;
+        if (stop >= 0 ? lo <= stop : carry >= top && !all) return lo;
     }
     return 0;
 }
@@ -222,17 +227,29 @@ static void cope_head_forward(PEHead *hd) {
 
 // The gates, positions and Z of the rows of block [i0, i1), into work (and into the cache for
 // pictures). The forward and the backward both call it, the backward to recompute what the forward
-// did not keep: the same products and functions on the same inputs give the same bits. S: the
-// block's raw q·k when attention has it (the forward), else NULL.
-static void block_gates(PEHead *hd, const Work *w, const real *S) {
+// did not keep, with the same functions on the same inputs. S: the block's raw q·k when attention has
+// it (the forward), else NULL. The backward's gate product covers only the keys from the block's
+// first unclamped one, which the forward recorded; a BLAS kernel may round an element of that
+// narrower product differently in the last bit (OpenBLAS's Haswell kernels do, for about a third of
+// the rows), so the backward's gates are the forward's to float rounding, not always bit for bit. It
+// saves most of the product at long contexts with a small table (1024 keys, P = 64).
+static void block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
     const Cope *o = hd->opts;
     int T = hd->T, P = o->npos, i0 = hd->i0, i1 = hd->i1, nr = i1 - i0;
+    int *unclamped = hd->cache->unclamped + pe_cache_row(hd, i0);
+    int from = 0;  // the backward's: the block's first key that is not clamped in every row
+    if (backward) {
+        from = i1 - 1;
+        for (int r = 0; r < nr; r++) from = unclamped[r] < from ? unclamped[r] : from;
+    }
     if (separate_gates(o, hd->pe)) {  // gate logits straight into the gates rows, sigmoids in place below
         Gates g = gate_operands(hd, w);
-        matmul(0, 1, nr, i1, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k, g.ldk, 0, w->sg, T);
+        matmul(0, 1, nr, i1 - from, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k + (long)from * g.ldk, g.ldk, 0,
+               w->sg + from, T);
         S = w->sg;
-    } else if (!S) {  // S[rows][0:i1] = Q[rows]·K[0:i1]ᵀ, as attention's forward computes it
-        matmul(0, 1, nr, i1, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, hd->k, hd->C, 0, w->sg, T);
+    } else if (!S) {  // S[rows][from:i1] = Q[rows]·K[from:i1]ᵀ, as attention's forward computes it
+        matmul(0, 1, nr, i1 - from, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, hd->k + (long)from * hd->C, hd->C,
+               0, w->sg + from, T);
         S = w->sg;
     }
     real maxp = 0, s = hd->s, top = (real)(P - 1);
@@ -240,7 +257,9 @@ static void block_gates(PEHead *hd, const Work *w, const real *S) {
     for (int i = i0; i < i1; i++) {
         int r = i - i0;
         real *sg = w->sg + (long)r * T, *p = w->pos + (long)r * T;
-        w->clamped[r] = gates_and_positions(sg, p, S + (long)r * T, s, hd->pad, i, top, pictures);
+        w->clamped[r] = gates_and_positions(sg, p, S + (long)r * T, s, hd->pad, i, top, pictures,
+                                            backward ? unclamped[r] : -1);
+        if (!backward) unclamped[r] = w->clamped[r];
         if (pictures) {
             memcpy(hd->cache->gates + pe_cache_row(hd, i) * T, sg, sizeof(real) * (i + 1));
             memcpy(hd->cache->pos + pe_cache_row(hd, i) * T, p, sizeof(real) * (i + 1));
@@ -260,7 +279,7 @@ static void block_gates(PEHead *hd, const Work *w, const real *S) {
 
 static void cope_block_forward(PEHead *hd) {
     Work w = work_of(hd);
-    block_gates(hd, &w, hd->S);
+    block_gates(hd, &w, hd->S, 0);
 }
 
 static void cope_row_logits(PEHead *hd, int i, real *a) {
@@ -292,11 +311,21 @@ static void cope_head_backward(PEHead *hd) {
     }
 }
 
+// The block's first key that is not clamped in every row: the gate gradients start there.
+static int block_unclamped(const Work *w, int rows) {
+    int from = w->clamped[0];
+    for (int r = 1; r < rows; r++) from = w->clamped[r] < from ? w->clamped[r] : from;
+    return from;
+}
+
 static void cope_block_backward(PEHead *hd) {
     Work w = work_of(hd);
-    block_gates(hd, &w, NULL);
-    if (separate_gates(hd->opts, hd->pe))
-        for (int r = 0; r < hd->i1 - hd->i0; r++) memset(w.dsg + (long)r * hd->T, 0, sizeof(real) * hd->i1);
+    int rows = hd->i1 - hd->i0;
+    block_gates(hd, &w, NULL, 1);
+    if (separate_gates(hd->opts, hd->pe)) {
+        int from = block_unclamped(&w, rows);
+        for (int r = 0; r < rows; r++) memset(w.dsg + (long)r * hd->T + from, 0, sizeof(real) * (hd->i1 - from));
+    }
 }
 
 // Quoting the forward:  a_ij += γ·(w·Z[i][u] + (1-w)·Z[i][f]),  c = min(p, P-1),  p_ij = Σ_{t>=j} g_it,
@@ -394,11 +423,15 @@ static void cope_block_backward_end(PEHead *hd) {
     // dq[rows] += dZ[rows][0:ncol]·E[:, 0:ncol]ᵀ ;  partial[:, 0:ncol] += Q[rows]ᵀ·dZ[rows][0:ncol]
     matmul(0, 1, rows, dh, ncol, 1, dz, P, o->table.w, P, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
     matmul(1, 0, dh, ncol, rows, 1, hd->q + (long)i0 * hd->C, hd->C, dz, P, 1, hd->partial, P);
-    if (separate_gates(o, hd->pe)) {
+    if (separate_gates(o, hd->pe)) {  // dS' of the keys [from, i1), the others' gates have none
         Gates g = gate_operands(hd, &w);
-        const real *dsg = w.dsg;
-        matmul(0, 0, rows, dh, i1, 1, dsg, T, g.k, g.ldk, 1, g.dq + (long)i0 * g.lddq, g.lddq);
-        if (g.dk) matmul(1, 0, i1, dh, rows, 1, dsg, T, g.q + (long)i0 * g.ldq, g.ldq, 1, g.dk, g.lddk);
+        int from = block_unclamped(&w, rows);
+        const real *dsg = w.dsg + from;
+        matmul(0, 0, rows, dh, i1 - from, 1, dsg, T, g.k + (long)from * g.ldk, g.ldk, 1, g.dq + (long)i0 * g.lddq,
+               g.lddq);
+        if (g.dk)
+            matmul(1, 0, i1 - from, dh, rows, 1, dsg, T, g.q + (long)i0 * g.ldq, g.ldq, 1, g.dk + (long)from * g.lddk,
+                   g.lddk);
     }
 }
 

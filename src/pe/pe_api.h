@@ -66,6 +66,8 @@ typedef struct {
                   // j > i unspecified (the backward recomputes them: cope.c)
     real *pos;    // (B,H,R,T) CoPE positions p before clamping when keep_positions, else NULL;
                   // entries j > i unspecified
+    int *unclamped;  // (B,H,R) CoPE: each row's first key whose position is not at the clamp (keys
+                     // before it take no gates in the backward), or NULL
     real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
     real *krot;   // (B,T,C) rotated k (RoPE), or NULL
 } AttnCache;
