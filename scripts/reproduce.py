@@ -36,7 +36,9 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -667,10 +669,81 @@ def write_table(name, scale, pes, runs_dir, command, seeds, user_sets, results_d
                    "-o", os.path.join(results_dir, fname)]
             if subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL).returncode == 0:
                 lines.append(f"- {what}{' (' + g + ')' if suffix else ''}, first seed: [{fname}]({fname})")
+    if metric == "ppl" and "cope" in pes:
+        lines += heatmap_lines(runs[(groups[0], "cope", 0)], os.path.join(results_dir, base + "_heatmaps"),
+                               base + "_heatmaps")
     path = os.path.join(results_dir, base + ".md")
     with open(path, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
     print("wrote", os.path.relpath(path, os.getcwd()))
+
+
+HEATMAP_HEADS = 2
+
+
+def key_gates(tokens_file):
+    """(token, the key's mean gate over the queries after it) per position of ./eval --heatmap's tokens file."""
+    rows = []
+    with open(tokens_file) as f:
+        for line in f:
+            if not line.startswith("#"):
+                cols = line.rstrip("\n").split("\t")
+                if len(cols) >= 4 and cols[3] != "nan":
+                    rows.append((cols[1], float(cols[3])))
+    return rows
+
+
+def heatmap_lines(run, out_dir, rel_dir):
+    """The paper's figure of CoPE heads on text (gates and positions over a window): ./eval --heatmap of
+    every head of the run's first validation window, of which the HEATMAP_HEADS heads whose gates
+    differ most between keys (the largest standard deviation of the keys' mean gates: the most
+    selective counting) are kept in out_dir, with the tokens whose gates open most."""
+    if not run.finished():
+        return []
+    cfg = run.config["model"]
+    scratch = os.path.join(run.abs_dir(), "heatmaps")
+    heads = []
+    for layer in range(cfg["n_layers"]):
+        for head in range(cfg["n_heads"]):
+            cmd = ["./eval", run.dir, "--heatmap", os.path.relpath(scratch, ROOT), "--layer", str(layer), "--head",
+                   str(head), "--split", "valid", "--set", "run.threads=1"]
+            if subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL).returncode != 0:
+                raise Stop(f"{run.name}: ./eval --heatmap failed for layer {layer}, head {head}")
+            gates = key_gates(os.path.join(scratch, f"L{layer}_H{head}_tokens.txt"))
+            values = [g for _, g in gates]
+            heads.append((statistics.pstdev(values), statistics.mean(values), layer, head, gates))
+    heads.sort(reverse=True)
+    os.makedirs(out_dir, exist_ok=True)
+    lines = ["", "## CoPE heads on text", "",
+             f"The paper draws two CoPE heads of its text model (gates and positions over a window). Ours: "
+             f"`./eval {run.dir} --heatmap DIR --layer L --head H --split valid` on the first validation window "
+             f"({cfg['block_size']} tokens) of the CoPE run's first seed, for every head; kept are the "
+             f"{HEATMAP_HEADS} heads whose keys' mean gates spread most (standard deviation over the window's "
+             f"keys), the most selective counters. Rows are queries, columns keys; positions are before the "
+             f"clamp at npos − 1. Every head's standard deviation and mean gate, the kept ones first:", "",
+             "| layer | head | sd of the keys' mean gates | mean gate | tokens with the highest mean gate (count) |",
+             "|---|---|---|---|---|"]
+    for rank, (sd, mean, layer, head, gates) in enumerate(heads):
+        by_token = {}
+        for tok, g in gates:
+            by_token.setdefault(tok, []).append(g)
+        top = sorted(((statistics.mean(v), t, len(v)) for t, v in by_token.items() if len(v) >= 3), reverse=True)[:4]
+        shown = ", ".join(f"`{t}` {v:.2f} ({n})" for v, t, n in top)
+        lines.append(f"| {layer} | {head} | {sd:.3f} | {mean:.2f} | {shown} |")
+        if rank < HEATMAP_HEADS:
+            for what in ("gates", "positions", "attention"):
+                shutil.copyfile(os.path.join(scratch, f"L{layer}_H{head}_{what}.png"),
+                                os.path.join(out_dir, f"L{layer}_H{head}_{what}.png"))
+            shutil.copyfile(os.path.join(scratch, f"L{layer}_H{head}_tokens.txt"),
+                            os.path.join(out_dir, f"L{layer}_H{head}_tokens.txt"))
+    lines += ["", "Tokens are the BPE's pieces as `./eval` prints them (`\\x0a` is a newline, `\\x20` a space); "
+              "only tokens seen at least 3 times in the window are listed.", ""]
+    for _, _, layer, head, _ in heads[:HEATMAP_HEADS]:
+        lines.append(f"- layer {layer}, head {head}: [gates]({rel_dir}/L{layer}_H{head}_gates.png), "
+                     f"[positions]({rel_dir}/L{layer}_H{head}_positions.png), "
+                     f"[attention]({rel_dir}/L{layer}_H{head}_attention.png), "
+                     f"[tokens and their mean gates]({rel_dir}/L{layer}_H{head}_tokens.txt)")
+    return lines
 
 
 def train_context(run):

@@ -215,9 +215,10 @@ static double percentile(const float *x, long n, double q) {
     return r;
 }
 
-// The tokens of the drawn sequence, one line per position, beside the pictures.
+// The tokens of the drawn sequence, one line per position, beside the pictures; for a CoPE layer also
+// each key's mean gate over the queries that see it (which tokens the head counts).
 static int write_tokens(const char *path, const char *dir, Task *task, const Batch *b, int n, const char *split,
-                        long seq, int layer, int head) {
+                        long seq, int layer, int head, const double *key_gate) {
     if (make_dirs(dir) != 0) {
         fprintf(stderr, "eval: cannot create %s: %s\n", dir, strerror(errno));
         return -1;
@@ -229,9 +230,13 @@ static int write_tokens(const char *path, const char *dir, Task *task, const Bat
     }
     fprintf(f, "# split %s, sequence %ld, layer %d, head %d; row i = query position i, column j = key j\n", split, seq,
             layer, head);
-    fprintf(f, "# position\tinput token\tnext-token target\n");
-    for (int t = 0; t < n; t++)
-        fprintf(f, "%d\t%s\t%s\n", t, task_token_str(task, b->tokens[t]), task_token_str(task, b->targets[t]));
+    fprintf(f, "# position\tinput token\tnext-token target%s\n",
+            key_gate ? "\tmean gate of the key over the queries i >= it" : "");
+    for (int t = 0; t < n; t++) {
+        fprintf(f, "%d\t%s\t%s", t, task_token_str(task, b->tokens[t]), task_token_str(task, b->targets[t]));
+        if (key_gate) fprintf(f, "\t%.3f", key_gate[t]);
+        fputc('\n', f);
+    }
     if (fclose(f) != 0) {
         fprintf(stderr, "eval: write error on %s\n", path);
         return -1;
@@ -268,15 +273,29 @@ static int heatmaps(Model *m, Task *task, const char *split, long seq, int layer
     int n = 0;  // the sequence's real length: right padding is cropped
     for (int t = 0; t < T; t++)
         if (!b.key_pad[t]) n = t + 1;
+    const AttnCache *c = &m->acts[layer].cache;
+    long off = (long)head * T * T;  // batch row 0: (b=0, h) at h·T·T
+    double *key_gate = NULL;
+    if (c->gates) {
+        key_gate = calloc((size_t)n, sizeof(double));
+        for (int j = 0; j < n; j++) {
+            if (b.key_pad[j]) {  // a padding key has no gate (M = 0) but on its own row
+                key_gate[j] = NAN;
+                continue;
+            }
+            for (int i = j; i < n; i++) key_gate[j] += c->gates[off + (long)i * T + j];
+            key_gate[j] /= n - j;
+        }
+    }
     char path[1200];
     snprintf(path, sizeof path, "%s/L%d_H%d_tokens.txt", dir, layer, head);
-    if (write_tokens(path, dir, task, &b, n, split, seq, layer, head) != 0) {
+    int written = write_tokens(path, dir, task, &b, n, split, seq, layer, head, key_gate);
+    free(key_gate);
+    if (written != 0) {
         batch_free(&b);
         return 1;
     }
 
-    const AttnCache *c = &m->acts[layer].cache;
-    long off = (long)head * T * T;  // batch row 0: (b=0, h) at h·T·T
     float *map = malloc(sizeof(float) * (size_t)n * n);
     int rc = 0;
     printf("heat maps of layer %d, head %d, sequence %ld of split %s (%d positions):\n", layer, head, seq, split, n);

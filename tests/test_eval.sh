@@ -111,6 +111,11 @@ if "$BIN/eval" "$TMP/cope" --heatmap "$TMP/hm" --layer 1 --head 2 --sequence 3 >
     check_png "$TMP/hm/L1_H2_positions.png" 508 508 && [ "$(grep -vc '^#' "$TMP/hm/L1_H2_tokens.txt")" -eq 127 ]; then
     ok "CoPE heat maps: attention, gates, positions are valid 508 × 508 PNGs, with the tokens listed"
 else bad "CoPE heat maps: $(cat "$TMP/h.out")"; fi
+# each key's mean gate over the queries that see it: a sigmoid's mean, strictly inside (0, 1)
+if awk -F '\t' '!/^#/ { n++; if (NF != 4 || !($4 > 0 && $4 < 1)) bad++ } END { exit !(n == 127 && !bad) }' \
+    "$TMP/hm/L1_H2_tokens.txt"; then
+    ok "the CoPE heat map's tokens carry each key's mean gate, inside (0, 1)"
+else bad "key gates: $(grep -v '^#' "$TMP/hm/L1_H2_tokens.txt" | head -n 3)"; fi
 if "$BIN/eval" "$TMP/abs" --heatmap "$TMP/hma" --layer 0 --head 0 >"$TMP/h.out" 2>&1 && check_png "$TMP/hma/L0_H0_attention.png" 508 508 &&
     [ ! -f "$TMP/hma/L0_H0_gates.png" ] && grep -q "no CoPE" "$TMP/h.out"; then
     ok "a layer without CoPE gets the attention map only"
