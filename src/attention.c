@@ -138,9 +138,9 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
         if (c->ks[i]->prepare) c->ks[i]->prepare(pe, T, c->dh);
         if (c->ks[i]->qk_forward) c->transform = 1;
     }
-    // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | dq, dk in the
-    // transformed space (T,dh) each
-    c->core_work = 3L * c->rows * T + (c->transform ? 2L * T * c->dh : 0);
+    // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | one row of logits,
+    // padded to 16 keys (round16(T)) | dq, dk in the transformed space (T,dh) each
+    c->core_work = 3L * c->rows * T + round16(T) + (c->transform ? 2L * T * c->dh : 0);
     long off = round16(c->core_work);
     for (int i = 0; i < c->nk; i++) {
         c->kernel_work[i] = off;
@@ -215,20 +215,25 @@ static void keep_row(real *m, const Call *c, long bh, int i, int n) {
     for (int j = 0; j < n; j++) m[j] = rng_mix64(key ^ rng_mix64(base + (uint64_t)j)) >> 11 >= thr ? scale : 0;
 }
 
-// a[0..n) = softmax(a[0..n)); masked entries hold -inf and come out exactly 0.
-static void softmax_row(real *a, int n) {
-    real mx = a[0];
+// a[0..n) = softmax(x[0..n)); masked entries hold -inf and come out exactly 0. x is scratch with room
+// for round16(n) entries: the keys past n are set to -inf, so the vector loops run over whole groups
+// of 16 and never into a scalar tail (which, with rows of tens of keys, cost as much as the rest), and
+// the probabilities row, a stream through the B·H·T² cache, is written once.
+static void softmax_row(real *restrict a, real *restrict x, int n) {
+    int np = (int)round16(n);
+    for (int j = n; j < np; j++) x[j] = -INFINITY;
+    real mx = x[0];
 #pragma omp simd reduction(max : mx)
-    for (int j = 0; j < n; j++) mx = a[j] > mx ? a[j] : mx;
+    for (int j = 0; j < np; j++) mx = x[j] > mx ? x[j] : mx;
     real sum = 0;
 #pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; j++) {
-        a[j] = pe_exp(a[j] - mx);
-        sum += a[j];
+    for (int j = 0; j < np; j++) {
+        x[j] = pe_exp(x[j] - mx);
+        sum += x[j];
     }
     real inv = 1 / sum;
 #pragma omp simd
-    for (int j = 0; j < n; j++) a[j] *= inv;
+    for (int j = 0; j < n; j++) a[j] = x[j] * inv;
 }
 
 static void head_forward(const Call *c, real *out, long bh, real *thread) {
@@ -237,7 +242,7 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
     const real *q = c->q + off, *k = c->k + off, *v = c->v + off;
     const uint8_t *pad = sequence_pad(c, bh);
     real *probs = c->cache->probs + bh * (T - c->r0) * T;  // row i at probs + (i - r0)·T
-    real *S = thread, *drop = thread + 2L * c->rows * T;
+    real *S = thread, *drop = thread + 2L * c->rows * T, *logits = thread + 3L * c->rows * T;
     PEHead hd[MAX_KERNELS];
     head_views(c, bh, thread, hd);
     for (int x = 0; x < c->nk; x++)
@@ -255,13 +260,13 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
             real *a = probs + (long)(i - c->r0) * T;
             const real *Si = S + (long)(i - i0) * T;
 #pragma omp simd
-            for (int j = 0; j <= i; j++) a[j] = c->s * Si[j];
+            for (int j = 0; j <= i; j++) logits[j] = c->s * Si[j];
             for (int x = 0; x < c->nk; x++)
-                if (c->ks[x]->row_logits) c->ks[x]->row_logits(&hd[x], i, a);
+                if (c->ks[x]->row_logits) c->ks[x]->row_logits(&hd[x], i, logits);
             if (pad)  // M_ij: key j is not padding; the diagonal is always on
                 for (int j = 0; j < i; j++)
-                    if (pad[j]) a[j] = -INFINITY;
-            softmax_row(a, i + 1);
+                    if (pad[j]) logits[j] = -INFINITY;
+            softmax_row(a, logits, i + 1);
             memset(a + i + 1, 0, sizeof(real) * (i1 - i - 1));  // read by the product below; j >= i1 is not
             if (c->p_drop > 0) {
                 real *d = drop + (long)(i - i0) * T;
@@ -350,16 +355,19 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
                 }
                 memset(ad + i + 1, 0, sizeof(real) * (i1 - i - 1));
             }
-            // softmax: dA_ij = α_ij (dα_ij - Σ_t α_it dα_it); direct path of A = s·S + ...: dS = s·dA
+            // softmax: dA_ij = α_ij (dα_ij - Σ_t α_it dα_it); direct path of A = s·S + ...: dS = s·dA.
+            // The loops run on to a multiple of 16 keys where the block allows (no scalar tail): the
+            // forward left α = 0 on the keys i < j < i1, which therefore add 0 and get dA = dS = 0.
+            int np = (int)round16(i + 1) < i1 ? (int)round16(i + 1) : i1;
             real dot = 0;
 #pragma omp simd reduction(+ : dot)
-            for (int j = 0; j <= i; j++) dot += a[j] * d[j];
+            for (int j = 0; j < np; j++) dot += a[j] * d[j];
 #pragma omp simd
-            for (int j = 0; j <= i; j++) {
+            for (int j = 0; j < np; j++) {
                 d[j] = a[j] * (d[j] - dot);
                 ds[j] = c->s * d[j];
             }
-            memset(ds + i + 1, 0, sizeof(real) * (i1 - i - 1));
+            memset(ds + np, 0, sizeof(real) * (i1 - np));
             for (int x = 0; x < c->nk; x++)
                 if (c->ks[x]->row_backward) c->ks[x]->row_backward(&hd[x], i, d, ds);
         }
