@@ -203,16 +203,18 @@ __attribute__((noinline)) static void positions_piece(real *restrict p, const re
 // Returns that first unclamped key (0 when the row never clamps, or when all is asked for: pictures
 // keep every gate and position). A row shorter than P-1 cannot clamp and is one piece, from carry 0.
 // The backward passes the forward's answer as stop (-1: find it): the same pieces down to the same
-// key.
+// key. x holds finite logits up to room - 1 (the block's keys): a whole row's sigmoids run on to a
+// multiple of 16 keys within that, so their vector loop has no scalar tail.
 enum { CLAMP_PIECE = 32 };
-static int gates_and_positions(real *sg, real *p, const real *x, real s, const uint8_t *pad, int i, real top,
-                               int all, int stop) {
+static int gates_and_positions(real *sg, real *p, const real *x, real s, const uint8_t *pad, int i, int room,
+                               real top, int all, int stop) {
     int piece = all || i + 1 <= top ? i + 1 : CLAMP_PIECE;
     real carry = 0;
     for (int hi = i; hi >= 0; hi -= piece) {
         int lo = hi - piece + 1 > 0 ? hi - piece + 1 : 0;
+        int end = piece == i + 1 && 16 * ((i + 16) / 16) <= room ? 16 * ((i + 16) / 16) : hi + 1;
 #pragma omp simd
-        for (int j = lo; j <= hi; j++) sg[j] = pe_sigmoid(s * x[j]);
+        for (int j = lo; j < end; j++) sg[j] = pe_sigmoid(s * x[j]);
         positions_piece(p, sg, pad, i, lo, hi, carry);
         carry = p[lo];
         if (stop >= 0 ? lo <= stop : carry >= top && !all) return lo;
@@ -257,7 +259,7 @@ static void block_gates(PEHead *hd, const Work *w, const real *S, int backward) 
     for (int i = i0; i < i1; i++) {
         int r = i - i0;
         real *sg = w->sg + (long)r * T, *p = w->pos + (long)r * T;
-        w->clamped[r] = gates_and_positions(sg, p, S + (long)r * T, s, hd->pad, i, top, pictures,
+        w->clamped[r] = gates_and_positions(sg, p, S + (long)r * T, s, hd->pad, i, i1, top, pictures,
                                             backward ? unclamped[r] : -1);
         if (!backward) unclamped[r] = w->clamped[r];
         if (pictures) {
