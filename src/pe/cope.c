@@ -209,10 +209,11 @@ enum { CLAMP_PIECE = 32 };
 static int gates_and_positions(real *sg, real *p, const real *x, real s, const uint8_t *pad, int i, int room,
                                real top, int all, int stop) {
     int piece = all || i + 1 <= top ? i + 1 : CLAMP_PIECE;
+    int padded = 16 * ((i + 16) / 16);  // i + 1 rounded up to 16
     real carry = 0;
     for (int hi = i; hi >= 0; hi -= piece) {
         int lo = hi - piece + 1 > 0 ? hi - piece + 1 : 0;
-        int end = piece == i + 1 && 16 * ((i + 16) / 16) <= room ? 16 * ((i + 16) / 16) : hi + 1;
+        int end = piece == i + 1 && padded <= room ? padded : hi + 1;
 #pragma omp simd
         for (int j = lo; j < end; j++) sg[j] = pe_sigmoid(s * x[j]);
         positions_piece(p, sg, pad, i, lo, hi, carry);
