@@ -228,6 +228,14 @@ static void cope_head_forward(PEHead *hd) {
         pe_rope_rotate(work_of(hd).keys, hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
 }
 
+// The block's first key that is not clamped in every row, from each row's first unclamped key: the
+// backward's gate product and gate gradients start there.
+static int block_unclamped(const int *first, int rows) {
+    int from = first[0];
+    for (int r = 1; r < rows; r++) from = first[r] < from ? first[r] : from;
+    return from;
+}
+
 // The gates, positions and Z of the rows of block [i0, i1), into work (and into the cache for
 // pictures). The forward and the backward both call it, the backward to recompute what the forward
 // did not keep, with the same functions on the same inputs. S: the block's raw q·k when attention has
@@ -240,11 +248,7 @@ static void block_gates(PEHead *hd, const Work *w, const real *S, int backward) 
     const Cope *o = hd->opts;
     int T = hd->T, P = o->npos, i0 = hd->i0, i1 = hd->i1, nr = i1 - i0;
     int *unclamped = hd->cache->unclamped + pe_cache_row(hd, i0);
-    int from = 0;  // the backward's: the block's first key that is not clamped in every row
-    if (backward) {
-        from = i1 - 1;
-        for (int r = 0; r < nr; r++) from = unclamped[r] < from ? unclamped[r] : from;
-    }
+    int from = backward ? block_unclamped(unclamped, nr) : 0;
     if (separate_gates(o, hd->pe)) {  // gate logits straight into the gates rows, sigmoids in place below
         Gates g = gate_operands(hd, w);
         matmul(0, 1, nr, i1 - from, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k + (long)from * g.ldk, g.ldk, 0,
@@ -314,19 +318,12 @@ static void cope_head_backward(PEHead *hd) {
     }
 }
 
-// The block's first key that is not clamped in every row: the gate gradients start there.
-static int block_unclamped(const Work *w, int rows) {
-    int from = w->clamped[0];
-    for (int r = 1; r < rows; r++) from = w->clamped[r] < from ? w->clamped[r] : from;
-    return from;
-}
-
 static void cope_block_backward(PEHead *hd) {
     Work w = work_of(hd);
     int rows = hd->i1 - hd->i0;
     block_gates(hd, &w, NULL, 1);
     if (separate_gates(hd->opts, hd->pe)) {
-        int from = block_unclamped(&w, rows);
+        int from = block_unclamped(w.clamped, rows);
         for (int r = 0; r < rows; r++) memset(w.dsg + (long)r * hd->T + from, 0, sizeof(real) * (hd->i1 - from));
     }
 }
@@ -428,7 +425,7 @@ static void cope_block_backward_end(PEHead *hd) {
     matmul(1, 0, dh, ncol, rows, 1, hd->q + (long)i0 * hd->C, hd->C, dz, P, 1, hd->partial, P);
     if (separate_gates(o, hd->pe)) {  // dS' of the keys [from, i1), the others' gates have none
         Gates g = gate_operands(hd, &w);
-        int from = block_unclamped(&w, rows);
+        int from = block_unclamped(w.clamped, rows);
         const real *dsg = w.dsg + from;
         matmul(0, 0, rows, dh, i1 - from, 1, dsg, T, g.k + (long)from * g.ldk, g.ldk, 1, g.dq + (long)i0 * g.lddq,
                g.lddq);
