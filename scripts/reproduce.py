@@ -543,17 +543,21 @@ def seed_note(seeds, base_seeds):
             "training (no best-checkpoint selection, as the official code).")
 
 
-def runs_table(runs, groups):
+def runs_table(runs, groups, labels=None):
+    """One row per run; labels: {run name: what the PE column says} where the PE's name is not enough."""
     lines = ["| PE | seed | run | config | steps | parameters | training wall-clock | ms/step | tokens/s | threads |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
+        label = (labels or {}).get(run.name) or PE_NAMES.get(run.pe, run.pe)
         s = run.summary()
         steps = "not started" if s["step"] is None else (f"{s['step']}" if s["step"] >= run.steps
                                                          else f"{s['step']} of {run.steps}")
         ms = f"{1000 * s['elapsed'] / s['step']:.0f}" if s["elapsed"] and s["step"] else "—"
         tps = f"{s['tokens_per_s']:.0f}" if s["tokens_per_s"] else "—"
-        lines.append(f"| {PE_NAMES.get(run.pe, run.pe)}{'' if len(groups) == 1 else ' (' + run.group + ')'} | "
-                     f"{run.base_seed + run.seed_index} | `{run.dir}` | `{run.config_path}` | {steps} | "
+        overrides = [t for t in run.sets if not t.startswith("run.seed=")]  # a variant's, a smoke test's
+        config = f"`{run.config_path}`" + (" with " + ", ".join(f"`{t}`" for t in overrides) if overrides else "")
+        lines.append(f"| {label}{'' if len(groups) == 1 else ' (' + run.group + ')'} | "
+                     f"{run.base_seed + run.seed_index} | `{run.dir}` | {config} | {steps} | "
                      f"{s['params'] or '—'} | {fmt_duration(s['elapsed'])} | {ms} | {tps} | {s['threads'] or '—'} |")
     return lines + ["", "Training wall-clock is the trainer's own clock summed over restarts (it includes the "
                         "periodic evaluations, not the final ./eval)."]
@@ -860,8 +864,14 @@ def write_lengths_table(name, scale, runs_dir, command, seeds, user_sets, result
            f"{spec['title']} ({scale} scale)", "-o", os.path.join(results_dir, plot_file)]
     if any(s["points"] for s in series) and subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL).returncode == 0:
         lines += ["", f"Plot: [{plot_file}]({plot_file}) (points: [{points_file}]({points_file}))."]
-    lines += ["", "## Runs", ""] + runs_table(sorted({r for r, _ in runs.values()}, key=lambda r: r.name),
-                                              [spec["group"]])
+    # one row per run folder, curve by curve and seed by seed; the relative run serves two curves
+    labels, by_name = {}, {}
+    for key, label, *_ in spec["curves"]:
+        for k in range(seeds):
+            run = runs[(key, k)][0]
+            by_name.setdefault(run.name, run)
+            labels[run.name] = labels[run.name] + "; " + label if run.name in labels else label
+    lines += ["", "## Runs", ""] + runs_table(list(by_name.values()), [spec["group"]], labels)
     lines += ["", seed_note(seeds, {r.base_seed for r, _ in runs.values()})]
     path = os.path.join(results_dir, base + ".md")
     with open(path, "w") as f:
