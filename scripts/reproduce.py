@@ -142,7 +142,8 @@ REL_CAP = ("rel_cap", "Relative-capped", "rel", None, [])  # the configs' rel_be
 LENGTH_EXPERIMENTS = {
     "lengths_text": {
         "title": "Length generalisation of the text language model",
-        "source": "paper §5, third figure, trained at T = 1024 (docs/experiments.md §5.3; read off the plot, ±0.03)",
+        "source": "paper §5, third figure, its two panels trained at T = 1024 and T = 512 (docs/experiments.md §5.3; "
+                  "read off the plot, ±0.03)",
         "group": "wikitext", "split": "valid", "metric": "ppl",
         "multiples": [1, 1.5, 2, 2.5, 3, 4, 5],
         "curves": [("abs", "Absolute PE", "abs", None, []), REL_ZERO, REL_TABLE, REL_CAP,
@@ -150,10 +151,15 @@ LENGTH_EXPERIMENTS = {
                    ("cope_rel", "CoPE + Relative (capped)", "cope+rel", None, [])],
         "metric_doc": "validation perplexity (lower is better) over the whole split, cut into consecutive "
                       "non-overlapping windows of T' tokens, each from an empty context (README, Evaluation).",
-        "paper_T": 1024,
-        "paper_multiples": [1, 1.5, 2, 2.5],
-        "paper": {"rel_zero": [22.90, 22.57, 23.18, 24.16], "rel_cap": [22.90, 22.31, 22.09, 21.96],
-                  "cope": [22.55, 21.96, 21.70, 21.56]},
+        # the figure's two panels; None: off its scale (the T = 512 panel's relative PE beyond 2T, > 25.5)
+        "paper": [{"T": 1024, "multiples": [1, 1.5, 2, 2.5],
+                   "curves": {"rel_zero": [22.90, 22.57, 23.18, 24.16], "rel_cap": [22.90, 22.31, 22.09, 21.96],
+                              "cope": [22.55, 21.96, 21.70, 21.56]}},
+                  {"T": 512, "multiples": [1, 2, 3, 4, 5],
+                   "curves": {"rel_zero": [24.14, 24.33, None, None, None],
+                              "rel_cap": [24.14, 22.87, 22.56, 22.62, 22.80],
+                              "cope": [23.69, 22.48, 22.13, 22.05, 22.07]}}],
+        "paper_off_scale": "off the figure's scale (> 25.5)",
     },
     "lengths_flipflop": {
         "title": "Length generalisation on flip-flop",
@@ -774,8 +780,8 @@ def shape_sentence(spec, means):
             out.append(r - c)
         return out
 
-    paper = spec["paper"]
-    pm = spec["paper_multiples"]
+    panel = spec["paper"][0]  # T = 1024: its uncapped curve is on the figure's scale at every point
+    paper, pm = panel["curves"], panel["multiples"]
     paper_ratio = lambda key, m: paper[key][pm.index(m)] / paper[key][0] if key in paper else None
     ours_ratio = lambda key, m: (means[(key, m)] / means[(key, 1)]
                                  if means.get((key, m)) is not None and means.get((key, 1)) else None)
@@ -783,7 +789,8 @@ def shape_sentence(spec, means):
         return all(x > 0 for x in g) and all(b >= a for a, b in zip(g, g[1:]))
 
     pg = gaps(paper_ratio, "rel_zero", "rel_cap", pm[1:])
-    lines = [f"Shape of the paper's uncapped relative PE (perplexity relative to T' = T, minus relative-capped's): "
+    lines = [f"Shape of the paper's uncapped relative PE (T = {panel['T']}; perplexity relative to T' = T, minus "
+             f"relative-capped's): "
              + ", ".join(f"{g:+.3f} at {m:g}T" for g, m in zip(pg, pm[1:])) +
              (" (above capped at every T' > T, by a growing gap: the shape a reading must have)." if shape(pg)
               else " (not above capped by a growing gap).")]
@@ -812,11 +819,13 @@ def write_lengths_table(name, scale, runs_dir, command, seeds, user_sets, result
     lines += [f"Trained at T = {T}; {spec['metric_doc']} " +
               ("Ours: mean ± standard deviation over the seeds." if seeds > 1 else "Ours: one seed."), "",
               "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for key, values in spec.get("paper", {}).items():
-        label = next(c[1] for c in spec["curves"] if c[0] == key)
-        read = {m: (f"≈{v:.2f}" if m != 1 else f"{v:.2f}") for m, v in zip(spec["paper_multiples"], values)}
-        cells = [read.get(m, "not in the figure") for m in spec["multiples"]]
-        lines.append("| " + " | ".join([f"paper (T = {spec['paper_T']}): {label}"] + cells) + " |")
+    for panel in spec.get("paper", []):
+        for key, values in panel["curves"].items():
+            label = next(c[1] for c in spec["curves"] if c[0] == key)
+            read = {m: (spec["paper_off_scale"] if v is None else f"≈{v:.2f}" if m != 1 else f"{v:.2f}")
+                    for m, v in zip(panel["multiples"], values)}
+            cells = [read.get(m, "not in the figure") for m in spec["multiples"]]
+            lines.append("| " + " | ".join([f"paper (T = {panel['T']}): {label}"] + cells) + " |")
     means, series = {}, []
     for key, label, pe, variant, sets in spec["curves"]:
         cells, pts = [f"ours: {label}"], []
@@ -845,10 +854,12 @@ def write_lengths_table(name, scale, runs_dir, command, seeds, user_sets, result
         for s in series:
             first = s["points"][0][1] if s["points"] and s["points"][0][0] == 1 else None
             s["points"] = [[x, y / first, None if sd is None else sd / first] for x, y, sd in s["points"]] if first else []
-        for key, values in spec["paper"].items():
-            label = next(c[1] for c in spec["curves"] if c[0] == key)
-            series.append({"label": f"paper: {label}", "dashed": True,
-                           "points": [[m, v / values[0], None] for m, v in zip(spec["paper_multiples"], values)]})
+        for panel in spec["paper"]:
+            for key, values in panel["curves"].items():
+                label = next(c[1] for c in spec["curves"] if c[0] == key)
+                series.append({"label": f"paper, T = {panel['T']}: {label}", "dashed": True,
+                               "points": [[m, v / values[0], None] for m, v in zip(panel["multiples"], values)
+                                          if v is not None]})
     lines += ["Readings of relative PE beyond its table: \"zero\" is the official code's uncapped model "
               "(`./eval --set pe.rel_beyond=zero` on the relative run: the term is absent for distances beyond "
               "the table); \"table of 5T\" trains its own run with `pe.rel_max_distance` = 5T, whose entries "
