@@ -819,9 +819,10 @@ def write_lengths_table(name, scale, runs_dir, command, seeds, user_sets, result
     lines += [f"Trained at T = {T}; {spec['metric_doc']} " +
               ("Ours: mean ± standard deviation over the seeds." if seeds > 1 else "Ours: one seed."), "",
               "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    curve_label = {c[0]: c[1] for c in spec["curves"]}
     for panel in spec.get("paper", []):
         for key, values in panel["curves"].items():
-            label = next(c[1] for c in spec["curves"] if c[0] == key)
+            label = curve_label[key]
             read = {m: (spec["paper_off_scale"] if v is None else f"≈{v:.2f}" if m != 1 else f"{v:.2f}")
                     for m, v in zip(panel["multiples"], values)}
             cells = [read.get(m, "not in the figure") for m in spec["multiples"]]
@@ -856,8 +857,7 @@ def write_lengths_table(name, scale, runs_dir, command, seeds, user_sets, result
             s["points"] = [[x, y / first, None if sd is None else sd / first] for x, y, sd in s["points"]] if first else []
         for panel in spec["paper"]:
             for key, values in panel["curves"].items():
-                label = next(c[1] for c in spec["curves"] if c[0] == key)
-                series.append({"label": f"paper, T = {panel['T']}: {label}", "dashed": True,
+                series.append({"label": f"paper, T = {panel['T']}: {curve_label[key]}", "dashed": True,
                                "points": [[m, v / values[0], None] for m, v in zip(panel["multiples"], values)
                                           if v is not None]})
     lines += ["Readings of relative PE beyond its table: \"zero\" is the official code's uncapped model "
