@@ -7,9 +7,73 @@
 
 #include <cblas.h>
 
-// One OpenBLAS call (single-threaded inside a parallel region, see set_threads).
+// Products whose result has 16 or 32 columns: attention's α·V, dS·K, αᵀ·G and dSᵀ·Q when the head
+// dimension is 16 or 32 (the small models of the synthetic tasks). OpenBLAS copies ("packs") the
+// (rows × keys) operand before every such product, which costs about as much as the product itself at
+// 16 columns; this loop reads it in place. A block of NARROW_ROWS rows of C is held in registers as
+// vectors of 16 values, and each row k of B, loaded once, is multiplied by the block's NARROW_ROWS
+// elements of column k of op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k order from C (or 0).
+// The vectors are GCC's generic ones, which the compiler maps onto whatever the target has (one
+// AVX-512 register, two AVX2 ones, four SSE ones), with fused multiply-adds where it has them; the
+// order of the sums is the same on every target.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")  // -std=c11 turns contraction off; the loop's speed is its FMAs
+typedef real vec16 __attribute__((vector_size(16 * sizeof(real))));
+enum { NARROW_ROWS = 4 };
+
+static inline vec16 load16(const real *p) {
+    vec16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// Rows [m0, m0 + rows) of C, nv vectors (16·nv columns) each. rows and nv are constants at every call,
+// so the accumulators are registers once the loops are unrolled.
+static inline __attribute__((always_inline)) void narrow_rows(int rows, int nv, int trans_a, int m0, int K,
+                                                              const real *A, int lda, const real *B, int ldb,
+                                                              int accumulate, real *C, int ldc) {
+    vec16 acc[NARROW_ROWS][2];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = accumulate ? load16(C + (long)(m0 + r) * ldc + 16 * v) : (vec16){0};
+    for (int k = 0; k < K; k++) {
+        vec16 b[2];
+        for (int v = 0; v < nv; v++) b[v] = load16(B + (long)k * ldb + 16 * v);
+        for (int r = 0; r < rows; r++) {
+            real a = trans_a ? A[(long)k * lda + m0 + r] : A[(long)(m0 + r) * lda + k];
+            for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++) memcpy(C + (long)(m0 + r) * ldc + 16 * v, &acc[r][v], sizeof(vec16));
+}
+
+static inline __attribute__((always_inline)) void narrow_product(int nv, int trans_a, int M, int K, const real *A,
+                                                                 int lda, const real *B, int ldb, int accumulate,
+                                                                 real *C, int ldc) {
+    int m = 0;
+    for (; m + NARROW_ROWS <= M; m += NARROW_ROWS)
+        narrow_rows(NARROW_ROWS, nv, trans_a, m, K, A, lda, B, ldb, accumulate, C, ldc);
+    for (; m < M; m++) narrow_rows(1, nv, trans_a, m, K, A, lda, B, ldb, accumulate, C, ldc);
+}
+
+// C = op(A)·B (+ C when accumulate), C of 16 or 32 columns.
+static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda, const real *B, int ldb,
+                        int accumulate, real *C, int ldc) {
+    if (N == 16)
+        narrow_product(1, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+    else
+        narrow_product(2, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+}
+#pragma GCC pop_options
+
+// One product: the narrow loop above where it applies, else one OpenBLAS call (single-threaded inside
+// a parallel region, see set_threads).
 static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc) {
+    if ((N == 16 || N == 32) && !trans_b && alpha == 1 && (beta == 0 || beta == 1)) {
+        narrow_gemm(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
+        return;
+    }
 #ifdef REAL_DOUBLE
     cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

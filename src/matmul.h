@@ -1,6 +1,7 @@
 // Dense products. Every dense product in the core goes through matmul(), which is OpenBLAS
-// (sgemm or dgemm by the build's `real`). matmul_naive() is the plain-loop reference the tests
-// compare it against.
+// (sgemm or dgemm by the build's `real`), except products of 16 or 32 columns with B untransposed,
+// alpha 1 and beta 0 or 1 (attention's products with small heads), which run in matmul.c's own loop.
+// matmul_naive() is the plain-loop reference the tests compare both against.
 #ifndef MATMUL_H
 #define MATMUL_H
 

@@ -98,6 +98,15 @@ static void test_matmul_vs_naive(void) {
             matmul_case(ta, tb, 7, 1300, 19, 2, 1.0f, 0.0f);
             matmul_case(ta, tb, 13, 6, 4100, 3, -1.3f, 1.0f);
             matmul_case(ta, tb, 11, 5, 2050, 0, 1.0f, 0.0f);
+            // 16 and 32 columns, alpha 1, beta 0 or 1, B not transposed: matmul.c's own narrow loop
+            // (row blocks of 4 and a tail), where tb = 1 and other alphas and betas go to OpenBLAS
+            for (int N = 16; N <= 32; N += 16) {
+                matmul_case(ta, tb, 67, N, 45, 3, 1.0f, 0.0f);
+                matmul_case(ta, tb, 64, N, 128, 0, 1.0f, 1.0f);
+                matmul_case(ta, tb, 3, N, 1, 16, 1.0f, 1.0f);
+                matmul_case(ta, tb, 33, N, 70, 1, 0.5f, 1.0f);
+                matmul_case(ta, tb, 1030, N, 9, 0, 1.0f, 1.0f);  // cut into tiles of rows first
+            }
         }
     }
 }
