@@ -487,21 +487,39 @@ def separated(a, b):
 
 def ranking_seeds(per_pe):
     """PE names ordered by mean, best (lowest) first: '<' separated beyond noise (separated()), '≈'
-    within noise, '?' not measured (one seed)."""
-    order = sorted((mean_std(v)[0], pe) for pe, v in per_pe.items() if mean_std(v)[0] is not None)
+    within noise, '?' not measured (one seed). A chain through '≈' can join two PEs that are
+    separated (a ≈ b ≈ c with a < c): such pairs follow, grouped by the better one, so the chain is
+    not read as "all within noise"."""
+    order = [pe for _, pe in sorted((mean_std(v)[0], pe) for pe, v in per_pe.items() if mean_std(v)[0] is not None)]
+    n = len(order)
+    sep = {(i, j): separated(per_pe[order[i]], per_pe[order[j]]) for i in range(n) for j in range(i + 1, n)}
+    name = [PE_NAMES.get(pe, pe) for pe in order]
     out = []
-    for i, (_, pe) in enumerate(order):
+    for i in range(n):
         if i:
-            sep = separated(per_pe[order[i - 1][1]], per_pe[pe])
-            out.append({True: " < ", False: " ≈ ", None: " ? "}[sep])
-        out.append(PE_NAMES.get(pe, pe))
+            out.append({True: " < ", False: " ≈ ", None: " ? "}[sep[(i - 1, i)]])
+        out.append(name[i])
+    apart = []
+    for i in range(n):
+        worse = [name[j] for j in range(i + 2, n)
+                 if sep[(i, j)] and not all(sep[(k, k + 1)] for k in range(i, j))]
+        if worse:
+            apart.append(f"{name[i]} < " + ", ".join(worse))
+    if apart:
+        out.append(" (beyond noise: " + "; ".join(apart) + ")")
     return "".join(out) if out else "—"
 
 
 def own_length(run):
-    """The eval.jsonl length of a language model's table columns: its training context (its lines at
-    other lengths must not count); None for the other tasks (each split has one length)."""
-    return run.config["model"]["block_size"] if run.config["task"]["name"] == "lm" else None
+    """The eval.jsonl length of the table columns of a task that length tables also evaluate: a
+    language model's training context, a flip-flop run's sequence length (its lines at other lengths
+    must not count); None for the other tasks (each split has one length)."""
+    task = run.config["task"]
+    if task["name"] == "lm":
+        return run.config["model"]["block_size"]
+    if task["name"] == "flipflop":
+        return task.get("eval_length") or task["length"]
+    return None
 
 
 def settings_lines(config):
@@ -626,7 +644,8 @@ def write_table(name, scale, pes, runs_dir, command, seeds, user_sets, results_d
         lines.append("† unfinished run (its latest checkpoint is shown; rerun the command to finish it).")
     lines += ["", "Ranking, best first (ours: '<' the means differ by more than twice the standard error of "
                   "their difference over the seeds, '≈' they do not: within seed noise, '?' one seed: the noise "
-                  "is not measured):", ""]
+                  "is not measured; 'beyond noise: a < b, c': encodings the chain joins through '≈' whose means "
+                  "differ beyond noise):", ""]
     for i, (label, _, _) in enumerate(exp["columns"]):
         paper_vals = {pe: float(v[i]) for pe, v in exp["paper"].items()}
         our_vals = {pe: ours[(pe, label)] for pe in pes}
@@ -924,12 +943,10 @@ def reproduce(name, args, command):
                         run.check_data()
                     run.train(args.threads, args.runs_dir)
                     splits = [s for _, gg, s in exp["columns"] if gg == g]
-                    if exp["metric"] == "ppl":
-                        if "valid" not in splits:
-                            splits.append("valid")  # the runs table shows it
-                        run.evaluate(splits, [own_length(run)], args.threads)
-                    else:
-                        run.evaluate(splits, None, args.threads)
+                    if exp["metric"] == "ppl" and "valid" not in splits:
+                        splits.append("valid")  # the runs table shows it
+                    length = own_length(run)
+                    run.evaluate(splits, [length] if length else None, args.threads)
     write_table(name, args.scale, pes, args.runs_dir, command, args.seeds, args.set, args.results_dir)
 
 

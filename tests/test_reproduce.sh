@@ -1,8 +1,9 @@
 #!/bin/sh
 # scripts/reproduce.py end to end, with runs of 20 steps and evaluation splits of 20 sequences: a
 # table with two seeds (mean ± std, "solved k/n", each run listed once, headed "Not a result"), the
-# flip-flop length table (absolute PE absent beyond T, the relative run read two ways), a rerun that
-# trains and evaluates nothing again and writes the same table, and refused arguments.
+# flip-flop length table (absolute PE absent beyond T, the relative run read two ways) and the
+# flip-flop table over the same runs (cells at the training length), a rerun that trains and
+# evaluates nothing again and writes the same table, the ranking's noise rule, and refused arguments.
 # reproduce.py runs the repository's own ./train and ./eval, so this test needs BIN = . (the default).
 # Prints `reproduce: N passed, N failed`.
 cd "$(dirname "$0")/.." || exit 1
@@ -66,6 +67,24 @@ if [ "$(grep -c '^+ ./eval .*cpu_flipflop_rel --split test.*rel_beyond=zero' "$T
     [ -s "$R/lengths_flipflop_cpu.svg" ] && [ -s "$R/lengths_flipflop_cpu_points.json" ]; then
     ok "the relative run is evaluated with the zero reading and listed once for both; the 5T table is its own run"
 else bad "length table runs: $(grep 'cpu_flipflop_rel' "$L" | head -3)"; fi
+# The flip-flop table over runs that the length table also evaluated: its cells are at the training
+# length, not at whichever length was evaluated last (5T here).
+$PY scripts/reproduce.py flipflop --pes cope $SMOKE >"$TMP/ff.out" 2>&1
+rc=$?
+at_T=$(grep '^| ours: CoPE |' "$L" | awk -F'|' '{gsub(/ /, "", $3); print $3}')
+in_table=$(grep -m 1 '^| CoPE |' "$R/flipflop_cpu.md" | awk -F'|' '{gsub(/[ *]/, "", $4); print $4}')
+if [ $rc -eq 0 ] && [ -n "$at_T" ] && [ "$at_T" = "$in_table" ]; then
+    ok "the flip-flop table takes CoPE's error at the training length ($in_table), as the length table at T"
+else bad "flip-flop table (exit $rc): CoPE $in_table, the length table at T: $at_T; $(tail -2 "$TMP/ff.out")"; fi
+
+# The ranking: neighbours within noise ('≈') can chain two encodings that differ beyond it.
+rank=$($PY -c 'import sys; sys.path.insert(0, "scripts"); import reproduce as R
+print(R.ranking_seeds({"cope": [7.8, 5.3, 9.3], "rel": [7.8, 19.3, 8.8], "abs": [18.7, 17.6, 18.3]}))
+print(R.ranking_seeds({"cope": [1, 1.1, 0.9], "rel": [2, 2.1, 1.9], "abs": [3, 3.1, 2.9]}))')
+if [ "$rank" = "CoPE ≈ Relative PE ≈ Absolute PE (beyond noise: CoPE < Absolute PE)
+CoPE < Relative PE < Absolute PE" ]; then
+    ok "a ranking chained through '≈' names the pairs that still differ beyond noise"
+else bad "ranking: $rank"; fi
 
 # Refused arguments: each names what was wrong, with status 2.
 $PY scripts/reproduce.py selcopy --pes cope,alibi --table-only --runs-dir "$TMP/runs" --results-dir "$R" >"$TMP/p.out" 2>&1
