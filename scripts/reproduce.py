@@ -652,10 +652,10 @@ def write_table(name, scale, pes, runs_dir, command, seeds, user_sets, results_d
         lines.append(f"- {label}: paper {ranking(paper_vals)}; ours {ranking_seeds(our_vals)}")
     lines += ["", "## Runs", ""] + runs_table(runs.values(), groups)
     lines += ["", "Per seed (" + ", ".join(label for label, _, _ in exp["columns"]) + "):", ""]
-    for pe in pes:
+    for pe in pes:  # each group's runs have their own seeds
         for k in range(seeds):
-            run = runs[(exp["columns"][0][1], pe, k)]
-            lines.append(f"- {PE_NAMES.get(pe, pe)}, seed {run.base_seed + k}: " +
+            run_seeds = "/".join(str(runs[(g, pe, k)].base_seed + k) for g in groups)
+            lines.append(f"- {PE_NAMES.get(pe, pe)}, seed{'s' if len(groups) > 1 else ''} {run_seeds}: " +
                          ", ".join(fmt_num(ours[(pe, label)][k]) for label, _, _ in exp["columns"]))
     if metric == "ppl":
         lines += ["", "Validation and test perplexity at the training context, per run:", ""]
