@@ -946,7 +946,7 @@ def reproduce(name, args, command):
                     if exp["metric"] == "ppl" and "valid" not in splits:
                         splits.append("valid")  # the runs table shows it
                     length = own_length(run)
-                    run.evaluate(splits, [length] if length else None, args.threads)
+                    run.evaluate(splits, None if length is None else [length], args.threads)
     write_table(name, args.scale, pes, args.runs_dir, command, args.seeds, args.set, args.results_dir)
 
 

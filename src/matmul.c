@@ -10,9 +10,10 @@
 // Products whose result has 16 or 32 columns: attention's α·V, dS·K, αᵀ·G and dSᵀ·Q when the head
 // dimension is 16 or 32 (every CPU-scale config). OpenBLAS copies ("packs") the (rows × keys) operand
 // before every such product, a copy per 16 or 32 multiply-adds, which made these products the least
-// efficient of the tiny model's step; this loop reads it in place. A block of NARROW_ROWS rows of C is held in registers as
-// vectors of 16 values, and each row k of B, loaded once, is multiplied by the block's NARROW_ROWS
-// elements of column k of op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k order from C (or 0).
+// efficient of the tiny model's step; this loop reads it in place. A block of NARROW_ROWS rows of C
+// is held in registers as vectors of 16 values, and each row k of B, loaded once, is multiplied by
+// the block's NARROW_ROWS elements of column k of op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k
+// order from C (or 0).
 // The vectors are GCC's generic ones, which the compiler maps onto whatever the target has (one
 // AVX-512 register, two AVX2 ones, four SSE ones), with fused multiply-adds where it has them; the
 // order of the sums is the same on every target (only fused and separate multiply-adds round apart).
