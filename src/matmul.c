@@ -22,23 +22,22 @@
 typedef real vec16 __attribute__((vector_size(16 * sizeof(real))));
 enum { NARROW_ROWS = 4 };
 
-static inline vec16 load16(const real *p) {
-    vec16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
 // Rows [m0, m0 + rows) of C, nv vectors (16·nv columns) each. rows and nv are constants at every call,
 // so the accumulators are registers once the loops are unrolled.
 static inline __attribute__((always_inline)) void narrow_rows(int rows, int nv, int trans_a, int m0, int K,
                                                               const real *A, int lda, const real *B, int ldb,
                                                               int accumulate, real *C, int ldc) {
     vec16 acc[NARROW_ROWS][2];
+    // vectors are copied in and out with memcpy (unaligned; no function passes one by value, whose ABI
+    // would depend on the target's vector width)
     for (int r = 0; r < rows; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = accumulate ? load16(C + (long)(m0 + r) * ldc + 16 * v) : (vec16){0};
+        for (int v = 0; v < nv; v++) {
+            acc[r][v] = (vec16){0};
+            if (accumulate) memcpy(&acc[r][v], C + (long)(m0 + r) * ldc + 16 * v, sizeof(vec16));
+        }
     for (int k = 0; k < K; k++) {
         vec16 b[2];
-        for (int v = 0; v < nv; v++) b[v] = load16(B + (long)k * ldb + 16 * v);
+        for (int v = 0; v < nv; v++) memcpy(&b[v], B + (long)k * ldb + 16 * v, sizeof(vec16));
         for (int r = 0; r < rows; r++) {
             real a = trans_a ? A[(long)k * lda + m0 + r] : A[(long)(m0 + r) * lda + k];
             for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];
