@@ -83,7 +83,7 @@ SUITE_all :=
 SUITE_fast = $(TESTS_F) $(TESTS_D) tests/test_eval.sh tests/test_tasks_train.sh tests/test_crosscheck.sh \
              tests/test_tokenizers.sh
 SUITE_sanitize = $(TESTS_F) $(TESTS_D) tests/smoke.sh
-test: all $(TESTS_F) $(TESTS_D) $(TOOLS) $(if $(filter all,$(SUITE)),mpi-for-test)
+test: all $(BUILD)/bench $(TESTS_F) $(TESTS_D) $(TOOLS) $(if $(filter all,$(SUITE)),mpi-for-test)
 	$(if $(filter $(SUITE),all fast sanitize),,$(error SUITE=$(SUITE): expected all, fast or sanitize))
 	BUILD=$(BUILD) BIN=$(BINDIR) MPI_BIN=$(MPI_BUILD)/bin sh tests/run_tests.sh $(SUITE_$(SUITE))
 

@@ -7,7 +7,10 @@
 #      threads, each beside the same model in PyTorch (scripts/bench_torch.py) when it is installed;
 #   3. CoPE against no PE at T = 1024 and 2048 (8192 tokens per step), 2 threads, with the default
 #      npos (T + 1: no position ever clamps) and with the paper's language-model npos 64;
-#   4. 1 and 2 threads while a busy process this script starts (and stops) holds one core.
+#   4. 1 and 2 threads while a busy process this script starts (and stops) holds one core;
+#   5. attention alone (build/bench --attention: one layer, forward and backward, the fastest of
+#      several calls of each), each position encoding against no PE at the tiny, flip-flop and long
+#      shapes: a whole step's time moves by several percent between runs here, this ratio by about 1%.
 # Columns: forward / backward / optimizer ms, step ms, tokens/s, model GFLOP/s, MFU (model FLOPs over
 # the ceiling of that thread count; src/bench.c says what is counted), peak resident memory, and
 # PyTorch's tokens/s and our ratio to it. One process per row, so each peak memory is its own.
@@ -19,10 +22,11 @@ JSON=${BENCH_JSON:-$BUILD/bench.json}
 PY=/usr/bin/python3
 set -e
 ROWS=$(mktemp)
+ATTN=$(mktemp)
 LOAD=
 cleanup() {
     [ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null
-    rm -f "$ROWS"
+    rm -f "$ROWS" "$ATTN"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -91,6 +95,38 @@ done
 kill "$LOAD"
 LOAD=
 
+# Attention alone, 1 thread: shapes name:d:H:T:B:calls; each PE's forward + backward over no PE's.
+echo
+echo "Attention alone (one layer, 1 thread; the fastest of several calls of each):"
+echo
+echo "| shape | PE | forward ms | backward ms | total ms | / no PE |"
+echo "|---|---|---|---|---|---|"
+for shape in tiny:64:4:128:32:40 flip-flop:256:4:512:16:15 flip-flop:256:4:1024:8:8 flip-flop:256:4:2048:4:5; do
+    IFS=: read -r name d H T B calls <<EOF
+$shape
+EOF
+    base=
+    for pe in none cope "cope npos 64" rel rope alibi; do
+        case "$pe" in
+        "cope npos 64")
+            [ "$T" -ge 1024 ] || continue
+            set -- --set pe.type=cope --set pe.npos=64
+            ;;
+        *) set -- --set pe.type="$pe" ;;
+        esac
+        read -r fwd bwd <<EOF
+$($BENCH --attention --steps "$calls" --set run.threads=1 --set model.n_layers=1 --set model.d_model="$d" \
+            --set model.n_heads="$H" --set model.block_size="$T" --set train.batch_size="$B" "$@")
+EOF
+        total=$(awk -v f="$fwd" -v b="$bwd" 'BEGIN { printf "%.3f", f + b }')
+        [ -z "$base" ] && base=$total
+        ratio=$(awk -v t="$total" -v b="$base" 'BEGIN { printf "%.2f", t / b }')
+        echo "| $name d$d H$H T$T B$B | $pe | $fwd | $bwd | $total | $ratio× |"
+        printf '{"shape": "%s", "d": %s, "H": %s, "T": %s, "B": %s, "pe": "%s", "fwd_ms": %s, "bwd_ms": %s, "ratio_to_none": %s}\n' \
+            "$name" "$d" "$H" "$T" "$B" "$pe" "$fwd" "$bwd" "$ratio" >>"$ATTN"
+    done
+done
+
 # Thread scaling: tokens/s at 2 threads over 1, per model, PE and load.
 echo
 awk '
@@ -104,6 +140,8 @@ awk '
     printf ' "flops": "3 x forward dense products: projections, feed-forward, LM head, attention QK^T and AV over the causal triangle; PE work not counted",\n'
     printf ' "rows": [\n'
     sed '$!s/$/,/' "$ROWS"
+    printf '],\n "attention_alone": [\n'
+    sed '$!s/$/,/' "$ATTN"
     printf ']}\n'
 } >"$JSON"
 echo "JSON: $JSON"

@@ -8,6 +8,9 @@
 //               [--load NAME] [--ceiling-gflops G] [--torch-tok-s X] [--json FILE]
 //       prints one row of the benchmark table (see bench_row) and appends it as one JSON object
 //       (one line) to FILE
+//   build/bench --attention [--set section.key=value]... [--steps N] [--warmup N]
+//       prints the first layer's attention alone, forward and backward, in ms: the fastest of N calls
+//       each (see time_attention)
 //
 // Model FLOPs, the numerator of MFU (model FLOP utilisation), count the dense products of the
 // transformer only, forward + backward (= 3 × forward: the backward forms the gradients of both
@@ -24,6 +27,7 @@
 
 #include <cblas.h>
 
+#include "attention.h"
 #include "config.h"
 #include "matmul.h"
 #include "model.h"
@@ -127,6 +131,45 @@ static void fill_inputs(Model *m, Batch *b, int V) {
     }
 }
 
+// Attention alone: the first layer's (its position encodings and tables, as the model built them) on
+// random q, k, v and output gradients, forward (with the cache) then backward; the fastest of
+// `steps` calls of each after `warmup`. A whole step's time moves by several percent from run to run
+// on a shared machine; the fastest call of the part a position encoding changes gives its cost
+// steadily (scripts/bench.sh divides by no PE's). Prints forward and backward milliseconds.
+static void time_attention(const Model *m, int B, int T, int warmup, int steps) {
+    int C = m->C, H = m->H;
+    const AttnPE *pe = &m->pe[0];
+    long n = (long)B * T * C, cache_n = attention_cache_size(pe, B, T, C, H);
+    real *x = malloc(sizeof(real) * 8 * n), *cache_mem = malloc(sizeof(real) * cache_n);
+    if (!x || !cache_mem) {
+        fprintf(stderr, "bench: out of memory for attention at B %d T %d C %d\n", B, T, C);
+        exit(1);
+    }
+    real *q = x, *k = x + n, *v = x + 2 * n, *dout = x + 3 * n, *out = x + 4 * n, *dq = x + 5 * n;
+    real *dk = x + 6 * n, *dv = x + 7 * n;
+    Rng rng;
+    rng_seed(&rng, 2);
+    for (long i = 0; i < 4 * n; i++) x[i] = (real)rng_normal(&rng);
+    AttnCache cache;
+    attention_cache_bind(&cache, cache_mem, pe, B, T, C, H);
+    double fwd = 1e30, bwd = 1e30;
+    for (int s = 0; s < warmup + steps; s++) {
+        memset(dq, 0, sizeof(real) * 3 * n);
+        double t0 = now_seconds();
+        attention_forward(out, &cache, q, k, v, NULL, pe, 0, 0, B, T, C, H);
+        double t1 = now_seconds();
+        attention_backward(dq, dk, dv, dout, &cache, q, k, v, NULL, pe, 0, 0, B, T, C, H);
+        double t2 = now_seconds();
+        if (s >= warmup) {
+            fwd = t1 - t0 < fwd ? t1 - t0 : fwd;
+            bwd = t2 - t1 < bwd ? t2 - t1 : bwd;
+        }
+    }
+    printf("%.3f %.3f\n", 1e3 * fwd, 1e3 * bwd);
+    free(x);
+    free(cache_mem);
+}
+
 typedef struct {
     const char *model, *load, *json;
     double ceiling, torch_tok_s;
@@ -189,6 +232,7 @@ static int usage(void) {
     fprintf(stderr,
             "usage: bench --ceiling [--set run.threads=N]\n"
             "       bench --eval-memory [--set section.key=value]... [--vocab V]\n"
+            "       bench --attention [--set section.key=value]... [--steps N] [--warmup N]\n"
             "       bench [--set section.key=value]... [--steps N] [--warmup N] [--vocab V] [--model NAME]\n"
             "             [--load NAME] [--ceiling-gflops G] [--torch-tok-s X] [--json FILE]\n");
     return 2;
@@ -196,7 +240,7 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
     const char *overrides[64];
-    int n = 0, steps = 5, warmup = 1, ceiling_only = 0, eval_memory = 0, V = 5;  // V: the flip-flop vocabulary
+    int n = 0, steps = 5, warmup = 1, ceiling_only = 0, eval_memory = 0, attention_only = 0, V = 5;  // V: the flip-flop vocabulary
     RowArgs row = {"model", "", NULL, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -206,6 +250,10 @@ int main(int argc, char **argv) {
         }
         if (strcmp(a, "--eval-memory") == 0) {
             eval_memory = 1;
+            continue;
+        }
+        if (strcmp(a, "--attention") == 0) {
+            attention_only = 1;
             continue;
         }
         if (!v) return usage();
@@ -255,6 +303,12 @@ int main(int argc, char **argv) {
     b.B = B;
     b.T = T;
     fill_inputs(&m, &b, V);
+    if (attention_only) {
+        time_attention(&m, B, T, warmup, steps);
+        batch_free(&b);
+        model_free(&m);
+        return 0;
+    }
     StepTimes t = time_steps(&m, &cfg, &b, warmup, steps);
     bench_row(&row, &cfg, &m, threads, B, T, t);
     batch_free(&b);

@@ -4,7 +4,7 @@
 # undefined behaviour ends a program with a report and a non-zero exit. ./train a few steps of the
 # tiny config (with evaluations and checkpoints), the same run stopped and resumed, ./eval at two
 # lengths and its heat maps, a tiny language model through ./train, ./sample and ./eval, and one
-# refusal of each program. Prints `smoke: N passed, N failed`.
+# refusal of each program, and the benchmark's attention alone. Prints `smoke: N passed, N failed`.
 cd "$(dirname "$0")/.." || exit 1
 BIN=${BIN:-.}  # the folder of train, eval, sample (tests/run_tests.sh)
 . tests/common.sh
@@ -69,5 +69,11 @@ runs "train: a word-level language model" "$BIN/train" "$TMP/lm.json"
 runs "sample: greedy" "$BIN/sample" "$TMP/lm" --prompt "the quick" --tokens 20 --temperature 0
 runs "sample: top-k" "$BIN/sample" "$TMP/lm" --prompt "the" --tokens 20 --temperature 0.8 --top-k 3 --seed 7
 runs "eval: the language model at 32 and 64 tokens" "$BIN/eval" "$TMP/lm" --lengths 32,64
+# The benchmark's attention-alone mode (scripts/bench.sh), CoPE with separate gate keys: every hook runs.
+runs "bench: attention alone" "$BUILD/bench" --attention --steps 2 --set model.n_layers=1 --set model.d_model=32 \
+    --set model.n_heads=2 --set model.block_size=24 --set train.batch_size=2 --set pe.type=cope+rel \
+    --set pe.sep_keys=true
+if grep -Eq '^[0-9]+\.[0-9]{3} [0-9]+\.[0-9]{3}$' "$TMP/bench: attention alone.out"; then ok "bench: attention alone prints forward and backward ms"
+else bad "bench: attention alone printed: $(cat "$TMP/bench: attention alone.out")"; fi
 
 finish smoke
