@@ -134,7 +134,7 @@ static void fill_inputs(Model *m, Batch *b, int V) {
 // Attention alone: the first layer's (its position encodings and tables, as the model built them) on
 // random q, k, v and output gradients, forward (with the cache) then backward; the fastest of
 // `steps` calls of each after `warmup`. A whole step's time moves by several percent from run to run
-// on a shared machine; the fastest call of the part a position encoding changes gives its cost
+// on a shared machine; the fastest call of the part a position encoding changes shows its cost more
 // steadily (scripts/bench.sh divides by no PE's). Prints forward and backward milliseconds.
 static void time_attention(const Model *m, int B, int T, int warmup, int steps) {
     int C = m->C, H = m->H;
