@@ -11,7 +11,8 @@
 #   5. attention alone (build/bench --attention: one layer, forward and backward, the fastest of
 #      several calls of each), each position encoding against no PE at the tiny, flip-flop and long
 #      shapes: what a PE costs where it acts, steadier than the whole steps' ratios (on this project's
-#      machine the tiny CoPE ratio came out 2.44-2.69× in three runs, its whole-step one 1.24-1.68×).
+#      machine the tiny CoPE ratio came out 2.34-2.69× in four runs, its whole-step one 1.24-1.68×; at
+#      T = 2048, with few calls, 1.66-2.01×).
 # Columns: forward / backward / optimizer ms, step ms, tokens/s, model GFLOP/s, MFU (model FLOPs over
 # the ceiling of that thread count; src/bench.c says what is counted), peak resident memory, and
 # PyTorch's tokens/s and our ratio to it. One process per row, so each peak memory is its own.
