@@ -138,23 +138,26 @@ static void fill_inputs(Model *m, Batch *b, int V) {
 // steadily (scripts/bench.sh divides by no PE's). Prints forward and backward milliseconds.
 static void time_attention(const Model *m, int B, int T, int warmup, int steps) {
     int C = m->C, H = m->H;
-    const AttnPE *pe = &m->pe[0];
+    AttnPE layer = m->pe[0];  // the gate keys (CoPE's sep_keys) are bound to this function's inputs below
+    const AttnPE *pe = &layer;
     long n = (long)B * T * C, cache_n = attention_cache_size(pe, B, T, C, H);
-    real *x = malloc(sizeof(real) * 8 * n), *cache_mem = malloc(sizeof(real) * cache_n);
+    real *x = malloc(sizeof(real) * 10 * n), *cache_mem = malloc(sizeof(real) * cache_n);
     if (!x || !cache_mem) {
         fprintf(stderr, "bench: out of memory for attention at B %d T %d C %d\n", B, T, C);
         exit(1);
     }
-    real *q = x, *k = x + n, *v = x + 2 * n, *dout = x + 3 * n, *out = x + 4 * n, *dq = x + 5 * n;
-    real *dk = x + 6 * n, *dv = x + 7 * n;
+    // inputs: q, k, v, output gradient, gate keys | outputs: out, dq, dk, dv, gate keys' gradient
+    real *q = x, *k = x + n, *v = x + 2 * n, *dout = x + 3 * n, *out = x + 5 * n, *dq = x + 6 * n;
+    real *dk = x + 7 * n, *dv = x + 8 * n;
+    if (layer.own_keys) layer.gate_keys = x + 4 * n, layer.dgate_keys = x + 9 * n;
     Rng rng;
     rng_seed(&rng, 2);
-    for (long i = 0; i < 4 * n; i++) x[i] = (real)rng_normal(&rng);
+    for (long i = 0; i < 5 * n; i++) x[i] = (real)rng_normal(&rng);
     AttnCache cache;
     attention_cache_bind(&cache, cache_mem, pe, B, T, C, H);
     double fwd = 1e30, bwd = 1e30;
     for (int s = 0; s < warmup + steps; s++) {
-        memset(dq, 0, sizeof(real) * 3 * n);
+        memset(dq, 0, sizeof(real) * 4 * n);  // dq, dk, dv and the gate keys' gradient accumulate
         double t0 = now_seconds();
         attention_forward(out, &cache, q, k, v, NULL, pe, 0, 0, B, T, C, H);
         double t1 = now_seconds();
