@@ -243,7 +243,8 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
     const char *overrides[64];
-    int n = 0, steps = 5, warmup = 1, ceiling_only = 0, eval_memory = 0, attention_only = 0, V = 5;  // V: the flip-flop vocabulary
+    int n = 0, steps = 5, warmup = 1, V = 5;  // V: the flip-flop vocabulary
+    int ceiling_only = 0, eval_memory = 0, attention_only = 0;
     RowArgs row = {"model", "", NULL, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -73,7 +73,8 @@ runs "eval: the language model at 32 and 64 tokens" "$BIN/eval" "$TMP/lm" --leng
 runs "bench: attention alone" "$BUILD/bench" --attention --steps 2 --set model.n_layers=1 --set model.d_model=32 \
     --set model.n_heads=2 --set model.block_size=24 --set train.batch_size=2 --set pe.type=cope+rel \
     --set pe.sep_keys=true
-if grep -Eq '^[0-9]+\.[0-9]{3} [0-9]+\.[0-9]{3}$' "$TMP/bench: attention alone.out"; then ok "bench: attention alone prints forward and backward ms"
+if grep -Eq '^[0-9]+\.[0-9]{3} [0-9]+\.[0-9]{3}$' "$TMP/bench: attention alone.out"; then
+    ok "bench: attention alone prints forward and backward ms"
 else bad "bench: attention alone printed: $(cat "$TMP/bench: attention alone.out")"; fi
 
 finish smoke
