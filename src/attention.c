@@ -203,16 +203,15 @@ static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
 }
 
 // Dropout on the probabilities: entry (i, j) of head bh is element ((bh·T + i)·T + j) of stream
-// drop_key, kept iff dropout_keep(p, key, index) (layers.h), i.e. rng_counter_uniform(key, index) >= p.
-// That is computed here inline and vectorised, as the integer test (hash >> 11) >= ceil(p·2^53), which
-// is exact (u = (hash >> 11)·2^-53); test_attention checks the masks against dropout_keep itself.
+// drop_key, kept iff dropout_keep(p, key, index) (layers.h), tested as rng_counter_at_least (rng.h):
+// the same bits, vectorised; test_attention checks the masks against dropout_keep itself.
 // m[j] = keep ? 1/(1-p) : 0 for j < n; the backward recomputes the same mask.
 static void keep_row(real *m, const Call *c, long bh, int i, int n) {
-    uint64_t thr = (uint64_t)ceil((double)c->p_drop * 0x1.0p53), key = c->drop_key;
+    uint64_t thr = rng_counter_threshold(c->p_drop), key = c->drop_key;
     uint64_t base = (uint64_t)((bh * c->T + i) * c->T);
     real scale = 1 / (1 - c->p_drop);
 #pragma omp simd
-    for (int j = 0; j < n; j++) m[j] = rng_mix64(key ^ rng_mix64(base + (uint64_t)j)) >> 11 >= thr ? scale : 0;
+    for (int j = 0; j < n; j++) m[j] = rng_counter_at_least(key, base + (uint64_t)j, thr) ? scale : 0;
 }
 
 // a[0..n) = softmax(x[0..n)); masked entries hold -inf and come out exactly 0. x is scratch with room

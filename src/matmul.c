@@ -7,62 +7,105 @@
 
 #include <cblas.h>
 
-// Products whose result has 16 or 32 columns: attention's α·V, dS·K, αᵀ·G and dSᵀ·Q when the head
-// dimension is 16 or 32 (every CPU-scale config). OpenBLAS copies ("packs") the (rows × keys) operand
-// before every such product, a copy per 16 or 32 multiply-adds, which made these products the least
-// efficient of the tiny model's step; this loop reads it in place. A block of NARROW_ROWS rows of C
-// is held in registers as vectors of 16 values, and each row k of B, loaded once, is multiplied by
-// the block's NARROW_ROWS elements of column k of op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k
-// order from C (or 0).
-// The vectors are GCC's generic ones, which the compiler maps onto whatever the target has (one
-// AVX-512 register, two AVX2 ones, four SSE ones), with fused multiply-adds where it has them; the
-// order of the sums is the same on every target (only fused and separate multiply-adds round apart).
+// Products whose result has 16, 32 or 64 columns: attention's α·V, dS·K, αᵀ·G and dSᵀ·Q, whose
+// columns are the head dimension. OpenBLAS copies ("packs") the (rows × keys) operand before every
+// such product, a copy per 16 to 64 multiply-adds, which made these products the least efficient of
+// a step; this loop reads it in place. A block of ROWS rows of C is held in registers, nv vectors
+// per row, and each row k of B, loaded once, is multiplied by the block's elements of column k of
+// op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k order from C (or 0).
+//
+// The vectors are GCC's generic ones, as wide as the target's registers: 64 bytes with AVX-512
+// (32 registers), 32 with AVX2 (16 registers). A block of ROWS rows holds ROWS·nv accumulators, the
+// nv vectors of B's row and a broadcast, all in registers, so a row of C may span at most MAX_NV
+// vectors: 4 with 32 registers (16, 32 or 64 floats; 16 or 32 doubles), 2 with 16 (16 floats).
+// Other products go to OpenBLAS, because each alternative measured slower than it (the attention
+// benchmark of `make bench`, 1 thread, AMD Zen 4 running AVX-512 and AVX2 builds):
+// - vectors wider than the registers, or more than fit: they spill to the stack on every
+//   multiply-add, up to 10× slower;
+// - rows of C cut into panels of columns that fit (AVX2, 32 and 64 columns): 1.1-1.25× slower;
+// - fewer rows with more vectors each (AVX2, 2 rows of 4 vectors): 3× slower;
+// - SSE2 vectors (the x86-64 baseline, no FMA) against OpenBLAS, which picks its own kernel for the
+//   CPU at run time: 1.3× slower.
+// ROWS = 4 measured best with AVX-512 (8: no faster at 16 and 32 columns, slower at 16). The sums'
+// order is the same on every target; only fused (FMA) and separate multiply-adds round apart.
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")  // -std=c11 turns contraction off; the loop's speed is its FMAs
-typedef real vec16 __attribute__((vector_size(16 * sizeof(real))));
-enum { NARROW_ROWS = 4 };
+#if defined(__AVX512F__)
+#define VEC_BYTES 64
+#define VEC_REGS 32
+#define VEC_NAME "AVX-512"
+#elif defined(__AVX__)
+#define VEC_BYTES 32
+#define VEC_REGS 16
+#define VEC_NAME "AVX"  // AVX2 and FMA too where the target has them, as x86-64-v3 does
+#else
+#define VEC_BYTES 0  // no loop of our own: every product goes to OpenBLAS
+#define VEC_REGS 0
+#define VEC_NAME "SSE2"
+#endif
 
-// Rows [m0, m0 + rows) of C, nv vectors (16·nv columns) each. rows and nv are constants at every call,
-// so the accumulators are registers once the loops are unrolled.
+#if VEC_BYTES
+typedef real vec __attribute__((vector_size(VEC_BYTES)));
+enum { LANES = VEC_BYTES / sizeof(real), ROWS = 4, MAX_NV = VEC_REGS == 32 ? 4 : 2 };
+
+// Rows [m0, m0 + rows) of C, nv vectors (nv·LANES columns) each. rows and nv are constants at every
+// call, so the accumulators are registers once the loops are unrolled.
 static inline __attribute__((always_inline)) void narrow_rows(int rows, int nv, int trans_a, int m0, int K,
                                                               const real *A, int lda, const real *B, int ldb,
                                                               int accumulate, real *C, int ldc) {
-    vec16 acc[NARROW_ROWS][2];
+    vec acc[ROWS][MAX_NV];
     // vectors are copied in and out with memcpy (unaligned; no function passes one by value, whose ABI
     // would depend on the target's vector width)
     for (int r = 0; r < rows; r++)
         for (int v = 0; v < nv; v++) {
-            acc[r][v] = (vec16){0};
-            if (accumulate) memcpy(&acc[r][v], C + (long)(m0 + r) * ldc + 16 * v, sizeof(vec16));
+            acc[r][v] = (vec){0};
+            if (accumulate) memcpy(&acc[r][v], C + (long)(m0 + r) * ldc + LANES * v, sizeof(vec));
         }
     for (int k = 0; k < K; k++) {
-        vec16 b[2];
-        for (int v = 0; v < nv; v++) memcpy(&b[v], B + (long)k * ldb + 16 * v, sizeof(vec16));
+        vec b[MAX_NV];
+        for (int v = 0; v < nv; v++) memcpy(&b[v], B + (long)k * ldb + LANES * v, sizeof(vec));
         for (int r = 0; r < rows; r++) {
             real a = trans_a ? A[(long)k * lda + m0 + r] : A[(long)(m0 + r) * lda + k];
             for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];
         }
     }
     for (int r = 0; r < rows; r++)
-        for (int v = 0; v < nv; v++) memcpy(C + (long)(m0 + r) * ldc + 16 * v, &acc[r][v], sizeof(vec16));
+        for (int v = 0; v < nv; v++) memcpy(C + (long)(m0 + r) * ldc + LANES * v, &acc[r][v], sizeof(vec));
 }
 
 static inline __attribute__((always_inline)) void narrow_product(int nv, int trans_a, int M, int K, const real *A,
                                                                  int lda, const real *B, int ldb, int accumulate,
                                                                  real *C, int ldc) {
     int m = 0;
-    for (; m + NARROW_ROWS <= M; m += NARROW_ROWS)
-        narrow_rows(NARROW_ROWS, nv, trans_a, m, K, A, lda, B, ldb, accumulate, C, ldc);
+    for (; m + ROWS <= M; m += ROWS) narrow_rows(ROWS, nv, trans_a, m, K, A, lda, B, ldb, accumulate, C, ldc);
     for (; m < M; m++) narrow_rows(1, nv, trans_a, m, K, A, lda, B, ldb, accumulate, C, ldc);
 }
 
-// C = op(A)·B (+ C when accumulate), C of 16 or 32 columns.
+// Whether a product of N columns (B untransposed, alpha 1, beta 0 or 1) runs in this loop.
+static int narrow_fits(int N) { return (N == 16 || N == 32 || N == 64) && N % LANES == 0 && N / LANES <= MAX_NV; }
+
+// C = op(A)·B (+ C when accumulate), for N that narrow_fits; each width is its own instance of the
+// loop, with its vector count a constant.
 static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda, const real *B, int ldb,
                         int accumulate, real *C, int ldc) {
-    if (N == 16)
-        narrow_product(1, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
-    else
-        narrow_product(2, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+    if (N == 16 && narrow_fits(16))
+        narrow_product(16 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+    else if (N == 32 && narrow_fits(32))
+        narrow_product(32 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+    else if (N == 64 && narrow_fits(64))
+        narrow_product(64 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+}
+#endif
+
+const char *matmul_narrow_path(void) {
+    static char what[96];
+    int n = snprintf(what, sizeof what, "%s build: ", VEC_NAME), any = 0;
+#if VEC_BYTES
+    for (int N = 16; N <= 64; N *= 2)
+        if (narrow_fits(N)) n += snprintf(what + n, sizeof what - n, "%s%d", any++ ? ", " : "own loop for ", N);
+#endif
+    snprintf(what + n, sizeof what - n, "%s", any ? " columns, OpenBLAS for the rest" : "OpenBLAS for every product");
+    return what;
 }
 #pragma GCC pop_options
 
@@ -70,10 +113,12 @@ static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda
 // a parallel region, see set_threads).
 static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc) {
-    if ((N == 16 || N == 32) && !trans_b && alpha == 1 && (beta == 0 || beta == 1)) {
+#if VEC_BYTES
+    if (narrow_fits(N) && !trans_b && alpha == 1 && (beta == 0 || beta == 1)) {
         narrow_gemm(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
         return;
     }
+#endif
 #ifdef REAL_DOUBLE
     cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

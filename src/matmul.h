@@ -1,6 +1,7 @@
 // Dense products. Every dense product in the core goes through matmul(), which is OpenBLAS
-// (sgemm or dgemm by the build's `real`), except products of 16 or 32 columns with B untransposed,
-// alpha 1 and beta 0 or 1 (attention's products with small heads), which run in matmul.c's own loop.
+// (sgemm or dgemm by the build's `real`), except products of 16, 32 or 64 columns with B
+// untransposed, alpha 1 and beta 0 or 1 (attention's products over the head dimension), which run in
+// matmul.c's own loop where the target's vector registers hold a block of them (matmul_narrow_path).
 // matmul_naive() is the plain-loop reference the tests compare both against.
 #ifndef MATMUL_H
 #define MATMUL_H
@@ -18,6 +19,8 @@
 // scratch buffer for partial products).
 void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc);
+// Which vectors this build's own loop uses and which column counts it takes, for test output.
+const char *matmul_narrow_path(void);
 void matmul_naive(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
                   const real *B, int ldb, real beta, real *C, int ldc);
 

@@ -7,6 +7,7 @@
 #ifndef RNG_H
 #define RNG_H
 
+#include <math.h>
 #include <stdint.h>
 
 typedef struct {
@@ -35,6 +36,15 @@ static inline uint64_t rng_key(uint64_t seed, uint64_t a, uint64_t b, uint64_t c
 // Uniform in [0, 1) at position `index` of stream `key`.
 static inline double rng_counter_uniform(uint64_t key, uint64_t index) {
     return (double)(rng_mix64(key ^ rng_mix64(index)) >> 11) * 0x1.0p-53;
+}
+
+// rng_counter_uniform(key, index) >= p as integers: the uniform is m·2^-53, m the hash's top 53 bits,
+// and m·2^-53 >= p exactly when m >= ceil(p·2^53) (p·2^53 is exact in double). The same bits as the
+// double test, but a loop of it vectorises on any target: converting 64-bit integers to double
+// takes AVX-512, and without it the loop stays scalar.
+static inline uint64_t rng_counter_threshold(double p) { return (uint64_t)ceil(p * 0x1.0p53); }
+static inline int rng_counter_at_least(uint64_t key, uint64_t index, uint64_t threshold) {
+    return rng_mix64(key ^ rng_mix64(index)) >> 11 >= threshold;
 }
 
 #endif

@@ -98,14 +98,16 @@ static void test_matmul_vs_naive(void) {
             matmul_case(ta, tb, 7, 1300, 19, 2, 1.0f, 0.0f);
             matmul_case(ta, tb, 13, 6, 4100, 3, -1.3f, 1.0f);
             matmul_case(ta, tb, 11, 5, 2050, 0, 1.0f, 0.0f);
-            // 16 and 32 columns, alpha 1, beta 0 or 1, B not transposed: matmul.c's own narrow loop
-            // (row blocks of 4 and a tail), where tb = 1 and other alphas and betas go to OpenBLAS
-            for (int N = 16; N <= 32; N += 16) {
+            // 16, 32 and 64 columns, alpha 1, beta 0 or 1, B not transposed: matmul.c's own loop
+            // where the build's vectors take that width (row blocks of 4 and a tail), where tb = 1
+            // and other alphas and betas go to OpenBLAS
+            for (int N = 16; N <= 64; N *= 2) {
                 matmul_case(ta, tb, 67, N, 45, 3, 1.0f, 0.0f);
                 matmul_case(ta, tb, 64, N, 128, 0, 1.0f, 1.0f);
                 matmul_case(ta, tb, 3, N, 1, 16, 1.0f, 1.0f);
                 matmul_case(ta, tb, 33, N, 70, 1, 0.5f, 1.0f);
                 matmul_case(ta, tb, 1030, N, 9, 0, 1.0f, 1.0f);  // cut into tiles of rows first
+                matmul_case(ta, tb, 24, N, 2100, 2, 1.0f, 1.0f);  // slices of K (weight gradients)
             }
         }
     }
@@ -416,6 +418,7 @@ static void test_threads_embedding_and_bias(void) {
 int main(void) {
     default_threads = omp_get_max_threads();
     printf("layers float tests (real = %s, %d threads by default)\n", REAL_NAME, default_threads);
+    printf("matmul: %s\n", matmul_narrow_path());
     RUN(test_matmul_vs_naive);
     RUN(test_matmul_threads);
     RUN(test_dropout_statistics);
