@@ -8,9 +8,9 @@
 #include <cblas.h>
 
 // Products whose result has 16, 32 or 64 columns: attention's α·V, dS·K, αᵀ·G and dSᵀ·Q, whose
-// columns are the head dimension. OpenBLAS copies ("packs") the (rows × keys) operand before every
-// such product, a copy per 16 to 64 multiply-adds, which made these products the least efficient of
-// a step; this loop reads it in place. A block of ROWS rows of C is held in registers, nv vectors
+// columns are the head dimension, and a small model's linear layers. OpenBLAS copies ("packs") the
+// long operand before every such product, a copy per 16 to 64 multiply-adds, which made these
+// products the least efficient of a step; this loop reads it in place. A block of ROWS rows of C is held in registers, nv vectors
 // per row, and each row k of B, loaded once, is multiplied by the block's elements of column k of
 // op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k order from C (or 0).
 //
@@ -46,7 +46,7 @@
 
 #if VEC_BYTES
 typedef real vec __attribute__((vector_size(VEC_BYTES)));
-enum { LANES = VEC_BYTES / sizeof(real), ROWS = 4, MAX_NV = VEC_REGS == 32 ? 4 : 2 };
+enum { LANES = VEC_BYTES / sizeof(real), ROWS = 4, MAX_NV = VEC_REGS == 32 ? 4 : 2, NARROW_BT_MAX = 16384 };
 
 // Rows [m0, m0 + rows) of C, nv vectors (nv·LANES columns) each. rows and nv are constants at every
 // call, so the accumulators are registers once the loops are unrolled.
@@ -114,9 +114,20 @@ const char *matmul_narrow_path(void) {
 static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc) {
 #if VEC_BYTES
-    if (narrow_fits(N) && !trans_b && alpha == 1 && (beta == 0 || beta == 1)) {
-        narrow_gemm(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
-        return;
+    if (narrow_fits(N) && alpha == 1 && (beta == 0 || beta == 1)) {
+        if (!trans_b) {
+            narrow_gemm(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
+            return;
+        }
+        // B is (N,K): the loop reads its transpose, copied here when small (a linear layer's weight
+        // in the forward; attention's tables are longer than this)
+        if ((long)K * N <= NARROW_BT_MAX) {
+            real bt[NARROW_BT_MAX];
+            for (int k = 0; k < K; k++)
+                for (int n = 0; n < N; n++) bt[(long)k * N + n] = B[(long)n * ldb + k];
+            narrow_gemm(trans_a, M, N, K, A, lda, bt, N, beta == 1, C, ldc);
+            return;
+        }
     }
 #endif
 #ifdef REAL_DOUBLE

@@ -98,9 +98,9 @@ static void test_matmul_vs_naive(void) {
             matmul_case(ta, tb, 7, 1300, 19, 2, 1.0f, 0.0f);
             matmul_case(ta, tb, 13, 6, 4100, 3, -1.3f, 1.0f);
             matmul_case(ta, tb, 11, 5, 2050, 0, 1.0f, 0.0f);
-            // 16, 32 and 64 columns, alpha 1, beta 0 or 1, B not transposed: matmul.c's own loop
-            // where the build's vectors take that width (row blocks of 4 and a tail), where tb = 1
-            // and other alphas and betas go to OpenBLAS
+            // 16, 32 and 64 columns, alpha 1, beta 0 or 1: matmul.c's own loop where the build's
+            // vectors take that width (row blocks of 4 and a tail; with tb = 1 through a copy of B's
+            // transpose when K·N is small, OpenBLAS at K = 2100), other alphas to OpenBLAS
             for (int N = 16; N <= 64; N *= 2) {
                 matmul_case(ta, tb, 67, N, 45, 3, 1.0f, 0.0f);
                 matmul_case(ta, tb, 64, N, 128, 0, 1.0f, 1.0f);
