@@ -39,13 +39,18 @@ $PY -c "import torch" 2>/dev/null && HAVE_TORCH=1
 TORCH_ENV="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=18446744073709551615"
 
 CPU=$(sed -n 's/^model name[^:]*: *//p' /proc/cpuinfo | head -n 1)
+CEIL1_OUT=$($BENCH --ceiling --set run.threads=1)
 read -r CEIL1 CORE <<EOF
-$($BENCH --ceiling --set run.threads=1)
+$CEIL1_OUT
 EOF
 read -r CEIL2 CORE <<EOF
 $($BENCH --ceiling --set run.threads=2)
 EOF
-echo "CPU: $CPU; OpenBLAS kernel: $CORE; float32"
+# OpenBLAS picks its kernels for the CPU unless OPENBLAS_CORETYPE names them; a row's speed depends on it.
+PINNED=""
+[ -n "${OPENBLAS_CORETYPE:-}" ] && PINNED=" (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE in the environment)"
+echo "CPU: $CPU; OpenBLAS kernel: $CORE$PINNED; float32"
+echo "$CEIL1_OUT" | sed -n 2p
 echo "sgemm ceiling: $CEIL1 GFLOP/s on 1 thread, $CEIL2 GFLOP/s on 2 threads (best single large product)"
 echo "MFU = model FLOPs / ceiling; model FLOPs = 3 × forward dense products (projections, feed-forward,"
 echo "LM head, attention QKᵀ and αV over the causal triangle); a PE's own work is not counted."
