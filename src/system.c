@@ -39,10 +39,14 @@ static void default_spin_count(int argc, char **argv, char **envp) {
 __attribute__((section(".preinit_array"), used)) static void (*const preinit_spin_count)(int, char **, char **) =
     default_spin_count;
 
+// OpenBLAS first: matmul() runs OpenBLAS calls on OpenMP threads itself (matmul.c), so each call is
+// single-threaded. The order matters with OpenBLAS's OpenMP build (Debian's libopenblas0-openmp):
+// there openblas_set_num_threads(n) also calls omp_set_num_threads(n), so called last it left every
+// parallel loop of the program on 1 thread, whatever run.threads said.
 int set_threads(int threads) {
     if (threads <= 0) threads = omp_get_num_procs();
+    openblas_set_num_threads(1);
     omp_set_num_threads(threads);
-    openblas_set_num_threads(1);  // matmul() runs OpenBLAS calls on OpenMP threads itself (matmul.c)
     return threads;
 }
 

@@ -18,6 +18,13 @@ if [ -n "$(losses "$TMP/a")" ] && [ "$(losses "$TMP/a")" = "$(losses "$TMP/b")" 
     ok "same config, seed and threads give bit-identical losses and parameters"
 else bad "reruns differ"; fi
 
+# Results do not depend on the thread count: 1 thread gives run a's bits (2 threads).
+"$BIN/train" $TINY --set run.name=t1 --set train.steps=40 --set train.log_interval=1 --set run.threads=1 >/dev/null 2>&1
+if [ -n "$(losses "$TMP/t1")" ] && [ "$(losses "$TMP/a")" = "$(losses "$TMP/t1")" ] &&
+    [ "$(params "$TMP/a")" = "$(params "$TMP/t1")" ]; then
+    ok "1 and 2 threads give bit-identical losses and parameters"
+else bad "1 and 2 threads differ"; fi
+
 "$BIN/train" $TINY --set run.name=c --set train.steps=40 --set train.log_interval=1 --set run.seed=2 >/dev/null 2>&1
 if [ "$(losses "$TMP/a")" != "$(losses "$TMP/c")" ]; then ok "another seed gives other losses"; else bad "seed ignored"; fi
 
