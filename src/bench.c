@@ -21,6 +21,7 @@
 // computes up to its block granularity). A position encoding's own work (CoPE's q·table products,
 // gates, interpolation) is not counted, so MFU shows what it costs. scripts/bench.sh runs the rows,
 // one process each, so each peak memory is its own.
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,14 +95,21 @@ static double model_flops(const Model *m, int B, int T) {
 
 typedef struct {
     double fwd, bwd, opt;  // seconds per step
+    int threads_at_end;    // the count the thread governor ran the last step at
 } StepTimes;
 
+// Steps as ./train runs them, under the same thread governor (system.h): on a quiet machine it
+// never acts; with a busy process it may run steps on fewer threads.
 static StepTimes time_steps(Model *m, const Config *cfg, const Batch *b, int warmup, int steps) {
-    StepTimes t = {0, 0, 0};
+    StepTimes t = {0, 0, 0, 0};
     int B = b->B, T = b->T;
     Optimizer opt;
     optimizer_init(&opt, &cfg->train);
+    ThreadGovernor gov;
+    governor_init(&gov, omp_get_max_threads());
     for (int s = 0; s < warmup + steps; s++) {
+        t.threads_at_end = omp_get_max_threads();
+        governor_step_begin(&gov);
         double t0 = now_seconds();
         model_zero_grad(m);
         uint64_t key = cfg->model.dropout > 0 ? rng_key(7, s, 0, 1) : 0;
@@ -112,6 +120,7 @@ static StepTimes time_steps(Model *m, const Config *cfg, const Batch *b, int war
         clip_gradients(m, cfg->train.grad_clip);
         adam_update(m, &opt, s + 1, 1e-4);
         double t3 = now_seconds();
+        governor_step_end(&gov, t3 - t0);
         if (s >= warmup) {
             t.fwd += (t1 - t0) / steps;
             t.bwd += (t2 - t1) / steps;
@@ -191,11 +200,12 @@ static void bench_row(const RowArgs *r, const Config *cfg, const Model *m, int t
     getrusage(RUSAGE_SELF, &ru);
     double step = t.fwd + t.bwd + t.opt, tok_s = (double)B * T / step, gflops = model_flops(m, B, T) / step / 1e9;
     double mfu = r->ceiling > 0 ? gflops / r->ceiling : 0, peak_mib = ru.ru_maxrss / 1024.0;
-    char mfu_s[16] = "", torch_s[48] = "";
+    char mfu_s[16] = "", torch_s[48] = "", ran[32] = "";
+    if (t.threads_at_end != threads) snprintf(ran, sizeof ran, " (last step %d)", t.threads_at_end);
     if (mfu > 0) snprintf(mfu_s, sizeof mfu_s, "%.0f%%", 100 * mfu);
     if (r->torch_tok_s > 0) snprintf(torch_s, sizeof torch_s, "%.0f | %.2f×", r->torch_tok_s, tok_s / r->torch_tok_s);
-    printf("| %s L%d d%d H%d T%d B%d | %s | %d%s | %.1f / %.1f / %.1f | %.1f | %.0f | %.1f | %s | %.0f | %s |\n",
-           r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, r->load[0] ? ", busy" : "", 1e3 * t.fwd,
+    printf("| %s L%d d%d H%d T%d B%d | %s | %d%s%s | %.1f / %.1f / %.1f | %.1f | %.0f | %.1f | %s | %.0f | %s |\n",
+           r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, r->load[0] ? ", busy" : "", ran, 1e3 * t.fwd,
            1e3 * t.bwd, 1e3 * t.opt, 1e3 * step, tok_s, gflops, mfu_s, peak_mib, torch_s[0] ? torch_s : "|");
     fflush(stdout);
     if (!r->json) return;
@@ -206,10 +216,10 @@ static void bench_row(const RowArgs *r, const Config *cfg, const Model *m, int t
     }
     fprintf(f,
             "{\"model\": \"%s\", \"L\": %d, \"d\": %d, \"H\": %d, \"T\": %d, \"B\": %d, \"pe\": \"%s\", \"threads\": %d, "
-            "\"load\": \"%s\", \"fwd_ms\": %.2f, \"bwd_ms\": %.2f, \"opt_ms\": %.2f, \"step_ms\": %.2f, "
+            "\"threads_at_end\": %d, \"load\": \"%s\", \"fwd_ms\": %.2f, \"bwd_ms\": %.2f, \"opt_ms\": %.2f, \"step_ms\": %.2f, "
             "\"tok_s\": %.1f, \"model_gflop_s\": %.2f, \"ceiling_gflop_s\": %.2f, \"mfu\": %.4f, \"peak_mib\": %.1f, "
             "\"torch_tok_s\": %.1f}\n",
-            r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, r->load, 1e3 * t.fwd, 1e3 * t.bwd, 1e3 * t.opt,
+            r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, t.threads_at_end, r->load, 1e3 * t.fwd, 1e3 * t.bwd, 1e3 * t.opt,
             1e3 * step, tok_s, gflops, r->ceiling, mfu, peak_mib, r->torch_tok_s);
     fclose(f);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,12 +13,11 @@
 #include <cblas.h>
 
 // Threads that reach the end of a parallel region first wait there for the others: libgomp spins
-// for 300,000 iterations (~0.1-1 ms) by default before it sleeps. When another process holds a core,
-// the spinning thread takes the time slice the thread it waits for needs, and 2 threads ran 3x
-// slower than 1 (issue 10); sleeping at once (OMP_WAIT_POLICY=passive) pays a futex wake-up per
-// region, which measured as slow under load. A short spin of 10,000 iterations (tens of
-// microseconds) measured best under load and costs nothing on a quiet machine (README, Benchmark).
-// libgomp reads GOMP_SPINCOUNT once, in its constructor, before main, and nothing but the
+// for 300,000 iterations (~0.1-1 ms) by default before it sleeps. A shorter spin of 10,000
+// iterations (tens of microseconds) measured fastest on the quiet 2-core machine (tiny model, 2
+// threads: 27.2 ms a step against 31.1 at 1,000 and 28.4 at 100,000), and under load it gives a
+// displaced thread's core back sooner; the thread governor below takes care of the rest of the load
+// case. libgomp reads GOMP_SPINCOUNT once, in its constructor, before main, and nothing but the
 // environment sets it; so when neither it nor OMP_WAIT_POLICY is set, the program re-executes itself
 // with GOMP_SPINCOUNT added, from the executable's preinit array: that runs before any library's
 // constructor, so nothing has happened yet (no output, no file). A user's own setting wins; if the
@@ -48,6 +48,51 @@ int set_threads(int threads) {
     openblas_set_num_threads(1);
     omp_set_num_threads(threads);
     return threads;
+}
+
+
+static long involuntary_switches(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_nivcsw : 0;
+}
+
+void governor_init(ThreadGovernor *g, int threads) {
+    *g = (ThreadGovernor){.max = threads, .count = threads, .since_probe = PROBE_EVERY};
+}
+
+void governor_step_begin(ThreadGovernor *g) { g->switches = involuntary_switches(); }
+
+// The count to try next, 0 for none: one down while other processes preempt this one; from a reduced
+// count, one back up (a reduced count on cores of its own sees no preemption, so only a try tells
+// whether the load has gone).
+static int count_to_try(const ThreadGovernor *g, int contended) {
+    if (contended && g->count > 1) return g->count / 2;
+    if (g->count < g->max) return 2 * g->count < g->max ? 2 * g->count : g->max;
+    return 0;
+}
+
+int governor_observe(ThreadGovernor *g, double seconds, long switches) {
+    // preempted more than 150 times a second: another process wants these cores (on the quiet
+    // 2-core machine, 30-60 a second, from the kernel's own threads; with one busy process, 230-1000)
+    int contended = switches >= 2 && switches > 150 * seconds;
+    g->since_probe++;
+    if (g->trying) {  // the step ran at g->trying: keep the faster count
+        if (seconds < g->step_time) g->count = g->trying, g->step_time = seconds;
+        g->trying = 0;
+    } else {
+        int first = g->step_time == 0;  // the first step pays one-time costs (first touch of memory)
+        g->step_time = seconds;
+        int next = count_to_try(g, contended);
+        if (!first && next && g->since_probe >= PROBE_EVERY) {
+            g->trying = next;
+            g->since_probe = 0;
+        }
+    }
+    return g->trying ? g->trying : g->count;
+}
+
+void governor_step_end(ThreadGovernor *g, double seconds) {
+    omp_set_num_threads(governor_observe(g, seconds, involuntary_switches() - g->switches));
 }
 
 int make_dirs(const char *path) {

@@ -100,6 +100,7 @@ typedef struct {
     Optimizer opt;          // tc's optimizer settings, resolved once
     int loss_per_sequence;  // train.loss_norm "sequence"
     int threads;
+    ThreadGovernor gov;  // fewer threads while other processes compete for the cores (system.h)
     Task *task;
     Model model;
     int micro, T;
@@ -249,6 +250,7 @@ static int setup(Trainer *tr, const Args *a) {
     optimizer_init(&tr->opt, tr->tc);
     tr->loss_per_sequence = strcmp(tr->tc->loss_norm, "sequence") == 0;
     tr->threads = set_threads(cfg->run.threads);
+    governor_init(&tr->gov, tr->threads);
     tr->task = task_create(&cfg->task, cfg->model.block_size, (uint64_t)cfg->run.seed, err, sizeof err);
     if (!tr->task)
         return fail(2, "%s%s", err,
@@ -505,9 +507,12 @@ static int log_progress(Trainer *tr) {
     format_duration(el, sizeof el, st->elapsed);
     format_duration(lf, sizeof lf, (tc->steps - st->step) * (st->elapsed / (double)st->step));
     double loss = st->interval_loss / st->interval_steps;
-    char reduce[64] = "";  // in a job of several ranks: the time summing gradients, per step
+    char reduce[96] = "";  // in a job of several ranks: the time summing gradients, per step
     if (dist_size() > 1)
         snprintf(reduce, sizeof reduce, " | allreduce %.1f ms/step", 1e3 * tr->interval_reduce / st->interval_steps);
+    if (tr->gov.count < tr->threads)  // other processes hold cores: the governor runs fewer threads
+        snprintf(reduce + strlen(reduce), sizeof reduce - strlen(reduce), " | %d of %d threads (busy machine)",
+                 tr->gov.count, tr->threads);
     say(tr, "step %6lld/%d | loss %.4f | err %6.2f%% | lr %.2e | %8.0f tok/s%s | %s elapsed | %s left\n",
         (long long)st->step, tc->steps, loss, 100 * eval_error(&st->interval), st->lr, tok_s, reduce, el, lf);
     if (tr->log_open && runlog_metrics(&tr->log, st->step, "train", loss, st->lr, tok_s, &st->interval,
@@ -598,7 +603,10 @@ static int train(Trainer *tr) {
         if (sig) return stopped_by_signal(tr, sig);
     }
     while (tr->st.step < tc->steps) {
+        governor_step_begin(&tr->gov);
+        double t_step = now_seconds();
         int rc = train_step(tr);
+        governor_step_end(&tr->gov, now_seconds() - t_step);
         if (rc == 0) rc = log_progress(tr);
         if (rc != 0) return rc;
         int saved = 0;

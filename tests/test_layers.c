@@ -9,9 +9,6 @@
 #include "layers.h"
 #include "matmul.h"
 #include "rng.h"
-#include "system.h"
-
-#include <cblas.h>
 
 static unsigned long long seed = 0x9e3779b9ULL;
 static int default_threads;  // restored after each test that changes the thread count
@@ -114,18 +111,6 @@ static void test_matmul_vs_naive(void) {
             }
         }
     }
-}
-
-// set_threads leaves OpenMP at the count asked for and OpenBLAS at 1 thread per call. With OpenBLAS's
-// OpenMP build, setting OpenBLAS's count also sets OpenMP's: done in the other order, every program
-// ran its loops on 1 thread whatever run.threads said.
-static void test_set_threads(void) {
-    int got = set_threads(3);
-    printf("     set_threads(3): returned %d, OpenMP %d threads, OpenBLAS %d\n", got, omp_get_max_threads(),
-           openblas_get_num_threads());
-    CHECK(got == 3 && omp_get_max_threads() == 3, "set_threads(3) left OpenMP at %d threads", omp_get_max_threads());
-    CHECK(openblas_get_num_threads() == 1, "set_threads left OpenBLAS at %d threads", openblas_get_num_threads());
-    set_threads(default_threads);
 }
 
 // The tiles are cut by shape, never by thread count: 1 and 3 threads give the same bits.
@@ -435,7 +420,6 @@ int main(void) {
     printf("layers float tests (real = %s, %d threads by default)\n", REAL_NAME, default_threads);
     printf("matmul: %s\n", matmul_narrow_path());
     RUN(test_matmul_vs_naive);
-    RUN(test_set_threads);
     RUN(test_matmul_threads);
     RUN(test_dropout_statistics);
     RUN(test_dropout_determinism);

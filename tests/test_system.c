@@ -1,0 +1,75 @@
+// Tests of src/system.c: the thread count the programs set, and the thread governor's decisions.
+#include <omp.h>
+#include <stdio.h>
+
+#include <cblas.h>
+
+#include "check.h"
+#include "system.h"
+
+// set_threads leaves OpenMP at the count asked for and OpenBLAS at 1 thread per call. With OpenBLAS's
+// OpenMP build, setting OpenBLAS's count also sets OpenMP's: done in the other order, every program
+// ran its loops on 1 thread whatever run.threads said.
+static void test_set_threads(void) {
+    int before = omp_get_max_threads();
+    int got = set_threads(3);
+    printf("     set_threads(3): returned %d, OpenMP %d threads, OpenBLAS %d\n", got, omp_get_max_threads(),
+           openblas_get_num_threads());
+    CHECK(got == 3 && omp_get_max_threads() == 3, "set_threads(3) left OpenMP at %d threads", omp_get_max_threads());
+    CHECK(openblas_get_num_threads() == 1, "set_threads left OpenBLAS at %d threads", openblas_get_num_threads());
+    set_threads(before);
+}
+
+// Feeds the governor `n` steps of `seconds` each with `switches` preemptions, where a step at `count`
+// threads takes time[count]; returns the count of the last step.
+static int run_steps(ThreadGovernor *g, int n, const double *time, long switches_per_second) {
+    int count = g->trying ? g->trying : g->count;
+    for (int i = 0; i < n; i++) {
+        double t = time[count];
+        count = governor_observe(g, t, (long)(switches_per_second * t));
+    }
+    return count;
+}
+
+// A quiet machine (no preemption, or the kernel's own, 40 a second) never leaves the configured count,
+// even where fewer threads would be faster: without contention nothing is tried.
+static void test_governor_quiet(void) {
+    ThreadGovernor g;
+    governor_init(&g, 4);
+    double slower_on_more[5] = {0, 0.001, 0.002, 0, 0.004};  // seconds a step, by thread count
+    int others = 0;
+    for (int i = 0; i < 200; i++) others += run_steps(&g, 1, slower_on_more, 0) != 4;
+    for (int i = 0; i < 200; i++) others += run_steps(&g, 1, slower_on_more, 40) != 4;
+    printf("     quiet: count %d after 400 steps, %d steps at another count\n", g.count, others);
+    CHECK(g.count == 4 && others == 0, "quiet machine: count %d, %d steps at another count", g.count, others);
+}
+
+// With contention the governor tries fewer threads, keeps them while they are faster, tries more
+// again every PROBE_EVERY steps, and goes back up when the load has gone.
+static void test_governor_busy(void) {
+    ThreadGovernor g;
+    governor_init(&g, 2);
+    double busy[3] = {0, 0.050, 0.080};  // 2 threads slower than 1 while a busy process holds a core
+    run_steps(&g, 3, busy, 1000);
+    printf("     busy: count %d after 3 steps\n", g.count);
+    CHECK(g.count == 1, "busy machine: still at %d threads after 3 steps", g.count);
+    int at_two = 0;
+    for (int i = 0; i < 4 * PROBE_EVERY; i++) at_two += run_steps(&g, 1, busy, 5) == 2;
+    printf("     busy: %d of %d steps tried 2 threads again\n", at_two, 4 * PROBE_EVERY);
+    CHECK(g.count == 1 && at_two >= 3 && at_two <= 5, "busy: count %d, %d steps at 2 threads", g.count, at_two);
+    double quiet[3] = {0, 0.050, 0.028};  // the load has gone
+    run_steps(&g, PROBE_EVERY + 1, quiet, 40);
+    printf("     load gone: count %d\n", g.count);
+    CHECK(g.count == 2, "after the load went: count %d", g.count);
+    double mixed[3] = {0, 0.050, 0.045};  // contended, but 2 threads still faster: stay
+    run_steps(&g, 3 * PROBE_EVERY, mixed, 1000);
+    CHECK(g.count == 2, "contended but faster on 2 threads: count %d", g.count);
+}
+
+int main(void) {
+    printf("system tests\n");
+    RUN(test_set_threads);
+    RUN(test_governor_quiet);
+    RUN(test_governor_busy);
+    return check_summary("system");
+}
