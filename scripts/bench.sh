@@ -7,7 +7,9 @@
 #      threads, each beside the same model in PyTorch (scripts/bench_torch.py) when it is installed;
 #   3. CoPE against no PE at T = 1024 and 2048 (8192 tokens per step), 2 threads, with the default
 #      npos (T + 1: no position ever clamps) and with the paper's language-model npos 64;
-#   4. 1 and 2 threads while a busy process this script starts (and stops) holds one core;
+#   4. 1 and 2 threads while a busy process this script starts (and stops) holds one core; the steps
+#      run under ./train's thread governor (src/system.h), and a row whose last step ran on fewer
+#      threads than asked says so;
 #   5. attention alone (build/bench --attention: one layer, forward and backward, the fastest of
 #      several calls of each), each position encoding against no PE at the tiny, flip-flop and long
 #      shapes: what a PE costs where it acts, steadier than the whole steps' ratios (on this project's

@@ -19,7 +19,7 @@
 // nv vectors of B's row and a broadcast, all in registers, so a row of C may span at most MAX_NV
 // vectors: 4 with 32 registers (16, 32 or 64 floats; 16 or 32 doubles), 2 with 16 (16 floats).
 // Other products go to OpenBLAS, because each alternative measured slower than it (the attention
-// benchmark of `make bench`, 1 thread, AMD Zen 4 running AVX-512 and AVX2 builds):
+// benchmark of `make bench`, 1 thread, an AMD Zen 5 running AVX-512 and AVX2 builds):
 // - vectors wider than the registers, or more than fit: they spill to the stack on every
 //   multiply-add, up to 10× slower;
 // - rows of C cut into panels of columns that fit (AVX2, 32 and 64 columns): 1.1-1.25× slower;
