@@ -10,9 +10,9 @@
 // Products whose result has 16, 32 or 64 columns: attention's α·V, dS·K, αᵀ·G and dSᵀ·Q, whose
 // columns are the head dimension, and a small model's linear layers. OpenBLAS copies ("packs") the
 // long operand before every such product, a copy per 16 to 64 multiply-adds, which made these
-// products the least efficient of a step; this loop reads it in place. A block of ROWS rows of C is held in registers, nv vectors
-// per row, and each row k of B, loaded once, is multiplied by the block's elements of column k of
-// op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k order from C (or 0).
+// products the least efficient of a step; this loop reads it in place. A block of ROWS rows of C is
+// held in registers, nv vectors per row, and each row k of B, loaded once, is multiplied by the
+// block's elements of column k of op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k order from C (or 0).
 //
 // The vectors are GCC's generic ones, as wide as the target's registers: 64 bytes with AVX-512
 // (32 registers), 32 with AVX2 (16 registers). A block of ROWS rows holds ROWS·nv accumulators, the
@@ -119,8 +119,9 @@ static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
             narrow_gemm(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
             return;
         }
-        // B is (N,K): the loop reads its transpose, copied here when small (a linear layer's weight
-        // in the forward; attention's tables are longer than this)
+        // B is (N,K): the loop reads its transpose, copied here onto the stack when small (64 KB of
+        // floats at most: a linear layer's weight in the forward, a position table at short
+        // contexts); larger ones go to OpenBLAS
         if ((long)K * N <= NARROW_BT_MAX) {
             real bt[NARROW_BT_MAX];
             for (int k = 0; k < K; k++)
