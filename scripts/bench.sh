@@ -131,7 +131,8 @@ EOF
         [ -z "$base" ] && base=$total
         ratio=$(awk -v t="$total" -v b="$base" 'BEGIN { printf "%.2f", t / b }')
         echo "| $name d$d H$H T$T B$B | $pe | $fwd | $bwd | $total | $ratio× |"
-        printf '{"shape": "%s", "d": %s, "H": %s, "T": %s, "B": %s, "pe": "%s", ' "$name" "$d" "$H" "$T" "$B" "$pe" >>"$ATTN"
+        printf '{"shape": "%s", "d": %s, "H": %s, "T": %s, "B": %s, "pe": "%s", ' \
+            "$name" "$d" "$H" "$T" "$B" "$pe" >>"$ATTN"
         printf '"fwd_ms": %s, "bwd_ms": %s, "ratio_to_none": %s}\n' "$fwd" "$bwd" "$ratio" >>"$ATTN"
     done
 done

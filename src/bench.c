@@ -216,11 +216,12 @@ static void bench_row(const RowArgs *r, const Config *cfg, const Model *m, int t
     }
     fprintf(f,
             "{\"model\": \"%s\", \"L\": %d, \"d\": %d, \"H\": %d, \"T\": %d, \"B\": %d, \"pe\": \"%s\", \"threads\": %d, "
-            "\"threads_at_end\": %d, \"load\": \"%s\", \"fwd_ms\": %.2f, \"bwd_ms\": %.2f, \"opt_ms\": %.2f, \"step_ms\": %.2f, "
+            "\"threads_at_end\": %d, \"load\": \"%s\", \"fwd_ms\": %.2f, \"bwd_ms\": %.2f, \"opt_ms\": %.2f, "
+            "\"step_ms\": %.2f, "
             "\"tok_s\": %.1f, \"model_gflop_s\": %.2f, \"ceiling_gflop_s\": %.2f, \"mfu\": %.4f, \"peak_mib\": %.1f, "
             "\"torch_tok_s\": %.1f}\n",
-            r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, t.threads_at_end, r->load, 1e3 * t.fwd, 1e3 * t.bwd, 1e3 * t.opt,
-            1e3 * step, tok_s, gflops, r->ceiling, mfu, peak_mib, r->torch_tok_s);
+            r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, t.threads_at_end, r->load, 1e3 * t.fwd,
+            1e3 * t.bwd, 1e3 * t.opt, 1e3 * step, tok_s, gflops, r->ceiling, mfu, peak_mib, r->torch_tok_s);
     fclose(f);
 }
 

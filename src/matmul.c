@@ -85,7 +85,8 @@ static inline __attribute__((always_inline)) void narrow_product(int nv, int tra
 static int narrow_fits(int N) { return (N == 16 || N == 32 || N == 64) && N % LANES == 0 && N / LANES <= MAX_NV; }
 
 // C = op(A)·B (+ C when accumulate), for N that narrow_fits; each width is its own instance of the
-// loop, with its vector count a constant.
+// loop, with its vector count a constant (narrow_fits, a constant here too, leaves out the widths
+// this target's registers cannot hold).
 static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda, const real *B, int ldb,
                         int accumulate, real *C, int ldc) {
     if (N == 16 && narrow_fits(16))
@@ -121,7 +122,8 @@ static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
         }
         // B is (N,K): the loop reads its transpose, copied here onto the stack when small (64 KB of
         // floats at most: a linear layer's weight in the forward, a position table at short
-        // contexts); larger ones go to OpenBLAS
+        // contexts); larger ones go to OpenBLAS. Each tile of a product copies it again: K·N values
+        // against the tile's rows × K·N multiply-adds.
         if ((long)K * N <= NARROW_BT_MAX) {
             real bt[NARROW_BT_MAX];
             for (int k = 0; k < K; k++)

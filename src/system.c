@@ -50,7 +50,6 @@ int set_threads(int threads) {
     return threads;
 }
 
-
 static long involuntary_switches(void) {
     struct rusage ru;
     return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_nivcsw : 0;
