@@ -99,7 +99,7 @@ typedef struct {
 } StepTimes;
 
 // Steps as ./train runs them, under the same thread governor (system.h): on a quiet machine it
-// never acts; with a busy process it may run steps on fewer threads.
+// leaves the rows' steps at the count asked; with a busy process it may run steps on fewer threads.
 static StepTimes time_steps(Model *m, const Config *cfg, const Batch *b, int warmup, int steps) {
     StepTimes t = {0, 0, 0, 0};
     int B = b->B, T = b->T;

@@ -72,8 +72,11 @@ static int count_to_try(const ThreadGovernor *g, int contended) {
 
 int governor_observe(ThreadGovernor *g, double seconds, long switches) {
     // preempted more than 150 times a second: another process wants these cores (on the quiet
-    // 2-core machine, 30-60 a second, from the kernel's own threads; with one busy process, 230-1000)
-    int contended = switches >= 2 && switches > 150 * seconds;
+    // 2-core machine, 30-60 a second, from the kernel's own threads; with one busy process, 230-1000).
+    // At least 5 times: in a step of a few milliseconds 2 stray preemptions already make a high rate
+    // (a quiet 2.5 ms step of a one-layer model was taken for contention), so such short steps are
+    // not judged at all.
+    int contended = switches >= 5 && switches > 150 * seconds;
     g->since_probe++;
     if (g->trying) {  // the step ran at g->trying: keep the faster count
         if (seconds < g->step_time) g->count = g->trying, g->step_time = seconds;

@@ -12,9 +12,12 @@ int set_threads(int threads);
 // parallel loop waited for the thread the busy process had displaced. The count never changes the
 // results (every split of work is fixed by shapes alone), so it may change between steps. The
 // governor watches the involuntary context switches of the process (preemptions by another process)
-// after each step; without them it never acts, so a quiet machine runs at the configured count.
-// With them, it tries the next count down (or back up) for one step at most every PROBE_EVERY steps
-// and keeps whichever ran the step faster.
+// after each step. Without them it does not act: on the quiet 2-core machine, steps of tens of
+// milliseconds and more run at the configured count. With them, it tries the next count down (or
+// back up) for one step at most every PROBE_EVERY steps and keeps whichever ran the step faster.
+// Steps of a few milliseconds see stray preemptions often enough that it may try fewer threads
+// even on a quiet machine; it keeps them only where they are faster (a one-layer d64 model's 2 ms
+// steps were).
 enum { PROBE_EVERY = 20 };
 typedef struct {
     int max;           // the configured count, never exceeded
