@@ -24,9 +24,16 @@
 #include "rng.h"
 
 #define MAX_KERNELS 8
-static int block_rows = 64;
+// Query rows per block. The products of a block cover its keys up to the block's last row, so the
+// upper triangle of the diagonal block is computed and thrown away, and a thread's block buffers hold
+// 3 rows × T values each. 32 rows measured fastest at every shape of `make bench` (attention alone,
+// 1 thread, forward + backward against 64 rows): no PE 7% faster at the tiny shape (T = 128), 6-8%
+// at T = 512 and 2048; CoPE 0-3% at T ≤ 512, 3-10% at T = 2048 (npos T + 1, 64). 16 rows were slower
+// than 32 at T = 512 and 2048, where products of 16 rows run below the loop's rate.
+enum { DEFAULT_BLOCK_ROWS = 32 };
+static int block_rows = DEFAULT_BLOCK_ROWS;
 
-void attention_set_block_rows(int rows) { block_rows = rows > 0 ? rows : 64; }
+void attention_set_block_rows(int rows) { block_rows = rows > 0 ? rows : DEFAULT_BLOCK_ROWS; }
 
 static int active_kernels(const AttnPE *pe, const PEKernel **ks) {
     int n = 0;

@@ -23,7 +23,7 @@ void attention_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, 
 // its table) into err and returns -1.
 int attention_check_length(const AttnPE *pe, int T, char *err, int errlen);
 
-// Rows per block of the blocked products (default 64; 0 restores it). A tuning and test knob: results
+// Rows per block of the blocked products (default 32; 0 restores it). A tuning and test knob: results
 // agree to rounding for any value. Not to be called while attention runs.
 void attention_set_block_rows(int rows);
 

@@ -468,22 +468,32 @@ static void test_threads_bit_identical(void) {
                 0);
 }
 
-// The block height changes only the grouping of the products: results agree to float rounding.
+// The block height changes only the grouping of the products: results agree to float rounding. At
+// T = 50, blocks of 5 rows, the default (32: a full block and a short one) and 64 (one block).
 static void test_block_rows_agree(void) {
-    Layer L[2];
-    for (int x = 0; x < 2; x++) {
-        attention_set_block_rows(x ? 5 : 0);
+    static const int rows[3] = {5, 0, 64};
+    Layer L[3];
+    for (int x = 0; x < 3; x++) {
+        attention_set_block_rows(rows[x]);
         layer_init(&L[x], 2, 50, 8, 2, "{\"type\": \"cope+rel\", \"npos\": 12, \"rel_max_distance\": 50}", 1, 9);
         layer_forward(&L[x]);
         layer_backward(&L[x]);
     }
     attention_set_block_rows(0);
     long n = 2L * 50 * 8;
-    close_f("out, blocks of 5 vs 64", L[1].out, L[0].out, n, 1e-5, 1e-4);
-    close_f("dq, blocks of 5 vs 64", L[1].dq, L[0].dq, n, 1e-5, 1e-4);
-    close_f("dk, blocks of 5 vs 64", L[1].dk, L[0].dk, n, 1e-5, 1e-4);
-    close_f("dE, blocks of 5 vs 64", L[1].dE, L[0].dE, 4 * 12, 1e-5, 1e-4);
-    layer_free(&L[0]), layer_free(&L[1]);
+    for (int x = 0; x < 3; x += 2) {
+        char what[64];
+        const char *other = x ? "64" : "5";
+        snprintf(what, sizeof what, "out, blocks of %s vs the default", other);
+        close_f(what, L[x].out, L[1].out, n, 1e-5, 1e-4);
+        snprintf(what, sizeof what, "dq, blocks of %s vs the default", other);
+        close_f(what, L[x].dq, L[1].dq, n, 1e-5, 1e-4);
+        snprintf(what, sizeof what, "dk, blocks of %s vs the default", other);
+        close_f(what, L[x].dk, L[1].dk, n, 1e-5, 1e-4);
+        snprintf(what, sizeof what, "dE, blocks of %s vs the default", other);
+        close_f(what, L[x].dE, L[1].dE, 4 * 12, 1e-5, 1e-4);
+    }
+    for (int x = 0; x < 3; x++) layer_free(&L[x]);
 }
 
 // The vectorised exp of the float build against libm, and exactly 0 for masked (-inf) logits.
