@@ -56,7 +56,7 @@ static long involuntary_switches(void) {
 }
 
 void governor_init(ThreadGovernor *g, int threads) {
-    *g = (ThreadGovernor){.max = threads, .count = threads, .since_probe = PROBE_EVERY};
+    *g = (ThreadGovernor){.max = threads, .count = threads, .since_probe = PROBE_EVERY, .probe_every = PROBE_EVERY};
 }
 
 void governor_step_begin(ThreadGovernor *g) { g->switches = involuntary_switches(); }
@@ -78,14 +78,19 @@ int governor_observe(ThreadGovernor *g, double seconds, long switches) {
     // not judged at all.
     int contended = switches >= 5 && switches > 150 * seconds;
     g->since_probe++;
-    if (g->trying) {  // the step ran at g->trying: keep the faster count
-        if (seconds < g->step_time) g->count = g->trying, g->step_time = seconds;
+    if (g->trying) {  // the step ran at g->trying: keep the faster count, and try less often after a loss
+        if (seconds < g->step_time) {
+            g->count = g->trying, g->step_time = seconds;
+            g->probe_every = PROBE_EVERY;
+        } else {
+            g->probe_every = 2 * g->probe_every < PROBE_MAX ? 2 * g->probe_every : PROBE_MAX;
+        }
         g->trying = 0;
     } else {
         int first = g->step_time == 0;  // the first step pays one-time costs (first touch of memory)
         g->step_time = seconds;
         int next = count_to_try(g, contended);
-        if (!first && next && g->since_probe >= PROBE_EVERY) {
+        if (next && (first ? contended : g->since_probe >= g->probe_every)) {
             g->trying = next;
             g->since_probe = 0;
         }

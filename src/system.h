@@ -14,16 +14,22 @@ int set_threads(int threads);
 // governor watches the involuntary context switches of the process (preemptions by another process)
 // after each step. Without them it does not act: on the quiet 2-core machine, steps of tens of
 // milliseconds and more run at the configured count. With them, it tries the next count down (or
-// back up) for one step at most every PROBE_EVERY steps and keeps whichever ran the step faster.
+// back up) for one step and keeps whichever ran the step faster. A contended first step starts a try
+// at once (its time, with first-touch costs, is no measure of a count, but its preemptions are).
+// Tries come at most every `probe_every` steps: PROBE_EVERY, doubled after each try that lost, up to
+// PROBE_MAX. On a machine that stays busy a try at 2 threads is a step at about twice the time, so
+// every 20 steps they cost 5%; backed off to 160 steps, under 1%, and a load that has gone is noticed
+// within 160 steps.
 // Steps of a few milliseconds see stray preemptions often enough that it may try fewer threads
 // even on a quiet machine; it keeps them only where they are faster (a one-layer d64 model's 2 ms
 // steps were).
-enum { PROBE_EVERY = 20 };
+enum { PROBE_EVERY = 20, PROBE_MAX = 160 };
 typedef struct {
     int max;           // the configured count, never exceeded
     int count;         // the count steps run at
-    int trying;        // the count of a probe step under way, 0 when none
-    int since_probe;   // steps since the last probe
+    int trying;        // the count of a try under way, 0 when none
+    int since_probe;   // steps since the last try
+    int probe_every;   // steps between tries: PROBE_EVERY, doubled after each try that lost, to PROBE_MAX
     double step_time;  // seconds of the latest step at `count`
     long switches;     // the process's involuntary context switches when the step began
 } ThreadGovernor;

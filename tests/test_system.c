@@ -45,26 +45,31 @@ static void test_governor_quiet(void) {
     CHECK(g.count == 4 && others == 0, "quiet machine: count %d, %d steps at another count", g.count, others);
 }
 
-// With contention the governor tries fewer threads, keeps them while they are faster, tries more
-// again every PROBE_EVERY steps, and goes back up when the load has gone.
+// With contention the governor tries fewer threads from the first step on, keeps them while they are
+// faster, tries more again at growing intervals (PROBE_EVERY doubled after each loss, up to
+// PROBE_MAX), and goes back up when the load has gone.
 static void test_governor_busy(void) {
     ThreadGovernor g;
     governor_init(&g, 2);
     double busy[3] = {0, 0.050, 0.080};  // 2 threads slower than 1 while a busy process holds a core
-    run_steps(&g, 3, busy, 1000);
-    printf("     busy: count %d after 3 steps\n", g.count);
-    CHECK(g.count == 1, "busy machine: still at %d threads after 3 steps", g.count);
-    int at_two = 0;
-    for (int i = 0; i < 4 * PROBE_EVERY; i++) at_two += run_steps(&g, 1, busy, 5) == 2;
-    printf("     busy: %d of %d steps tried 2 threads again\n", at_two, 4 * PROBE_EVERY);
-    CHECK(g.count == 1 && at_two >= 3 && at_two <= 5, "busy: count %d, %d steps at 2 threads", g.count, at_two);
+    run_steps(&g, 2, busy, 1000);
+    printf("     busy: count %d after 2 steps\n", g.count);
+    CHECK(g.count == 1, "busy machine: still at %d threads after 2 steps", g.count);
+    // tries at 20, 60, 140, 300, then every 160 steps: 12 in 1600 (every 20 steps: 80)
+    int at_two = 0, n = 10 * PROBE_MAX;
+    for (int i = 0; i < n; i++) at_two += run_steps(&g, 1, busy, 5) == 2;
+    printf("     busy: %d of %d steps tried 2 threads again\n", at_two, n);
+    CHECK(g.count == 1 && at_two == 12, "busy: count %d, %d steps at 2 threads (want 12)", g.count, at_two);
     double quiet[3] = {0, 0.050, 0.028};  // the load has gone
-    run_steps(&g, PROBE_EVERY + 1, quiet, 40);
+    run_steps(&g, PROBE_MAX + 1, quiet, 40);
     printf("     load gone: count %d\n", g.count);
-    CHECK(g.count == 2, "after the load went: count %d", g.count);
-    double mixed[3] = {0, 0.050, 0.045};  // contended, but 2 threads still faster: stay
-    run_steps(&g, 3 * PROBE_EVERY, mixed, 1000);
-    CHECK(g.count == 2, "contended but faster on 2 threads: count %d", g.count);
+    CHECK(g.count == 2 && g.probe_every == PROBE_EVERY, "after the load went: count %d, tries every %d steps",
+          g.count, g.probe_every);
+    double mixed[3] = {0, 0.050, 0.045};  // contended, but 2 threads still faster: stay, trying ever less
+    int at_one = 0;
+    for (int i = 0; i < n; i++) at_one += run_steps(&g, 1, mixed, 1000) == 1;
+    printf("     contended, faster on 2: %d of %d steps tried 1 thread\n", at_one, n);
+    CHECK(g.count == 2 && at_one <= 12, "contended but faster on 2 threads: count %d, %d steps at 1", g.count, at_one);
 }
 
 int main(void) {
