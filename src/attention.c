@@ -298,7 +298,7 @@ static void forward_rows(real *out, AttnCache *cache, const real *q, const real 
 #pragma omp parallel
     {
         real *thread = c.threads + (long)omp_get_thread_num() * c.thread_work;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(runtime)  // static or dynamic by contention (system.h)
         for (long bh = 0; bh < (long)B * H; bh++) head_forward(&c, out, bh, thread);
     }
 }
@@ -402,7 +402,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const At
 #pragma omp parallel
     {
         real *thread = c.threads + (long)omp_get_thread_num() * c.thread_work;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(runtime)  // static or dynamic by contention (system.h)
         for (long bh = 0; bh < (long)B * H; bh++) head_backward(&c, dq, dk, dv, dout, bh, thread);
     }
     for (int x = 0; x < c.nk; x++)

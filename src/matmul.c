@@ -145,12 +145,14 @@ static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
 // Threads: OpenBLAS's own threading splits one product between threads that wait for each other
 // inside it (they share packed panels); when another process holds a core, every product then waits
 // for a descheduled thread, and 2 threads ran several times slower than 1. So a large product is cut
-// here into independent tiles, and OpenMP threads take tiles as they come (schedule dynamic): a
-// descheduled thread delays the product by one tile at most. Each tile is one single-threaded
-// OpenBLAS call. The cut depends on the shape alone, never on the thread count, so neither do the
-// results: rows of C when M is large, else columns when N is; when the summed dimension dominates
-// (weight gradients sum over every token) it is cut into K_TILES slices whose products go to
-// scratch and are added in slice order.
+// here into independent tiles, each one single-threaded OpenBLAS call, which the OpenMP threads share
+// by the run-time schedule (system.h): in equal contiguous shares on a quiet machine, so that a core
+// takes the same rows of every product and elementwise loop and finds them in its own cache; as they
+// come while other processes preempt the threads, so that a descheduled thread delays a product by
+// one tile at most. The cut depends on the shape alone, never on the thread count or the schedule,
+// so neither do the results: rows of C when M is large, else columns when N is; when the summed
+// dimension dominates (weight gradients sum over every token) it is cut into K_TILES slices whose
+// products go to scratch and are added in slice order.
 enum { TILE_MIN = 256, MAX_TILES = 8, K_TILES = 4, K_MIN = 2048 };
 
 static real *scratch;
@@ -182,7 +184,7 @@ static void matmul_k_sliced(int trans_a, int trans_b, int M, int N, int K, real 
     int kt = (K + K_TILES - 1) / K_TILES;
     long mn = (long)M * N;
     real *part = scratch_for(K_TILES * mn);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(runtime)
     for (int s = 0; s < K_TILES; s++) {
         int k0 = s * kt, k1 = k0 + kt < K ? k0 + kt : K;
         const real *As = trans_a ? A + (long)k0 * lda : A + k0, *Bs = trans_b ? B + k0 : B + (long)k0 * ldb;
@@ -211,7 +213,7 @@ void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const rea
         return;
     }
     int by_rows = M >= N, len = by_rows ? M : N, t = tile_of(len), tiles = (len + t - 1) / t;
-#pragma omp parallel for schedule(dynamic, 1) if (tiles > 1)
+#pragma omp parallel for schedule(runtime) if (tiles > 1)
     for (int i = 0; i < tiles; i++) {
         int a = i * t, w = a + t < len ? t : len - a;
         if (by_rows)

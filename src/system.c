@@ -47,6 +47,7 @@ int set_threads(int threads) {
     if (threads <= 0) threads = omp_get_num_procs();
     openblas_set_num_threads(1);
     omp_set_num_threads(threads);
+    if (!getenv("OMP_SCHEDULE")) omp_set_schedule(omp_sched_static, 0);
     return threads;
 }
 
@@ -95,11 +96,13 @@ int governor_observe(ThreadGovernor *g, double seconds, long switches) {
             g->since_probe = 0;
         }
     }
+    g->dynamic = contended || g->count < g->max;
     return g->trying ? g->trying : g->count;
 }
 
 void governor_step_end(ThreadGovernor *g, double seconds) {
     omp_set_num_threads(governor_observe(g, seconds, involuntary_switches() - g->switches));
+    if (!getenv("OMP_SCHEDULE")) omp_set_schedule(g->dynamic ? omp_sched_dynamic : omp_sched_static, g->dynamic);
 }
 
 int make_dirs(const char *path) {

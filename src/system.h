@@ -4,7 +4,11 @@
 #define SYSTEM_H
 
 // Uses `threads` OpenMP threads (0 = every core) for the loops and the products, whose tiles matmul()
-// hands to single-threaded OpenBLAS calls; returns the count.
+// hands to single-threaded OpenBLAS calls; returns the count. Also sets the run-time schedule, by
+// which the products' tiles and attention's heads are shared out (schedule(runtime)), to static:
+// equal contiguous shares, the same rows to the same core in every loop, whose cache then holds
+// them (the tiny model's 2-thread step: 26.0 ms with tiles taken as they come, 22.6 static). A
+// user's OMP_SCHEDULE wins, here and in the governor.
 int set_threads(int threads);
 
 // Fewer threads while other processes compete for the cores, when fewer measure faster. With a busy
@@ -16,6 +20,9 @@ int set_threads(int threads);
 // milliseconds and more run at the configured count. With them, it tries the next count down (or
 // back up) for one step and keeps whichever ran the step faster. A contended first step starts a try
 // at once (its time, with first-touch costs, is no measure of a count, but its preemptions are).
+// While the process is preempted, or runs fewer threads than configured, the run-time schedule is
+// dynamic (threads take tiles and heads as they come: a descheduled thread delays a loop by one
+// piece at most); otherwise static (see set_threads).
 // Tries come at most every `probe_every` steps: PROBE_EVERY, doubled after each try that lost, up to
 // PROBE_MAX. On a machine that stays busy a try at 2 threads is a step at about twice the time, so
 // every 20 steps they cost 5%; backed off to 160 steps, under 1%, and a load that has gone is noticed
@@ -30,6 +37,7 @@ typedef struct {
     int trying;        // the count of a try under way, 0 when none
     int since_probe;   // steps since the last try
     int probe_every;   // steps between tries: PROBE_EVERY, doubled after each try that lost, to PROBE_MAX
+    int dynamic;       // the next step shares out work dynamically (contended, or a reduced count)
     double step_time;  // seconds of the latest step at `count`
     long switches;     // the process's involuntary context switches when the step began
 } ThreadGovernor;

@@ -1,6 +1,7 @@
 // Tests of src/system.c: the thread count the programs set, and the thread governor's decisions.
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <cblas.h>
 
@@ -17,6 +18,15 @@ static void test_set_threads(void) {
            openblas_get_num_threads());
     CHECK(got == 3 && omp_get_max_threads() == 3, "set_threads(3) left OpenMP at %d threads", omp_get_max_threads());
     CHECK(openblas_get_num_threads() == 1, "set_threads left OpenBLAS at %d threads", openblas_get_num_threads());
+    omp_sched_t kind;
+    int chunk;
+    omp_get_schedule(&kind, &chunk);
+    if (getenv("OMP_SCHEDULE")) {
+        printf("     OMP_SCHEDULE=%s is set: the schedule is left to it\n", getenv("OMP_SCHEDULE"));
+    } else {
+        printf("     run-time schedule: %s\n", kind == omp_sched_static ? "static" : "not static");
+        CHECK(kind == omp_sched_static, "set_threads left the run-time schedule at kind %d", (int)kind);
+    }
     set_threads(before);
 }
 
@@ -43,6 +53,7 @@ static void test_governor_quiet(void) {
     for (int i = 0; i < 200; i++) others += governor_observe(&g, 0.0025, 2) != 4;  // 2 stray ones, short steps
     printf("     quiet: count %d after 600 steps, %d steps at another count\n", g.count, others);
     CHECK(g.count == 4 && others == 0, "quiet machine: count %d, %d steps at another count", g.count, others);
+    CHECK(!g.dynamic, "quiet machine: work shared out dynamically");
 }
 
 // With contention the governor tries fewer threads from the first step on, keeps them while they are
@@ -55,6 +66,7 @@ static void test_governor_busy(void) {
     run_steps(&g, 2, busy, 1000);
     printf("     busy: count %d after 2 steps\n", g.count);
     CHECK(g.count == 1, "busy machine: still at %d threads after 2 steps", g.count);
+    CHECK(g.dynamic, "busy machine: work shared out statically");
     // tries at 20, 60, 140, 300, then every 160 steps: 12 in 1600 (every 20 steps: 80)
     int at_two = 0, n = 10 * PROBE_MAX;
     for (int i = 0; i < n; i++) at_two += run_steps(&g, 1, busy, 5) == 2;
@@ -63,8 +75,8 @@ static void test_governor_busy(void) {
     double quiet[3] = {0, 0.050, 0.028};  // the load has gone
     run_steps(&g, PROBE_MAX + 1, quiet, 40);
     printf("     load gone: count %d\n", g.count);
-    CHECK(g.count == 2 && g.probe_every == PROBE_EVERY, "after the load went: count %d, tries every %d steps",
-          g.count, g.probe_every);
+    CHECK(g.count == 2 && g.probe_every == PROBE_EVERY && !g.dynamic,
+          "after the load went: count %d, tries every %d steps, dynamic %d", g.count, g.probe_every, g.dynamic);
     double mixed[3] = {0, 0.050, 0.045};  // contended, but 2 threads still faster: stay, trying ever less
     int at_one = 0;
     for (int i = 0; i < n; i++) at_one += run_steps(&g, 1, mixed, 1000) == 1;

@@ -25,6 +25,14 @@ if [ -n "$(losses "$TMP/t1")" ] && [ "$(losses "$TMP/a")" = "$(losses "$TMP/t1")
     ok "1 and 2 threads give bit-identical losses and parameters"
 else bad "1 and 2 threads differ"; fi
 
+# Nor on how the threads share out the work: tiles and heads taken as they come (the schedule while
+# other processes preempt the threads) give run a's bits (equal shares, the quiet machine's).
+OMP_SCHEDULE=dynamic,1 "$BIN/train" $TINY --set run.name=dyn --set train.steps=40 --set train.log_interval=1 >/dev/null 2>&1
+if [ -n "$(losses "$TMP/dyn")" ] && [ "$(losses "$TMP/a")" = "$(losses "$TMP/dyn")" ] &&
+    [ "$(params "$TMP/a")" = "$(params "$TMP/dyn")" ]; then
+    ok "static and dynamic shares of the work give bit-identical losses and parameters"
+else bad "static and dynamic schedules differ"; fi
+
 "$BIN/train" $TINY --set run.name=c --set train.steps=40 --set train.log_interval=1 --set run.seed=2 >/dev/null 2>&1
 if [ "$(losses "$TMP/a")" != "$(losses "$TMP/c")" ]; then ok "another seed gives other losses"; else bad "seed ignored"; fi
 
