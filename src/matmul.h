@@ -14,7 +14,8 @@
 // op(B) is (K,N): B is (K,N) with row stride ldb, or (N,K) when trans_b.
 // C is (M,N) with row stride ldc.
 // Outside a parallel region a large product is cut into tiles by its shape (never by the thread
-// count, so results do not depend on it) that OpenMP threads take as they come; inside one it is a
+// count, so results do not depend on it) that OpenMP threads share by the run-time schedule
+// (static or dynamic, see set_threads in system.h); inside one it is a
 // single OpenBLAS call on the calling thread, so callers may parallelise over independent products
 // without oversubscription. Not to be called concurrently from outside parallel regions (one
 // scratch buffer for partial products).
