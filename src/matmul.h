@@ -14,11 +14,10 @@
 // op(B) is (K,N): B is (K,N) with row stride ldb, or (N,K) when trans_b.
 // C is (M,N) with row stride ldc.
 // Outside a parallel region a large product is cut into tiles by its shape (never by the thread
-// count, so results do not depend on it) that OpenMP threads share by the run-time schedule
-// (static or dynamic, see set_threads in system.h); inside one it is a
-// single OpenBLAS call on the calling thread, so callers may parallelise over independent products
-// without oversubscription. Not to be called concurrently from outside parallel regions (one
-// scratch buffer for partial products).
+// count, so results do not depend on it) that OpenMP threads share by the run-time schedule (static
+// or dynamic, see set_threads in system.h); inside one it is a single OpenBLAS call on the calling
+// thread, so callers may parallelise over independent products without oversubscription. Not to be
+// called concurrently from outside parallel regions (one scratch buffer for partial products).
 void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc);
 // Which vectors this build's own loop uses and which column counts it takes, for test output.
