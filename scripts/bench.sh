@@ -14,7 +14,12 @@
 #      several calls of each), each position encoding against no PE at the tiny, flip-flop and long
 #      shapes: what a PE costs where it acts, steadier than the whole steps' ratios (on this project's
 #      machine the tiny CoPE ratio came out 2.34-2.69× in four runs, its whole-step one 1.24-1.68×; at
-#      T = 2048, with few calls, 1.66-2.01×).
+#      T = 2048, with few calls, 1.66-2.01×);
+#   6. the two ratios the goals name, from alternating runs: CoPE over no PE (1 thread) and 1 thread
+#      over 2 (no PE), tiny, flip-flop and lm-small, the fastest of several runs of each setting,
+#      run in turn. The machine's speed drifts over minutes (on this project's machine the rows of
+#      part 2 moved 5-15% between runs), which biases a ratio of two rows taken minutes apart;
+#      runs in turn, seconds apart, share the drift.
 # Columns: forward / backward / optimizer ms, step ms, tokens/s, model GFLOP/s, MFU (model FLOPs over
 # the ceiling of that thread count; src/bench.c says what is counted), peak resident memory, and
 # PyTorch's tokens/s and our ratio to it. One process per row, so each peak memory is its own.
@@ -27,10 +32,11 @@ PY=/usr/bin/python3
 set -e
 ROWS=$(mktemp)
 ATTN=$(mktemp)
+PAIRS=$(mktemp)
 LOAD=
 cleanup() {
     [ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null
-    rm -f "$ROWS" "$ATTN"
+    rm -f "$ROWS" "$ATTN" "$PAIRS"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -137,6 +143,53 @@ EOF
     done
 done
 
+# Alternating runs: pair NAME WHAT ROUNDS "SETTING A" "SETTING B" -- model arguments. Each round runs A
+# then B; each side keeps its fastest step time (a run's mean over its steps); prints B over A.
+pair() {
+    name=$1 what=$2 rounds=$3 a=$4 b=$5
+    shift 6
+    best_a=''
+    best_b=''
+    for _ in $(seq "$rounds"); do
+        # shellcheck disable=SC2086 # a settings string is several arguments
+        ta=$($BENCH "$@" $a | tail -n 1 | awk -F'|' '{ print $6 + 0 }')
+        # shellcheck disable=SC2086
+        tb=$($BENCH "$@" $b | tail -n 1 | awk -F'|' '{ print $6 + 0 }')
+        best_a=$(awk -v x="$ta" -v m="$best_a" 'BEGIN { print (m == "" || x < m) ? x : m }')
+        best_b=$(awk -v x="$tb" -v m="$best_b" 'BEGIN { print (m == "" || x < m) ? x : m }')
+    done
+    ratio=$(awk -v x="$best_a" -v y="$best_b" 'BEGIN { printf "%.2f", y / x }')
+    echo "| $name | $what | $rounds | $best_a | $best_b | $ratio× |"
+    printf '{"model": "%s", "compared": "%s", "runs_each": %s, "a_step_ms": %s, "b_step_ms": %s, "ratio": %s}\n' \
+        "$name" "$what" "$rounds" "$best_a" "$best_b" "$ratio" >>"$PAIRS"
+}
+echo
+echo "Alternating runs (the fastest of several runs of each setting, run in turn; ms a step):"
+echo
+echo "| model | B over A | runs each | A ms | B ms | B / A |"
+echo "|---|---|---|---|---|---|"
+TINY_ARGS="--model tiny --vocab 5 --steps 20 --set model.n_layers=2 --set model.d_model=64 \
+--set model.n_heads=4 --set model.block_size=128 --set train.batch_size=32"
+FF_ARGS="--model flip-flop --vocab 5 --steps 2 --set model.n_layers=4 --set model.d_model=256 \
+--set model.n_heads=4 --set model.block_size=512 --set train.batch_size=16"
+LM_ARGS="--model lm-small --vocab 256 --steps 2 --set model.n_layers=6 --set model.d_model=384 \
+--set model.n_heads=6 --set model.block_size=256 --set train.batch_size=16"
+COPE="CoPE (B) over no PE (A), 1 thread"
+THREADS="1 thread (B) over 2 threads (A), no PE"
+# shellcheck disable=SC2086 # the model arguments are several
+{
+    pair "tiny L2 d64 H4 T128 B32" "$COPE" 3 "--set pe.type=none" "--set pe.type=cope" -- \
+        $TINY_ARGS --set run.threads=1
+    pair "tiny L2 d64 H4 T128 B32" "$THREADS" 3 "--set run.threads=2" "--set run.threads=1" -- \
+        $TINY_ARGS --set pe.type=none
+    pair "flip-flop L4 d256 H4 T512 B16" "$COPE" 2 "--set pe.type=none" "--set pe.type=cope" -- \
+        $FF_ARGS --set run.threads=1
+    pair "flip-flop L4 d256 H4 T512 B16" "$THREADS" 2 "--set run.threads=2" "--set run.threads=1" -- \
+        $FF_ARGS --set pe.type=none
+    pair "lm-small L6 d384 H6 T256 B16" "$COPE" 2 "--set pe.type=none" "--set pe.type=cope" -- \
+        $LM_ARGS --set run.threads=1
+}
+
 # Thread scaling: tokens/s at 2 threads over 1, per model, PE and load.
 echo
 awk '
@@ -152,6 +205,8 @@ awk '
     sed '$!s/$/,/' "$ROWS"
     printf '],\n "attention_alone": [\n'
     sed '$!s/$/,/' "$ATTN"
+    printf '],\n "alternating": [\n'
+    sed '$!s/$/,/' "$PAIRS"
     printf ']}\n'
 } >"$JSON"
 echo "JSON: $JSON"
