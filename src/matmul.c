@@ -84,6 +84,38 @@ static inline __attribute__((always_inline)) void narrow_product(int nv, int tra
 // Whether a product of N columns (B untransposed, alpha 1, beta 0 or 1) runs in this loop.
 static int narrow_fits(int N) { return (N == 16 || N == 32 || N == 64) && N % LANES == 0 && N / LANES <= MAX_NV; }
 
+// Transposes a LANES × LANES tile: dst[c][r] = src[r][c] (+ dst[c][r] when accumulate), in log2(LANES)
+// rounds of shuffles; round b pairs row r with row r + b and swaps their b-lane blocks across.
+typedef __typeof__((vec){0} < (vec){0}) lane_index;  // the integer vector that indexes a vec's lanes
+static inline __attribute__((always_inline)) void transpose_tile(real *dst, int ldd, const real *src, int lds,
+                                                                 int accumulate) {
+    vec x[LANES];  // registers once every loop is unrolled (the masks are then constants)
+#pragma GCC unroll 16
+    for (int r = 0; r < LANES; r++) memcpy(&x[r], src + (long)r * lds, sizeof(vec));
+#pragma GCC unroll 4
+    for (int b = LANES / 2; b >= 1; b /= 2) {
+        lane_index lo, hi;  // lane l: from the first row where l & b is 0, else from the second
+#pragma GCC unroll 16
+        for (int l = 0; l < LANES; l++) {
+            lo[l] = l & b ? LANES + l - b : l;
+            hi[l] = l & b ? LANES + l : l + b;
+        }
+#pragma GCC unroll 16
+        for (int r = 0; r < LANES; r++) {
+            if (r & b) continue;
+            vec u = __builtin_shuffle(x[r], x[r + b], lo), v = __builtin_shuffle(x[r], x[r + b], hi);
+            x[r] = u, x[r + b] = v;
+        }
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < LANES; c++) {
+        vec old = {0};
+        if (accumulate) memcpy(&old, dst + (long)c * ldd, sizeof(vec));
+        x[c] += old;
+        memcpy(dst + (long)c * ldd, &x[c], sizeof(vec));
+    }
+}
+
 // C = op(A)·B (+ C when accumulate), for N that narrow_fits; each width is its own instance of the
 // loop, with its vector count a constant (narrow_fits, a constant here too, leaves out the widths
 // this target's registers cannot hold).
@@ -96,16 +128,54 @@ static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda
     else if (N == 64 && narrow_fits(64))
         narrow_product(64 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
 }
+
+// C = op(A)·op(B) (+ C) with few rows, many columns and a short sum: attention's products of a block
+// of query rows against every key or every position (M = 16, 32 or 64 rows, N keys or positions, K
+// the head dimension) and the table gradient's (M the head dimension, K the block's rows). OpenBLAS
+// ran q·kᵀ at 70% of its large-product rate (T = 512, head size 64: the packing of op(B), a copy
+// per K multiply-adds, again). The transposed product Cᵀ = op(B)ᵀ·op(A)ᵀ has M columns, which this
+// loop takes with op(B) read in place; it is computed KEY_TILE rows at a time into a stack tile and
+// transposed into C.
+enum { KEY_TILE = 128, TRANSPOSED_K_MAX = 256 };
+static int transposed_fits(int M, int N, int K) { return N > 64 && narrow_fits(M) && K <= TRANSPOSED_K_MAX; }
+
+static void transposed_gemm(int trans_a, int trans_b, int M, int N, int K, const real *A, int lda, const real *B,
+                            int ldb, int accumulate, real *C, int ldc) {
+    real at[TRANSPOSED_K_MAX * 64], tile[KEY_TILE * 64];
+    const real *y = A;  // op(A)ᵀ, (K,M): A itself when transposed, else a copy
+    int ldy = lda;
+    if (!trans_a) {
+        for (int k = 0; k < K; k++)
+            for (int m = 0; m < M; m++) at[(long)k * M + m] = A[(long)m * lda + k];
+        y = at, ldy = M;
+    }
+    for (int n0 = 0; n0 < N; n0 += KEY_TILE) {
+        int nk = N - n0 < KEY_TILE ? N - n0 : KEY_TILE, whole = nk / LANES * LANES;
+        // tile (nk,M) = op(B)ᵀ[n0:n0+nk]·op(A)ᵀ: op(B)ᵀ is B's rows (trans_b) or its columns
+        narrow_gemm(!trans_b, nk, M, K, trans_b ? B + (long)n0 * ldb : B + n0, ldb, y, ldy, 0, tile, M);
+        for (int m = 0; m < M; m += LANES) {
+            for (int n = 0; n < whole; n += LANES)
+                transpose_tile(C + (long)m * ldc + n0 + n, ldc, tile + (long)n * M + m, M, accumulate);
+            for (int r = m; r < m + LANES; r++)
+                for (int n = whole; n < nk; n++) {
+                    real *c = C + (long)r * ldc + n0 + n;
+                    *c = tile[(long)n * M + r] + (accumulate ? *c : 0);
+                }
+        }
+    }
+}
 #endif
 
 const char *matmul_narrow_path(void) {
-    static char what[96];
+    static char what[160];
     int n = snprintf(what, sizeof what, "%s build: ", VEC_NAME), any = 0;
 #if VEC_BYTES
     for (int N = 16; N <= 64; N *= 2)
         if (narrow_fits(N)) n += snprintf(what + n, sizeof what - n, "%s%d", any++ ? ", " : "own loop for ", N);
 #endif
-    snprintf(what + n, sizeof what - n, "%s", any ? " columns, OpenBLAS for the rest" : "OpenBLAS for every product");
+    snprintf(what + n, sizeof what - n, "%s",
+             any ? " columns and as many rows against more columns, OpenBLAS for the rest"
+                 : "OpenBLAS for every product");
     return what;
 }
 #pragma GCC pop_options
@@ -131,6 +201,10 @@ static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
             narrow_gemm(trans_a, M, N, K, A, lda, bt, N, beta == 1, C, ldc);
             return;
         }
+    }
+    if (transposed_fits(M, N, K) && alpha == 1 && (beta == 0 || beta == 1)) {
+        transposed_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
+        return;
     }
 #endif
 #ifdef REAL_DOUBLE

@@ -109,6 +109,16 @@ static void test_matmul_vs_naive(void) {
                 matmul_case(ta, tb, 1030, N, 9, 0, 1.0f, 1.0f);  // cut into tiles of rows first
                 matmul_case(ta, tb, 24, N, 2100, 2, 1.0f, 1.0f);  // slices of K (weight gradients)
             }
+            // 16, 32 and 64 rows against more than 64 columns, K <= 256: the own loop on the transposed
+            // product where the build has it (tiles of 128 columns and a tail narrower than a vector;
+            // whole tiles only), OpenBLAS for longer sums
+            for (int M = 16; M <= 64; M *= 2) {
+                matmul_case(ta, tb, M, 300, 64, 1, 1.0f, 0.0f);
+                matmul_case(ta, tb, M, 65, 16, 0, 1.0f, 1.0f);
+                matmul_case(ta, tb, M, 256, 1, 3, 1.0f, 1.0f);
+                matmul_case(ta, tb, M, 129, 256, 2, 1.0f, 0.0f);
+                matmul_case(ta, tb, M, 100, 257, 0, 1.0f, 1.0f);
+            }
         }
     }
 }
