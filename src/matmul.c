@@ -190,17 +190,21 @@ static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
             narrow_gemm(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
             return;
         }
-        // B is (N,K): the loop reads its transpose, copied here onto the stack when small (64 KB of
-        // floats at most: a linear layer's weight in the forward, a position table at short
-        // contexts); larger ones go to OpenBLAS. Each tile of a product copies it again: K·N values
-        // against the tile's rows × K·N multiply-adds.
-        if ((long)K * N <= NARROW_BT_MAX) {
-            real bt[NARROW_BT_MAX];
-            for (int k = 0; k < K; k++)
-                for (int n = 0; n < N; n++) bt[(long)k * N + n] = B[(long)n * ldb + k];
-            narrow_gemm(trans_a, M, N, K, A, lda, bt, N, beta == 1, C, ldc);
-            return;
+        // B is (N,K): the loop reads its transpose, copied here onto the stack (64 KB of floats at
+        // most: a linear layer's weight in the forward, a position table) in slices of K when larger
+        // (the dq of CoPE's positions at long contexts, K the positions in reach). Each slice adds
+        // onto C in k order, so slicing rounds exactly as one pass does. Each tile of a product
+        // copies B again: K·N values against the tile's rows × K·N multiply-adds.
+        real bt[NARROW_BT_MAX];
+        int slice = NARROW_BT_MAX / N;
+        for (int k0 = 0; k0 < K || k0 == 0; k0 += slice) {
+            int nk = K - k0 < slice ? K - k0 : slice;
+            for (int k = 0; k < nk; k++)
+                for (int n = 0; n < N; n++) bt[(long)k * N + n] = B[(long)n * ldb + k0 + k];
+            narrow_gemm(trans_a, M, N, nk, trans_a ? A + (long)k0 * lda : A + k0, lda, bt, N, beta == 1 || k0 > 0,
+                        C, ldc);
         }
+        return;
     }
     if (transposed_fits(M, N, K) && alpha == 1 && (beta == 0 || beta == 1)) {
         transposed_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);

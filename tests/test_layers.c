@@ -99,8 +99,8 @@ static void test_matmul_vs_naive(void) {
             matmul_case(ta, tb, 13, 6, 4100, 3, -1.3f, 1.0f);
             matmul_case(ta, tb, 11, 5, 2050, 0, 1.0f, 0.0f);
             // 16, 32 and 64 columns, alpha 1, beta 0 or 1: matmul.c's own loop where the build's
-            // vectors take that width (row blocks of 4 and a tail; with tb = 1 through a copy of B's
-            // transpose when K·N is small, OpenBLAS at K = 2100), other alphas to OpenBLAS
+            // vectors take that width (row blocks of 4 and a tail; with tb = 1 through copies of B's
+            // transpose, in slices of K when K·N is large), other alphas to OpenBLAS
             for (int N = 16; N <= 64; N *= 2) {
                 matmul_case(ta, tb, 67, N, 45, 3, 1.0f, 0.0f);
                 matmul_case(ta, tb, 64, N, 128, 0, 1.0f, 1.0f);
@@ -108,6 +108,7 @@ static void test_matmul_vs_naive(void) {
                 matmul_case(ta, tb, 33, N, 70, 1, 0.5f, 1.0f);
                 matmul_case(ta, tb, 1030, N, 9, 0, 1.0f, 1.0f);  // cut into tiles of rows first
                 matmul_case(ta, tb, 24, N, 2100, 2, 1.0f, 1.0f);  // slices of K (weight gradients)
+                matmul_case(ta, tb, 24, N, 700, 1, 1.0f, 0.0f);   // one product, B's transpose in slices
             }
             // 16, 32 and 64 rows against more than 64 columns, K <= 256: the own loop on the transposed
             // product where the build has it (tiles of 128 columns and a tail narrower than a vector;
