@@ -236,6 +236,14 @@ static int block_unclamped(const int *first, int rows) {
     return from;
 }
 
+// The columns of Z and dZ a block's products take: the n it needs, widened to 16, 32 or 64 when at
+// most 64 (the own loop of matmul.c takes those widths; OpenBLAS ran the narrow odd widths at a
+// fraction of its rate), at most all P.
+static int product_width(int n, int P) {
+    if (n <= 64) n = n <= 16 ? 16 : n <= 32 ? 32 : 64;
+    return n < P ? n : P;
+}
+
 // The gates, positions and Z of the rows of block [i0, i1), into work (and into the cache for
 // pictures). The forward and the backward both call it, the backward to recompute what the forward
 // did not keep, with the same functions on the same inputs. S: the block's raw q·k when attention has
@@ -278,8 +286,7 @@ static void block_gates(PEHead *hd, const Work *w, const real *S, int backward) 
     // largest position of row i up to rounding (the vectorised scan rounds each entry its own way, a
     // relative 1e-4 at most), which the one extra column covers: the backward never reads a column
     // this product did not write.
-    int ncol = (maxp < top ? (int)maxp : P - 1) + 3;
-    if (ncol > P) ncol = P;
+    int ncol = product_width((maxp < top ? (int)maxp : P - 1) + 3, P);
     // Z[rows][0:ncol] = Q[rows]·E[:, 0:ncol]
     matmul(0, 0, nr, ncol, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, o->table.w, P, 0, w->z, P);
 }
@@ -419,6 +426,7 @@ static void cope_block_backward_end(PEHead *hd) {
     const int *row_ncol = w.ncol;
     int ncol = 0;  // the widest dZ row of the block
     for (int r = 0; r < rows; r++) ncol = row_ncol[r] > ncol ? row_ncol[r] : ncol;
+    ncol = product_width(ncol, P);
     for (int r = 0; r < rows; r++) memset(dz + (long)r * P + row_ncol[r], 0, sizeof(real) * (ncol - row_ncol[r]));
     // dq[rows] += dZ[rows][0:ncol]·E[:, 0:ncol]ᵀ ;  partial[:, 0:ncol] += Q[rows]ᵀ·dZ[rows][0:ncol]
     matmul(0, 1, rows, dh, ncol, 1, dz, P, o->table.w, P, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
