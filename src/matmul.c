@@ -140,8 +140,10 @@ static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda
 enum { KEY_TILE = 128, TRANSPOSED_K_MAX = 256 };
 static int transposed_fits(int M, int N, int K) { return N > 64 && narrow_fits(M) && K <= TRANSPOSED_K_MAX; }
 
-static void transposed_gemm(int trans_a, int trans_b, int M, int N, int K, const real *A, int lda, const real *B,
-                            int ldb, int accumulate, real *C, int ldc) {
+// noinline: its stack tiles and gemm's copy of Bᵀ are never on a thread's stack together.
+__attribute__((noinline)) static void transposed_gemm(int trans_a, int trans_b, int M, int N, int K, const real *A,
+                                                     int lda, const real *B, int ldb, int accumulate, real *C,
+                                                     int ldc) {
     real at[TRANSPOSED_K_MAX * 64], tile[KEY_TILE * 64];
     const real *y = A;  // op(A)ᵀ, (K,M): A itself when transposed, else a copy
     int ldy = lda;
