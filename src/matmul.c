@@ -13,6 +13,7 @@
 // products the least efficient of a step; this loop reads it in place. A block of ROWS rows of C is
 // held in registers, nv vectors per row, and each row k of B, loaded once, is multiplied by the
 // block's elements of column k of op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k order from C (or 0).
+// (The transposed products below sum from 0 and add C last: they round apart from this loop's.)
 //
 // The vectors are GCC's generic ones, as wide as the target's registers: 64 bytes with AVX-512
 // (32 registers), 32 with AVX2 (16 registers). A block of ROWS rows holds ROWS·nv accumulators, the
@@ -42,6 +43,13 @@
 #define VEC_BYTES 0  // no loop of our own: every product goes to OpenBLAS
 #define VEC_REGS 0
 #define VEC_NAME "SSE2"
+#endif
+
+// The transposed products (below) need GCC's __builtin_shuffle; other compilers leave them to OpenBLAS.
+#if VEC_BYTES && defined(__GNUC__) && !defined(__clang__)
+#define TRANSPOSED 1
+#else
+#define TRANSPOSED 0
 #endif
 
 #if VEC_BYTES
@@ -84,6 +92,39 @@ static inline __attribute__((always_inline)) void narrow_product(int nv, int tra
 // Whether a product of N columns (B untransposed, alpha 1, beta 0 or 1) runs in this loop.
 static int narrow_fits(int N) { return (N == 16 || N == 32 || N == 64) && N % LANES == 0 && N / LANES <= MAX_NV; }
 
+// C = op(A)·B (+ C when accumulate), for N that narrow_fits; each width is its own instance of the
+// loop, with its vector count a constant (narrow_fits, a constant here too, leaves out the widths
+// this target's registers cannot hold).
+static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda, const real *B, int ldb,
+                        int accumulate, real *C, int ldc) {
+    if (N == 16 && narrow_fits(16))
+        narrow_product(16 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+    else if (N == 32 && narrow_fits(32))
+        narrow_product(32 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+    else if (N == 64 && narrow_fits(64))
+        narrow_product(64 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+}
+
+// C = op(A)·Bᵀ (+ C when accumulate) for B (N,K), N that narrow_fits: the loop reads Bᵀ, copied onto
+// the stack (64 KB of floats at most: a linear layer's weight in the forward, a position table) in
+// slices of K when larger (the dq of CoPE's positions at long contexts, K the positions in reach).
+// Each slice adds onto C in k order, so slicing rounds exactly as one pass does. Each tile of a
+// product copies B again: K·N values against the tile's rows × K·N multiply-adds. noinline, like
+// transposed_gemm: the stack copies of the two are never on a thread's stack together.
+__attribute__((noinline)) static void narrow_gemm_bt(int trans_a, int M, int N, int K, const real *A, int lda,
+                                                    const real *B, int ldb, int accumulate, real *C, int ldc) {
+    real bt[NARROW_BT_MAX];
+    int slice = NARROW_BT_MAX / N;
+    for (int k0 = 0; k0 < K || k0 == 0; k0 += slice) {
+        int nk = K - k0 < slice ? K - k0 : slice;
+        for (int k = 0; k < nk; k++)
+            for (int n = 0; n < N; n++) bt[(long)k * N + n] = B[(long)n * ldb + k0 + k];
+        narrow_gemm(trans_a, M, N, nk, trans_a ? A + (long)k0 * lda : A + k0, lda, bt, N, accumulate || k0 > 0, C,
+                    ldc);
+    }
+}
+
+#if TRANSPOSED
 // Transposes a LANES × LANES tile: dst[c][r] = src[r][c] (+ dst[c][r] when accumulate), in log2(LANES)
 // rounds of shuffles; round b pairs row r with row r + b and swaps their b-lane blocks across.
 typedef __typeof__((vec){0} < (vec){0}) lane_index;  // the integer vector that indexes a vec's lanes
@@ -116,31 +157,18 @@ static inline __attribute__((always_inline)) void transpose_tile(real *dst, int 
     }
 }
 
-// C = op(A)·B (+ C when accumulate), for N that narrow_fits; each width is its own instance of the
-// loop, with its vector count a constant (narrow_fits, a constant here too, leaves out the widths
-// this target's registers cannot hold).
-static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda, const real *B, int ldb,
-                        int accumulate, real *C, int ldc) {
-    if (N == 16 && narrow_fits(16))
-        narrow_product(16 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
-    else if (N == 32 && narrow_fits(32))
-        narrow_product(32 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
-    else if (N == 64 && narrow_fits(64))
-        narrow_product(64 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
-}
-
 // C = op(A)·op(B) (+ C) with few rows, many columns and a short sum: attention's products of a block
 // of query rows against every key or every position (M = 16, 32 or 64 rows, N keys or positions, K
 // the head dimension) and the table gradient's (M the head dimension, K the block's rows). OpenBLAS
 // ran q·kᵀ at 70% of its large-product rate (T = 512, head size 64: the packing of op(B), a copy
 // per K multiply-adds, again). The transposed product Cᵀ = op(B)ᵀ·op(A)ᵀ has M columns, which this
 // loop takes with op(B) read in place; it is computed KEY_TILE rows at a time into a stack tile and
-// transposed into C. AVX2 builds take 16 rows, so attention's blocks of 32 stay with OpenBLAS: in
-// two transposed products of 16 rows each they ran 1-8% slower (attention alone, 1 thread).
+// transposed into C. AVX2 float builds take 16 rows (double ones none), so attention's blocks of 32
+// stay with OpenBLAS: in two transposed products of 16 rows each they ran 1-8% slower (attention
+// alone, 1 thread).
 enum { KEY_TILE = 128, TRANSPOSED_K_MAX = 256 };
 static int transposed_fits(int M, int N, int K) { return N > 64 && narrow_fits(M) && K <= TRANSPOSED_K_MAX; }
 
-// noinline: its stack tiles and gemm's copy of Bᵀ are never on a thread's stack together.
 __attribute__((noinline)) static void transposed_gemm(int trans_a, int trans_b, int M, int N, int K, const real *A,
                                                      int lda, const real *B, int ldb, int accumulate, real *C,
                                                      int ldc) {
@@ -168,6 +196,7 @@ __attribute__((noinline)) static void transposed_gemm(int trans_a, int trans_b, 
     }
 }
 #endif
+#endif
 
 const char *matmul_narrow_path(void) {
     static char what[160];
@@ -176,9 +205,9 @@ const char *matmul_narrow_path(void) {
     for (int N = 16; N <= 64; N *= 2)
         if (narrow_fits(N)) n += snprintf(what + n, sizeof what - n, "%s%d", any++ ? ", " : "own loop for ", N);
 #endif
-    snprintf(what + n, sizeof what - n, "%s",
-             any ? " columns and as many rows against more columns, OpenBLAS for the rest"
-                 : "OpenBLAS for every product");
+    snprintf(what + n, sizeof what - n, "%s%s", any ? " columns" : "OpenBLAS for every product",
+             !any ? "" : TRANSPOSED ? " and as many rows against more columns, OpenBLAS for the rest"
+                                    : ", OpenBLAS for the rest");
     return what;
 }
 #pragma GCC pop_options
@@ -193,26 +222,15 @@ static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
             narrow_gemm(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
             return;
         }
-        // B is (N,K): the loop reads its transpose, copied here onto the stack (64 KB of floats at
-        // most: a linear layer's weight in the forward, a position table) in slices of K when larger
-        // (the dq of CoPE's positions at long contexts, K the positions in reach). Each slice adds
-        // onto C in k order, so slicing rounds exactly as one pass does. Each tile of a product
-        // copies B again: K·N values against the tile's rows × K·N multiply-adds.
-        real bt[NARROW_BT_MAX];
-        int slice = NARROW_BT_MAX / N;
-        for (int k0 = 0; k0 < K || k0 == 0; k0 += slice) {
-            int nk = K - k0 < slice ? K - k0 : slice;
-            for (int k = 0; k < nk; k++)
-                for (int n = 0; n < N; n++) bt[(long)k * N + n] = B[(long)n * ldb + k0 + k];
-            narrow_gemm(trans_a, M, N, nk, trans_a ? A + (long)k0 * lda : A + k0, lda, bt, N, beta == 1 || k0 > 0,
-                        C, ldc);
-        }
+        narrow_gemm_bt(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
         return;
     }
+#if TRANSPOSED
     if (transposed_fits(M, N, K) && alpha == 1 && (beta == 0 || beta == 1)) {
         transposed_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
         return;
     }
+#endif
 #endif
 #ifdef REAL_DOUBLE
     cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,

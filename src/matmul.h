@@ -1,9 +1,10 @@
 // Dense products. Every dense product in the core goes through matmul(), which is OpenBLAS
 // (sgemm or dgemm by the build's `real`), except, with alpha 1 and beta 0 or 1, products of 16, 32
 // or 64 columns (attention's products over the head dimension, linear layers of small models) and
-// products of 16, 32 or 64 rows against more columns with a sum of at most 256 terms (a block of
-// query rows against every key or position), which run in matmul.c's own loop where the target's
-// vector registers hold a block of them (matmul_narrow_path).
+// products of 16, 32 or 64 rows against more than 64 columns with a sum of at most 256 terms (a block
+// of query rows against every key or position), which run in matmul.c's own loop where the target's
+// vector registers hold a block of them (matmul_narrow_path). Outside a parallel region matmul()
+// cuts the columns into tiles first, and each tile is judged by its own width.
 // matmul_naive() is the plain-loop reference the tests compare both against.
 #ifndef MATMUL_H
 #define MATMUL_H
