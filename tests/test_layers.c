@@ -42,9 +42,11 @@ static int check_bits(const char *what, const float *got, const float *want, lon
 // (double sums, then one rounding to float) adds u * S. We allow (K + 4) u S per element: 1e-6..2e-5
 // relative to S here, while a wrong transpose, leading dimension, alpha or beta misses by O(S).
 
-static void matmul_case(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta) {
+static void matmul_case(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta, int in_region) {
     // Stored shapes: A is (M,K) or (K,M), B is (K,N) or (N,K); each row padded by `pad` values
-    // so the leading dimensions exceed the widths (sub-blocks of a larger matrix).
+    // so the leading dimensions exceed the widths (sub-blocks of a larger matrix). in_region: called
+    // from inside a parallel region, as attention calls it, where matmul takes the whole product
+    // without cutting it into tiles.
     int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
     int lda = ac + pad, ldb = bc + pad, ldc = N + pad;
     float *A = alloc_fill((long)ar * lda, 1.0), *B = alloc_fill((long)br * ldb, 1.0);
@@ -54,6 +56,7 @@ static void matmul_case(int ta, int tb, int M, int N, int K, int pad, float alph
     float *Cb = malloc(sizeof(float) * M * ldc), *Cn = malloc(sizeof(float) * M * ldc);
     memcpy(Cb, C0, sizeof(float) * M * ldc);
     memcpy(Cn, C0, sizeof(float) * M * ldc);
+#pragma omp parallel num_threads(1) if (in_region)
     matmul(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cb, ldc);
     matmul_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cn, ldc);
 
@@ -77,9 +80,10 @@ static void matmul_case(int ta, int tb, int M, int N, int K, int pad, float alph
             if (!(ratio <= worst_ratio) || worst < 0) worst_ratio = ratio, worst_err = err, worst = i;
         }
     }
-    printf("     matmul ta=%d tb=%d M=%-3d N=%-3d K=%-3d pad=%d alpha=%+.2f beta=%+.2f: worst |err| %.2e at "
+    printf("     matmul ta=%d tb=%d M=%-3d N=%-3d K=%-3d pad=%d alpha=%+.2f beta=%+.2f%s: worst |err| %.2e at "
            "[%ld,%ld], %.3f of tolerance\n",
-           ta, tb, M, N, K, pad, alpha, beta, worst_err, worst / ldc, worst % ldc, worst_ratio);
+           ta, tb, M, N, K, pad, alpha, beta, in_region ? " (in a parallel region)" : "", worst_err, worst / ldc,
+           worst % ldc, worst_ratio);
     CHECK(worst_ratio <= 1.0, "matmul ta=%d tb=%d M=%d N=%d K=%d: worst error %.3e at [%ld,%ld] exceeds (K + 4) u S",
           ta, tb, M, N, K, worst_err, worst / ldc, worst % ldc);
     CHECK(pad_touched == 0, "matmul wrote %ld values of C's padding (columns >= N)", pad_touched);
@@ -89,37 +93,39 @@ static void matmul_case(int ta, int tb, int M, int N, int K, int pad, float alph
 static void test_matmul_vs_naive(void) {
     for (int ta = 0; ta < 2; ta++) {
         for (int tb = 0; tb < 2; tb++) {
-            matmul_case(ta, tb, 37, 23, 51, 0, 1.0f, 0.0f);
-            matmul_case(ta, tb, 37, 23, 51, 5, 0.7f, -0.4f);
-            matmul_case(ta, tb, 5, 130, 300, 3, -1.3f, 1.0f);  // long K, several OpenBLAS blocks
-            matmul_case(ta, tb, 129, 1, 17, 2, 1.0f, 0.0f);     // a matrix-vector shape
+            matmul_case(ta, tb, 37, 23, 51, 0, 1.0f, 0.0f, 0);
+            matmul_case(ta, tb, 37, 23, 51, 5, 0.7f, -0.4f, 0);
+            matmul_case(ta, tb, 5, 130, 300, 3, -1.3f, 1.0f, 0);  // long K, several OpenBLAS blocks
+            matmul_case(ta, tb, 129, 1, 17, 2, 1.0f, 0.0f, 0);     // a matrix-vector shape
             // shapes matmul() cuts into tiles (matmul.c): rows, columns, slices of K
-            matmul_case(ta, tb, 1100, 9, 21, 1, 0.7f, -0.4f);
-            matmul_case(ta, tb, 7, 1300, 19, 2, 1.0f, 0.0f);
-            matmul_case(ta, tb, 13, 6, 4100, 3, -1.3f, 1.0f);
-            matmul_case(ta, tb, 11, 5, 2050, 0, 1.0f, 0.0f);
+            matmul_case(ta, tb, 1100, 9, 21, 1, 0.7f, -0.4f, 0);
+            matmul_case(ta, tb, 7, 1300, 19, 2, 1.0f, 0.0f, 0);
+            matmul_case(ta, tb, 13, 6, 4100, 3, -1.3f, 1.0f, 0);
+            matmul_case(ta, tb, 11, 5, 2050, 0, 1.0f, 0.0f, 0);
             // 16, 32 and 64 columns, alpha 1, beta 0 or 1: matmul.c's own loop where the build's
             // vectors take that width (row blocks of 4 and a tail; with tb = 1 through copies of B's
             // transpose, in slices of K when K·N is large), other alphas to OpenBLAS
             for (int N = 16; N <= 64; N *= 2) {
-                matmul_case(ta, tb, 67, N, 45, 3, 1.0f, 0.0f);
-                matmul_case(ta, tb, 64, N, 128, 0, 1.0f, 1.0f);
-                matmul_case(ta, tb, 3, N, 1, 16, 1.0f, 1.0f);
-                matmul_case(ta, tb, 33, N, 70, 1, 0.5f, 1.0f);
-                matmul_case(ta, tb, 1030, N, 9, 0, 1.0f, 1.0f);  // cut into tiles of rows first
-                matmul_case(ta, tb, 24, N, 2100, 2, 1.0f, 1.0f);  // slices of K (weight gradients)
-                matmul_case(ta, tb, 24, N, 700, 1, 1.0f, 0.0f);   // one product, B's transpose in slices
+                matmul_case(ta, tb, 67, N, 45, 3, 1.0f, 0.0f, 0);
+                matmul_case(ta, tb, 64, N, 128, 0, 1.0f, 1.0f, 0);
+                matmul_case(ta, tb, 3, N, 1, 16, 1.0f, 1.0f, 0);
+                matmul_case(ta, tb, 33, N, 70, 1, 0.5f, 1.0f, 0);
+                matmul_case(ta, tb, 1030, N, 9, 0, 1.0f, 1.0f, 0);  // cut into tiles of rows first
+                matmul_case(ta, tb, 24, N, 2100, 2, 1.0f, 1.0f, 0);  // slices of K (weight gradients)
+                matmul_case(ta, tb, 24, N, 700, 1, 1.0f, 0.0f, 0);   // one product, B's transpose in slices
             }
             // 16, 32 and 64 rows against more than 64 columns, K <= 256: the own loop on the transposed
             // product where the build has it, in pieces of 128 columns (250: two, the second ending in
             // columns narrower than a vector; matmul() passes up to 256 columns at once), OpenBLAS for
             // longer sums
             for (int M = 16; M <= 64; M *= 2) {
-                matmul_case(ta, tb, M, 250, 64, 1, 1.0f, 0.0f);
-                matmul_case(ta, tb, M, 65, 16, 0, 1.0f, 1.0f);
-                matmul_case(ta, tb, M, 256, 1, 3, 1.0f, 1.0f);
-                matmul_case(ta, tb, M, 129, 256, 2, 1.0f, 0.0f);
-                matmul_case(ta, tb, M, 100, 257, 0, 1.0f, 1.0f);
+                matmul_case(ta, tb, M, 250, 64, 1, 1.0f, 0.0f, 0);
+                matmul_case(ta, tb, M, 65, 16, 0, 1.0f, 1.0f, 0);
+                matmul_case(ta, tb, M, 256, 1, 3, 1.0f, 1.0f, 0);
+                matmul_case(ta, tb, M, 129, 256, 2, 1.0f, 0.0f, 0);
+                matmul_case(ta, tb, M, 100, 257, 0, 1.0f, 1.0f, 0);
+                matmul_case(ta, tb, M, 600, 64, 2, 1.0f, 1.0f, 1);  // 5 pieces, the last narrower than a vector
+                matmul_case(ta, tb, M, 383, 16, 0, 1.0f, 0.0f, 1);
             }
         }
     }
