@@ -217,7 +217,8 @@ const char *matmul_narrow_path(void) {
 static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc) {
 #if VEC_BYTES
-    if (narrow_fits(N) && alpha == 1 && (beta == 0 || beta == 1)) {
+    int plain = alpha == 1 && (beta == 0 || beta == 1);  // what the own loop computes
+    if (narrow_fits(N) && plain) {
         if (!trans_b) {
             narrow_gemm(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
             return;
@@ -226,7 +227,7 @@ static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
         return;
     }
 #if TRANSPOSED
-    if (transposed_fits(M, N, K) && alpha == 1 && (beta == 0 || beta == 1)) {
+    if (transposed_fits(M, N, K) && plain) {
         transposed_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
         return;
     }
