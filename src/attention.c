@@ -221,23 +221,50 @@ static void keep_row(real *m, const Call *c, long bh, int i, int n) {
     for (int j = 0; j < n; j++) m[j] = rng_counter_at_least(key, base + (uint64_t)j, thr) ? scale : 0;
 }
 
-// a[0..n) = softmax(x[0..n)); masked entries hold -inf and come out exactly 0. x is scratch with room
-// for round16(n) entries: the keys past n are set to -inf, so the vector loops run over whole groups
+// Reductions of the row loops, in a fixed order that vectorises without -ffast-math: element j goes
+// to partial j % LANES, and the partials are added pairwise. (`omp simd reduction` left the
+// backward's dot product a scalar loop, and its final sum of the lanes a chain of 16 dependent adds.)
+enum { LANES = 16 };
+static real lanes_total(real *acc) {
+#pragma GCC unroll 4
+    for (int w = LANES / 2; w > 0; w /= 2)
+#pragma GCC unroll 8
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+static real dot_lanes(const real *a, const real *b, int n) {
+    real acc[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += a[j + l] * b[j + l];
+    for (int l = 0; j + l < n; l++) acc[l] += a[j + l] * b[j + l];
+    return lanes_total(acc);
+}
+
+// a[0..n) = softmax(x[0..n)); masked entries hold -inf and come out exactly 0. x holds round16(n)
+// entries, those past n -inf (the caller writes them with the logits: a scalar fill here, read back
+// by the vector loads below, stalled each on its store), so the vector loops run over whole groups
 // of 16 and never into a scalar tail (which, with rows of tens of keys, cost as much as the rest), and
 // the probabilities row, a stream through the B·H·T² cache, is written once.
 static void softmax_row(real *restrict a, real *restrict x, int n) {
     int np = (int)round16(n);
-    for (int j = n; j < np; j++) x[j] = -INFINITY;
-    real mx = x[0];
-#pragma omp simd reduction(max : mx)
-    for (int j = 0; j < np; j++) mx = x[j] > mx ? x[j] : mx;
-    real sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < np; j++) {
-        x[j] = pe_exp(x[j] - mx);
-        sum += x[j];
-    }
-    real inv = 1 / sum;
+    real acc[LANES];
+    for (int l = 0; l < LANES; l++) acc[l] = x[l];
+    for (int j = LANES; j < np; j += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+#pragma GCC unroll 4
+    for (int w = LANES / 2; w > 0; w /= 2)
+#pragma GCC unroll 8
+        for (int l = 0; l < w; l++) acc[l] = acc[l + w] > acc[l] ? acc[l + w] : acc[l];
+    real mx = acc[0];
+    for (int l = 0; l < LANES; l++) acc[l] = 0;
+    for (int j = 0; j < np; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            x[j + l] = pe_exp(x[j + l] - mx);
+            acc[l] += x[j + l];
+        }
+    real inv = 1 / lanes_total(acc);
 #pragma omp simd
     for (int j = 0; j < n; j++) a[j] = x[j] * inv;
 }
@@ -265,8 +292,9 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
         for (int i = i0; i < i1; i++) {
             real *a = probs + (long)(i - c->r0) * T;
             const real *Si = S + (long)(i - i0) * T;
+            int np = (int)round16(i + 1);  // S has keys < i1 only: those past i are not read
 #pragma omp simd
-            for (int j = 0; j <= i; j++) logits[j] = c->s * Si[j];
+            for (int j = 0; j < np; j++) logits[j] = j <= i ? c->s * Si[j] : -INFINITY;
             for (int x = 0; x < c->nk; x++)
                 if (c->ks[x]->row_logits) c->ks[x]->row_logits(&hd[x], i, logits);
             if (pad)  // M_ij: key j is not padding; the diagonal is always on
@@ -365,9 +393,7 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
             // The loops run on to a multiple of 16 keys where the block allows (no scalar tail): the
             // forward left α = 0 on the keys i < j < i1, which therefore add 0 and get dA = dS = 0.
             int np = (int)round16(i + 1) < i1 ? (int)round16(i + 1) : i1;
-            real dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (int j = 0; j < np; j++) dot += a[j] * d[j];
+            real dot = dot_lanes(a, d, np);
 #pragma omp simd
             for (int j = 0; j < np; j++) {
                 d[j] = a[j] * (d[j] - dot);
