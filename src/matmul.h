@@ -3,7 +3,8 @@
 // or 64 columns (attention's products over the head dimension, linear layers of small models) and
 // products of 16, 32 or 64 rows against more than 64 columns with a sum of at most 256 terms (a block
 // of query rows against every key or position), which run in matmul.c's own loop where the target's
-// vector registers hold a block of them (matmul_narrow_path). Outside a parallel region matmul()
+// vector registers hold a block of them (matmul_narrow_path), and, where OpenBLAS runs narrower
+// vectors than that loop, products of a multiple of 64 columns in panels of 64 (matmul_set_panels). Outside a parallel region matmul()
 // cuts the columns into tiles first, and each tile is judged by its own width.
 // matmul_naive() is the plain-loop reference the tests compare both against.
 #ifndef MATMUL_H
@@ -24,6 +25,10 @@ void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const rea
             const real *B, int ldb, real beta, real *C, int ldc);
 // Which vectors this build's own loop uses and which column counts it takes, for test output.
 const char *matmul_narrow_path(void);
+// Products of more than 64 columns, a multiple of 64, run in panels of 64 through the own loop when
+// this build has AVX-512 and OpenBLAS's kernel does not (on = -1, the default); 1 and 0 force it on
+// or off (where the build has the loop), for tests. Not while a product runs.
+void matmul_set_panels(int on);
 void matmul_naive(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
                   const real *B, int ldb, real beta, real *C, int ldc);
 

@@ -131,6 +131,28 @@ static void test_matmul_vs_naive(void) {
     }
 }
 
+// Multiples of 64 columns (more than 64), alpha 1, beta 0 or 1: panels of 64 through the own loop
+// where the build has it, with the panels forced on and then off (by default they follow OpenBLAS's
+// kernel), so both paths are checked on any machine: rows cut into tiles (1030), K cut into slices
+// (2100), B transposed (a copy of each panel's Bᵀ, in slices of K past 256), inside a parallel
+// region (one whole product); other alphas and widths to OpenBLAS.
+static void test_matmul_panels(void) {
+    for (int on = 1; on >= 0; on--) {
+        matmul_set_panels(on);
+        printf("     panels %s: %s\n", on ? "on" : "off", matmul_narrow_path());
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                matmul_case(ta, tb, 37, 128, 51, 3, 1.0f, 0.0f, 0);
+                matmul_case(ta, tb, 6, 192, 300, 0, 1.0f, 1.0f, 0);
+                matmul_case(ta, tb, 1030, 128, 9, 1, 1.0f, 1.0f, 0);
+                matmul_case(ta, tb, 24, 320, 2100, 2, 1.0f, 0.0f, 0);
+                matmul_case(ta, tb, 5, 256, 64, 0, 0.5f, 1.0f, 0);
+                matmul_case(ta, tb, 70, 192, 40, 1, 1.0f, 1.0f, 1);
+            }
+    }
+    matmul_set_panels(-1);
+}
+
 // The tiles are cut by shape, never by thread count: 1 and 3 threads give the same bits.
 static void test_matmul_threads(void) {
     static const int shapes[][3] = {{1100, 40, 33}, {30, 1300, 20}, {24, 20, 5000}};
@@ -438,6 +460,7 @@ int main(void) {
     printf("layers float tests (real = %s, %d threads by default)\n", REAL_NAME, default_threads);
     printf("matmul: %s\n", matmul_narrow_path());
     RUN(test_matmul_vs_naive);
+    RUN(test_matmul_panels);
     RUN(test_matmul_threads);
     RUN(test_dropout_statistics);
     RUN(test_dropout_determinism);
