@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make bench`: one table of training-step cost, model × position encoding × threads, measured in one
 # run together with the ceiling it is judged against:
-#   1. the sgemm ceiling at 1 and 2 threads (build/bench --ceiling: the best large single product);
+#   1. the product ceiling at 1 and 2 threads (build/bench --ceiling: the best large single product
+#      through matmul, which is OpenBLAS's sgemm, or our own loop's panels where they run: src/matmul.c);
 #   2. the tiny model of the synthetic tasks (2L d64 T128 B32), the flip-flop model (4L d256 T512
 #      B16) and a small language model (6L d384 T256 B16, vocabulary 256), no PE and CoPE, 1 and 2
 #      threads, each beside the same model in PyTorch (scripts/bench_torch.py) when it is installed;
@@ -59,7 +60,7 @@ PINNED=""
 [ -n "${OPENBLAS_CORETYPE:-}" ] && PINNED=" (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE in the environment)"
 echo "CPU: $CPU; OpenBLAS kernel: $CORE$PINNED; float32"
 echo "$CEIL1_OUT" | sed -n 2p
-echo "sgemm ceiling: $CEIL1 GFLOP/s on 1 thread, $CEIL2 GFLOP/s on 2 threads (best single large product)"
+echo "product ceiling: $CEIL1 GFLOP/s on 1 thread, $CEIL2 GFLOP/s on 2 threads (best single large product)"
 echo "MFU = model FLOPs / ceiling; model FLOPs = 3 × forward dense products (projections, feed-forward,"
 echo "LM head, attention QKᵀ and αV over the causal triangle); a PE's own work is not counted."
 echo

@@ -2,9 +2,9 @@
 // the machine's dense-product ceiling.
 //
 //   build/bench --ceiling [--set run.threads=N]
-//       prints the best sgemm rate (GFLOP/s) over a few large shapes, the ceiling MFU is taken against,
-//       and the OpenBLAS kernel family that ran it; then, on a second line, the rate of matmul.c's own
-//       loop (which products it takes depends on the build's vector width)
+//       prints the best product rate (GFLOP/s) over a few large shapes, the ceiling MFU is taken
+//       against, and the OpenBLAS kernel family; then, on a second line, the rate of matmul.c's own
+//       loop (which products it takes depends on the build's vector width and on OpenBLAS's kernel)
 //   build/bench [--set section.key=value]... [--steps N] [--warmup N] [--vocab V] [--model NAME]
 //               [--load NAME] [--ceiling-gflops G] [--torch-tok-s X] [--json FILE]
 //       prints one row of the benchmark table (see bench_row) and appends it as one JSON object
@@ -70,9 +70,11 @@ static double product_gflops(int M, int N, int K) {
     return best;
 }
 
-// The best rate of single sgemm calls over shapes large enough for OpenBLAS's kernels to reach their
-// peak: the square one, and the (tokens × width) · (width × 4·width) of a feed-forward layer.
-static double sgemm_ceiling_gflops(void) {
+// The best rate of single products over shapes large enough for OpenBLAS's kernels to reach their
+// peak: the square one, and the (tokens × width) · (width × 4·width) of a feed-forward layer. They go
+// through matmul like the model's: OpenBLAS's sgemm, or the own loop's panels where they run
+// (matmul.h), so that the ceiling is the best this build reaches and MFU cannot pass 100%.
+static double product_ceiling_gflops(void) {
     static const int shapes[][3] = {{1024, 1024, 1024}, {4096, 1024, 256}, {2048, 2048, 512}};
     double best = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -310,7 +312,7 @@ int main(int argc, char **argv) {
     }
     int threads = set_threads(cfg.run.threads);
     if (ceiling_only) {
-        printf("%.2f %s\n", sgemm_ceiling_gflops(), openblas_get_corename());
+        printf("%.2f %s\n", product_ceiling_gflops(), openblas_get_corename());
         // matmul.c's own loop, on the tiny model's widest product it takes (feed-forward, backward)
         printf("own loop: %.2f GFLOP/s on (4096 × 256)·(256 × 64); %s\n", product_gflops(4096, 64, 256),
                matmul_narrow_path());
