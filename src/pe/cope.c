@@ -83,7 +83,7 @@ typedef struct {
     real *dz;      // (rows, P) dZ of the block
     real *dp, *da, *db;  // (T) each: dp, (1-w)·db, w·db of a row
     int *f;        // (T) floor(c) of a row
-    real *slope;   // (P) Z[m+1] - Z[m] of a row
+    real *slope;   // (rows, P) Z[m+1] - Z[m] of the block (backward), 0 on Z's last column
     int *ncol;     // (rows) the columns each dZ row wrote
     int *clamped;  // (rows) keys j < clamped[r] are all at the clamp (c = P-1): no gate, no position kept
     real *copies;  // COPIES rows of P+1, kept zero between rows
@@ -107,7 +107,7 @@ static long carve_work(Work *w, real *mem, const Cope *o, const AttnPE *pe, int 
     TAKE(w->da, real, T);
     TAKE(w->db, real, T);
     TAKE(w->f, int, T);
-    TAKE(w->slope, real, P);
+    TAKE(w->slope, real, (long)rows * P);
     TAKE(w->ncol, int, rows);
     TAKE(w->clamped, int, rows);
     TAKE(w->copies, real, COPIES * (P + 1L));
@@ -252,7 +252,7 @@ static int product_width(int n, int P) {
 // narrower product differently in the last bit (OpenBLAS's Haswell kernels do, for about a third of
 // the rows), so the backward's gates are the forward's to float rounding, not always bit for bit. It
 // saves most of the product at long contexts with a small table (1024 keys, P = 64).
-static void block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
+static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
     const Cope *o = hd->opts;
     int T = hd->T, P = o->npos, i0 = hd->i0, i1 = hd->i1, nr = i1 - i0;
     int *unclamped = hd->cache->unclamped + pe_cache_row(hd, i0);
@@ -289,6 +289,7 @@ static void block_gates(PEHead *hd, const Work *w, const real *S, int backward) 
     int ncol = product_width((maxp < top ? (int)maxp : P - 1) + 3, P);
     // Z[rows][0:ncol] = Q[rows]·E[:, 0:ncol]
     matmul(0, 0, nr, ncol, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, o->table.w, P, 0, w->z, P);
+    return ncol;
 }
 
 static void cope_block_forward(PEHead *hd) {
@@ -327,8 +328,18 @@ static void cope_head_backward(PEHead *hd) {
 
 static void cope_block_backward(PEHead *hd) {
     Work w = work_of(hd);
-    int rows = hd->i1 - hd->i0;
-    block_gates(hd, &w, NULL, 1);
+    int rows = hd->i1 - hd->i0, P = ((const Cope *)hd->opts)->npos;
+    int ncol = block_gates(hd, &w, NULL, 1);
+    // The slopes Z[m+1] - Z[m] of the block's rows, which the rows' backward reads by gathers: here,
+    // long before, rather than in each row just ahead of its gathers, which waited for those stores.
+    // Z's last column gets 0: positions reach it only at the clamp, where no slope is used (w = 0).
+    for (int r = 0; r < rows; r++) {
+        const real *z = w.z + (long)r * P;
+        real *slope = w.slope + (long)r * P;
+#pragma omp simd
+        for (int m = 0; m < ncol - 1; m++) slope[m] = z[m + 1] - z[m];
+        slope[ncol - 1] = 0;
+    }
     if (separate_gates(hd->opts, hd->pe)) {
         int from = block_unclamped(w.clamped, rows);
         for (int r = 0; r < rows; r++) memset(w.dsg + (long)r * hd->T + from, 0, sizeof(real) * (hd->i1 - from));
@@ -346,14 +357,14 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     const Cope *o = hd->opts;
     Work w = work_of(hd);
     int T = hd->T, P = o->npos, r = i - hd->i0, j0 = w.clamped[r];
-    const real *z = w.z + (long)r * P, *sg = w.sg + (long)r * T, *p = w.pos + (long)r * T;
+    const real *slope = w.slope + (long)r * P, *sg = w.sg + (long)r * T, *p = w.pos + (long)r * T;
     real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1), s = hd->s;
     real *restrict dp = w.dp, *restrict da = w.da, *restrict dw = w.db;
     int *restrict fj = w.f;
     real at_clamp = 0;
 #pragma omp simd reduction(+ : at_clamp)
     for (int j = 0; j < j0; j++) at_clamp += dA[j];
-    // vectorised arithmetic; the gathers and scatters (slow as vector ops on some CPUs) come after
+    // vectorised arithmetic; the scatters (slow as vector ops on some CPUs) come after
     int fmin = P, fmax = j0 > 0 ? P - 1 : 0;
 #pragma omp simd reduction(min : fmin) reduction(max : fmax)
     for (int j = j0; j <= i; j++) {
@@ -361,22 +372,13 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
         real c = p[j] < top ? p[j] : top;
         int f = (int)c;
         real w = c - f;
-        dp[j] = w > 0 ? db : 0;  // times the slope below; w = 0 above the clamp (c = P-1) and at integers
+        dp[j] = (w > 0 ? db : 0) * slope[f];  // w = 0 above the clamp (c = P-1) and at integers
         da[j] = (1 - w) * db;                   // into dZ[f]
         dw[j] = w * db;                         // into dZ[f+1] (0 when u = f; column P of the copies is spare)
         fj[j] = f;
         fmin = f < fmin ? f : fmin;
         fmax = f > fmax ? f : fmax;
     }
-    // slope[m] = Z[m+1] - Z[m] on the columns the row uses (Z was computed up to fmax+1 in the forward,
-    // except at fmax = P-1, which is clamped and never multiplies a slope)
-    real *slope = w.slope;
-    int shi = fmax < P - 1 ? fmax : P - 2;
-#pragma omp simd
-    for (int m = fmin; m <= shi; m++) slope[m] = z[m + 1] - z[m];
-    if (fmax == P - 1) slope[P - 1] = 0;
-#pragma omp simd
-    for (int j = j0; j <= i; j++) dp[j] *= slope[fj[j]];
     real *c0 = w.copies, *c1 = c0 + (P + 1), *c2 = c1 + (P + 1), *c3 = c2 + (P + 1);
     c0[P - 1] += gamma * at_clamp;
     int j = j0;
