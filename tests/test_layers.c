@@ -134,8 +134,9 @@ static void test_matmul_vs_naive(void) {
 // Multiples of 64 columns (more than 64), alpha 1, beta 0 or 1: panels of 64 through the own loop
 // where the build has it, with the panels forced on and then off (by default they follow OpenBLAS's
 // kernel), so both paths are checked on any machine: rows cut into tiles (1030), K cut into slices
-// (2100), B transposed (a copy of each panel's Bᵀ, in slices of K past 256), inside a parallel
-// region (one whole product); other alphas and widths to OpenBLAS.
+// (2100), B transposed (a copy of each panel's Bᵀ, in slices of K past 256), A transposed (copies of
+// 96 columns × 256 rows of A), inside a parallel region (one whole product); other alphas and widths
+// to OpenBLAS.
 static void test_matmul_panels(void) {
     for (int on = 1; on >= 0; on--) {
         matmul_set_panels(on);
@@ -148,6 +149,8 @@ static void test_matmul_panels(void) {
                 matmul_case(ta, tb, 24, 320, 2100, 2, 1.0f, 0.0f, 0);
                 matmul_case(ta, tb, 5, 256, 64, 0, 0.5f, 1.0f, 0);
                 matmul_case(ta, tb, 70, 192, 40, 1, 1.0f, 1.0f, 1);
+                matmul_case(ta, tb, 200, 128, 600, 3, 1.0f, 0.0f, 1);  // Aᵀ·B: copies of A, 3 × 3 blocks
+                matmul_case(ta, tb, 9, 64 * 3, 0, 0, 1.0f, 1.0f, 1);   // an empty sum leaves C
             }
     }
     matmul_set_panels(-1);
