@@ -90,7 +90,7 @@ static const ConfigKey core_keys[] = {
     {"run", "seed", KEY_INT, OFF(run.seed), 0, 9007199254740991.0, NULL, "1", 0, NULL,
      "Seed of the initialisation, the data stream and dropout."},
     {"run", "threads", KEY_INT, OFF(run.threads), 0, 4096, NULL, "0", 1, NULL,
-     "The most threads for the OpenMP loops, which also run the products (one single-threaded OpenBLAS call per tile); 0 = all cores. Results do not depend on the count (work is split by shapes alone), so a run resumed with another count continues bit for bit. While other processes compete for the cores, `./train` runs fewer threads when fewer measure faster (src/system.h, the thread governor)."},
+     "The most threads for the OpenMP loops, which also run the products (one single-threaded product per tile); 0 = all cores. Results do not depend on the count (work is split by shapes alone), so a run resumed with another count continues bit for bit. While other processes compete for the cores, `./train` runs fewer threads when fewer measure faster (src/system.h, the thread governor)."},
 };
 
 static const char *const sections[] = {"model", "pe", "task", "train", "run"};
