@@ -21,17 +21,18 @@
 // (32 registers), 32 with AVX2 (16 registers). A block of ROWS rows holds ROWS·nv accumulators, the
 // nv vectors of B's row and a broadcast, all in registers, so a row of C may span at most MAX_NV
 // vectors: 4 with 32 registers (16, 32 or 64 floats; 16 or 32 doubles), 2 with 16 (16 floats).
-// Other products go to OpenBLAS, because each alternative measured slower than it (the attention
-// benchmark of `make bench`, 1 thread, an AMD Zen 5 running AVX-512 and AVX2 builds):
+// Other products go to OpenBLAS (but for the panels below, where OpenBLAS runs narrower vectors than
+// this loop), because each alternative measured slower than it (the attention benchmark of `make
+// bench`, 1 thread, an AMD Zen 5 running AVX-512 and AVX2 builds):
 // - vectors wider than the registers, or more than fit: they spill to the stack on every
 //   multiply-add, up to 10× slower;
 // - rows of C cut into panels of columns that fit (AVX2, 32 and 64 columns): 1.1-1.25× slower;
 // - fewer rows with more vectors each (AVX2, 2 rows of 4 vectors): 3× slower;
 // - SSE2 vectors (the x86-64 baseline, no FMA) against OpenBLAS, which picks its own kernel for the
 //   CPU at run time: 1.3× slower.
-// ROWS = 4 measured best with AVX-512 at 16 and 32 columns (8: no faster, slower at 16); 64 columns
-// take blocks of 6 (MAX_NV_ROWS6). The sums' order is the same on every target and block size; only
-// fused (FMA) and separate multiply-adds round apart.
+// ROWS = 4 measured best with AVX-512 at 16 and 32 floats (8: no faster, slower at 16); rows of 4
+// vectors take blocks of 6 (MAX_NV_ROWS6). The sums' order is the same on every target and block
+// size; only fused (FMA) and separate multiply-adds round apart.
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")  // -std=c11 turns contraction off; the loop's speed is its FMAs
 #if defined(__AVX512F__)
@@ -58,10 +59,10 @@
 #if VEC_BYTES
 typedef real vec __attribute__((vector_size(VEC_BYTES)));
 enum { LANES = VEC_BYTES / sizeof(real), ROWS = 4, MAX_NV = VEC_REGS == 32 ? 4 : 2, NARROW_BT_MAX = 16384 };
-// Rows of 4 vectors (64 floats, AVX-512) go in blocks of 6: 24 accumulators and the 4 vectors of B's
-// row fill 28 of the 32 registers, and each B row loaded serves 6 rows instead of 4 (flip-flop step
-// 1695 → 1400 ms, 1 thread, against blocks of 4; 1024³ product 134 → 201 GFLOP/s). The rows left over
-// go in blocks of 4, then 1.
+// Rows of 4 vectors (AVX-512: 64 floats, or 32 doubles, unmeasured) go in blocks of 6: 24 accumulators
+// and the 4 vectors of B's row fill 28 of the 32 registers, and each B row loaded serves 6 rows
+// instead of 4 (flip-flop step 1695 → 1366 ms, 1 thread, against blocks of 4; 1024³ product 134 →
+// 206 GFLOP/s). The rows left over go in blocks of 4, then 1.
 enum { MAX_NV_ROWS6 = VEC_REGS == 32 ? 4 : 0, ROWS_MAX = 6 };
 
 // Rows [m0, m0 + rows) of C, nv vectors (nv·LANES columns) each. rows and nv are constants at every
@@ -94,8 +95,8 @@ static inline __attribute__((always_inline)) void narrow_product(int nv, int tra
                                                                  real *C, int ldc) {
     int m = 0;
     if (nv == MAX_NV_ROWS6) {
-        // as many blocks of 6 as leave a multiple of 4 rows, or one block fewer when that leaves fewer
-        // single rows (32 rows: 4 × 6 + 2 × 4, not 5 × 6 + 2 × 1)
+        // as many blocks of 6 as M holds, or one fewer when that leaves fewer single rows after the
+        // blocks of 4 (32 rows: 4 × 6 + 2 × 4, not 5 × 6 + 2 × 1)
         int n6 = M / 6, m6 = n6 > 0 && (M - 6 * (n6 - 1)) % 4 < (M - 6 * n6) % 4 ? 6 * (n6 - 1) : 6 * n6;
         for (; m < m6; m += 6) narrow_rows(6, nv, trans_a, m, K, A, lda, B, ldb, accumulate, C, ldc);
     }
@@ -123,16 +124,22 @@ static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda
 // the stack (64 KB of floats at most: a linear layer's weight in the forward, a position table) in
 // slices of K when larger (the dq of CoPE's positions at long contexts, K the positions in reach).
 // Each slice adds onto C in k order, so slicing rounds exactly as one pass does. Each tile of a
-// product copies B again: K·N values against the tile's rows × K·N multiply-adds. noinline, like
-// transposed_gemm: the stack copies of the two are never on a thread's stack together.
+// product copies B again: K·N values against the tile's rows × K·N multiply-adds. The copy reads 16
+// values of k (a cache line) of each of B's rows in turn: one k at a time down N rows ldb apart, the
+// rows fell into one cache set when ldb was a multiple of 1024 floats (4-6× slower products with
+// few rows). noinline, like transposed_gemm: the stack copies of the two are never on a thread's
+// stack together.
 __attribute__((noinline)) static void narrow_gemm_bt(int trans_a, int M, int N, int K, const real *A, int lda,
                                                     const real *B, int ldb, int accumulate, real *C, int ldc) {
     real bt[NARROW_BT_MAX];
     int slice = NARROW_BT_MAX / N;
     for (int k0 = 0; k0 < K || k0 == 0; k0 += slice) {
         int nk = K - k0 < slice ? K - k0 : slice;
-        for (int k = 0; k < nk; k++)
-            for (int n = 0; n < N; n++) bt[(long)k * N + n] = B[(long)n * ldb + k0 + k];
+        for (int kb = 0; kb < nk; kb += 16) {
+            int ke = kb + 16 < nk ? kb + 16 : nk;
+            for (int n = 0; n < N; n++)
+                for (int k = kb; k < ke; k++) bt[(long)k * N + n] = B[(long)n * ldb + k0 + k];
+        }
         narrow_gemm(trans_a, M, N, nk, trans_a ? A + (long)k0 * lda : A + k0, lda, bt, N, accumulate || k0 > 0, C,
                     ldc);
     }
@@ -212,14 +219,20 @@ __attribute__((noinline)) static void transposed_gemm(int trans_a, int trans_b, 
 #endif
 #endif
 
-// Products of more columns in panels of 64 through the same loop (B read in place, or Bᵀ copied per
-// panel), when OpenBLAS runs kernels of narrower vectors than this build's: an AVX-512 build where
-// OpenBLAS took AVX2 kernels (its choice for a CPU it does not know, or OPENBLAS_CORETYPE). Against
-// OpenBLAS's Haswell kernels on an AMD Zen 5 (1 thread, whole training steps): tiny model 34.5 →
-// 32.1 ms, flip-flop 1914 → 1654 ms, lm-small 2879 → 2221 ms. Its AVX-512 kernels (SkylakeX,
-// Cooperlake, Sapphire Rapids) beat the panels (flip-flop 1201 against 1638 ms) and keep them.
-// The choice depends on the machine and its environment alone, like OpenBLAS's own kernel choice.
-static atomic_int panels_mode = -1;  // -1: by OpenBLAS's kernel; 0, 1: set (matmul_set_panels)
+// Products of more columns in panels of 64 through the same loop (B read in place, Bᵀ copied per
+// panel, or A copied in blocks for Aᵀ·B: packed_panel_gemm), when OpenBLAS runs kernels of narrower
+// vectors than this build's: an AVX-512 build where OpenBLAS took AVX2 kernels (its choice for a CPU
+// it does not know, or OPENBLAS_CORETYPE). Against OpenBLAS's Haswell kernels on an AMD Zen 5 (1
+// thread, whole training steps): tiny model 34.5 → 32.1 ms, flip-flop 1914 → 1654 ms, lm-small 2879
+// → 2221 ms. Its AVX-512 kernels (SkylakeX, Cooperlake, Sapphire Rapids) beat the panels (flip-flop
+// 1201 against 1638 ms) and keep them. With B transposed the panels copy each panel's Bᵀ, which few
+// rows do not repay (a decoding step's one row per token: 6× slower than OpenBLAS; 16 rows about
+// even), so those take PANEL_BT_MIN_ROWS rows at least; with both transposed (no caller) they were
+// slower and stay with OpenBLAS. The choice depends on the machine and its environment alone, like
+// OpenBLAS's own kernel choice, unless matmul_set_panels sets it.
+#if VEC_BYTES
+enum { PANEL_BT_MIN_ROWS = 32 };
+static atomic_int panels_mode = -1;  // -1: not known yet; 0, 1: off, on
 
 static int openblas_has_avx512(void) {
     char name[64] = {0};
@@ -230,27 +243,29 @@ static int openblas_has_avx512(void) {
 
 static int panels_on(void) {
     int mode = atomic_load(&panels_mode);
-    if (mode < 0) {
-        mode = !openblas_has_avx512();
-        atomic_store(&panels_mode, mode);
+    if (mode < 0) {  // the default, by OpenBLAS's kernel, unless matmul_set_panels got there first
+        int unknown = -1;
+        atomic_compare_exchange_strong(&panels_mode, &unknown, !openblas_has_avx512());
+        mode = atomic_load(&panels_mode);
     }
     return mode;
 }
 
-void matmul_set_panels(int on) { atomic_store(&panels_mode, on < 0 ? -1 : on != 0); }
-
-#if VEC_BYTES
-// Whether a product of N columns runs in panels (alpha 1, beta 0 or 1, as narrow_fits).
-static int panels_fit(int N) { return N > 64 && N % 64 == 0 && narrow_fits(64) && panels_on(); }
+// Whether a product runs in panels (alpha 1, beta 0 or 1, as narrow_fits).
+static int panels_fit(int trans_a, int trans_b, int M, int N) {
+    if (N <= 64 || N % 64 != 0 || !narrow_fits(64) || (trans_b && (trans_a || M < PANEL_BT_MIN_ROWS))) return 0;
+    return panels_on();
+}
 
 // C = Aᵀ·B (+ C when accumulate) in panels, for panel_gemm: a weight gradient's product, A (K,M) and
 // B (K,N) summed over every token (K up to thousands). The loop reads op(A) as 6 values of each of K
 // rows of A, lda apart; at lda = 1024 floats (4 KB) those rows fall into few sets of the caches, which
 // evicted them before the next block of rows read the rest of the same lines (113-140 GFLOP/s in the
 // flip-flop model's step). So PACK_K rows × PACK_ROWS columns of A at a time are copied into a stack
-// block of consecutive rows, which every panel then reads (161-179 GFLOP/s; the step 1353 → 1269 ms).
+// block of consecutive rows, which every panel then reads (161-179 GFLOP/s; the step 1343 → 1241 ms).
 // The chunks of K add onto C in k order, so the bits are one pass's. noinline, like narrow_gemm_bt:
-// their stack blocks (96 and 64 KB of floats) are never on a thread's stack together.
+// their stack blocks (96 and 64 KB of floats) are never on a thread's stack together. (Double builds
+// compile it but have no panels: 64 columns of doubles do not fit the registers.)
 enum { PACK_ROWS = 96, PACK_K = 256 };
 __attribute__((noinline)) static void packed_panel_gemm(int M, int N, int K, const real *A, int lda, const real *B,
                                                        int ldb, int accumulate, real *C, int ldc) {
@@ -283,6 +298,14 @@ static void panel_gemm(int trans_a, int trans_b, int M, int N, int K, const real
     }
 }
 #endif
+
+void matmul_set_panels(int on) {
+#if VEC_BYTES
+    atomic_store(&panels_mode, on < 0 ? -1 : on != 0);
+#else
+    (void)on;
+#endif
+}
 
 const char *matmul_narrow_path(void) {
     static char what[160];
@@ -324,7 +347,7 @@ static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
         return;
     }
 #endif
-    if (plain && panels_fit(N)) {
+    if (plain && panels_fit(trans_a, trans_b, M, N)) {
         panel_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
         return;
     }

@@ -3,9 +3,10 @@
 // or 64 columns (attention's products over the head dimension, linear layers of small models) and
 // products of 16, 32 or 64 rows against more than 64 columns with a sum of at most 256 terms (a block
 // of query rows against every key or position), which run in matmul.c's own loop where the target's
-// vector registers hold a block of them (matmul_narrow_path), and, where OpenBLAS runs narrower
-// vectors than that loop, products of a multiple of 64 columns in panels of 64 (matmul_set_panels). Outside a parallel region matmul()
-// cuts the columns into tiles first, and each tile is judged by its own width.
+// vector registers hold a block of them (matmul_narrow_path); and, where OpenBLAS runs narrower
+// vectors than that loop, products of a multiple of 64 columns (B transposed: with 32 rows or more),
+// in panels of 64 (matmul_set_panels). Outside a parallel region matmul() cuts the product into tiles
+// first, and each tile is judged by its own shape.
 // matmul_naive() is the plain-loop reference the tests compare both against.
 #ifndef MATMUL_H
 #define MATMUL_H
@@ -18,16 +19,18 @@
 // C is (M,N) with row stride ldc.
 // Outside a parallel region a large product is cut into tiles by its shape (never by the thread
 // count, so results do not depend on it) that OpenMP threads share by the run-time schedule (static
-// or dynamic, see set_threads in system.h); inside one it is a single OpenBLAS call on the calling
-// thread, so callers may parallelise over independent products without oversubscription. Not to be
+// or dynamic, see set_threads in system.h); inside one it is a single product (OpenBLAS's or the own
+// loop's) on the calling thread, so callers may parallelise over independent products without
+// oversubscription. Not to be
 // called concurrently from outside parallel regions (one scratch buffer for partial products).
 void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc);
 // Which vectors this build's own loop uses and which column counts it takes, for test output.
 const char *matmul_narrow_path(void);
 // Products of more than 64 columns, a multiple of 64, run in panels of 64 through the own loop when
-// this build has AVX-512 and OpenBLAS's kernel does not (on = -1, the default); 1 and 0 force it on
-// or off (where the build has the loop), for tests. Not while a product runs.
+// this build has AVX-512 and OpenBLAS's kernel does not (on = -1, the default); 1 and 0 force them
+// on or off (where the build has the loop; the shapes they take stay the same), for tests. Not while
+// a product runs.
 void matmul_set_panels(int on);
 void matmul_naive(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
                   const real *B, int ldb, real beta, real *C, int ldc);

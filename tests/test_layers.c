@@ -134,9 +134,9 @@ static void test_matmul_vs_naive(void) {
 // Multiples of 64 columns (more than 64), alpha 1, beta 0 or 1: panels of 64 through the own loop
 // where the build has it, with the panels forced on and then off (by default they follow OpenBLAS's
 // kernel), so both paths are checked on any machine: rows cut into tiles (1030), K cut into slices
-// (2100), B transposed (a copy of each panel's Bᵀ, in slices of K past 256), A transposed (copies of
-// 96 columns × 256 rows of A), inside a parallel region (one whole product); other alphas and widths
-// to OpenBLAS.
+// (2100), B transposed (a copy of each panel's Bᵀ, in slices of K past 256; with fewer than 32 rows, or
+// A transposed too, to OpenBLAS), A transposed (copies of 96 columns × 256 rows of A), inside a
+// parallel region (one whole product); other alphas and widths to OpenBLAS.
 static void test_matmul_panels(void) {
     for (int on = 1; on >= 0; on--) {
         matmul_set_panels(on);
