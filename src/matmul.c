@@ -225,11 +225,11 @@ __attribute__((noinline)) static void transposed_gemm(int trans_a, int trans_b, 
 // it does not know, or OPENBLAS_CORETYPE). Against OpenBLAS's Haswell kernels on an AMD Zen 5 (1
 // thread, whole training steps): tiny model 34.5 → 32.1 ms, flip-flop 1914 → 1654 ms, lm-small 2879
 // → 2221 ms. Its AVX-512 kernels (SkylakeX, Cooperlake, Sapphire Rapids) beat the panels (flip-flop
-// 1201 against 1638 ms) and keep them. With B transposed the panels copy each panel's Bᵀ, which few
-// rows do not repay (a decoding step's one row per token: 6× slower than OpenBLAS; 16 rows about
-// even), so those take PANEL_BT_MIN_ROWS rows at least; with both transposed (no caller) they were
-// slower and stay with OpenBLAS. The choice depends on the machine and its environment alone, like
-// OpenBLAS's own kernel choice, unless matmul_set_panels sets it.
+// step 1202 against 1365 ms, blocks of 6 rows) and keep those products. With B transposed the panels
+// copy each panel's Bᵀ, which few rows do not repay (a decoding step's one row per token: 6× slower
+// than OpenBLAS; 16 rows about even), so those take PANEL_BT_MIN_ROWS rows at least; with both
+// transposed (no caller) they were slower and stay with OpenBLAS. The choice depends on the machine
+// and its environment alone, like OpenBLAS's own kernel choice, unless matmul_set_panels sets it.
 #if VEC_BYTES
 enum { PANEL_BT_MIN_ROWS = 32 };
 static atomic_int panels_mode = -1;  // -1: not known yet; 0, 1: off, on
@@ -237,7 +237,8 @@ static atomic_int panels_mode = -1;  // -1: not known yet; 0, 1: off, on
 static int openblas_has_avx512(void) {
     char name[64] = {0};
     const char *core = openblas_get_corename();
-    for (int i = 0; core && core[i] && i < (int)sizeof name - 1; i++) name[i] = (char)tolower((unsigned char)core[i]);
+    for (int i = 0; core && core[i] && i < (int)sizeof name - 1; i++)
+        name[i] = (char)tolower((unsigned char)core[i]);
     return strstr(name, "skylakex") || strstr(name, "cooperlake") || strstr(name, "sapphire");
 }
 
@@ -318,11 +319,13 @@ const char *matmul_narrow_path(void) {
 #if VEC_BYTES
     panels = narrow_fits(64) && panels_on();
 #endif
-    snprintf(what + n, sizeof what - n, "%s%s%s", any ? " columns" : "OpenBLAS for every product",
-             !any        ? ""
-             : TRANSPOSED ? " and as many rows against more columns"
-                          : "",
-             !any ? "" : panels ? ", multiples of 64 columns in panels, OpenBLAS for the rest" : ", OpenBLAS for the rest");
+    if (!any) {
+        snprintf(what + n, sizeof what - n, "OpenBLAS for every product");
+        return what;
+    }
+    snprintf(what + n, sizeof what - n, " columns%s%s, OpenBLAS for the rest",
+             TRANSPOSED ? " and as many rows against more columns" : "",
+             panels ? ", multiples of 64 columns in panels" : "");
     return what;
 }
 #pragma GCC pop_options
