@@ -20,6 +20,7 @@
 // compares do not trap (GCC otherwise keeps pe_exp's clamps as branches); nothing here relies on traps.
 #pragma GCC optimize("no-trapping-math")
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "matmul.h"
@@ -38,6 +39,31 @@ typedef struct {
 } Cope;
 
 static const Cope *cope_of(const AttnPE *pe) { return pe_opts(pe, &pe_cope); }
+
+// Eᵀ (P, dh) of the layer attention runs now, for the backward's dq += dZ·Eᵀ, transposed once per call
+// by prepare: a product with E transposed copies it for each row block (the tiny model's CoPE
+// attention spent 6% of its time in those copies). One buffer, as attention calls never run
+// concurrently; its rows are those of E's columns, so the product sums the same terms in the same
+// order.
+static real *table_t;
+static long table_t_size;
+
+static void cope_prepare(const AttnPE *pe, int T, int dh) {
+    (void)T;
+    const Cope *o = cope_of(pe);
+    int P = o->npos;
+    if ((long)P * dh > table_t_size) {
+        free(table_t);
+        table_t = malloc(sizeof(real) * (size_t)P * dh);
+        if (!table_t) {
+            fprintf(stderr, "cope.c: out of memory for a %d x %d position table\n", P, dh);
+            exit(1);
+        }
+        table_t_size = (long)P * dh;
+    }
+    for (int d = 0; d < dh; d++)
+        for (int m = 0; m < P; m++) table_t[(long)m * dh + d] = o->table.w[(long)d * P + m];
+}
 
 static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     (void)T;
@@ -430,8 +456,8 @@ static void cope_block_backward_end(PEHead *hd) {
     for (int r = 0; r < rows; r++) ncol = row_ncol[r] > ncol ? row_ncol[r] : ncol;
     ncol = product_width(ncol, P);
     for (int r = 0; r < rows; r++) memset(dz + (long)r * P + row_ncol[r], 0, sizeof(real) * (ncol - row_ncol[r]));
-    // dq[rows] += dZ[rows][0:ncol]·E[:, 0:ncol]ᵀ ;  partial[:, 0:ncol] += Q[rows]ᵀ·dZ[rows][0:ncol]
-    matmul(0, 1, rows, dh, ncol, 1, dz, P, o->table.w, P, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
+    // dq[rows] += dZ[rows][0:ncol]·Eᵀ[0:ncol] ;  partial[:, 0:ncol] += Q[rows]ᵀ·dZ[rows][0:ncol]
+    matmul(0, 0, rows, dh, ncol, 1, dz, P, table_t, dh, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
     matmul(1, 0, dh, ncol, rows, 1, hd->q + (long)i0 * hd->C, hd->C, dz, P, 1, hd->partial, P);
     if (separate_gates(o, hd->pe)) {  // dS' of the keys [from, i1), the others' gates have none
         Gates g = gate_operands(hd, &w);
@@ -530,6 +556,7 @@ const PEKernel pe_cope = {
     .setup = cope_setup,
     .layer_params = cope_layer_params,
     .check_length = cope_check_length,
+    .prepare = cope_prepare,
     .cache_size = cope_cache_size,
     .cache_bind = cope_cache_bind,
     .work_size = cope_work_size,
