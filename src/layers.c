@@ -143,16 +143,26 @@ static void reduce_partials(real *dst, const double *partial, int chunks, int C)
 }
 
 // dst[c] += sum over n of src[n*C + c]. dst (C), src (N,C).
+enum { STRIP = 16 };
 static void colsum_accumulate(real *dst, const real *src, int N, int C) {
     int chunks = (N + ROW_CHUNK - 1) / ROW_CHUNK;
     double *partial = malloc_or_die(sizeof(double) * chunks * C, "column-sum partials");
 #pragma omp parallel for schedule(static) if ((long)N * C >= PAR_MIN)
     for (int k = 0; k < chunks; k++) {
-        double *acc = partial + (long)k * C;
-        for (int c = 0; c < C; c++) acc[c] = 0.0;
-        for (int n = k * ROW_CHUNK; n < min_int(N, (k + 1) * ROW_CHUNK); n++) {
-            const real *row = src + (long)n * C;
-            for (int c = 0; c < C; c++) acc[c] += row[c];
+        int n0 = k * ROW_CHUNK, n1 = min_int(N, (k + 1) * ROW_CHUNK), c = 0;
+        // STRIP columns at a time, their sums held in registers down the chunk's rows: summed into
+        // the partial row in memory, each row's add waited for the previous row's store (the tiny
+        // model's bias gradients took 3.5% of its step, now 1.4%). Each column's order is unchanged.
+        for (; c + STRIP <= C; c += STRIP) {
+            double acc[STRIP] = {0};
+            for (int n = n0; n < n1; n++)
+                for (int j = 0; j < STRIP; j++) acc[j] += src[(long)n * C + c + j];
+            memcpy(partial + (long)k * C + c, acc, sizeof acc);
+        }
+        for (; c < C; c++) {
+            double acc = 0;
+            for (int n = n0; n < n1; n++) acc += src[(long)n * C + c];
+            partial[(long)k * C + c] = acc;
         }
     }
     reduce_partials(dst, partial, chunks, C);
