@@ -142,7 +142,7 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
     c->p_drop = p_drop;
     c->drop_key = drop_key;
     for (int i = 0; i < c->nk; i++) {
-        if (c->ks[i]->prepare) c->ks[i]->prepare(pe, T, c->dh);
+        if (c->ks[i]->prepare) c->ks[i]->prepare(pe, T, c->dh, backward);
         if (c->ks[i]->qk_forward) c->transform = 1;
     }
     // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | one row of logits,
@@ -233,6 +233,14 @@ static real lanes_total(real *acc) {
     return acc[0];
 }
 
+static real lanes_max(real *acc) {
+#pragma GCC unroll 4
+    for (int w = LANES / 2; w > 0; w /= 2)
+#pragma GCC unroll 8
+        for (int l = 0; l < w; l++) acc[l] = acc[l + w] > acc[l] ? acc[l + w] : acc[l];
+    return acc[0];
+}
+
 static real dot_lanes(const real *a, const real *b, int n) {
     real acc[LANES] = {0};
     int j = 0;
@@ -253,11 +261,7 @@ static void softmax_row(real *restrict a, real *restrict x, int n) {
     for (int l = 0; l < LANES; l++) acc[l] = x[l];
     for (int j = LANES; j < np; j += LANES)
         for (int l = 0; l < LANES; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
-#pragma GCC unroll 4
-    for (int w = LANES / 2; w > 0; w /= 2)
-#pragma GCC unroll 8
-        for (int l = 0; l < w; l++) acc[l] = acc[l + w] > acc[l] ? acc[l + w] : acc[l];
-    real mx = acc[0];
+    real mx = lanes_max(acc);
     for (int l = 0; l < LANES; l++) acc[l] = 0;
     for (int j = 0; j < np; j += LANES)
         for (int l = 0; l < LANES; l++) {

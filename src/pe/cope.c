@@ -40,16 +40,17 @@ typedef struct {
 
 static const Cope *cope_of(const AttnPE *pe) { return pe_opts(pe, &pe_cope); }
 
-// Eᵀ (P, dh) of the layer attention runs now, for the backward's dq += dZ·Eᵀ, transposed once per call
-// by prepare: a product with E transposed copies it for each row block (the tiny model's CoPE
-// attention spent 6% of its time in those copies). One buffer, as attention calls never run
+// Eᵀ (P, dh) of the layer attention runs now, for the backward's dq += dZ·Eᵀ, transposed once per
+// backward call by prepare: a product with E transposed copies it for each row block (the tiny
+// model's CoPE attention spent 6% of its time in those copies). One buffer, as attention calls never run
 // concurrently; its rows are those of E's columns, so the product sums the same terms in the same
 // order.
 static real *table_t;
 static long table_t_size;
 
-static void cope_prepare(const AttnPE *pe, int T, int dh) {
+static void cope_prepare(const AttnPE *pe, int T, int dh, int backward) {
     (void)T;
+    if (!backward) return;  // the forward (and every decoding step) reads E as it is
     const Cope *o = cope_of(pe);
     int P = o->npos;
     if ((long)P * dh > table_t_size) {

@@ -122,8 +122,9 @@ typedef struct {
     void (*cache_bind)(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H);
     long (*work_size)(const AttnPE *pe, int T, int dh, int rows);
     long (*partial_size)(const AttnPE *pe, int dh);
-    // before any head, outside the parallel region (tables that depend on T or on the layer's own)
-    void (*prepare)(const AttnPE *pe, int T, int dh);
+    // before any head, outside the parallel region, of the forward (backward 0) or the backward
+    // (1): tables that depend on T or on the layer's own
+    void (*prepare)(const AttnPE *pe, int T, int dh, int backward);
     // q/k transform: writes the transformed q (rows r0..T-1) and k (all rows) into the cache and
     // points *qa, *ka at them
     void (*qk_forward)(const real **qa, const real **ka, AttnCache *cache, const real *q, const real *k,

@@ -42,7 +42,8 @@ static void rope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B
     cache->krot = mem + (long)B * T * C;
 }
 
-static void rope_prepare(const AttnPE *pe, int T, int dh) {
+static void rope_prepare(const AttnPE *pe, int T, int dh, int backward) {
+    (void)backward;
     if (dh % 2 != 0) {
         fprintf(stderr, "rope.c: RoPE rotates pairs of channels, but the head dim %d is odd\n", dh);
         exit(1);
