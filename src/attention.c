@@ -104,6 +104,8 @@ static real *workspace(long n) {
 
 static long round16(long n) { return (n + 15) / 16 * 16; }  // 64-byte multiples: no false sharing
 
+enum { TRANSPOSE_MIN_ROWS = 32 };
+
 // One call (forward or backward) of one layer.
 typedef struct {
     const AttnPE *pe;
@@ -118,6 +120,9 @@ typedef struct {
     real p_drop;
     uint64_t drop_key;
     int transform;                  // a kernel transforms q and k (RoPE)
+    int transpose_keys;             // the forward's products read the keys transposed (see call_setup)
+    int ldt;                        // row stride of the transposed keys and values
+    long kt_off;                    // within a thread's region: keys, then values, transposed (dh,ldt) each
     long core_work, thread_work;    // reals per thread: the core's blocks, and everything
     long kernel_work[MAX_KERNELS];  // offset of each kernel's work within a thread's region
     real *threads;                  // thread t's region at threads + t·thread_work
@@ -145,9 +150,17 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
         if (c->ks[i]->prepare) c->ks[i]->prepare(pe, T, c->dh, backward);
         if (c->ks[i]->qk_forward) c->transform = 1;
     }
+    // The products of a block against every key, q·kᵀ and (backward) g·vᵀ, read the head's keys and
+    // values transposed, (dh,T), copied once per head: in place, each product of our own loop copied
+    // them again (or OpenBLAS packed them). Forwards of fewer than TRANSPOSE_MIN_ROWS query rows (a
+    // decoding step) read them in place, the copy costing as much as their products.
+    c->transpose_keys = backward || T - r0 >= TRANSPOSE_MIN_ROWS;
+    c->ldt = (int)round16(T);
     // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | one row of logits,
-    // padded to 16 keys (round16(T)) | dq, dk in the transformed space (T,dh) each
-    c->core_work = 3L * c->rows * T + round16(T) + (c->transform ? 2L * T * c->dh : 0);
+    // padded to 16 keys (round16(T)) | dq, dk in the transformed space (T,dh) each | keys, values
+    // transposed (dh,ldt) each
+    c->kt_off = round16(3L * c->rows * T + round16(T) + (c->transform ? 2L * T * c->dh : 0));
+    c->core_work = c->kt_off + 2L * c->dh * c->ldt;
     long off = round16(c->core_work);
     for (int i = 0; i < c->nk; i++) {
         c->kernel_work[i] = off;
@@ -198,6 +211,8 @@ static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
         .k_in = c->k_in + off,
         .gate_keys = c->pe->gate_keys ? c->pe->gate_keys + off : NULL,
         .pad = sequence_pad(c, bh),
+        .kt = c->transpose_keys ? thread + c->kt_off : NULL,
+        .ldt = c->ldt,
         .r0 = c->r0,
         .rows = c->rows,
     };
@@ -280,6 +295,8 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
     const uint8_t *pad = sequence_pad(c, bh);
     real *probs = c->cache->probs + bh * (T - c->r0) * T;  // row i at probs + (i - r0)·T
     real *S = thread, *drop = thread + 2L * c->rows * T, *logits = thread + 3L * c->rows * T;
+    real *kt = c->transpose_keys ? thread + c->kt_off : NULL;
+    if (kt) matmul_transpose(kt, c->ldt, k, C, T, dh);
     PEHead hd[MAX_KERNELS];
     head_views(c, bh, thread, hd);
     for (int x = 0; x < c->nk; x++)
@@ -287,7 +304,10 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
     for (int i0 = c->r0; i0 < T; i0 += c->rows) {
         int i1 = i0 + c->rows < T ? i0 + c->rows : T, nr = i1 - i0;
         // S[rows][0:i1] = Q[rows]·K[0:i1]ᵀ  (raw q·k; the upper triangle is never read)
-        matmul(0, 1, nr, i1, dh, 1, q + (long)i0 * C, C, k, C, 0, S, T);
+        if (kt)
+            matmul(0, 0, nr, i1, dh, 1, q + (long)i0 * C, C, kt, c->ldt, 0, S, T);
+        else
+            matmul(0, 1, nr, i1, dh, 1, q + (long)i0 * C, C, k, C, 0, S, T);
         for (int x = 0; x < c->nk; x++) {
             hd[x].S = S;
             hd[x].i0 = i0, hd[x].i1 = i1;
@@ -361,6 +381,9 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
         ldd = dh;
         memset(dqt, 0, sizeof(real) * 2 * T * dh);
     }
+    real *kt = thread + c->kt_off, *vt = kt + (long)dh * c->ldt;
+    matmul_transpose(kt, c->ldt, k, C, T, dh);
+    matmul_transpose(vt, c->ldt, v, C, T, dh);
     PEHead hd[MAX_KERNELS];
     head_views(c, bh, thread, hd);
     for (int x = 0; x < c->nk; x++) {
@@ -373,7 +396,7 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
     for (int i0 = 0; i0 < T; i0 += c->rows) {
         int i1 = i0 + c->rows < T ? i0 + c->rows : T, nr = i1 - i0;
         // forward: out_i = Σ_j α'_ij v_j, so dα'_ij = G_i·v_j
-        matmul(0, 1, nr, i1, dh, 1, g + (long)i0 * C, C, v, C, 0, D, T);
+        matmul(0, 0, nr, i1, dh, 1, g + (long)i0 * C, C, vt, c->ldt, 0, D, T);
         for (int x = 0; x < c->nk; x++) {
             hd[x].i0 = i0, hd[x].i1 = i1;
             if (c->ks[x]->block_backward) c->ks[x]->block_backward(&hd[x]);

@@ -178,9 +178,10 @@ static inline __attribute__((always_inline)) void transpose_tile(real *dst, int 
     }
 }
 
-// C = op(A)·op(B) (+ C) with few rows, many columns and a short sum: attention's products of a block
-// of query rows against every key or every position (M = 16, 32 or 64 rows, N keys or positions, K
-// the head dimension) and the table gradient's (M the head dimension, K the block's rows). OpenBLAS
+// C = op(A)·op(B) (+ C) with few rows, many columns and a short sum, an operand transposed: a block of
+// query rows against keys read in place (CoPE's separate gate keys) and CoPE's table gradient (M the
+// head dimension, K the block's rows); attention's own keys are transposed once per head and take
+// the short panels below. OpenBLAS
 // ran q·kᵀ at 70% of its large-product rate (T = 512, head size 64: the packing of op(B), a copy
 // per K multiply-adds, again). The transposed product Cᵀ = op(B)ᵀ·op(A)ᵀ has M columns, which this
 // loop takes with op(B) read in place; it is computed KEY_TILE rows at a time into a stack tile and
@@ -231,7 +232,7 @@ __attribute__((noinline)) static void transposed_gemm(int trans_a, int trans_b, 
 // transposed (no caller) they were slower and stay with OpenBLAS. The choice depends on the machine
 // and its environment alone, like OpenBLAS's own kernel choice, unless matmul_set_panels sets it.
 #if VEC_BYTES
-enum { PANEL_BT_MIN_ROWS = 32 };
+enum { PANEL_BT_MIN_ROWS = 32, SHORT_ROWS = 64 };
 static atomic_int panels_mode = -1;  // -1: not known yet; 0, 1: off, on
 
 static int openblas_has_avx512(void) {
@@ -258,6 +259,20 @@ static int panels_fit(int trans_a, int trans_b, int M, int N) {
     return panels_on();
 }
 
+// Short products: at most SHORT_ROWS rows against a multiple of 16 columns past 64, neither operand
+// transposed (attention's q·kᵀ of a block of query rows against the keys transposed once per head,
+// CoPE's Q·E), in panels whatever OpenBLAS's kernel. Against q·kᵀ in the transposed product above
+// (the keys read in place): 1.33× its rate at T = 512 and 2048 (head size 64, 1 thread, the copy of
+// the keys not counted); attention alone at the flip-flop shape 55.0 → 50.2 ms with OpenBLAS's
+// Haswell kernels, 56.5 → 51.7 with its Cooperlake ones (the copy counted).
+static int short_fits(int trans_a, int trans_b, int M, int N) {
+    return !trans_a && !trans_b && M <= SHORT_ROWS && N > 64 && N % 16 == 0 && narrow_fits(64);
+}
+
+// The width of the panel at column n0 of N (a multiple of 16): 64, or the last 16 or 32 columns (a
+// last 48 runs as 32 and 16).
+static int panel_width(int N, int n0) { return N - n0 >= 64 ? 64 : N - n0 >= 32 ? 32 : 16; }
+
 // C = Aᵀ·B (+ C when accumulate) in panels, for panel_gemm: a weight gradient's product, A (K,M) and
 // B (K,N) summed over every token (K up to thousands). The loop reads op(A) as 6 values of each of K
 // rows of A, lda apart; at lda = 1024 floats (4 KB) those rows fall into few sets of the caches, which
@@ -277,9 +292,11 @@ __attribute__((noinline)) static void packed_panel_gemm(int M, int N, int K, con
             int kc = K - k0 < PACK_K ? K - k0 : PACK_K;
             for (int k = 0; k < kc; k++)
                 memcpy(packed + (long)k * mr, A + (long)(k0 + k) * lda + m0, sizeof(real) * mr);
-            for (int n0 = 0; n0 < N; n0 += 64)
-                narrow_gemm(1, mr, 64, kc, packed, mr, B + (long)k0 * ldb + n0, ldb, accumulate || k0 > 0,
+            for (int n0 = 0, w; n0 < N; n0 += w) {
+                w = panel_width(N, n0);
+                narrow_gemm(1, mr, w, kc, packed, mr, B + (long)k0 * ldb + n0, ldb, accumulate || k0 > 0,
                             C + (long)m0 * ldc + n0, ldc);
+            }
         }
     }
 }
@@ -291,14 +308,30 @@ static void panel_gemm(int trans_a, int trans_b, int M, int N, int K, const real
         packed_panel_gemm(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
         return;
     }
-    for (int n0 = 0; n0 < N; n0 += 64) {
+    for (int n0 = 0, w; n0 < N; n0 += w) {
+        w = panel_width(N, n0);
         if (trans_b)
-            narrow_gemm_bt(trans_a, M, 64, K, A, lda, B + (long)n0 * ldb, ldb, accumulate, C + n0, ldc);
+            narrow_gemm_bt(trans_a, M, w, K, A, lda, B + (long)n0 * ldb, ldb, accumulate, C + n0, ldc);
         else
-            narrow_gemm(trans_a, M, 64, K, A, lda, B + n0, ldb, accumulate, C + n0, ldc);
+            narrow_gemm(trans_a, M, w, K, A, lda, B + n0, ldb, accumulate, C + n0, ldc);
     }
 }
 #endif
+
+void matmul_transpose(real *dst, int ldd, const real *src, int lds, int rows, int cols) {
+    int r = 0;
+#if TRANSPOSED
+    for (; r + LANES <= rows; r += LANES) {
+        int c = 0;
+        for (; c + LANES <= cols; c += LANES)
+            transpose_tile(dst + (long)c * ldd + r, ldd, src + (long)r * lds + c, lds, 0);
+        for (; c < cols; c++)
+            for (int i = r; i < r + LANES; i++) dst[(long)c * ldd + i] = src[(long)i * lds + c];
+    }
+#endif
+    for (; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[(long)c * ldd + r] = src[(long)r * lds + c];
+}
 
 void matmul_set_panels(int on) {
 #if VEC_BYTES
@@ -342,6 +375,10 @@ static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
             return;
         }
         narrow_gemm_bt(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
+        return;
+    }
+    if (plain && short_fits(trans_a, trans_b, M, N)) {
+        panel_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
         return;
     }
 #if TRANSPOSED

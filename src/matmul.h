@@ -1,12 +1,14 @@
 // Dense products. Every dense product in the core goes through matmul(), which is OpenBLAS
 // (sgemm or dgemm by the build's `real`), except, with alpha 1 and beta 0 or 1, products of 16, 32
-// or 64 columns (attention's products over the head dimension, linear layers of small models) and
-// products of 16, 32 or 64 rows against more than 64 columns with a sum of at most 256 terms (a block
-// of query rows against every key or position), which run in matmul.c's own loop where the target's
-// vector registers hold a block of them (matmul_narrow_path); and, where OpenBLAS runs narrower
-// vectors than that loop, products of a multiple of 64 columns (B transposed: with 32 rows or more),
-// in panels of 64 (matmul_set_panels). Outside a parallel region matmul() cuts the product into tiles
-// first, and each tile is judged by its own shape.
+// or 64 columns (attention's products over the head dimension, linear layers of small models),
+// products of at most 64 rows against a multiple of 16 columns past 64, neither operand transposed
+// (a block of query rows against the transposed keys), in panels of 64 columns, and products of 16,
+// 32 or 64 rows against more than 64 columns with a sum of at most 256 terms (the same with an
+// operand transposed), which run in matmul.c's own loop where the target's vector registers hold a
+// block of them (matmul_narrow_path); and, where OpenBLAS runs narrower vectors than that loop,
+// products of a multiple of 64 columns (B transposed: with 32 rows or more), in panels of 64
+// (matmul_set_panels). Outside a parallel region matmul() cuts the product into tiles first, and
+// each tile is judged by its own shape.
 // matmul_naive() is the plain-loop reference the tests compare both against.
 #ifndef MATMUL_H
 #define MATMUL_H
@@ -32,6 +34,10 @@ const char *matmul_narrow_path(void);
 // on or off (where the build has the loop; the shapes they take stay the same), for tests. Not while
 // a product runs.
 void matmul_set_panels(int on);
+// dst (cols,rows) = srcᵀ, src (rows,cols): for an operand many products read transposed (attention's
+// keys and values of a head, against each block of query rows), copied once so that each product
+// reads it untransposed.
+void matmul_transpose(real *dst, int ldd, const real *src, int lds, int rows, int cols);
 void matmul_naive(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
                   const real *B, int ldb, real beta, real *C, int ldc);
 

@@ -137,6 +137,45 @@ static void test_matmul_vs_naive(void) {
 // (2100), B transposed (a copy of each panel's Bᵀ, in slices of K past 256; with fewer than 32 rows, or
 // A transposed too, to OpenBLAS), A transposed (copies of 96 columns × 256 rows of A), inside a
 // parallel region (one whole product); other alphas and widths to OpenBLAS.
+// At most 64 rows against a multiple of 16 columns past 64, neither transposed (a block of query rows
+// against the transposed keys): panels of 64 and a last one of 16, 32 or 48 (as 32 and 16) through
+// the own loop wherever the build has 64-column rows, whatever OpenBLAS's kernel; the neighbouring
+// shapes (odd width, 65 rows, B transposed) go elsewhere and must agree too.
+static void test_matmul_short(void) {
+    static const int widths[] = {80, 96, 112, 128, 528};
+    for (int on = 1; on >= 0; on--) {
+        matmul_set_panels(on);
+        for (int w = 0; w < 5; w++)
+            for (int M = 1; M <= 64; M += 21) {
+                matmul_case(0, 0, M, widths[w], 64, w % 3, 1.0f, (float)(w % 2), w == 2);
+                matmul_case(0, 0, M, widths[w], 16, 1, 1.0f, 1.0f, 1);
+            }
+        matmul_case(0, 0, 32, 100, 64, 0, 1.0f, 0.0f, 1);
+        matmul_case(0, 0, 65, 96, 64, 0, 1.0f, 1.0f, 1);
+        matmul_case(0, 1, 32, 96, 64, 0, 1.0f, 0.0f, 1);
+    }
+    matmul_set_panels(-1);
+}
+
+// matmul_transpose against the plain loop: vector tiles where the build has them, then the tail
+// columns and rows; dst's padding columns stay as they were.
+static void test_matmul_transpose(void) {
+    static const int shapes[][2] = {{128, 16}, {512, 64}, {37, 20}, {15, 64}, {33, 17}};
+    for (int s = 0; s < 5; s++) {
+        int rows = shapes[s][0], cols = shapes[s][1], lds = cols + 3, ldd = rows + 5;
+        float *src = alloc_fill((long)rows * lds, 1.0), *dst = alloc_fill((long)cols * ldd, 1.0);
+        float *want = malloc(sizeof(float) * cols * ldd);
+        memcpy(want, dst, sizeof(float) * cols * ldd);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) want[(long)c * ldd + r] = src[(long)r * lds + c];
+        matmul_transpose(dst, ldd, src, lds, rows, cols);
+        char what[64];
+        snprintf(what, sizeof what, "transpose of %d x %d", rows, cols);
+        check_bits(what, dst, want, (long)cols * ldd);
+        free(src), free(dst), free(want);
+    }
+}
+
 static void test_matmul_panels(void) {
     for (int on = 1; on >= 0; on--) {
         matmul_set_panels(on);
@@ -464,6 +503,8 @@ int main(void) {
     printf("matmul: %s\n", matmul_narrow_path());
     RUN(test_matmul_vs_naive);
     RUN(test_matmul_panels);
+    RUN(test_matmul_short);
+    RUN(test_matmul_transpose);
     RUN(test_matmul_threads);
     RUN(test_dropout_statistics);
     RUN(test_dropout_determinism);

@@ -264,10 +264,10 @@ static int block_unclamped(const int *first, int rows) {
 }
 
 // The columns of Z and dZ a block's products take: the n it needs, widened to 16, 32 or 64 when at
-// most 64 (the own loop of matmul.c takes those widths; OpenBLAS ran the narrow odd widths at a
-// fraction of its rate), at most all P.
+// most 64, else to a multiple of 16 (the widths the own loop of matmul.c takes; OpenBLAS ran the
+// narrow odd widths at a fraction of its rate), at most all P.
 static int product_width(int n, int P) {
-    if (n <= 64) n = n <= 16 ? 16 : n <= 32 ? 32 : 64;
+    n = n <= 16 ? 16 : n <= 32 ? 32 : n <= 64 ? 64 : (n + 15) / 16 * 16;
     return n < P ? n : P;
 }
 
@@ -289,9 +289,11 @@ static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
         matmul(0, 1, nr, i1 - from, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k + (long)from * g.ldk, g.ldk, 0,
                w->sg + from, T);
         S = w->sg;
-    } else if (!S) {  // S[rows][from:i1] = Q[rows]·K[from:i1]ᵀ, as attention's forward computes it
-        matmul(0, 1, nr, i1 - from, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, hd->k + (long)from * hd->C, hd->C,
-               0, w->sg + from, T);
+    } else if (!S) {  // S[rows][from:i1] = Q[rows]·K[from:i1]ᵀ as attention's forward computes it, from
+        // the transposed keys (the backward has them), from a multiple of 16 keys as its products do
+        int from16 = from / 16 * 16;
+        matmul(0, 0, nr, i1 - from16, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, hd->kt + from16, hd->ldt, 0,
+               w->sg + from16, T);
         S = w->sg;
     }
     real maxp = 0, s = hd->s, top = (real)(P - 1);
