@@ -279,10 +279,17 @@ static int panel_width(int N, int n0) { return N - n0 >= 64 ? 64 : N - n0 >= 32 
 // evicted them before the next block of rows read the rest of the same lines (113-140 GFLOP/s in the
 // flip-flop model's step). So PACK_K rows × PACK_ROWS columns of A at a time are copied into a stack
 // block of consecutive rows, which every panel then reads (161-179 GFLOP/s; the step 1343 → 1241 ms).
-// The chunks of K add onto C in k order, so the bits are one pass's. noinline, like narrow_gemm_bt:
-// their stack blocks (96 and 64 KB of floats) are never on a thread's stack together. (Double builds
-// compile it but have no panels: 64 columns of doubles do not fit the registers.)
+// The chunks of K add onto C in k order, so the bits are one pass's. noinline, like narrow_gemm_bt and
+// packed_b_gemm: their stack blocks (96, 64 and 64 KB of floats) are never on a thread's stack
+// together. (Double builds compile them but have no panels: 64 columns of doubles do not fit the
+// registers.)
 enum { PACK_ROWS = 96, PACK_K = 256 };
+
+// Rows k of B (ldb apart), w columns each, into consecutive rows of w: a panel's chunk of B.
+static void pack_rows(real *dst, const real *B, int ldb, int rows, int w) {
+    for (int k = 0; k < rows; k++) memcpy(dst + (long)k * w, B + (long)k * ldb, sizeof(real) * w);
+}
+
 __attribute__((noinline)) static void packed_panel_gemm(int M, int N, int K, const real *A, int lda, const real *B,
                                                        int ldb, int accumulate, real *C, int ldc) {
     real packed[PACK_K * PACK_ROWS];
@@ -301,11 +308,35 @@ __attribute__((noinline)) static void packed_panel_gemm(int M, int N, int K, con
     }
 }
 
+// C = A·B (+ C when accumulate) in panels, for products of more than SHORT_ROWS rows: each panel's
+// B is copied in chunks of PACK_K rows into a stack block of consecutive rows, which every block of
+// C's rows then reads. Read in place, B's rows lie ldb apart (1-4 KB in the models' products) and
+// every block of rows streamed the panel's rows again from L2: the flip-flop model's forward
+// products (8192 rows; 256 or 1024 columns, K 256 or 1024) ran at 170-196 GFLOP/s, now 202-212
+// (1 thread; the 1024³ product 162 → 200). The chunks add onto C in k order: one pass's bits.
+// With A transposed (packed_panel_gemm) the same copy of B measured no faster.
+__attribute__((noinline)) static void packed_b_gemm(int M, int N, int K, const real *A, int lda, const real *B, int ldb,
+                                                   int accumulate, real *C, int ldc) {
+    real panel[PACK_K * 64];
+    for (int n0 = 0, w; n0 < N; n0 += w) {
+        w = panel_width(N, n0);
+        for (int k0 = 0; k0 < K || k0 == 0; k0 += PACK_K) {
+            int kc = K - k0 < PACK_K ? K - k0 : PACK_K;
+            pack_rows(panel, B + (long)k0 * ldb + n0, ldb, kc, w);
+            narrow_gemm(0, M, w, kc, A + k0, lda, panel, w, accumulate || k0 > 0, C + n0, ldc);
+        }
+    }
+}
+
 // C = op(A)·op(B) (+ C when accumulate) in panels of 64 columns.
 static void panel_gemm(int trans_a, int trans_b, int M, int N, int K, const real *A, int lda, const real *B,
                        int ldb, int accumulate, real *C, int ldc) {
     if (trans_a && !trans_b) {
         packed_panel_gemm(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+        return;
+    }
+    if (!trans_a && !trans_b && M > SHORT_ROWS) {
+        packed_b_gemm(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
         return;
     }
     for (int n0 = 0, w; n0 < N; n0 += w) {
