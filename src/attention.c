@@ -120,9 +120,9 @@ typedef struct {
     real p_drop;
     uint64_t drop_key;
     int transform;                  // a kernel transforms q and k (RoPE)
-    int transpose_keys;             // the forward's products read the keys transposed (see call_setup)
+    int transpose_keys;             // the forward's q·kᵀ reads the keys transposed (see call_setup)
     int ldt;                        // row stride of the transposed keys and values
-    long kt_off;                    // within a thread's region: keys, then values, transposed (dh,ldt) each
+    long transposed_off;                    // within a thread's region: keys or values transposed (dh,ldt)
     long core_work, thread_work;    // reals per thread: the core's blocks, and everything
     long kernel_work[MAX_KERNELS];  // offset of each kernel's work within a thread's region
     real *threads;                  // thread t's region at threads + t·thread_work
@@ -150,17 +150,17 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
         if (c->ks[i]->prepare) c->ks[i]->prepare(pe, T, c->dh, backward);
         if (c->ks[i]->qk_forward) c->transform = 1;
     }
-    // The products of a block against every key, q·kᵀ and (backward) g·vᵀ, read the head's keys and
-    // values transposed, (dh,T), copied once per head: in place, each product of our own loop copied
-    // them again (or OpenBLAS packed them). Forwards of fewer than TRANSPOSE_MIN_ROWS query rows (a
-    // decoding step) read them in place, the copy costing as much as their products.
-    c->transpose_keys = backward || T - r0 >= TRANSPOSE_MIN_ROWS;
+    // The products of a block against every key, q·kᵀ (forward) and g·vᵀ (backward), read the head's
+    // keys or values transposed, (dh,T), copied once per head: in place, each product of our own loop
+    // copied them again (or OpenBLAS packed them). Forwards of fewer than TRANSPOSE_MIN_ROWS query
+    // rows (a decoding step) read the keys in place, the copy costing as much as their products.
+    c->transpose_keys = !backward && T - r0 >= TRANSPOSE_MIN_ROWS;
     c->ldt = (int)round16(T);
     // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | one row of logits,
-    // padded to 16 keys (round16(T)) | dq, dk in the transformed space (T,dh) each | keys, values
-    // transposed (dh,ldt) each
-    c->kt_off = round16(3L * c->rows * T + round16(T) + (c->transform ? 2L * T * c->dh : 0));
-    c->core_work = c->kt_off + 2L * c->dh * c->ldt;
+    // padded to 16 keys (round16(T)) | dq, dk in the transformed space (T,dh) each | keys (forward)
+    // or values (backward) transposed (dh,ldt)
+    c->transposed_off = round16(3L * c->rows * T + round16(T) + (c->transform ? 2L * T * c->dh : 0));
+    c->core_work = c->transposed_off + (long)c->dh * c->ldt;
     long off = round16(c->core_work);
     for (int i = 0; i < c->nk; i++) {
         c->kernel_work[i] = off;
@@ -211,8 +211,6 @@ static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
         .k_in = c->k_in + off,
         .gate_keys = c->pe->gate_keys ? c->pe->gate_keys + off : NULL,
         .pad = sequence_pad(c, bh),
-        .kt = c->transpose_keys ? thread + c->kt_off : NULL,
-        .ldt = c->ldt,
         .r0 = c->r0,
         .rows = c->rows,
     };
@@ -295,7 +293,7 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
     const uint8_t *pad = sequence_pad(c, bh);
     real *probs = c->cache->probs + bh * (T - c->r0) * T;  // row i at probs + (i - r0)·T
     real *S = thread, *drop = thread + 2L * c->rows * T, *logits = thread + 3L * c->rows * T;
-    real *kt = c->transpose_keys ? thread + c->kt_off : NULL;
+    real *kt = c->transpose_keys ? thread + c->transposed_off : NULL;
     if (kt) matmul_transpose(kt, c->ldt, k, C, T, dh);
     PEHead hd[MAX_KERNELS];
     head_views(c, bh, thread, hd);
@@ -381,8 +379,7 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
         ldd = dh;
         memset(dqt, 0, sizeof(real) * 2 * T * dh);
     }
-    real *kt = thread + c->kt_off, *vt = kt + (long)dh * c->ldt;
-    matmul_transpose(kt, c->ldt, k, C, T, dh);
+    real *vt = thread + c->transposed_off;
     matmul_transpose(vt, c->ldt, v, C, T, dh);
     PEHead hd[MAX_KERNELS];
     head_views(c, bh, thread, hd);

@@ -116,9 +116,12 @@ typedef struct {
     real *copies;  // COPIES rows of P+1, kept zero between rows
     real *dsg;     // (rows, T) dS' of the gate logits, when the gates are separate
     real *keys, *dkeys;  // (T, dh) each: rotated gate keys and their gradient, when RoPE rotates them
+    real *kt;      // (dh, round16(T)) the keys transposed, for the backward's gates from attention's q·k
     real *sg;      // (rows, T) the gates σ of the block (unmasked; entries j > i unspecified)
     real *z;       // (rows, P) Z = Q·E of the block, the columns its positions reach
 } Work;
+
+static int key_stride(int T) { return (T + 15) / 16 * 16; }  // of Work.kt: rows of 64-byte multiples
 
 static long carve_work(Work *w, real *mem, const Cope *o, const AttnPE *pe, int T, int dh, int rows) {
     int P = o->npos;
@@ -143,6 +146,7 @@ static long carve_work(Work *w, real *mem, const Cope *o, const AttnPE *pe, int 
         TAKE(w->keys, real, (long)T * dh);
         TAKE(w->dkeys, real, (long)T * dh);
     }
+    if (!separate_gates(o, pe)) TAKE(w->kt, real, (long)dh * key_stride(T));
     TAKE(w->sg, real, (long)rows * T);
     TAKE(w->z, real, (long)rows * P);
 #undef TAKE
@@ -289,10 +293,10 @@ static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
         matmul(0, 1, nr, i1 - from, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k + (long)from * g.ldk, g.ldk, 0,
                w->sg + from, T);
         S = w->sg;
-    } else if (!S) {  // S[rows][from:i1] = Q[rows]·K[from:i1]ᵀ as attention's forward computes it, from
-        // the transposed keys (the backward has them), from a multiple of 16 keys as its products do
+    } else if (!S) {  // S[rows][from:i1] = Q[rows]·K[from:i1]ᵀ as attention's forward computes it: from
+        // the keys transposed (head_backward), from a multiple of 16 keys as its products are
         int from16 = from / 16 * 16;
-        matmul(0, 0, nr, i1 - from16, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, hd->kt + from16, hd->ldt, 0,
+        matmul(0, 0, nr, i1 - from16, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, w->kt + from16, key_stride(T), 0,
                w->sg + from16, T);
         S = w->sg;
     }
@@ -349,6 +353,7 @@ static void cope_head_backward(PEHead *hd) {
     const Cope *o = hd->opts;
     Work w = work_of(hd);
     memset(w.copies, 0, sizeof(real) * COPIES * (o->npos + 1));
+    if (w.kt) matmul_transpose(w.kt, key_stride(hd->T), hd->k, hd->C, hd->T, hd->dh);
     if (rotated_gate_keys(o, hd->pe)) {
         pe_rope_rotate(w.keys, hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
         memset(w.dkeys, 0, sizeof(real) * hd->T * hd->dh);

@@ -83,8 +83,6 @@ typedef struct {
     real s;                     // 1/sqrt(dh)
     const real *q, *k;          // as attention uses them (rotated under RoPE); ld C
     const real *q_in, *k_in;    // as given to attention (unrotated); ld C
-    const real *kt;             // k transposed, (dh,T) with row stride ldt: always in the backward, in the
-    int ldt;                    // forward unless few query rows (attention.c); else NULL
     const real *gate_keys;      // this head's separate gate keys (ld C), or NULL
     const uint8_t *pad;         // this sequence's key padding (T), or NULL
     const real *S;              // forward: raw q·k of the current block, row i at S + (i - i0)·T
