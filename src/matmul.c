@@ -279,10 +279,12 @@ static int panel_width(int N, int n0) { return N - n0 >= 64 ? 64 : N - n0 >= 32 
 // evicted them before the next block of rows read the rest of the same lines (113-140 GFLOP/s in the
 // flip-flop model's step). So PACK_K rows × PACK_ROWS columns of A at a time are copied into a stack
 // block of consecutive rows, which every panel then reads (161-179 GFLOP/s; the step 1343 → 1241 ms).
-// The chunks of K add onto C in k order, so the bits are one pass's. noinline, like narrow_gemm_bt and
-// packed_b_gemm: their stack blocks (96, 64 and 64 KB of floats) are never on a thread's stack
-// together. (Double builds compile them but have no panels: 64 columns of doubles do not fit the
-// registers.)
+// The chunks of K are the outer loop, so a chunk of B comes from memory once and from the caches for
+// the other blocks of A's columns (a block's pass over all of K read B from memory again for each:
+// 1-5% slower, 8% at 1024 × 1024). The chunks of K add onto C in k order, so the bits are one pass's.
+// noinline, like narrow_gemm_bt and packed_b_gemm: their stack blocks (96, 64 and 64 KB of floats)
+// are never on a thread's stack together. (Double builds compile them but have no panels: 64 columns
+// of doubles do not fit the registers.)
 enum { PACK_ROWS = 96, PACK_K = 256 };
 
 // Rows k of B (ldb apart), w columns each, into consecutive rows of w: a panel's chunk of B.
@@ -293,10 +295,10 @@ static void pack_rows(real *dst, const real *B, int ldb, int rows, int w) {
 __attribute__((noinline)) static void packed_panel_gemm(int M, int N, int K, const real *A, int lda, const real *B,
                                                        int ldb, int accumulate, real *C, int ldc) {
     real packed[PACK_K * PACK_ROWS];
-    for (int m0 = 0; m0 < M; m0 += PACK_ROWS) {
-        int mr = M - m0 < PACK_ROWS ? M - m0 : PACK_ROWS;
-        for (int k0 = 0; k0 < K || k0 == 0; k0 += PACK_K) {
-            int kc = K - k0 < PACK_K ? K - k0 : PACK_K;
+    for (int k0 = 0; k0 < K || k0 == 0; k0 += PACK_K) {
+        int kc = K - k0 < PACK_K ? K - k0 : PACK_K;
+        for (int m0 = 0; m0 < M; m0 += PACK_ROWS) {
+            int mr = M - m0 < PACK_ROWS ? M - m0 : PACK_ROWS;
             for (int k = 0; k < kc; k++)
                 memcpy(packed + (long)k * mr, A + (long)(k0 + k) * lda + m0, sizeof(real) * mr);
             for (int n0 = 0, w; n0 < N; n0 += w) {
