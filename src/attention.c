@@ -10,7 +10,10 @@
 // thread count.
 // The hot loops (softmax, sigmoid gates) vectorise only when the compiler may assume floating-point
 // compares do not trap (GCC otherwise keeps pe_exp's clamps as branches); nothing here relies on traps.
-#pragma GCC optimize("no-trapping-math")
+// Multiplies and adds fuse where the target has FMA (-std=c11 keeps them apart): pe_exp's
+// polynomial then takes half the instructions (tiny model's attention alone 3.36 -> 3.24 ms, 1 thread).
+// The last bits differ from a build without FMA, as matmul.c's do.
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 #include "attention.h"
 
 #include <math.h>

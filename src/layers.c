@@ -12,8 +12,9 @@
 // The loops with a select (GELU's erfc and exp, the cross-entropy's exp) vectorise without AVX-512's
 // masked operations only when the compiler may assume floating-point compares do not trap: with
 // traps assumed, an AVX2 build kept them scalar, and GELU took 40% of the tiny model's step there
-// (5% with AVX-512). Nothing here relies on traps.
-#pragma GCC optimize("no-trapping-math")
+// (5% with AVX-512). Nothing here relies on traps. Multiplies and adds fuse where the target has FMA
+// (as in attention.c: tiny model's step 29.9 -> 29.5 ms, 1 thread).
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 #include "layers.h"
 
 #include <math.h>

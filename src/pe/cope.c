@@ -18,7 +18,10 @@
 //
 // The hot loops (softmax, sigmoid gates) vectorise only when the compiler may assume floating-point
 // compares do not trap (GCC otherwise keeps pe_exp's clamps as branches); nothing here relies on traps.
-#pragma GCC optimize("no-trapping-math")
+// Multiplies and adds fuse where the target has FMA (-std=c11 keeps them apart): pe_exp's
+// polynomial then takes half the instructions (tiny model's CoPE attention alone 9.73 -> 9.44 ms, 1 thread).
+// The last bits differ from a build without FMA, as matmul.c's do.
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
