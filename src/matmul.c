@@ -65,18 +65,20 @@ enum { LANES = VEC_BYTES / sizeof(real), ROWS = 4, MAX_NV = VEC_REGS == 32 ? 4 :
 // 206 GFLOP/s). The rows left over go in blocks of 4, then 1.
 enum { MAX_NV_ROWS6 = VEC_REGS == 32 ? 4 : 0, ROWS_MAX = 6 };
 
-// Rows [m0, m0 + rows) of C, nv vectors (nv·LANES columns) each. rows and nv are constants at every
-// call, so the accumulators are registers once the loops are unrolled.
+// Rows [m0, m0 + rows) of C, nv vectors (nv·LANES columns) each, summed from the rows of C0 (ldc0
+// apart: C itself to accumulate, or 0 for a bias row that every row starts from) or from 0 when C0 is
+// NULL. rows and nv are constants at every call, so the accumulators are registers once the loops are
+// unrolled.
 static inline __attribute__((always_inline)) void narrow_rows(int rows, int nv, int trans_a, int m0, int K,
                                                               const real *A, int lda, const real *B, int ldb,
-                                                              int accumulate, real *C, int ldc) {
+                                                              const real *C0, int ldc0, real *C, int ldc) {
     vec acc[ROWS_MAX][MAX_NV];
     // vectors are copied in and out with memcpy (unaligned; no function passes one by value, whose ABI
     // would depend on the target's vector width)
     for (int r = 0; r < rows; r++)
         for (int v = 0; v < nv; v++) {
             acc[r][v] = (vec){0};
-            if (accumulate) memcpy(&acc[r][v], C + (long)(m0 + r) * ldc + LANES * v, sizeof(vec));
+            if (C0) memcpy(&acc[r][v], C0 + (long)(m0 + r) * ldc0 + LANES * v, sizeof(vec));
         }
     for (int k = 0; k < K; k++) {
         vec b[MAX_NV];
@@ -91,36 +93,36 @@ static inline __attribute__((always_inline)) void narrow_rows(int rows, int nv, 
 }
 
 static inline __attribute__((always_inline)) void narrow_product(int nv, int trans_a, int M, int K, const real *A,
-                                                                 int lda, const real *B, int ldb, int accumulate,
-                                                                 real *C, int ldc) {
+                                                                 int lda, const real *B, int ldb, const real *C0,
+                                                                 int ldc0, real *C, int ldc) {
     int m = 0;
     if (nv == MAX_NV_ROWS6) {
         // as many blocks of 6 as M holds, or one fewer when that leaves fewer single rows after the
         // blocks of 4 (32 rows: 4 × 6 + 2 × 4, not 5 × 6 + 2 × 1)
         int n6 = M / 6, m6 = n6 > 0 && (M - 6 * (n6 - 1)) % 4 < (M - 6 * n6) % 4 ? 6 * (n6 - 1) : 6 * n6;
-        for (; m < m6; m += 6) narrow_rows(6, nv, trans_a, m, K, A, lda, B, ldb, accumulate, C, ldc);
+        for (; m < m6; m += 6) narrow_rows(6, nv, trans_a, m, K, A, lda, B, ldb, C0, ldc0, C, ldc);
     }
-    for (; m + ROWS <= M; m += ROWS) narrow_rows(ROWS, nv, trans_a, m, K, A, lda, B, ldb, accumulate, C, ldc);
-    for (; m < M; m++) narrow_rows(1, nv, trans_a, m, K, A, lda, B, ldb, accumulate, C, ldc);
+    for (; m + ROWS <= M; m += ROWS) narrow_rows(ROWS, nv, trans_a, m, K, A, lda, B, ldb, C0, ldc0, C, ldc);
+    for (; m < M; m++) narrow_rows(1, nv, trans_a, m, K, A, lda, B, ldb, C0, ldc0, C, ldc);
 }
 
 // Whether a product of N columns (B untransposed, alpha 1, beta 0 or 1) runs in this loop.
 static int narrow_fits(int N) { return (N == 16 || N == 32 || N == 64) && N % LANES == 0 && N / LANES <= MAX_NV; }
 
-// C = op(A)·B (+ C when accumulate), for N that narrow_fits; each width is its own instance of the
+// C = op(A)·B (+ C0, see narrow_rows), for N that narrow_fits; each width is its own instance of the
 // loop, with its vector count a constant (narrow_fits, a constant here too, leaves out the widths
 // this target's registers cannot hold).
 static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda, const real *B, int ldb,
-                        int accumulate, real *C, int ldc) {
+                        const real *C0, int ldc0, real *C, int ldc) {
     if (N == 16 && narrow_fits(16))
-        narrow_product(16 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+        narrow_product(16 / LANES, trans_a, M, K, A, lda, B, ldb, C0, ldc0, C, ldc);
     else if (N == 32 && narrow_fits(32))
-        narrow_product(32 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+        narrow_product(32 / LANES, trans_a, M, K, A, lda, B, ldb, C0, ldc0, C, ldc);
     else if (N == 64 && narrow_fits(64))
-        narrow_product(64 / LANES, trans_a, M, K, A, lda, B, ldb, accumulate, C, ldc);
+        narrow_product(64 / LANES, trans_a, M, K, A, lda, B, ldb, C0, ldc0, C, ldc);
 }
 
-// C = op(A)·Bᵀ (+ C when accumulate) for B (N,K), N that narrow_fits: the loop reads Bᵀ, copied onto
+// C = op(A)·Bᵀ (+ C0) for B (N,K), N that narrow_fits: the loop reads Bᵀ, copied onto
 // the stack (64 KB of floats at most: a linear layer's weight in the forward, a position table) in
 // slices of K when larger (the dq of CoPE's positions at long contexts, K the positions in reach).
 // Each slice adds onto C in k order, so slicing rounds exactly as one pass does. Each tile of a
@@ -130,7 +132,8 @@ static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda
 // few rows). noinline, like transposed_gemm: the stack copies of the two are never on a thread's
 // stack together.
 __attribute__((noinline)) static void narrow_gemm_bt(int trans_a, int M, int N, int K, const real *A, int lda,
-                                                    const real *B, int ldb, int accumulate, real *C, int ldc) {
+                                                    const real *B, int ldb, const real *C0, int ldc0, real *C,
+                                                    int ldc) {
     real bt[NARROW_BT_MAX];
     int slice = NARROW_BT_MAX / N;
     for (int k0 = 0; k0 < K || k0 == 0; k0 += slice) {
@@ -140,8 +143,8 @@ __attribute__((noinline)) static void narrow_gemm_bt(int trans_a, int M, int N, 
             for (int n = 0; n < N; n++)
                 for (int k = kb; k < ke; k++) bt[(long)k * N + n] = B[(long)n * ldb + k0 + k];
         }
-        narrow_gemm(trans_a, M, N, nk, trans_a ? A + (long)k0 * lda : A + k0, lda, bt, N, accumulate || k0 > 0, C,
-                    ldc);
+        narrow_gemm(trans_a, M, N, nk, trans_a ? A + (long)k0 * lda : A + k0, lda, bt, N, k0 > 0 ? C : C0,
+                    k0 > 0 ? ldc : ldc0, C, ldc);
     }
 }
 
@@ -205,7 +208,7 @@ __attribute__((noinline)) static void transposed_gemm(int trans_a, int trans_b, 
     for (int n0 = 0; n0 < N; n0 += KEY_TILE) {
         int nk = N - n0 < KEY_TILE ? N - n0 : KEY_TILE, whole = nk / LANES * LANES;
         // tile (nk,M) = op(B)ᵀ[n0:n0+nk]·op(A)ᵀ: op(B)ᵀ is B's rows (trans_b) or its columns
-        narrow_gemm(!trans_b, nk, M, K, trans_b ? B + (long)n0 * ldb : B + n0, ldb, y, ldy, 0, tile, M);
+        narrow_gemm(!trans_b, nk, M, K, trans_b ? B + (long)n0 * ldb : B + n0, ldb, y, ldy, NULL, 0, tile, M);
         for (int m = 0; m < M; m += LANES) {
             for (int n = 0; n < whole; n += LANES)
                 transpose_tile(C + (long)m * ldc + n0 + n, ldc, tile + (long)n * M + m, M, accumulate);
@@ -293,7 +296,7 @@ static void pack_rows(real *dst, const real *B, int ldb, int rows, int w) {
 }
 
 __attribute__((noinline)) static void packed_panel_gemm(int M, int N, int K, const real *A, int lda, const real *B,
-                                                       int ldb, int accumulate, real *C, int ldc) {
+                                                       int ldb, const real *C0, int ldc0, real *C, int ldc) {
     real packed[PACK_K * PACK_ROWS];
     for (int k0 = 0; k0 < K || k0 == 0; k0 += PACK_K) {
         int kc = K - k0 < PACK_K ? K - k0 : PACK_K;
@@ -303,8 +306,9 @@ __attribute__((noinline)) static void packed_panel_gemm(int M, int N, int K, con
                 memcpy(packed + (long)k * mr, A + (long)(k0 + k) * lda + m0, sizeof(real) * mr);
             for (int n0 = 0, w; n0 < N; n0 += w) {
                 w = panel_width(N, n0);
-                narrow_gemm(1, mr, w, kc, packed, mr, B + (long)k0 * ldb + n0, ldb, accumulate || k0 > 0,
-                            C + (long)m0 * ldc + n0, ldc);
+                real *c = C + (long)m0 * ldc + n0;
+                const real *c0 = k0 > 0 ? c : C0 ? C0 + (long)m0 * ldc0 + n0 : NULL;
+                narrow_gemm(1, mr, w, kc, packed, mr, B + (long)k0 * ldb + n0, ldb, c0, k0 > 0 ? ldc : ldc0, c, ldc);
             }
         }
     }
@@ -318,35 +322,37 @@ __attribute__((noinline)) static void packed_panel_gemm(int M, int N, int K, con
 // (1 thread; the 1024³ product 162 → 200). The chunks add onto C in k order: one pass's bits.
 // With A transposed (packed_panel_gemm) the same copy of B measured no faster.
 __attribute__((noinline)) static void packed_b_gemm(int M, int N, int K, const real *A, int lda, const real *B, int ldb,
-                                                   int accumulate, real *C, int ldc) {
+                                                   const real *C0, int ldc0, real *C, int ldc) {
     real panel[PACK_K * 64];
     for (int n0 = 0, w; n0 < N; n0 += w) {
         w = panel_width(N, n0);
         for (int k0 = 0; k0 < K || k0 == 0; k0 += PACK_K) {
             int kc = K - k0 < PACK_K ? K - k0 : PACK_K;
             pack_rows(panel, B + (long)k0 * ldb + n0, ldb, kc, w);
-            narrow_gemm(0, M, w, kc, A + k0, lda, panel, w, accumulate || k0 > 0, C + n0, ldc);
+            const real *c0 = k0 > 0 ? C + n0 : C0 ? C0 + n0 : NULL;
+            narrow_gemm(0, M, w, kc, A + k0, lda, panel, w, c0, k0 > 0 ? ldc : ldc0, C + n0, ldc);
         }
     }
 }
 
-// C = op(A)·op(B) (+ C when accumulate) in panels of 64 columns.
+// C = op(A)·op(B) (+ C0, see narrow_rows) in panels of 64 columns.
 static void panel_gemm(int trans_a, int trans_b, int M, int N, int K, const real *A, int lda, const real *B,
-                       int ldb, int accumulate, real *C, int ldc) {
+                       int ldb, const real *C0, int ldc0, real *C, int ldc) {
     if (trans_a && !trans_b) {
-        packed_panel_gemm(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+        packed_panel_gemm(M, N, K, A, lda, B, ldb, C0, ldc0, C, ldc);
         return;
     }
     if (!trans_a && !trans_b && M > SHORT_ROWS) {
-        packed_b_gemm(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+        packed_b_gemm(M, N, K, A, lda, B, ldb, C0, ldc0, C, ldc);
         return;
     }
     for (int n0 = 0, w; n0 < N; n0 += w) {
         w = panel_width(N, n0);
+        const real *c0 = C0 ? C0 + n0 : NULL;
         if (trans_b)
-            narrow_gemm_bt(trans_a, M, w, K, A, lda, B + (long)n0 * ldb, ldb, accumulate, C + n0, ldc);
+            narrow_gemm_bt(trans_a, M, w, K, A, lda, B + (long)n0 * ldb, ldb, c0, ldc0, C + n0, ldc);
         else
-            narrow_gemm(trans_a, M, w, K, A, lda, B + n0, ldb, accumulate, C + n0, ldc);
+            narrow_gemm(trans_a, M, w, K, A, lda, B + n0, ldb, c0, ldc0, C + n0, ldc);
     }
 }
 #endif
@@ -396,35 +402,43 @@ const char *matmul_narrow_path(void) {
 }
 #pragma GCC pop_options
 
-// One product: the narrow loop above where it applies, else one OpenBLAS call (single-threaded inside
-// a parallel region, see set_threads).
+// One product, C = alpha·op(A)·op(B) + beta·C, or + the row bias in every row of C when bias is not
+// NULL (beta is then 0): the narrow loop above where it applies, summing from the bias row, else one
+// OpenBLAS call (single-threaded inside a parallel region, see set_threads) after the bias is copied
+// into C's rows.
 static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
-            const real *B, int ldb, real beta, real *C, int ldc) {
+                 const real *B, int ldb, real beta, const real *bias, real *C, int ldc) {
 #if VEC_BYTES
     int plain = alpha == 1 && (beta == 0 || beta == 1);  // what the own loop computes
+    const real *C0 = bias ? bias : beta == 1 ? C : NULL;  // the rows the sums start from (narrow_rows)
+    int ldc0 = bias ? 0 : ldc;
     if (narrow_fits(N) && plain) {
         if (!trans_b) {
-            narrow_gemm(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
+            narrow_gemm(trans_a, M, N, K, A, lda, B, ldb, C0, ldc0, C, ldc);
             return;
         }
-        narrow_gemm_bt(trans_a, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
+        narrow_gemm_bt(trans_a, M, N, K, A, lda, B, ldb, C0, ldc0, C, ldc);
         return;
     }
     if (plain && short_fits(trans_a, trans_b, M, N)) {
-        panel_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
+        panel_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C0, ldc0, C, ldc);
         return;
     }
 #if TRANSPOSED
-    if (transposed_fits(M, N, K) && plain) {
+    if (transposed_fits(M, N, K) && plain && !bias) {
         transposed_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
         return;
     }
 #endif
     if (plain && panels_fit(trans_a, trans_b, M, N)) {
-        panel_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta == 1, C, ldc);
+        panel_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C0, ldc0, C, ldc);
         return;
     }
 #endif
+    if (bias) {
+        for (int m = 0; m < M; m++) memcpy(C + (long)m * ldc, bias, sizeof(real) * N);
+        beta = 1;
+    }
 #ifdef REAL_DOUBLE
     cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -470,9 +484,10 @@ static int tile_of(int n) {
     return t < TILE_MIN ? TILE_MIN : t;
 }
 
-// C = alpha·Σ_s A_s·B_s + beta·C over slices s of K, the slices' products summed in order.
+// C = alpha·Σ_s A_s·B_s + beta·C (or + bias, as gemm) over slices s of K, the slices' products summed
+// in order.
 static void matmul_k_sliced(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
-                            const real *B, int ldb, real beta, real *C, int ldc) {
+                            const real *B, int ldb, real beta, const real *bias, real *C, int ldc) {
     int kt = (K + K_TILES - 1) / K_TILES;
     long mn = (long)M * N;
     real *part = scratch_for(K_TILES * mn);
@@ -480,7 +495,7 @@ static void matmul_k_sliced(int trans_a, int trans_b, int M, int N, int K, real 
     for (int s = 0; s < K_TILES; s++) {
         int k0 = s * kt, k1 = k0 + kt < K ? k0 + kt : K;
         const real *As = trans_a ? A + (long)k0 * lda : A + k0, *Bs = trans_b ? B + k0 : B + (long)k0 * ldb;
-        gemm(trans_a, trans_b, M, N, k1 - k0, 1, As, lda, Bs, ldb, 0, part + s * mn, N);
+        gemm(trans_a, trans_b, M, N, k1 - k0, 1, As, lda, Bs, ldb, 0, NULL, part + s * mn, N);
     }
 #pragma omp parallel for schedule(static)
     for (int m = 0; m < M; m++) {
@@ -488,20 +503,21 @@ static void matmul_k_sliced(int trans_a, int trans_b, int M, int N, int K, real 
         for (int n = 0; n < N; n++) {
             real sum = part[(long)m * N + n];
             for (int s = 1; s < K_TILES; s++) sum += part[s * mn + (long)m * N + n];
-            c[n] = alpha * sum + (beta == 0 ? 0 : beta * c[n]);
+            c[n] = alpha * sum + (bias ? bias[n] : beta == 0 ? 0 : beta * c[n]);
         }
     }
 }
 
-void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B,
-            int ldb, real beta, real *C, int ldc) {
+// matmul, or matmul_bias when bias is not NULL.
+static void product(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
+                    const real *B, int ldb, real beta, const real *bias, real *C, int ldc) {
     if (omp_get_level() > 0) {  // already one task of a parallel loop (attention's heads)
-        gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
         return;
     }
     int big = M > N ? M : N;
     if (K >= K_MIN && K >= 2 * big) {
-        matmul_k_sliced(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        matmul_k_sliced(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
         return;
     }
     int by_rows = M >= N, len = by_rows ? M : N, t = tile_of(len), tiles = (len + t - 1) / t;
@@ -509,12 +525,22 @@ void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const rea
     for (int i = 0; i < tiles; i++) {
         int a = i * t, w = a + t < len ? t : len - a;
         if (by_rows)
-            gemm(trans_a, trans_b, w, N, K, alpha, trans_a ? A + a : A + (long)a * lda, lda, B, ldb, beta,
+            gemm(trans_a, trans_b, w, N, K, alpha, trans_a ? A + a : A + (long)a * lda, lda, B, ldb, beta, bias,
                  C + (long)a * ldc, ldc);
         else
-            gemm(trans_a, trans_b, M, w, K, alpha, A, lda, trans_b ? B + (long)a * ldb : B + a, ldb, beta, C + a,
-                 ldc);
+            gemm(trans_a, trans_b, M, w, K, alpha, A, lda, trans_b ? B + (long)a * ldb : B + a, ldb, beta,
+                 bias ? bias + a : NULL, C + a, ldc);
     }
+}
+
+void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B,
+            int ldb, real beta, real *C, int ldc) {
+    product(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+}
+
+void matmul_bias(int M, int N, int K, const real *A, int lda, const real *B, int ldb, const real *bias, real *C,
+                 int ldc) {
+    product(0, 1, M, N, K, 1, A, lda, B, ldb, 0, bias, C, ldc);
 }
 
 void matmul_naive(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,

@@ -1,4 +1,5 @@
-// Dense products. Every dense product in the core goes through matmul(), which is OpenBLAS
+// Dense products. Every dense product in the core goes through matmul() (a linear layer's forward
+// through matmul_bias()), which is OpenBLAS
 // (sgemm or dgemm by the build's `real`), except, with alpha 1 and beta 0 or 1, products of 16, 32
 // or 64 columns (attention's products over the head dimension, linear layers of small models),
 // products of at most 64 rows against a multiple of 16 columns past 64, neither operand transposed
@@ -27,6 +28,11 @@
 // called concurrently from outside parallel regions (one scratch buffer for partial products).
 void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc);
+// C = A·Bᵀ + bias, the row bias (N) added to every row: A (M,K), B (N,K), C (M,N), row strides lda,
+// ldb, ldc. The own loop sums each row from the bias, which saves copying it into C first (a pass
+// over C, then read back by the product); OpenBLAS products get that copy.
+void matmul_bias(int M, int N, int K, const real *A, int lda, const real *B, int ldb, const real *bias, real *C,
+                 int ldc);
 // Which vectors this build's own loop uses and which column counts it takes, for test output.
 const char *matmul_narrow_path(void);
 // Products of more than 64 columns, a multiple of 64, run in panels of 64 through the own loop when

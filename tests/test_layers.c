@@ -157,6 +157,51 @@ static void test_matmul_short(void) {
     matmul_set_panels(-1);
 }
 
+// matmul_bias (C = A·Bᵀ + bias in every row) against the plain loop: the own loop summing from the
+// bias row (16, 32, 64 columns; multiples of 64 in panels, forced on and off), OpenBLAS after copying
+// it (other widths), slices of K, tiles of columns (the bias offset with them), a parallel region.
+static void test_matmul_bias(void) {
+    static const int shapes[][4] = {  // M, N, K, in a parallel region
+        {37, 16, 51, 0}, {70, 64, 40, 0}, {70, 64, 40, 1}, {33, 192, 70, 0}, {40, 128, 300, 1},
+        {5, 128, 64, 0}, {9, 23, 17, 0}, {24, 20, 5000, 0}, {7, 1300, 19, 0}, {1030, 64, 9, 0}};
+    for (int on = 1; on >= 0; on--) {
+        matmul_set_panels(on);
+        for (int s = 0; s < 10; s++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], lda = K + 1, ldb = K + 2, ldc = N + 3;
+            float *A = alloc_fill((long)M * lda, 1.0), *B = alloc_fill((long)N * ldb, 1.0);
+            float *bias = alloc_fill(N, 2.0), *C = alloc_fill((long)M * ldc, 1.0);
+            float *pad = malloc(sizeof(float) * M * ldc);
+            memcpy(pad, C, sizeof(float) * M * ldc);
+            if (shapes[s][3]) {
+#pragma omp parallel num_threads(1)
+                matmul_bias(M, N, K, A, lda, B, ldb, bias, C, ldc);
+            } else {
+                matmul_bias(M, N, K, A, lda, B, ldb, bias, C, ldc);
+            }
+            double worst = 0;
+            long touched = 0;
+            for (int m = 0; m < M; m++) {
+                for (int n = 0; n < N; n++) {
+                    double want = bias[n], mag = fabs((double)bias[n]);
+                    for (int k = 0; k < K; k++) {
+                        double t = (double)A[(long)m * lda + k] * B[(long)n * ldb + k];
+                        want += t, mag += fabs(t);
+                    }
+                    double ratio = fabs(C[(long)m * ldc + n] - want) / ((K + 4) * 0x1.0p-24 * mag + 1e-30);
+                    worst = ratio > worst || ratio != ratio ? ratio : worst;
+                }
+                for (int n = N; n < ldc; n++) touched += memcmp(&C[(long)m * ldc + n], &pad[(long)m * ldc + n], 4) != 0;
+            }
+            printf("     matmul_bias M=%-4d N=%-4d K=%-4d panels %s%s: worst error %.3f of tolerance\n", M, N, K,
+                   on ? "on " : "off", shapes[s][3] ? " (in a parallel region)" : "", worst);
+            CHECK(worst <= 1.0, "matmul_bias M=%d N=%d K=%d: error %.3f of (K + 4) u S", M, N, K, worst);
+            CHECK(touched == 0, "matmul_bias M=%d N=%d K=%d wrote %ld values of C's padding", M, N, K, touched);
+            free(A), free(B), free(bias), free(C), free(pad);
+        }
+    }
+    matmul_set_panels(-1);
+}
+
 // matmul_transpose against the plain loop: vector tiles where the build has them, then the tail
 // columns and rows; dst's padding columns stay as they were.
 static void test_matmul_transpose(void) {
@@ -505,6 +550,7 @@ int main(void) {
     RUN(test_matmul_panels);
     RUN(test_matmul_short);
     RUN(test_matmul_transpose);
+    RUN(test_matmul_bias);
     RUN(test_matmul_threads);
     RUN(test_dropout_statistics);
     RUN(test_dropout_determinism);
