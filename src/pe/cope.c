@@ -449,13 +449,18 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     }
     for (; j <= i; j++) add_pair(c0 + fj[j], da[j], dw[j]);
     // dZ row = the copies on [fmin, fmax+1], 0 below; the block's products use its widest row, and
-    // block_backward_end zero-fills the narrower rows up to it
+    // block_backward_end zero-fills the narrower rows up to it. The copies are zeroed again in the
+    // same pass (four memsets per row: tiny model's CoPE attention 9.50 -> 9.40 ms), the spare column
+    // P after it.
     real *dz = w.dz + (long)r * P;
     int mhi = fmax + 1 < P ? fmax + 1 : P - 1;
     memset(dz, 0, sizeof(real) * fmin);
 #pragma omp simd
-    for (int m = fmin; m <= mhi; m++) dz[m] = (c0[m] + c1[m]) + (c2[m] + c3[m]);
-    for (int x = 0; x < COPIES; x++) memset(c0 + x * (P + 1L) + fmin, 0, sizeof(real) * (fmax + 2 - fmin));
+    for (int m = fmin; m <= mhi; m++) {
+        dz[m] = (c0[m] + c1[m]) + (c2[m] + c3[m]);
+        c0[m] = c1[m] = c2[m] = c3[m] = 0;
+    }
+    if (fmax + 1 > mhi) c0[P] = c1[P] = c2[P] = c3[P] = 0;
     w.ncol[r] = mhi + 1;
 
     real *dx = separate_gates(o, hd->pe) ? w.dsg + (long)r * T : dS;
