@@ -49,8 +49,9 @@
 #define VEC_NAME "SSE2"
 #endif
 
-// The transposed products (below) need GCC's __builtin_shuffle; other compilers leave them to OpenBLAS.
-#if VEC_BYTES && defined(__GNUC__) && !defined(__clang__)
+// The transposed products (below) need GCC's __builtin_shuffle, other compilers leave them to
+// OpenBLAS; and a width the loop takes (AVX2's registers hold no row of 16 doubles).
+#if VEC_BYTES && defined(__GNUC__) && !defined(__clang__) && (VEC_BYTES == 64 || !defined(REAL_DOUBLE))
 #define TRANSPOSED 1
 #else
 #define TRANSPOSED 0
