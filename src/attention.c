@@ -125,7 +125,7 @@ typedef struct {
     int transform;                  // a kernel transforms q and k (RoPE)
     int transpose_keys;             // the forward's q·kᵀ reads the keys transposed (see call_setup)
     int ldt;                        // row stride of the transposed keys and values
-    long transposed_off;                    // within a thread's region: keys or values transposed (dh,ldt)
+    long transposed_off;            // within a thread's region: keys or values transposed (dh,ldt)
     long core_work, thread_work;    // reals per thread: the core's blocks, and everything
     long kernel_work[MAX_KERNELS];  // offset of each kernel's work within a thread's region
     real *threads;                  // thread t's region at threads + t·thread_work

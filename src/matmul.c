@@ -14,7 +14,8 @@
 // long operand before every such product, a copy per 16 to 64 multiply-adds, which made these
 // products the least efficient of a step; this loop reads it in place. A block of ROWS rows of C is
 // held in registers, nv vectors per row, and each row k of B, loaded once, is multiplied by the
-// block's elements of column k of op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k order from C (or 0).
+// block's elements of column k of op(A): C[m] = Σ_k op(A)[m][k]·B[k], summed in k order from C, a bias
+// row or 0 (narrow_rows).
 // (The transposed products below sum from 0 and add C last: they round apart from this loop's.)
 //
 // The vectors are GCC's generic ones, as wide as the target's registers: 64 bytes with AVX-512
@@ -185,7 +186,7 @@ static inline __attribute__((always_inline)) void transpose_tile(real *dst, int 
 // C = op(A)·op(B) (+ C) with few rows, many columns and a short sum, an operand transposed: a block of
 // query rows against keys read in place (CoPE's separate gate keys) and CoPE's table gradient (M the
 // head dimension, K the block's rows); attention's own keys are transposed once per head and take
-// the short panels below. OpenBLAS
+// the short panels below where the build has them. OpenBLAS
 // ran q·kᵀ at 70% of its large-product rate (T = 512, head size 64: the packing of op(B), a copy
 // per K multiply-adds, again). The transposed product Cᵀ = op(B)ᵀ·op(A)ᵀ has M columns, which this
 // loop takes with op(B) read in place; it is computed KEY_TILE rows at a time into a stack tile and
@@ -277,7 +278,7 @@ static int short_fits(int trans_a, int trans_b, int M, int N) {
 // last 48 runs as 32 and 16).
 static int panel_width(int N, int n0) { return N - n0 >= 64 ? 64 : N - n0 >= 32 ? 32 : 16; }
 
-// C = Aᵀ·B (+ C when accumulate) in panels, for panel_gemm: a weight gradient's product, A (K,M) and
+// C = Aᵀ·B (+ C0, see narrow_rows) in panels, for panel_gemm: a weight gradient's product, A (K,M) and
 // B (K,N) summed over every token (K up to thousands). The loop reads op(A) as 6 values of each of K
 // rows of A, lda apart; at lda = 1024 floats (4 KB) those rows fall into few sets of the caches, which
 // evicted them before the next block of rows read the rest of the same lines (113-140 GFLOP/s in the
@@ -315,7 +316,7 @@ __attribute__((noinline)) static void packed_panel_gemm(int M, int N, int K, con
     }
 }
 
-// C = A·B (+ C when accumulate) in panels, for products of more than SHORT_ROWS rows: each panel's
+// C = A·B (+ C0) in panels, for products of more than SHORT_ROWS rows: each panel's
 // B is copied in chunks of PACK_K rows into a stack block of consecutive rows, which every block of
 // C's rows then reads. Read in place, B's rows lie ldb apart (1-4 KB in the models' products) and
 // every block of rows streamed the panel's rows again from L2: the flip-flop model's forward
@@ -336,7 +337,8 @@ __attribute__((noinline)) static void packed_b_gemm(int M, int N, int K, const r
     }
 }
 
-// C = op(A)·op(B) (+ C0, see narrow_rows) in panels of 64 columns.
+// C = op(A)·op(B) (+ C0, see narrow_rows) in panels of 64 columns (the last 16, 32 or 48).
+// N is a multiple of 16 (panels_fit, short_fits).
 static void panel_gemm(int trans_a, int trans_b, int M, int N, int K, const real *A, int lda, const real *B,
                        int ldb, const real *C0, int ldc0, real *C, int ldc) {
     if (trans_a && !trans_b) {
@@ -382,7 +384,7 @@ void matmul_set_panels(int on) {
 }
 
 const char *matmul_narrow_path(void) {
-    static char what[160];
+    static char what[256];
     int n = snprintf(what, sizeof what, "%s build: ", VEC_NAME), any = 0;
 #if VEC_BYTES
     for (int N = 16; N <= 64; N *= 2)
@@ -396,8 +398,13 @@ const char *matmul_narrow_path(void) {
         snprintf(what + n, sizeof what - n, "OpenBLAS for every product");
         return what;
     }
-    snprintf(what + n, sizeof what - n, " columns%s%s, OpenBLAS for the rest",
+    int short_panels = 0;
+#if VEC_BYTES
+    short_panels = narrow_fits(64);
+#endif
+    snprintf(what + n, sizeof what - n, " columns%s%s%s, OpenBLAS for the rest",
              TRANSPOSED ? " and as many rows against more columns" : "",
+             short_panels ? ", up to 64 rows against multiples of 16 columns" : "",
              panels ? ", multiples of 64 columns in panels" : "");
     return what;
 }

@@ -38,7 +38,7 @@ const char *matmul_narrow_path(void);
 // Products of more than 64 columns, a multiple of 64, run in panels of 64 through the own loop when
 // this build has AVX-512 and OpenBLAS's kernel does not (on = -1, the default); 1 and 0 force them
 // on or off (where the build has the loop; the shapes they take stay the same), for tests. Not while
-// a product runs.
+// a product runs. The short products (at most 64 rows) take their panels either way.
 void matmul_set_panels(int on);
 // dst (cols,rows) = srcᵀ, src (rows,cols): for an operand many products read transposed (attention's
 // keys and values of a head, against each block of query rows), copied once so that each product

@@ -308,11 +308,14 @@ static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
         matmul(0, 1, nr, i1 - from, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k + (long)from * g.ldk, g.ldk, 0,
                w->sg + from, T);
         S = w->sg;
-    } else if (!S) {  // S[rows][from:i1] = Q[rows]·K[from:i1]ᵀ as attention's forward computes it: from
-        // the keys transposed (head_backward), from a multiple of 16 keys as its products are
-        int from16 = from / 16 * 16;
-        matmul(0, 0, nr, i1 - from16, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, w->kt + from16, key_stride(T), 0,
-               w->sg + from16, T);
+    } else if (!S) {  // S[rows][lo:i1] = Q[rows]·K[lo:i1]ᵀ, from the keys transposed (head_backward), as
+        // attention's forward computes it: lo <= from keeps a width the own loop of matmul.c takes (a
+        // multiple of 16, and 16, 32 or 64 up to 64), where each element then has the forward's bits
+        int n = i1 - from / 16 * 16;
+        n = n <= 16 ? 16 : n <= 32 ? 32 : n <= 64 ? 64 : n;
+        int lo = n < i1 ? i1 - n : 0;
+        matmul(0, 0, nr, i1 - lo, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, w->kt + lo, key_stride(T), 0,
+               w->sg + lo, T);
         S = w->sg;
     }
     real maxp = 0, s = hd->s, top = (real)(P - 1);
@@ -450,8 +453,8 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     for (; j <= i; j++) add_pair(c0 + fj[j], da[j], dw[j]);
     // dZ row = the copies on [fmin, fmax+1], 0 below; the block's products use its widest row, and
     // block_backward_end zero-fills the narrower rows up to it. The copies are zeroed again in the
-    // same pass (four memsets per row: tiny model's CoPE attention 9.50 -> 9.40 ms), the spare column
-    // P after it.
+    // same pass, the spare column P after it (instead of four memsets per row: tiny model's CoPE
+    // attention 9.50 -> 9.40 ms).
     real *dz = w.dz + (long)r * P;
     int mhi = fmax + 1 < P ? fmax + 1 : P - 1;
     memset(dz, 0, sizeof(real) * fmin);
