@@ -128,10 +128,10 @@ static void narrow_gemm(int trans_a, int M, int N, int K, const real *A, int lda
 // the stack (64 KB of floats at most: a linear layer's weight in the forward, a position table) in
 // slices of K when larger (the dq of CoPE's positions at long contexts, K the positions in reach).
 // Each slice adds onto C in k order, so slicing rounds exactly as one pass does. Each tile of a
-// product copies B again: K·N values against the tile's rows × K·N multiply-adds. The copy reads 16
-// values of k (a cache line) of each of B's rows in turn: one k at a time down N rows ldb apart, the
-// rows fell into one cache set when ldb was a multiple of 1024 floats (4-6× slower products with
-// few rows). noinline, like transposed_gemm: the stack copies of the two are never on a thread's
+// product copies B again: K·N values against the tile's rows × K·N multiply-adds. The copy
+// (matmul_transpose) reads a cache line of each of B's rows in turn: one k at a time down N rows ldb
+// apart, the rows fell into one cache set when ldb was a multiple of 1024 floats (4-6× slower
+// products with few rows). noinline, like transposed_gemm: the stack copies of the two are never on a thread's
 // stack together.
 __attribute__((noinline)) static void narrow_gemm_bt(int trans_a, int M, int N, int K, const real *A, int lda,
                                                     const real *B, int ldb, const real *C0, int ldc0, real *C,
@@ -140,11 +140,7 @@ __attribute__((noinline)) static void narrow_gemm_bt(int trans_a, int M, int N, 
     int slice = NARROW_BT_MAX / N;
     for (int k0 = 0; k0 < K || k0 == 0; k0 += slice) {
         int nk = K - k0 < slice ? K - k0 : slice;
-        for (int kb = 0; kb < nk; kb += 16) {
-            int ke = kb + 16 < nk ? kb + 16 : nk;
-            for (int n = 0; n < N; n++)
-                for (int k = kb; k < ke; k++) bt[(long)k * N + n] = B[(long)n * ldb + k0 + k];
-        }
+        matmul_transpose(bt, N, B + k0, ldb, N, nk);
         narrow_gemm(trans_a, M, N, nk, trans_a ? A + (long)k0 * lda : A + k0, lda, bt, N, k0 > 0 ? C : C0,
                     k0 > 0 ? ldc : ldc0, C, ldc);
     }
@@ -203,8 +199,7 @@ __attribute__((noinline)) static void transposed_gemm(int trans_a, int trans_b, 
     const real *y = A;  // op(A)ᵀ, (K,M): A itself when transposed, else a copy
     int ldy = lda;
     if (!trans_a) {
-        for (int k = 0; k < K; k++)
-            for (int m = 0; m < M; m++) at[(long)k * M + m] = A[(long)m * lda + k];
+        matmul_transpose(at, M, A, lda, M, K);
         y = at, ldy = M;
     }
     for (int n0 = 0; n0 < N; n0 += KEY_TILE) {

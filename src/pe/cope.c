@@ -282,11 +282,14 @@ static int block_unclamped(const int *first, int rows) {
     return from;
 }
 
-// The columns of Z and dZ a block's products take: the n it needs, widened to 16, 32 or 64 when at
-// most 64, else to a multiple of 16 (the widths the own loop of matmul.c takes; OpenBLAS ran the
-// narrow odd widths at a fraction of its rate), at most all P.
+// n columns widened to 16, 32 or 64 when at most 64: the narrow widths the own loop of matmul.c takes
+// (OpenBLAS ran the narrow odd widths at a fraction of its rate).
+static int loop_width(int n) { return n <= 16 ? 16 : n <= 32 ? 32 : n <= 64 ? 64 : n; }
+
+// The columns of Z and dZ a block's products take: the n it needs, widened as loop_width and past 64
+// to a multiple of 16 (the own loop's panels), at most all P.
 static int product_width(int n, int P) {
-    n = n <= 16 ? 16 : n <= 32 ? 32 : n <= 64 ? 64 : (n + 15) / 16 * 16;
+    n = (loop_width(n) + 15) / 16 * 16;
     return n < P ? n : P;
 }
 
@@ -311,9 +314,7 @@ static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
     } else if (!S) {  // S[rows][lo:i1] = Q[rows]·K[lo:i1]ᵀ, from the keys transposed (head_backward), as
         // attention's forward computes it: lo <= from keeps a width the own loop of matmul.c takes (a
         // multiple of 16, and 16, 32 or 64 up to 64), where each element then has the forward's bits
-        int n = i1 - from / 16 * 16;
-        n = n <= 16 ? 16 : n <= 32 ? 32 : n <= 64 ? 64 : n;
-        int lo = n < i1 ? i1 - n : 0;
+        int n = loop_width(i1 - from / 16 * 16), lo = n < i1 ? i1 - n : 0;
         matmul(0, 0, nr, i1 - lo, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, w->kt + lo, key_stride(T), 0,
                w->sg + lo, T);
         S = w->sg;
