@@ -257,36 +257,63 @@ static real lanes_max(real *acc) {
     return acc[0];
 }
 
-static real dot_lanes(const real *a, const real *b, int n) {
-    real acc[LANES] = {0};
-    int j = 0;
-    for (; j + LANES <= n; j += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += a[j + l] * b[j + l];
-    for (int l = 0; j + l < n; l++) acc[l] += a[j + l] * b[j + l];
-    return lanes_total(acc);
+// The softmax's rows as vectors of LANES reals (GCC's generic vectors: one register of the target or
+// several). Left to the auto-vectoriser, the running max of a row was a scalar loop (a max per
+// element), and the logits row was filled by stores narrower than the loads that read it back, each
+// load then waiting for those stores to retire. At the tiny model's shape (T = 128, 1 thread) a row's
+// logits and softmax took 49 ns, now 41, and attention's forward alone 1.63 ms, now 1.42. Same sums
+// in the same order as the element loops they replace, so the same bits.
+typedef real lanes __attribute__((vector_size(LANES * sizeof(real))));
+typedef __typeof__((lanes){0} < (lanes){0}) lanes_mask;  // a compare's result: all bits set where true
+// Vectors go in and out of memory by memcpy, and no function takes or returns one: its ABI would
+// depend on the target's vector width (as in matmul.c).
+#define LANES_SELECT(m, a, b) ((lanes)(((lanes_mask)(a) & (m)) | ((lanes_mask)(b) & ~(m))))  // a where m
+
+// x[0..np) = s·S[j] for keys j <= i, -inf past them (np = round16(i + 1)): the row's logits before the
+// encodings add theirs. S may hold anything past i.
+static void logits_row(real *restrict x, const real *restrict S, real s, int i) {
+    lanes_mask key;
+    for (int l = 0; l < LANES; l++) key[l] = l;
+    lanes ninf = (lanes){0} - INFINITY;
+    for (int j = 0; j <= i; j += LANES) {
+        lanes y;
+        memcpy(&y, S + j, sizeof y);
+        y = LANES_SELECT(key + j <= i, s * y, ninf);
+        memcpy(x + j, &y, sizeof y);
+    }
 }
 
 // a[0..n) = softmax(x[0..n)); masked entries hold -inf and come out exactly 0. x holds round16(n)
-// entries, those past n -inf (the caller writes them with the logits: a scalar fill here, read back
-// by the vector loads below, stalled each on its store), so the vector loops run over whole groups
-// of 16 and never into a scalar tail (which, with rows of tens of keys, cost as much as the rest), and
-// the probabilities row, a stream through the B·H·T² cache, is written once.
+// entries, those past n -inf (logits_row), so the vector loops run over whole groups of 16 and never
+// into a scalar tail (which, with rows of tens of keys, cost as much as the rest), and the
+// probabilities row, a stream through the B·H·T² cache, is written once.
 static void softmax_row(real *restrict a, real *restrict x, int n) {
     int np = (int)round16(n);
+    lanes top, y;
+    memcpy(&top, x, sizeof top);
+    for (int j = LANES; j < np; j += LANES) {
+        memcpy(&y, x + j, sizeof y);
+        top = LANES_SELECT(y > top, y, top);
+    }
     real acc[LANES];
-    for (int l = 0; l < LANES; l++) acc[l] = x[l];
-    for (int j = LANES; j < np; j += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+    memcpy(acc, &top, sizeof acc);
     real mx = lanes_max(acc);
-    for (int l = 0; l < LANES; l++) acc[l] = 0;
-    for (int j = 0; j < np; j += LANES)
-        for (int l = 0; l < LANES; l++) {
-            x[j + l] = pe_exp(x[j + l] - mx);
-            acc[l] += x[j + l];
-        }
+    lanes sum = {0};
+    for (int j = 0; j < np; j += LANES) {
+        memcpy(&y, x + j, sizeof y);
+        for (int l = 0; l < LANES; l++) y[l] = pe_exp(y[l] - mx);
+        memcpy(x + j, &y, sizeof y);
+        sum += y;
+    }
+    memcpy(acc, &sum, sizeof acc);
     real inv = 1 / lanes_total(acc);
-#pragma omp simd
-    for (int j = 0; j < n; j++) a[j] = x[j] * inv;
+    int j = 0;
+    for (; j + LANES <= n; j += LANES) {
+        memcpy(&y, x + j, sizeof y);
+        y *= inv;
+        memcpy(a + j, &y, sizeof y);
+    }
+    for (; j < n; j++) a[j] = x[j] * inv;
 }
 
 static void head_forward(const Call *c, real *out, long bh, real *thread) {
@@ -317,9 +344,7 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
         for (int i = i0; i < i1; i++) {
             real *a = probs + (long)(i - c->r0) * T;
             const real *Si = S + (long)(i - i0) * T;
-            int np = (int)round16(i + 1);  // S has keys < i1 only: those past i are not read
-#pragma omp simd
-            for (int j = 0; j < np; j++) logits[j] = j <= i ? c->s * Si[j] : -INFINITY;
+            logits_row(logits, Si, c->s, i);  // S has keys < i1 only: those past i are not read
             for (int x = 0; x < c->nk; x++)
                 if (c->ks[x]->row_logits) c->ks[x]->row_logits(&hd[x], i, logits);
             if (pad)  // M_ij: key j is not padding; the diagonal is always on
@@ -365,6 +390,22 @@ void attention_forward(real *out, AttnCache *cache, const real *q, const real *k
 void attention_forward_rows(real *out, AttnCache *cache, const real *q, const real *k, const real *v,
                             const uint8_t *key_pad, const AttnPE *pe, int T, int r0, int C, int H) {
     forward_rows(out, cache, q, k, v, key_pad, pe, 0, 0, 1, T, r0, C, H);
+}
+
+// Σ a[j]·b[j] over j < n, lane j % LANES summing element j (lanes_total).
+static real dot_lanes(const real *a, const real *b, int n) {
+    lanes sum = {0};
+    int j = 0;
+    for (; j + LANES <= n; j += LANES) {
+        lanes x, y;
+        memcpy(&x, a + j, sizeof x);
+        memcpy(&y, b + j, sizeof y);
+        sum += x * y;
+    }
+    real acc[LANES];
+    memcpy(acc, &sum, sizeof acc);
+    for (int l = 0; j + l < n; l++) acc[l] += a[j + l] * b[j + l];
+    return lanes_total(acc);
 }
 
 static void head_backward(const Call *c, real *dq, real *dk, real *dv, const real *dout, long bh, real *thread) {
