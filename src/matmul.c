@@ -9,6 +9,8 @@
 
 #include <cblas.h>
 
+#include "target.h"
+
 // Products whose result has 16, 32 or 64 columns: attention's α·V, dS·K, αᵀ·G and dSᵀ·Q, whose
 // columns are the head dimension, and a small model's linear layers. OpenBLAS copies ("packs") the
 // long operand before every such product, a copy per 16 to 64 multiply-adds, which made these
@@ -31,23 +33,16 @@
 // - fewer rows with more vectors each (AVX2, 2 rows of 4 vectors): 3× slower;
 // - SSE2 vectors (the x86-64 baseline, no FMA) against OpenBLAS, which picks its own kernel for the
 //   CPU at run time: 1.3× slower.
-// ROWS = 4 measured best with AVX-512 at 16 and 32 floats (8: no faster, slower at 16); rows of 4
-// vectors take blocks of 6 (MAX_NV_ROWS6). The sums' order is the same on every target and block
-// size; only fused (FMA) and separate multiply-adds round apart.
+// Blocks of ROWS = 4 rows, or more where the registers hold them (big_block). The sums' order is the
+// same on every target and block size; only fused (FMA) and separate multiply-adds round apart.
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")  // -std=c11 turns contraction off; the loop's speed is its FMAs
-#if defined(__AVX512F__)
-#define VEC_BYTES 64
-#define VEC_REGS 32
-#define VEC_NAME "AVX-512"
-#elif defined(__AVX__)
-#define VEC_BYTES 32
-#define VEC_REGS 16
-#define VEC_NAME "AVX"  // AVX2 and FMA too where the target has them, as x86-64-v3 does
+#if TARGET_VEC_BYTES >= 32
+#define VEC_BYTES TARGET_VEC_BYTES
+#define VEC_REGS TARGET_VEC_REGS
 #else
 #define VEC_BYTES 0  // no loop of our own: every product goes to OpenBLAS
 #define VEC_REGS 0
-#define VEC_NAME "SSE2"
 #endif
 
 // The transposed products (below) need GCC's __builtin_shuffle, other compilers leave them to
@@ -61,11 +56,18 @@
 #if VEC_BYTES
 typedef real vec __attribute__((vector_size(VEC_BYTES)));
 enum { LANES = VEC_BYTES / sizeof(real), ROWS = 4, MAX_NV = VEC_REGS == 32 ? 4 : 2, NARROW_BT_MAX = 16384 };
-// Rows of 4 vectors (AVX-512: 64 floats, or 32 doubles, unmeasured) go in blocks of 6: 24 accumulators
-// and the 4 vectors of B's row fill 28 of the 32 registers, and each B row loaded serves 6 rows
-// instead of 4 (flip-flop step 1695 → 1366 ms, 1 thread, against blocks of 4; 1024³ product 134 →
-// 206 GFLOP/s). The rows left over go in blocks of 4, then 1.
-enum { MAX_NV_ROWS6 = VEC_REGS == 32 ? 4 : 0, ROWS_MAX = 6 };
+enum { ROWS_MAX = 8 };
+
+// The larger blocks of rows of nv vectors, where AVX-512's 32 registers hold them (0: none), each B
+// row loaded then serving more rows, the rows left over going in blocks of ROWS, then 1:
+// - rows of 4 vectors (64 floats, or 32 doubles, unmeasured) in blocks of 6: 24 accumulators and the
+//   4 vectors of B's row fill 28 registers (flip-flop step 1695 → 1366 ms, 1 thread, against blocks
+//   of 4; 1024³ product 134 → 206 GFLOP/s);
+// - rows of 1 vector (16 floats: attention's products for heads of 16) in blocks of 8: 8 multiply-adds
+//   in flight instead of 4, where each takes 4 cycles and 2 start per cycle (tiny model's attention
+//   alone, 1 thread: forward 1.42 → 1.32 ms, backward 1.64 → 1.53).
+// 8 rows of 2 vectors, or 12 of 1, spilled or measured slower.
+static inline int big_block(int nv) { return VEC_REGS != 32 ? 0 : nv == 4 ? 6 : 8; }
 
 // Rows [m0, m0 + rows) of C, nv vectors (nv·LANES columns) each, summed from the rows of C0 (ldc0
 // apart: C itself to accumulate, or 0 for a bias row that every row starts from) or from 0 when C0 is
@@ -97,12 +99,12 @@ static inline __attribute__((always_inline)) void narrow_rows(int rows, int nv, 
 static inline __attribute__((always_inline)) void narrow_product(int nv, int trans_a, int M, int K, const real *A,
                                                                  int lda, const real *B, int ldb, const real *C0,
                                                                  int ldc0, real *C, int ldc) {
-    int m = 0;
-    if (nv == MAX_NV_ROWS6) {
-        // as many blocks of 6 as M holds, or one fewer when that leaves fewer single rows after the
-        // blocks of 4 (32 rows: 4 × 6 + 2 × 4, not 5 × 6 + 2 × 1)
-        int n6 = M / 6, m6 = n6 > 0 && (M - 6 * (n6 - 1)) % 4 < (M - 6 * n6) % 4 ? 6 * (n6 - 1) : 6 * n6;
-        for (; m < m6; m += 6) narrow_rows(6, nv, trans_a, m, K, A, lda, B, ldb, C0, ldc0, C, ldc);
+    int m = 0, big = big_block(nv);  // a constant where nv is
+    if (big) {
+        // as many big blocks as M holds, or one fewer when that leaves fewer single rows after the
+        // blocks of 4 (32 rows of 4 vectors: 4 × 6 + 2 × 4, not 5 × 6 + 2 × 1)
+        int nb = M / big, mb = nb > 0 && (M - big * (nb - 1)) % ROWS < (M - big * nb) % ROWS ? big * (nb - 1) : big * nb;
+        for (; m < mb; m += big) narrow_rows(big, nv, trans_a, m, K, A, lda, B, ldb, C0, ldc0, C, ldc);
     }
     for (; m + ROWS <= M; m += ROWS) narrow_rows(ROWS, nv, trans_a, m, K, A, lda, B, ldb, C0, ldc0, C, ldc);
     for (; m < M; m++) narrow_rows(1, nv, trans_a, m, K, A, lda, B, ldb, C0, ldc0, C, ldc);
@@ -380,7 +382,7 @@ void matmul_set_panels(int on) {
 
 const char *matmul_narrow_path(void) {
     static char what[256];
-    int n = snprintf(what, sizeof what, "%s build: ", VEC_NAME), any = 0;
+    int n = snprintf(what, sizeof what, "%s build: ", TARGET_VEC_NAME), any = 0;
 #if VEC_BYTES
     for (int N = 16; N <= 64; N *= 2)
         if (narrow_fits(N)) n += snprintf(what + n, sizeof what - n, "%s%d", any++ ? ", " : "own loop for ", N);

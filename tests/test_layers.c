@@ -103,12 +103,14 @@ static void test_matmul_vs_naive(void) {
             matmul_case(ta, tb, 13, 6, 4100, 3, -1.3f, 1.0f, 0);
             matmul_case(ta, tb, 11, 5, 2050, 0, 1.0f, 0.0f, 0);
             // 16, 32 and 64 columns, alpha 1, beta 0 or 1: matmul.c's own loop where the build's
-            // vectors take that width (row blocks of 4 and a tail; with tb = 1 through copies of B's
-            // transpose, in slices of K when K·N is large), other alphas to OpenBLAS
+            // vectors take that width (row blocks of 8 or 6 where the registers hold them, of 4, and a
+            // tail; with tb = 1 through copies of B's transpose, in slices of K when K·N is large),
+            // other alphas to OpenBLAS
             for (int N = 16; N <= 64; N *= 2) {
                 matmul_case(ta, tb, 67, N, 45, 3, 1.0f, 0.0f, 0);
                 matmul_case(ta, tb, 64, N, 128, 0, 1.0f, 1.0f, 0);
                 matmul_case(ta, tb, 3, N, 1, 16, 1.0f, 1.0f, 0);
+                matmul_case(ta, tb, 13, N, 20, 1, 1.0f, 1.0f, 0);  // 8 + 4 + 1 rows (64 columns: 6 + 6 + 1)
                 matmul_case(ta, tb, 33, N, 70, 1, 0.5f, 1.0f, 0);
                 matmul_case(ta, tb, 1030, N, 9, 0, 1.0f, 1.0f, 0);  // cut into tiles of rows first
                 matmul_case(ta, tb, 24, N, 2100, 2, 1.0f, 1.0f, 0);  // slices of K (weight gradients)
