@@ -63,10 +63,12 @@ enum { ROWS_MAX = 8 };
 // - rows of 4 vectors (64 floats, or 32 doubles, unmeasured) in blocks of 6: 24 accumulators and the
 //   4 vectors of B's row fill 28 registers (flip-flop step 1695 → 1366 ms, 1 thread, against blocks
 //   of 4; 1024³ product 134 → 206 GFLOP/s);
-// - rows of 1 vector (16 floats: attention's products for heads of 16) in blocks of 8: 8 multiply-adds
-//   in flight instead of 4, where each takes 4 cycles and 2 start per cycle (tiny model's attention
-//   alone, 1 thread: forward 1.42 → 1.32 ms, backward 1.64 → 1.53).
-// 8 rows of 2 vectors, or 12 of 1, spilled or measured slower.
+// - rows of 1 or 2 vectors (16 or 32 floats: attention's products for heads of 16 or 32) in blocks
+//   of 8: 8 or 16 multiply-adds in flight instead of 4 or 8, where each takes 4 cycles and 2 start
+//   per cycle. Attention alone, 1 thread, forward / backward: heads of 16 (tiny model, T = 128) 1.42
+//   → 1.32 / 1.64 → 1.53 ms; heads of 32 (d 128, T = 256, batch 16) 3.33 → 2.97 / 5.00 → 4.32 ms.
+// Blocks of 12 rows of 1 vector ran 1.3× slower than 8 (the accumulators then left the registers).
+// AVX2's 16 registers: blocks of 6 rows of 2 vectors measured no faster than 4.
 static inline int big_block(int nv) { return VEC_REGS != 32 ? 0 : nv == 4 ? 6 : 8; }
 
 // Rows [m0, m0 + rows) of C, nv vectors (nv·LANES columns) each, summed from the rows of C0 (ldc0
