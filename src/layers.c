@@ -326,38 +326,56 @@ void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, c
 // ---------------------------------------------------------------------------------------------
 // Activations
 
-void relu_forward(real *out, const real *inp, long n) {
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
-}
-
-void relu_backward(real *dinp, const real *dout, const real *inp, long n) {
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++) dinp[i] += inp[i] > 0 ? dout[i] : 0;
+// The forwards write each input's derivative too, when deriv is not NULL, for the backward, which
+// then needs nothing else: GELU's Φ(x) is at hand in the forward, and its backward had computed erfc
+// again (GELU forward + backward at the tiny model's shape, 1M values, 1 thread: 1.20 → 0.85 ms).
+// deriv may be inp itself (the model's call): `omp simd` says the loop may be vectorised all the
+// same, each element read before it is written (GCC's own check for overlap would fall back to a
+// scalar loop).
+void relu_forward(real *out, real *deriv, const real *inp, long n) {
+    if (!deriv) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+        for (long i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
+        return;
+    }
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) {
+        real x = inp[i];
+        out[i] = x > 0 ? x : 0;
+        deriv[i] = x > 0 ? 1 : 0;
+    }
 }
 
 // gelu(x) = x * Phi(x), Phi the standard normal CDF = erfc(-x/sqrt 2) / 2. The erfc form (rather
 // than (1 + erf)/2) keeps full relative precision for negative x, where 1 + erf cancels.
+// d/dx [x * Phi(x)] = Phi(x) + x * phi(x), phi the standard normal density.
 #define GELU_INV_SQRT2 0.70710678118654752440
 #define GELU_INV_SQRT_2PI 0.39894228040143267794
+static inline real gelu_cdf(real x) { return (real)0.5 * erfc_r(-x * (real)GELU_INV_SQRT2); }
+static inline real gelu_pdf(real x) { return (real)GELU_INV_SQRT_2PI * exp_r((real)-0.5 * x * x); }
 
-void gelu_forward(real *out, const real *inp, long n) {
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+void gelu_forward(real *out, real *deriv, const real *inp, long n) {
+    if (!deriv) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+        for (long i = 0; i < n; i++) out[i] = inp[i] * gelu_cdf(inp[i]);
+        return;
+    }
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) {
-        real x = inp[i];
-        out[i] = (real)0.5 * x * erfc_r(-x * (real)GELU_INV_SQRT2);
+        real x = inp[i], cdf = gelu_cdf(x);
+        out[i] = x * cdf;
+        deriv[i] = cdf + x * gelu_pdf(x);
     }
 }
 
-// d/dx [x * Phi(x)] = Phi(x) + x * phi(x), phi the standard normal density.
-void gelu_backward(real *dinp, const real *dout, const real *inp, long n) {
+void activation_backward(real *dinp, const real *dout, const real *deriv, long n) {
+    if (dinp == dout) {
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++) {
-        real x = inp[i];
-        real cdf = (real)0.5 * erfc_r(-x * (real)GELU_INV_SQRT2);
-        real pdf = (real)GELU_INV_SQRT_2PI * exp_r((real)-0.5 * x * x);
-        dinp[i] += dout[i] * (cdf + x * pdf);
+        for (long i = 0; i < n; i++) dinp[i] *= deriv[i];
+        return;
     }
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) dinp[i] += dout[i] * deriv[i];
 }
 
 // ---------------------------------------------------------------------------------------------

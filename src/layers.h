@@ -35,10 +35,13 @@ void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, c
                      const real *weight, int N, int IC, int OC);
 
 // Elementwise activations, n values. GELU is the exact erf form (PyTorch's nn.GELU default).
-void relu_forward(real *out, const real *inp, long n);
-void relu_backward(real *dinp, const real *dout, const real *inp, long n);
-void gelu_forward(real *out, const real *inp, long n);
-void gelu_backward(real *dinp, const real *dout, const real *inp, long n);
+// out = act(inp), and deriv = act'(inp) unless deriv is NULL (no backward follows); deriv may be inp
+// itself, which the backward does not need.
+void relu_forward(real *out, real *deriv, const real *inp, long n);
+void gelu_forward(real *out, real *deriv, const real *inp, long n);
+// dinp += dout·deriv, deriv from either forward; called in place (dinp == dout) it overwrites, as
+// dropout_backward does.
+void activation_backward(real *dinp, const real *dout, const real *deriv, long n);
 
 // Inverted dropout with a counter-based mask: element i is kept iff
 // rng_counter_uniform(key, i) >= p, and scaled by 1/(1-p). The mask is a pure function of

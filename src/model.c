@@ -291,7 +291,6 @@ static long carve(Model *m, real *mem, int B, int T) {
         TAKE(m->dtmp, BTC);
         TAKE(m->datt, BTC);
         TAKE(m->dwide, BTF);
-        TAKE(m->dwide2, BTF);
         TAKE(m->dq, BTC);
         TAKE(m->dk, BTC);
         TAKE(m->dv, BTC);
@@ -433,10 +432,11 @@ static void layer_forward(Model *m, int l, const uint8_t *key_pad, int t0) {
         ff_in = ff_base = a->ln1 + o;
     }
     linear_forward(a->fc1 + of, ff_in, p->fc1_w, p->fc1_b, N, C, F);
+    real *deriv = m->infer_rows ? NULL : a->fc1 + of;  // the activation's derivative replaces its input
     if (m->gelu)
-        gelu_forward(a->act + of, a->fc1 + of, (long)N * F);
+        gelu_forward(a->act + of, deriv, a->fc1 + of, (long)N * F);
     else
-        relu_forward(a->act + of, a->fc1 + of, (long)N * F);
+        relu_forward(a->act + of, deriv, a->fc1 + of, (long)N * F);
     dropout_forward(a->act + of, a->act + of, pd, site_key(m, l, SITE_FF_HIDDEN), (long)N * F);
     linear_forward(m->scratch + o, a->act + of, p->fc2_w, p->fc2_b, N, F, C);
     dropout_forward(m->scratch + o, m->scratch + o, pd, site_key(m, l, SITE_FF_OUT), BTC);
@@ -529,7 +529,7 @@ static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
     real pd = dropout_p(m);
     const real *x = layer_input(m, l);
     int pre = m->pre;
-    real *dx = m->dx, *dtmp = m->dtmp, *datt = m->datt, *dwide = m->dwide, *dwide2 = m->dwide2;
+    real *dx = m->dx, *dtmp = m->dtmp, *datt = m->datt, *dwide = m->dwide;
 
     // ---- feed-forward block
     // post: res2 = ln1 + drop(FF(ln1)), out = LN2(res2);  pre: out = res2 = res1 + drop(FF(LN2(res1)))
@@ -542,13 +542,10 @@ static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
     const real *dff_out = dropout_grad(datt, dx, pd, site_key(m, l, SITE_FF_OUT), BTC);
     zero(dwide, BTF);
     linear_backward(dwide, GRAD(m, p->fc2_w), GRAD(m, p->fc2_b), dff_out, a->act, p->fc2_w, N, F, C);
-    const real *dact = dropout_grad(dwide2, dwide, pd, site_key(m, l, SITE_FF_HIDDEN), BTF);
-    real *dfc1 = dact == dwide ? dwide2 : dwide;  // the wide buffer dact does not occupy
-    zero(dfc1, BTF);
-    if (m->gelu)
-        gelu_backward(dfc1, dact, a->fc1, BTF);
-    else
-        relu_backward(dfc1, dact, a->fc1, BTF);
+    // d act, then d fc1, in place: neither is needed after
+    real *dfc1 = dwide;
+    dropout_backward(dfc1, dfc1, pd, site_key(m, l, SITE_FF_HIDDEN), BTF);
+    activation_backward(dfc1, dfc1, a->fc1, BTF);
     if (pre) {
         zero(dtmp, BTC);
         linear_backward(dtmp, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dfc1, a->ln2, p->fc1_w, N, C, F);

@@ -46,7 +46,7 @@ typedef struct {
     AttnCache cache;
     real *res1;                 // (B,T,C) x + drop(attn)
     real *ln2, *ln2_mean, *ln2_rstd;
-    real *fc1;                  // (B,T,F) before the activation
+    real *fc1;                  // (B,T,F) before the activation; its derivative there after a training forward
     real *act;                  // (B,T,F) after activation and dropout (the input of fc2)
     real *res2;                 // (B,T,C) the second residual sum
 } LayerActs;
@@ -85,8 +85,8 @@ typedef struct {
     int infer_rows;             // inference mode (model_set_inference): rows per attention block, else 0
     real *infer_cache;          // inference: the attention cache of one block of one sequence
     // backward buffers: dx the residual stream's gradient, dtmp and datt (B,T,C) temporaries,
-    // dwide and dwide2 (B,T,F); the logits buffer holds dlogits during the backward
-    real *dx, *dtmp, *datt, *dwide, *dwide2;
+    // dwide (B,T,F); the logits buffer holds dlogits during the backward
+    real *dx, *dtmp, *datt, *dwide;
     real *dq, *dk, *dv, *dkc;   // (B,T,C)
     int keep_positions;         // CoPE layers keep their positions in the cache (for pictures); set
                                 // before model_prepare

@@ -246,11 +246,11 @@ static double ew_loss(void *p) {
 
 static void relu_fw(double *out, const double *inp, long n, void *extra) {
     (void)extra;
-    relu_forward(out, inp, n);
+    relu_forward(out, NULL, inp, n);
 }
 static void gelu_fw(double *out, const double *inp, long n, void *extra) {
     (void)extra;
-    gelu_forward(out, inp, n);
+    gelu_forward(out, NULL, inp, n);
 }
 
 typedef struct {
@@ -274,13 +274,41 @@ static void ew_check(const char *what, EwCtx *e, ew_backward_fn backward) {
     free(dinp), free(pre), free(acc);
 }
 
+// The activations' backward from the derivative their forward writes (into a copy of the input: the
+// model's call, in place of its input).
+typedef void (*activation_fw_fn)(double *out, double *deriv, const double *inp, long n);
+static void activation_bw(activation_fw_fn forward, double *dinp, const double *dout, const double *inp, long n) {
+    double *out = malloc(sizeof(double) * n), *deriv = malloc(sizeof(double) * n);
+    memcpy(deriv, inp, sizeof(double) * n);
+    forward(out, deriv, deriv, n);
+    activation_backward(dinp, dout, deriv, n);
+    free(out), free(deriv);
+}
+// Called in place the backward overwrites: d = dout·deriv; and the forward writes the same values
+// whether deriv is its own buffer or the input itself.
+static void check_activation_in_place(const char *what, activation_fw_fn forward, const EwCtx *e) {
+    long n = e->n;
+    double *out = alloc_zero(n), *deriv = alloc_zero(n), *out2 = alloc_zero(n), *deriv2 = malloc(sizeof(double) * n);
+    double *d = malloc(sizeof(double) * n), *want = alloc_zero(n);
+    forward(out, deriv, e->inp, n);
+    memcpy(deriv2, e->inp, sizeof(double) * n);
+    forward(out2, deriv2, deriv2, n);
+    int same = memcmp(out, out2, sizeof(double) * n) == 0 && memcmp(deriv, deriv2, sizeof(double) * n) == 0;
+    CHECK(same, "%s: the forward with deriv in place of its input differs", what);
+    memcpy(d, e->G, sizeof(double) * n);
+    activation_backward(d, d, deriv, n);
+    for (long i = 0; i < n; i++) want[i] = e->G[i] * deriv[i];
+    check_close("  ... in place, overwrites", d, want, n, 0, 0);
+    free(out), free(deriv), free(out2), free(deriv2), free(d), free(want);
+}
+
 static void relu_bw(double *dinp, const double *dout, const double *inp, long n, void *extra) {
     (void)extra;
-    relu_backward(dinp, dout, inp, n);
+    activation_bw(relu_forward, dinp, dout, inp, n);
 }
 static void gelu_bw(double *dinp, const double *dout, const double *inp, long n, void *extra) {
     (void)extra;
-    gelu_backward(dinp, dout, inp, n);
+    activation_bw(gelu_forward, dinp, dout, inp, n);
 }
 static void dropout_bw(double *dinp, const double *dout, const double *inp, long n, void *extra) {
     (void)inp;
@@ -297,6 +325,7 @@ static void test_relu(void) {
     for (long i = 0; i < e.n; i++) ok &= e.out[i] == (e.inp[i] > 0 ? e.inp[i] : 0.0);
     CHECK(ok, "relu forward differs from max(x, 0)");
     ew_check("relu dinp", &e, relu_bw);
+    check_activation_in_place("relu", relu_forward, &e);
     free(e.inp), free(e.G), free(e.out);
 }
 
@@ -310,9 +339,10 @@ static void test_gelu(void) {
     for (long i = 0; i < e.n; i++) want[i] = 0.5 * e.inp[i] * (1.0 + erf(e.inp[i] / sqrt(2.0)));
     check_close("gelu forward vs x*(1+erf(x/sqrt2))/2", e.out, want, e.n, 1e-15, 1e-13);
     double x[2] = {1.0, -1.0}, y[2], known[2] = {0.8413447460685429, -0.15865525393145705};
-    gelu_forward(y, x, 2);
+    gelu_forward(y, NULL, x, 2);
     check_close("gelu(1), gelu(-1) known values", y, known, 2, 0, 1e-15);
     ew_check("gelu dinp", &e, gelu_bw);
+    check_activation_in_place("gelu", gelu_forward, &e);
     free(e.inp), free(e.G), free(e.out), free(want);
 }
 
