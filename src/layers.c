@@ -317,8 +317,8 @@ void linear_forward(real *out, const real *inp, const real *weight, const real *
 // In the forward this was out[n,o] = sum_i inp[n,i] * weight[o,i] + bias[o], so
 // dinp += dout · weight (N,OC)(OC,IC), dweight += doutᵀ · inp (OC,N)(N,IC), dbias += column sums.
 void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp,
-                     const real *weight, int N, int IC, int OC) {
-    if (dinp) matmul(0, 0, N, IC, OC, 1, dout, OC, weight, IC, 1, dinp, IC);
+                     const real *weight, int N, int IC, int OC, GradMode dinp_mode) {
+    if (dinp) matmul(0, 0, N, IC, OC, 1, dout, OC, weight, IC, dinp_mode == GRAD_ADD, dinp, IC);
     if (dweight) matmul(1, 0, OC, IC, N, 1, dout, OC, inp, IC, 1, dweight, IC);
     if (dbias) colsum_accumulate(dbias, dout, N, OC);
 }

@@ -3,7 +3,9 @@
 // Conventions (after llm.c): outputs first, then saved intermediates, then inputs, then weights,
 // then sizes. Forward writes its outputs (=); backward ACCUMULATES (+=) into every gradient it is
 // given (dinp included), so residual branches and tied weights are correct by construction and
-// gradients are zeroed once per step. A NULL gradient pointer means "not needed".
+// gradients are zeroed once per step. A NULL gradient pointer means "not needed". The one exception
+// on request: linear_backward sets dinp (=) with GRAD_SET, sparing the caller the zeroing of a buffer
+// that the product alone writes.
 // Threads: loops are OpenMP over independent rows/outputs; weight-gradient reductions are
 // either one BLAS product or per-thread partials summed in a fixed order, so results do not depend
 // on scheduling.
@@ -30,9 +32,10 @@ void layernorm_backward(real *dinp, real *dweight, real *dbias, const real *dout
 // Affine map out = inp · weightᵀ + bias, weight stored (OC,IC) as PyTorch's nn.Linear.
 // out (N,OC), inp (N,IC), weight (OC,IC), bias (OC) or NULL.
 void linear_forward(real *out, const real *inp, const real *weight, const real *bias, int N, int IC, int OC);
-// dinp (N,IC), dweight (OC,IC), dbias (OC) or NULL.
+// dinp (N,IC), dweight (OC,IC), dbias (OC) or NULL; dinp is added to (GRAD_ADD) or set (GRAD_SET).
+typedef enum { GRAD_ADD, GRAD_SET } GradMode;
 void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout, const real *inp,
-                     const real *weight, int N, int IC, int OC);
+                     const real *weight, int N, int IC, int OC, GradMode dinp_mode);
 
 // Elementwise activations, n values. GELU is the exact erf form (PyTorch's nn.GELU default).
 // out = act(inp), and deriv = act'(inp) unless deriv is NULL (no backward follows); deriv may be inp

@@ -540,19 +540,17 @@ static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
         copy(dx, dtmp, BTC);  // d res2, which is also the residual's share of d ln1
     }
     const real *dff_out = dropout_grad(datt, dx, pd, site_key(m, l, SITE_FF_OUT), BTC);
-    zero(dwide, BTF);
-    linear_backward(dwide, GRAD(m, p->fc2_w), GRAD(m, p->fc2_b), dff_out, a->act, p->fc2_w, N, F, C);
+    linear_backward(dwide, GRAD(m, p->fc2_w), GRAD(m, p->fc2_b), dff_out, a->act, p->fc2_w, N, F, C, GRAD_SET);
     // d act, then d fc1, in place: neither is needed after
     real *dfc1 = dwide;
     dropout_backward(dfc1, dfc1, pd, site_key(m, l, SITE_FF_HIDDEN), BTF);
     activation_backward(dfc1, dfc1, a->fc1, BTF);
     if (pre) {
-        zero(dtmp, BTC);
-        linear_backward(dtmp, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dfc1, a->ln2, p->fc1_w, N, C, F);
+        linear_backward(dtmp, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dfc1, a->ln2, p->fc1_w, N, C, F, GRAD_SET);
         layernorm_backward(dx, GRAD(m, p->ln2_w), GRAD(m, p->ln2_b), dtmp, a->res1, p->ln2_w, a->ln2_mean,
                            a->ln2_rstd, N, C);
     } else {
-        linear_backward(dx, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dfc1, a->ln1, p->fc1_w, N, C, F);
+        linear_backward(dx, GRAD(m, p->fc1_w), GRAD(m, p->fc1_b), dfc1, a->ln1, p->fc1_w, N, C, F, GRAD_ADD);
         zero(dtmp, BTC);
         layernorm_backward(dtmp, GRAD(m, p->ln1_w), GRAD(m, p->ln1_b), dx, a->res1, p->ln1_w, a->ln1_mean,
                            a->ln1_rstd, N, C);
@@ -562,8 +560,7 @@ static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
 
     // ---- attention block: res1 = x + drop(Wo·att + bo), att = attention(q, k, v), q,k,v from att_in
     const real *dproj = dropout_grad(dtmp, dx, pd, site_key(m, l, SITE_ATTN_OUT), BTC);
-    zero(datt, BTC);
-    linear_backward(datt, GRAD(m, p->wo), GRAD(m, p->bo), dproj, a->att, p->wo, N, C, C);
+    linear_backward(datt, GRAD(m, p->wo), GRAD(m, p->bo), dproj, a->att, p->wo, N, C, C, GRAD_SET);
     zero(m->dq, BTC);
     zero(m->dk, BTC);
     zero(m->dv, BTC);
@@ -572,11 +569,11 @@ static void layer_backward(Model *m, int l, const uint8_t *key_pad) {
                        site_key(m, l, SITE_ATTN_PROBS), B, T, C, H);
     const real *att_in = pre ? a->ln1 : x;
     real *datt_in = pre ? dtmp : dx;  // pre-norm gathers d ln1 first, then LN1's backward adds into dx
-    if (pre) zero(dtmp, BTC);
-    linear_backward(datt_in, GRAD(m, p->wq), GRAD(m, p->bq), m->dq, att_in, p->wq, N, C, C);
-    linear_backward(datt_in, GRAD(m, p->wk), GRAD(m, p->bk), m->dk, att_in, p->wk, N, C, C);
-    linear_backward(datt_in, GRAD(m, p->wv), GRAD(m, p->bv), m->dv, att_in, p->wv, N, C, C);
-    if (p->wkc) linear_backward(datt_in, GRAD(m, p->wkc), GRAD(m, p->bkc), m->dkc, att_in, p->wkc, N, C, C);
+    linear_backward(datt_in, GRAD(m, p->wq), GRAD(m, p->bq), m->dq, att_in, p->wq, N, C, C, pre ? GRAD_SET : GRAD_ADD);
+    linear_backward(datt_in, GRAD(m, p->wk), GRAD(m, p->bk), m->dk, att_in, p->wk, N, C, C, GRAD_ADD);
+    linear_backward(datt_in, GRAD(m, p->wv), GRAD(m, p->bv), m->dv, att_in, p->wv, N, C, C, GRAD_ADD);
+    if (p->wkc)
+        linear_backward(datt_in, GRAD(m, p->wkc), GRAD(m, p->bkc), m->dkc, att_in, p->wkc, N, C, C, GRAD_ADD);
     if (pre)
         layernorm_backward(dx, GRAD(m, p->ln1_w), GRAD(m, p->ln1_b), dtmp, x, p->ln1_w, a->ln1_mean, a->ln1_rstd,
                            N, C);
@@ -589,14 +586,13 @@ void model_backward(Model *m, const Batch *b, real loss_scale) {
     zero(dlogits, (long)N * m->V);
     crossentropy_backward(dlogits, m->probs, b->targets, b->loss_mask, loss_scale, N, m->V);
     const real *x = layer_output(m, m->L - 1);
-    zero(m->dx, BTC);
     if (m->pre) {
-        zero(m->dtmp, BTC);
-        linear_backward(m->dtmp, GRAD(m, m->lm_head), NULL, dlogits, m->lnf, m->lm_head, N, C, m->V);
+        zero(m->dx, BTC);
+        linear_backward(m->dtmp, GRAD(m, m->lm_head), NULL, dlogits, m->lnf, m->lm_head, N, C, m->V, GRAD_SET);
         layernorm_backward(m->dx, GRAD(m, m->lnf_w), GRAD(m, m->lnf_b), m->dtmp, x, m->lnf_w, m->lnf_mean,
                            m->lnf_rstd, N, C);
     } else {
-        linear_backward(m->dx, GRAD(m, m->lm_head), NULL, dlogits, x, m->lm_head, N, C, m->V);
+        linear_backward(m->dx, GRAD(m, m->lm_head), NULL, dlogits, x, m->lm_head, N, C, m->V, GRAD_SET);
     }
     for (int l = m->L - 1; l >= 0; l--) layer_backward(m, l, b->key_pad);
     // forward: emb = dropout(wte[tokens] + wpe[t])

@@ -208,7 +208,7 @@ static void linear_case(int use_bias) {
     check_close(use_bias ? "linear forward (bias)" : "linear forward (no bias)", l.out, want, no, 1e-14, 1e-13);
 
     double *dinp = alloc_zero(ni), *dw = alloc_zero(nw), *db = alloc_zero(l.OC);
-    linear_backward(dinp, dw, use_bias ? db : NULL, l.G, l.inp, l.w, l.N, l.IC, l.OC);
+    linear_backward(dinp, dw, use_bias ? db : NULL, l.G, l.inp, l.w, l.N, l.IC, l.OC, GRAD_ADD);
     check_gradient("linear dinp", lin_loss, &l, l.inp, dinp, ni, H, ATOL, RTOL);
     check_gradient("linear dweight", lin_loss, &l, l.w, dw, nw, H, ATOL, RTOL);
     if (use_bias) check_gradient("linear dbias", lin_loss, &l, l.b, db, l.OC, H, ATOL, RTOL);
@@ -216,10 +216,19 @@ static void linear_case(int use_bias) {
     double *pre_i = alloc_fill(ni, 1.0), *pre_w = alloc_fill(nw, 1.0), *pre_b = alloc_fill(l.OC, 1.0);
     double *acc_i = malloc(sizeof(double) * ni), *acc_w = malloc(sizeof(double) * nw), *acc_b = malloc(sizeof(double) * l.OC);
     memcpy(acc_i, pre_i, sizeof(double) * ni), memcpy(acc_w, pre_w, sizeof(double) * nw), memcpy(acc_b, pre_b, sizeof(double) * l.OC);
-    linear_backward(acc_i, acc_w, use_bias ? acc_b : NULL, l.G, l.inp, l.w, l.N, l.IC, l.OC);
+    linear_backward(acc_i, acc_w, use_bias ? acc_b : NULL, l.G, l.inp, l.w, l.N, l.IC, l.OC, GRAD_ADD);
     check_accumulated("linear dinp accumulates", acc_i, pre_i, dinp, ni);
     check_accumulated("linear dweight accumulates", acc_w, pre_w, dw, nw);
     if (use_bias) check_accumulated("linear dbias accumulates", acc_b, pre_b, db, l.OC);
+
+    // GRAD_SET: dinp written whatever it held before, the weight gradients added to as ever
+    double *set_i = alloc_fill(ni, 100.0);
+    memcpy(acc_w, pre_w, sizeof(double) * nw), memcpy(acc_b, pre_b, sizeof(double) * l.OC);
+    linear_backward(set_i, acc_w, use_bias ? acc_b : NULL, l.G, l.inp, l.w, l.N, l.IC, l.OC, GRAD_SET);
+    check_close("linear dinp set (GRAD_SET)", set_i, dinp, ni, 0, 1e-15);
+    check_accumulated("  ... dweight still accumulates", acc_w, pre_w, dw, nw);
+    if (use_bias) check_accumulated("  ... dbias still accumulates", acc_b, pre_b, db, l.OC);
+    free(set_i);
 
     free(l.inp), free(l.w), free(l.b), free(l.G), free(l.out), free(want), free(dinp), free(dw), free(db);
     free(pre_i), free(pre_w), free(pre_b), free(acc_i), free(acc_w), free(acc_b);

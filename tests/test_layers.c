@@ -509,7 +509,7 @@ static void test_threads_embedding_and_bias(void) {
         at_threads(k + 1);
         embedding_forward(out[k], tokens, wte, wpe, N, T, C);
         embedding_backward(dwte[k], dwpe[k], dout, tokens, N, T, C);
-        linear_backward(NULL, NULL, dbias[k], dout, NULL, NULL, N * T, C, OC);  // the bias column sum alone
+        linear_backward(NULL, NULL, dbias[k], dout, NULL, NULL, N * T, C, OC, GRAD_ADD);  // the bias column sum alone
     }
     at_threads(default_threads);
     for (int k = 1; k < 3; k++) {
