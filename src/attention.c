@@ -126,6 +126,7 @@ typedef struct {
     int transform;                  // a kernel transforms q and k (RoPE)
     int transpose_keys;             // the forward's q·kᵀ reads the keys transposed (see call_setup)
     int ldt;                        // row stride of the transposed keys and values
+    long logits_off;                // within a thread's region: the block's logits (forward)
     long transposed_off;            // within a thread's region: keys or values transposed (dh,ldt)
     long core_work, thread_work;    // reals per thread: the core's blocks, and everything
     long kernel_work[MAX_KERNELS];  // offset of each kernel's work within a thread's region
@@ -160,10 +161,12 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
     // rows (a decoding step) read the keys in place, the copy costing as much as their products.
     c->transpose_keys = !backward && T - r0 >= TRANSPOSE_MIN_ROWS;
     c->ldt = (int)round16(T);
-    // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | one row of logits,
-    // padded to 16 keys (round16(T)) | dq, dk in the transformed space (T,dh) each | keys (forward)
-    // or values (backward) transposed (dh,ldt)
-    c->transposed_off = round16(3L * c->rows * T + round16(T) + (c->transform ? 2L * T * c->dh : 0));
+    // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | the block's rows of
+    // logits, padded to 16 keys (rows,round16(T)), then each row's max and 1/sum (rows each) | dq, dk
+    // in the transformed space (T,dh) each (the backward's, from the logits' offset on) | keys
+    // (forward) or values (backward) transposed (dh,ldt)
+    c->logits_off = round16(3L * c->rows * T);
+    c->transposed_off = round16(c->logits_off + c->rows * (round16(T) + 2) + (c->transform ? 2L * T * c->dh : 0));
     c->core_work = c->transposed_off + (long)c->dh * c->ldt;
     long off = round16(c->core_work);
     for (int i = 0; i < c->nk; i++) {
@@ -284,27 +287,40 @@ static void logits_row(real *restrict x, const real *restrict S, real s, int i) 
     }
 }
 
-// a[0..n) = softmax(x[0..n)); masked entries hold -inf and come out exactly 0. x holds round16(n)
-// entries, those past n -inf (logits_row), so the max and exp loops never run into a scalar tail
-// (which, with rows of tens of keys, cost as much as the rest), and the probabilities row, a stream
-// through the B·H·T² cache, is written once.
-static void softmax_row(real *restrict a, real *restrict x, int n) {
-    int np = (int)round16(n);
-    lanes top, y, sum = {0};
+// The softmax of a block's rows, a[0..n) = softmax(x[0..n)) for each, in three passes over the
+// rows: their maxima, then the exponentials and their sums, then the scaling. Each row's steps wait
+// on each other (a sum of lanes before the next pass can start), another row's do not, so that the
+// core overlaps rows (a row at a time, the tiny model's rows took 38 ns each, in passes 29).
+// Masked entries hold -inf and come out exactly 0. x holds round16(n) entries, those past n -inf
+// (logits_row), so the max and exp loops never run into a scalar tail (which, with rows of tens of
+// keys, cost as much as the rest), and the probabilities row, a stream through the B·H·T² cache, is
+// written once.
+static real softmax_max(const real *x, int n) {
+    lanes top, y;
     real acc[VLANES];
     memcpy(&top, x, sizeof top);
-    for (int j = VLANES; j < np; j += VLANES) {
+    for (int j = VLANES, np = (int)round16(n); j < np; j += VLANES) {
         memcpy(&y, x + j, sizeof y);
         top = LANES_SELECT(y > top, y, top);
     }
-    real mx = vlanes_max(acc, &top);
-    for (int j = 0; j < np; j += VLANES) {
+    return vlanes_max(acc, &top);
+}
+
+// x = exp(x - mx) in place; returns 1 / their sum
+static real softmax_exp(real *x, int n, real mx) {
+    lanes y, sum = {0};
+    real acc[VLANES];
+    for (int j = 0, np = (int)round16(n); j < np; j += VLANES) {
 #pragma omp simd
         for (int l = 0; l < VLANES; l++) x[j + l] = pe_exp(x[j + l] - mx);
         memcpy(&y, x + j, sizeof y);
         sum += y;
     }
-    real inv = 1 / vlanes_total(acc, &sum);
+    return 1 / vlanes_total(acc, &sum);
+}
+
+static void softmax_scale(real *restrict a, const real *restrict x, int n, real inv) {
+    lanes y;
     int j = 0;
     for (; j + VLANES <= n; j += VLANES) {
         memcpy(&y, x + j, sizeof y);
@@ -320,7 +336,9 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
     const real *q = c->q + off, *k = c->k + off, *v = c->v + off;
     const uint8_t *pad = sequence_pad(c, bh);
     real *probs = c->cache->probs + bh * (T - c->r0) * T;  // row i at probs + (i - r0)·T
-    real *S = thread, *drop = thread + 2L * c->rows * T, *logits = thread + 3L * c->rows * T;
+    real *S = thread, *drop = thread + 2L * c->rows * T, *logits = thread + c->logits_off;
+    long ldl = round16(T);
+    real *row_max = logits + c->rows * ldl, *row_inv = row_max + c->rows;
     real *kt = c->transpose_keys ? thread + c->transposed_off : NULL;
     if (kt) matmul_transpose(kt, c->ldt, k, C, T, dh);
     PEHead hd[MAX_KERNELS];
@@ -340,15 +358,19 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
             if (c->ks[x]->block_forward) c->ks[x]->block_forward(&hd[x]);
         }
         for (int i = i0; i < i1; i++) {
-            real *a = probs + (long)(i - c->r0) * T;
-            const real *Si = S + (long)(i - i0) * T;
-            logits_row(logits, Si, c->s, i);  // S has keys < i1 only: those past i are not read
+            real *row = logits + (i - i0) * ldl;
+            logits_row(row, S + (long)(i - i0) * T, c->s, i);  // S has keys < i1 only: those past i are not read
             for (int x = 0; x < c->nk; x++)
-                if (c->ks[x]->row_logits) c->ks[x]->row_logits(&hd[x], i, logits);
+                if (c->ks[x]->row_logits) c->ks[x]->row_logits(&hd[x], i, row);
             if (pad)  // M_ij: key j is not padding; the diagonal is always on
                 for (int j = 0; j < i; j++)
-                    if (pad[j]) logits[j] = -INFINITY;
-            softmax_row(a, logits, i + 1);
+                    if (pad[j]) row[j] = -INFINITY;
+            row_max[i - i0] = softmax_max(row, i + 1);
+        }
+        for (int i = i0; i < i1; i++) row_inv[i - i0] = softmax_exp(logits + (i - i0) * ldl, i + 1, row_max[i - i0]);
+        for (int i = i0; i < i1; i++) {
+            real *a = probs + (long)(i - c->r0) * T;
+            softmax_scale(a, logits + (i - i0) * ldl, i + 1, row_inv[i - i0]);
             memset(a + i + 1, 0, sizeof(real) * (i1 - i - 1));  // read by the product below; j >= i1 is not
             if (c->p_drop > 0) {
                 real *d = drop + (long)(i - i0) * T;
