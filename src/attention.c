@@ -161,10 +161,10 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
     // rows (a decoding step) read the keys in place, the copy costing as much as their products.
     c->transpose_keys = !backward && T - r0 >= TRANSPOSE_MIN_ROWS;
     c->ldt = (int)round16(T);
-    // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | the block's rows of
-    // logits, padded to 16 keys (rows,round16(T)), then each row's max and 1/sum (rows each) | dq, dk
-    // in the transformed space (T,dh) each (the backward's, from the logits' offset on) | keys
-    // (forward) or values (backward) transposed (dh,ldt)
+    // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | the forward's rows
+    // of logits, padded to 16 keys (rows,round16(T)), then each row's max and 1/sum (rows each), and
+    // the backward's dq, dk in the transformed space (T,dh) each | keys (forward) or values
+    // (backward) transposed (dh,ldt)
     c->logits_off = round16(3L * c->rows * T);
     c->transposed_off = round16(c->logits_off + c->rows * (round16(T) + 2) + (c->transform ? 2L * T * c->dh : 0));
     c->core_work = c->transposed_off + (long)c->dh * c->ldt;
