@@ -69,6 +69,10 @@ void adam_update(Model *m, const Optimizer *o, long step, double lr) {
     int adamw = o->adamw;
     double b1 = o->beta1, b2 = o->beta2, eps = o->eps, wd = o->weight_decay;
     double bc1 = 1.0 - pow(b1, (double)step), bc2 = 1.0 - pow(b2, (double)step);
+    // One parallel region for every tensor, the threads going on to the next tensor without waiting
+    // for each other (the tensors are disjoint): a region per tensor cost a fork and a join each,
+    // for tensors as small as a bias.
+#pragma omp parallel
     for (int k = 0; k < m->n_tensors; k++) {
         const ParamTensor *pt = &m->tensors[k];
         real *p = m->params + pt->offset;
@@ -76,7 +80,7 @@ void adam_update(Model *m, const Optimizer *o, long step, double lr) {
         real *mo = m->adam_m + pt->offset, *ve = m->adam_v + pt->offset;
         double decay = pt->decay ? wd : 0.0;
         long size = pt->size;
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static) nowait
         for (long i = 0; i < size; i++) {
             double grad = g[i];
             double param = p[i];
