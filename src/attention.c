@@ -30,7 +30,7 @@
 #define MAX_KERNELS 8
 // Query rows per block. The products of a block cover its keys up to the block's last row, so the
 // upper triangle of the diagonal block is computed and thrown away, and a thread's block buffers hold
-// 3 rows × T values each. 32 rows measured fastest at every shape of `make bench` (attention alone,
+// rows × T values each (call_setup). 32 rows measured fastest at every shape of `make bench` (attention alone,
 // 1 thread, forward + backward against 64 rows): no PE 7% faster at the tiny shape (T = 128), 6-8%
 // at T = 512 and 2048; CoPE 0-3% at T ≤ 512, 3-10% at T = 2048 (npos T + 1, 64). 16 rows were slower
 // than 32 at T = 512 and 2048, where products of 16 rows run below the loop's rate.
@@ -161,12 +161,13 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
     // rows (a decoding step) read the keys in place, the copy costing as much as their products.
     c->transpose_keys = !backward && T - r0 >= TRANSPOSE_MIN_ROWS;
     c->ldt = (int)round16(T);
-    // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | the forward's rows
-    // of logits, padded to 16 keys (rows,round16(T)), then each row's max and 1/sum (rows each), and
-    // the backward's dq, dk in the transformed space (T,dh) each | keys (forward) or values
-    // (backward) transposed (dh,ldt)
+    // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | at logits_off, the
+    // forward's rows of logits, padded to 16 keys (rows,round16(T)), then each row's max and 1/sum
+    // (rows each), or the backward's dq, dk in the transformed space (T,dh) each | keys (forward) or
+    // values (backward) transposed (dh,ldt)
     c->logits_off = round16(3L * c->rows * T);
-    c->transposed_off = round16(c->logits_off + c->rows * (round16(T) + 2) + (c->transform ? 2L * T * c->dh : 0));
+    long logits = c->rows * (round16(T) + 2), transformed = c->transform ? 2L * T * c->dh : 0;
+    c->transposed_off = round16(c->logits_off + (logits > transformed ? logits : transformed));
     c->core_work = c->transposed_off + (long)c->dh * c->ldt;
     long off = round16(c->core_work);
     for (int i = 0; i < c->nk; i++) {
@@ -436,7 +437,7 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
     real *dqt = dq + off, *dkt = dk + off;
     int ldd = C;
     if (c->transform) {
-        dqt = thread + 3L * c->rows * T;
+        dqt = thread + c->logits_off;
         dkt = dqt + (long)T * dh;
         ldd = dh;
         memset(dqt, 0, sizeof(real) * 2 * T * dh);

@@ -368,14 +368,16 @@ void gelu_forward(real *out, real *deriv, const real *inp, long n) {
     }
 }
 
+// Where the derivative is 0 (ReLU's inactive units) the gradient is 0 whatever dout holds, as
+// PyTorch's: an infinite dout there would otherwise give NaN (inf · 0).
 void activation_backward(real *dinp, const real *dout, const real *deriv, long n) {
     if (dinp == dout) {
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (long i = 0; i < n; i++) dinp[i] *= deriv[i];
+        for (long i = 0; i < n; i++) dinp[i] = deriv[i] != 0 ? dinp[i] * deriv[i] : 0;
         return;
     }
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++) dinp[i] += dout[i] * deriv[i];
+    for (long i = 0; i < n; i++) dinp[i] += deriv[i] != 0 ? dout[i] * deriv[i] : 0;
 }
 
 // ---------------------------------------------------------------------------------------------

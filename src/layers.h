@@ -3,9 +3,10 @@
 // Conventions (after llm.c): outputs first, then saved intermediates, then inputs, then weights,
 // then sizes. Forward writes its outputs (=); backward ACCUMULATES (+=) into every gradient it is
 // given (dinp included), so residual branches and tied weights are correct by construction and
-// gradients are zeroed once per step. A NULL gradient pointer means "not needed". The one exception
-// on request: linear_backward sets dinp (=) with GRAD_SET, sparing the caller the zeroing of a buffer
-// that the product alone writes.
+// gradients are zeroed once per step. A NULL gradient pointer means "not needed". The exceptions, on
+// request: linear_backward sets dinp (=) with GRAD_SET, sparing the caller the zeroing of a buffer
+// that the product alone writes; dropout_backward and activation_backward called in place
+// (dinp == dout) overwrite.
 // Threads: loops are OpenMP over independent rows/outputs; weight-gradient reductions are
 // either one BLAS product or per-thread partials summed in a fixed order, so results do not depend
 // on scheduling.

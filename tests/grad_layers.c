@@ -304,10 +304,16 @@ static void check_activation_in_place(const char *what, activation_fw_fn forward
     forward(out2, deriv2, deriv2, n);
     int same = memcmp(out, out2, sizeof(double) * n) == 0 && memcmp(deriv, deriv2, sizeof(double) * n) == 0;
     CHECK(same, "%s: the forward with deriv in place of its input differs", what);
-    memcpy(d, e->G, sizeof(double) * n);
+    // where the derivative is 0 (ReLU's inactive units) the gradient is 0, even from an infinite dout
+    int zeros = 0;
+    for (long i = 0; i < n; i++) {
+        d[i] = deriv[i] == 0 ? INFINITY : e->G[i];
+        want[i] = deriv[i] == 0 ? 0.0 : e->G[i] * deriv[i];
+        zeros += deriv[i] == 0;
+    }
     activation_backward(d, d, deriv, n);
-    for (long i = 0; i < n; i++) want[i] = e->G[i] * deriv[i];
     check_close("  ... in place, overwrites", d, want, n, 0, 0);
+    if (zeros) printf("     (%d inactive units given an infinite dout)\n", zeros);
     free(out), free(deriv), free(out2), free(deriv2), free(d), free(want);
 }
 

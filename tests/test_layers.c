@@ -110,7 +110,7 @@ static void test_matmul_vs_naive(void) {
                 matmul_case(ta, tb, 67, N, 45, 3, 1.0f, 0.0f, 0);
                 matmul_case(ta, tb, 64, N, 128, 0, 1.0f, 1.0f, 0);
                 matmul_case(ta, tb, 3, N, 1, 16, 1.0f, 1.0f, 0);
-                matmul_case(ta, tb, 13, N, 20, 1, 1.0f, 1.0f, 0);  // 8 + 4 + 1 rows (64 columns: 6 + 6 + 1)
+                matmul_case(ta, tb, 13, N, 20, 1, 1.0f, 1.0f, 0);  // blocks of 8, 6 or 4 rows and a single one
                 matmul_case(ta, tb, 33, N, 70, 1, 0.5f, 1.0f, 0);
                 matmul_case(ta, tb, 1030, N, 9, 0, 1.0f, 1.0f, 0);  // cut into tiles of rows first
                 matmul_case(ta, tb, 24, N, 2100, 2, 1.0f, 1.0f, 0);  // slices of K (weight gradients)
