@@ -240,8 +240,8 @@ static int find_section(const CkptSection *sections, int n, const char *name) {
 static int read_body(Reader *r, uint32_t count, CkptSection *sections, int n, const size_t *want, char *found,
                      char *allocated, int verify_all, char *err, int errlen) {
     for (uint32_t k = 0; k < count; k++) {
-        uint64_t size;
-        uint32_t crc;
+        uint64_t size = 0;  // = 0: set by the header's reader on success, as GCC -O2 cannot see
+        uint32_t crc = 0;
         if (read_section_header(r, k, &size, &crc, err, errlen) != 0) return -1;
         int idx = find_section(sections, n, r->name);
         if (idx >= 0 && found[idx])
@@ -272,7 +272,7 @@ static int read_sections(const char *path, CkptSection *sections, int n, int ver
     size_t slots = (size_t)(n > 0 ? n : 1);
     char *found = calloc(slots, 1), *allocated = calloc(slots, 1);
     size_t *want = malloc(sizeof(size_t) * slots);
-    uint32_t count;
+    uint32_t count = 0;  // set by read_header on success (= 0 for GCC -O2, which cannot see it)
     int rc = -1;
     if (!found || !want || !allocated) {
         errf(err, errlen, "checkpoint %s: out of memory", path);
