@@ -108,9 +108,9 @@ static int rotated_gate_keys(const Cope *o, const AttnPE *pe) { return pe->own_k
 // the copies are summed over the columns the row touched.
 enum { COPIES = 4 };
 
-// CoPE's interpolated logits read Z by windows of 32 columns where the build has 16-lane float
-// vectors (window_logits); a window may start up to 31 columns before a row's end, so the Z block
-// has Z_WINDOW reals more than its rows.
+// The row loops read Z and the slopes by windows of 32 columns where the build has 16-lane float
+// vectors (window_pick); a window may start up to 31 columns before a row's end, so their blocks
+// have Z_WINDOW reals more than their rows.
 enum { Z_WINDOW = 32 };
 
 // A thread's work for one head, carved from PEHead.work (sizeof(int) <= sizeof(real)).
@@ -119,7 +119,7 @@ typedef struct {
     real *dz;      // (rows, P) dZ of the block
     real *dp, *da, *db;  // (T) each: dp, (1-w)·db, w·db of a row
     int *f;        // (T) floor(c) of a row
-    real *slope;   // (rows, P) Z[m+1] - Z[m] of the block (backward), 0 on Z's last column
+    real *slope;   // (rows, P) Z[m+1] - Z[m] of the block (backward), 0 on Z's last column; Z_WINDOW after
     int *ncol;     // (rows) the columns each dZ row wrote
     int *clamped;  // (rows) keys j < clamped[r] are all at the clamp (c = P-1): no gate, no position kept
     real *copies;  // COPIES rows of P+1, kept zero between rows
@@ -146,7 +146,7 @@ static long carve_work(Work *w, real *mem, const Cope *o, const AttnPE *pe, int 
     TAKE(w->da, real, T);
     TAKE(w->db, real, T);
     TAKE(w->f, int, T);
-    TAKE(w->slope, real, (long)rows * P);
+    TAKE(w->slope, real, (long)rows * P + Z_WINDOW);
     TAKE(w->ncol, int, rows);
     TAKE(w->clamped, int, rows);
     TAKE(w->copies, real, COPIES * (P + 1L));
@@ -356,34 +356,72 @@ static void cope_block_forward(PEHead *hd) {
 }
 
 #if TARGET_VEC_BYTES == 64 && !defined(REAL_DOUBLE) && defined(__GNUC__) && !defined(__clang__)
+// Keys j..j+15 at once, in the row loops below (logits and their backward): the floors f of their
+// clamped positions lie within 17 of the last key's, as positions fall by at most 1 a key (each gate
+// is at most 1), rounding may lower a floor by 1, and u is f or f + 1. So what the element loops
+// gather at f and u (Z, the slopes) lies in the 32 columns from one below the last key's f, which
+// two loads and a permute pick per 16 keys, for a gather (they took a sixth of the flip-flop model's
+// CoPE attention forward: 33.4 -> 29.0 ms with the windows, 1 thread, the tiny model's 3.10 -> 2.68;
+// its backward 66.6 -> 65.1 ms and 5.67 -> 5.43). The same values, so the same bits. GCC's __builtin_shuffle on
+// AVX-512; other compilers and targets keep the element loops (test-portable runs them against the
+// plain reference).
+#define Z_WINDOWS 1
 typedef float zvec __attribute__((vector_size(64)));
 typedef int32_t zidx __attribute__((vector_size(64)));
 
-// a[j..j+15] += γ·(w·Z[u] + (1-w)·Z[f]), the element loop below for 16 keys at once. Their floors f
-// lie within 17 of the last one's: positions fall by at most 1 a key (each gate is at most 1),
-// rounding may lower a floor by 1, and u is f or f + 1. So Z[f] and Z[u] of all 16 keys lie in the
-// 32 columns from one below the last key's f, which two loads and two permutes pick, for the two
-// gathers per 16 keys of the element loop (they took a sixth of the flip-flop model's CoPE attention
-// forward: 33.4 -> 29.0 ms with the windows, 1 thread; the tiny model's 3.10 -> 2.68 ms). The same
-// values, so the same bits. GCC's __builtin_shuffle on AVX-512; other compilers and targets keep the
-// element loop (test-portable runs it against the plain reference).
-#define Z_WINDOWS 1
-static void window_logits(real *a, const real *p, const real *z, real gamma, real top, int j) {
-    zvec x, c, w, lo, hi, zf, zu, sum, tops = (zvec){0} + top;
+// The fractions w = c - f and floors f of the clamped positions c = min(p, top) of keys j..j+15, and
+// the first column of their window.
+static int window_positions(zvec *w, zidx *f, const real *p, int j, real top) {
+    zvec x, c, tops = (zvec){0} + top;
     memcpy(&x, p + j, sizeof x);
     zidx below = x < tops;
     c = (zvec)(((zidx)x & below) | ((zidx)tops & ~below));
-    zidx f = __builtin_convertvector(c, zidx);  // truncation: c >= 0
-    w = c - __builtin_convertvector(f, zvec);
-    zidx u = f - (w > 0);                       // a true compare is -1
-    int from = f[15] > 0 ? f[15] - 1 : 0;
-    memcpy(&lo, z + from, sizeof lo);
-    memcpy(&hi, z + from + 16, sizeof hi);
-    zf = __builtin_shuffle(lo, hi, f - from);
-    zu = __builtin_shuffle(lo, hi, u - from);
+    *f = __builtin_convertvector(c, zidx);  // truncation: c >= 0
+    *w = c - __builtin_convertvector(*f, zvec);
+    return (*f)[15] > 0 ? (*f)[15] - 1 : 0;
+}
+
+// v[m] for the 16 columns m = idx of a row v, read as the window of 32 columns from `from` on
+static void window_pick(zvec *out, const real *v, int from, const zidx *idx) {
+    zvec lo, hi;
+    memcpy(&lo, v + from, sizeof lo);
+    memcpy(&hi, v + from + 16, sizeof hi);
+    *out = __builtin_shuffle(lo, hi, *idx - from);
+}
+
+// a[j..j+15] += γ·(w·Z[u] + (1-w)·Z[f]), the element loop of cope_row_logits.
+static void window_logits(real *a, const real *p, const real *z, real gamma, real top, int j) {
+    zvec w, zf, zu, sum;
+    zidx f;
+    int from = window_positions(&w, &f, p, j, top);
+    zidx u = f - (w > 0);  // a true compare is -1
+    window_pick(&zf, z, from, &f);
+    window_pick(&zu, z, from, &u);
     memcpy(&sum, a + j, sizeof sum);
     sum += gamma * (w * zu + (1 - w) * zf);
     memcpy(a + j, &sum, sizeof sum);
+}
+
+// dp, da, dw and f of keys j..j+15, the element loop of cope_row_backward; the running lane-wise min
+// and max of f in *fmin, *fmax.
+static void window_slopes(real *dp, real *da, real *dw, int *fj, zidx *fmin, zidx *fmax, const real *dA,
+                          const real *p, const real *slope, real gamma, real top, int j) {
+    zvec w, db, sl, x;
+    zidx f;
+    int from = window_positions(&w, &f, p, j, top);
+    window_pick(&sl, slope, from, &f);
+    memcpy(&db, dA + j, sizeof db);
+    db *= gamma;
+    x = (zvec)((zidx)db & (w > 0)) * sl;  // (w > 0 ? db : 0) * slope[f]
+    memcpy(dp + j, &x, sizeof x);
+    x = (1 - w) * db;
+    memcpy(da + j, &x, sizeof x);
+    x = w * db;
+    memcpy(dw + j, &x, sizeof x);
+    memcpy(fj + j, &f, sizeof f);
+    zidx lt = f < *fmin, gt = f > *fmax;
+    *fmin = (f & lt) | (*fmin & ~lt);
+    *fmax = (f & gt) | (*fmax & ~gt);
 }
 #else
 #define Z_WINDOWS 0
@@ -472,9 +510,20 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
 #pragma omp simd reduction(+ : at_clamp)
     for (int j = 0; j < j0; j++) at_clamp += dA[j];
     // vectorised arithmetic; the scatters (slow as vector ops on some CPUs) come after
-    int fmin = P, fmax = j0 > 0 ? P - 1 : 0;
+    int fmin = P, fmax = j0 > 0 ? P - 1 : 0, from = j0;
+#if Z_WINDOWS
+    if (from + 16 <= i + 1) {
+        zidx vmin = (zidx){0} + fmin, vmax = (zidx){0} + fmax;
+        for (; from + 16 <= i + 1; from += 16)
+            window_slopes(dp, da, dw, fj, &vmin, &vmax, dA, p, slope, gamma, top, from);
+        for (int l = 0; l < 16; l++) {
+            fmin = vmin[l] < fmin ? vmin[l] : fmin;
+            fmax = vmax[l] > fmax ? vmax[l] : fmax;
+        }
+    }
+#endif
 #pragma omp simd reduction(min : fmin) reduction(max : fmax)
-    for (int j = j0; j <= i; j++) {
+    for (int j = from; j <= i; j++) {
         real db = gamma * dA[j];
         real c = p[j] < top ? p[j] : top;
         int f = (int)c;
