@@ -360,11 +360,11 @@ static void cope_block_forward(PEHead *hd) {
 // clamped positions lie within 17 of the last key's, as positions fall by at most 1 a key (each gate
 // is at most 1), rounding may lower a floor by 1, and u is f or f + 1. So what the element loops
 // gather at f and u (Z, the slopes) lies in the 32 columns from one below the last key's f, which
-// two loads and a permute pick per 16 keys, for a gather (they took a sixth of the flip-flop model's
-// CoPE attention forward: 33.4 -> 29.0 ms with the windows, 1 thread, the tiny model's 3.10 -> 2.68;
-// its backward 66.6 -> 65.1 ms and 5.67 -> 5.43). The same values, so the same bits. GCC's __builtin_shuffle on
-// AVX-512; other compilers and targets keep the element loops (test-portable runs them against the
-// plain reference).
+// two loads and a permute pick per 16 keys, for a gather (the gathers took a sixth of the flip-flop
+// model's CoPE attention forward: 33.4 -> 29.0 ms with the windows, 1 thread, the tiny model's 3.10
+// -> 2.68; the backward 66.6 -> 65.1 ms and 5.67 -> 5.43). The same values, so the same bits. GCC's
+// __builtin_shuffle on AVX-512; other compilers and targets keep the element loops (test-portable
+// runs them against the plain reference).
 #define Z_WINDOWS 1
 typedef float zvec __attribute__((vector_size(64)));
 typedef int32_t zidx __attribute__((vector_size(64)));
