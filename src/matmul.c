@@ -105,7 +105,8 @@ static inline __attribute__((always_inline)) void narrow_product(int nv, int tra
     if (big) {
         // as many big blocks as M holds, or one fewer when that leaves fewer single rows after the
         // blocks of 4 (32 rows of 4 vectors: 4 × 6 + 2 × 4, not 5 × 6 + 2 × 1)
-        int nb = M / big, mb = nb > 0 && (M - big * (nb - 1)) % ROWS < (M - big * nb) % ROWS ? big * (nb - 1) : big * nb;
+        int nb = M / big;
+        int mb = nb > 0 && (M - big * (nb - 1)) % ROWS < (M - big * nb) % ROWS ? big * (nb - 1) : big * nb;
         for (; m < mb; m += big) narrow_rows(big, nv, trans_a, m, K, A, lda, B, ldb, C0, ldc0, C, ldc);
     }
     for (; m + ROWS <= M; m += ROWS) narrow_rows(ROWS, nv, trans_a, m, K, A, lda, B, ldb, C0, ldc0, C, ldc);
