@@ -30,10 +30,10 @@
 #define MAX_KERNELS 8
 // Query rows per block. The products of a block cover its keys up to the block's last row, so the
 // upper triangle of the diagonal block is computed and thrown away, and a thread's block buffers hold
-// rows × T values each (call_setup). 32 rows measured fastest at every shape of `make bench` (attention alone,
-// 1 thread, forward + backward against 64 rows): no PE 7% faster at the tiny shape (T = 128), 6-8%
-// at T = 512 and 2048; CoPE 0-3% at T ≤ 512, 3-10% at T = 2048 (npos T + 1, 64). 16 rows were slower
-// than 32 at T = 512 and 2048, where products of 16 rows run below the loop's rate.
+// rows × T values each (call_setup). 32 rows measured fastest at every shape of `make bench`
+// (attention alone, 1 thread, forward + backward against 64 rows): no PE 7% faster at the tiny shape
+// (T = 128), 6-8% at T = 512 and 2048; CoPE 0-3% at T ≤ 512, 3-10% at T = 2048 (npos T + 1, 64). 16
+// rows were slower than 32 at T = 512 and 2048, where products of 16 rows run below the loop's rate.
 enum { DEFAULT_BLOCK_ROWS = 32 };
 static int block_rows = DEFAULT_BLOCK_ROWS;
 
@@ -256,9 +256,10 @@ typedef real lanes __attribute__((vector_size(TARGET_VEC_BYTES)));
 typedef __typeof__((lanes){0} < (lanes){0}) lanes_mask;  // a compare's result: all bits set where true
 #define LANES_SELECT(m, a, b) ((lanes)(((lanes_mask)(a) & (m)) | ((lanes_mask)(b) & ~(m))))  // a where m
 
-// The lanes of v summed pairwise (acc: room for them), and their max the same way.
-static real vlanes_total(real *acc, const lanes *v) {
-    memcpy(acc, v, sizeof(lanes));
+// The lanes of *v summed pairwise, and their max the same way.
+static real vlanes_total(const lanes *v) {
+    real acc[VLANES];
+    memcpy(acc, v, sizeof acc);
 #pragma GCC unroll 4
     for (int w = VLANES / 2; w > 0; w /= 2)
 #pragma GCC unroll 8
@@ -266,8 +267,9 @@ static real vlanes_total(real *acc, const lanes *v) {
     return acc[0];
 }
 
-static real vlanes_max(real *acc, const lanes *v) {
-    memcpy(acc, v, sizeof(lanes));
+static real vlanes_max(const lanes *v) {
+    real acc[VLANES];
+    memcpy(acc, v, sizeof acc);
 #pragma GCC unroll 4
     for (int w = VLANES / 2; w > 0; w /= 2)
 #pragma GCC unroll 8
@@ -298,26 +300,24 @@ static void logits_row(real *restrict x, const real *restrict S, real s, int i) 
 // written once.
 static real softmax_max(const real *x, int n) {
     lanes top, y;
-    real acc[VLANES];
     memcpy(&top, x, sizeof top);
     for (int j = VLANES, np = (int)round16(n); j < np; j += VLANES) {
         memcpy(&y, x + j, sizeof y);
         top = LANES_SELECT(y > top, y, top);
     }
-    return vlanes_max(acc, &top);
+    return vlanes_max(&top);
 }
 
 // x = exp(x - mx) in place; returns 1 / their sum
 static real softmax_exp(real *x, int n, real mx) {
     lanes y, sum = {0};
-    real acc[VLANES];
     for (int j = 0, np = (int)round16(n); j < np; j += VLANES) {
 #pragma omp simd
         for (int l = 0; l < VLANES; l++) x[j + l] = pe_exp(x[j + l] - mx);
         memcpy(&y, x + j, sizeof y);
         sum += y;
     }
-    return 1 / vlanes_total(acc, &sum);
+    return 1 / vlanes_total(&sum);
 }
 
 static void softmax_scale(real *restrict a, const real *restrict x, int n, real inv) {
@@ -360,7 +360,7 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
         }
         for (int i = i0; i < i1; i++) {
             real *row = logits + (i - i0) * ldl;
-            logits_row(row, S + (long)(i - i0) * T, c->s, i);  // S has keys < i1 only: those past i are not read
+            logits_row(row, S + (long)(i - i0) * T, c->s, i);  // S has keys < i1: those past i are not read
             for (int x = 0; x < c->nk; x++)
                 if (c->ks[x]->row_logits) c->ks[x]->row_logits(&hd[x], i, row);
             if (pad)  // M_ij: key j is not padding; the diagonal is always on
@@ -368,7 +368,8 @@ static void head_forward(const Call *c, real *out, long bh, real *thread) {
                     if (pad[j]) row[j] = -INFINITY;
             row_max[i - i0] = softmax_max(row, i + 1);
         }
-        for (int i = i0; i < i1; i++) row_inv[i - i0] = softmax_exp(logits + (i - i0) * ldl, i + 1, row_max[i - i0]);
+        for (int i = i0; i < i1; i++)
+            row_inv[i - i0] = softmax_exp(logits + (i - i0) * ldl, i + 1, row_max[i - i0]);
         for (int i = i0; i < i1; i++) {
             real *a = probs + (long)(i - c->r0) * T;
             softmax_scale(a, logits + (i - i0) * ldl, i + 1, row_inv[i - i0]);
@@ -423,8 +424,7 @@ static real dot_lanes(const real *a, const real *b, int n) {
         sum += x * y;
     }
     for (int l = 0; j + l < n; l++) sum[l] += a[j + l] * b[j + l];
-    real acc[VLANES];
-    return vlanes_total(acc, &sum);
+    return vlanes_total(&sum);
 }
 
 static void head_backward(const Call *c, real *dq, real *dk, real *dv, const real *dout, long bh, real *thread) {
