@@ -358,6 +358,45 @@ static void panel_gemm(int trans_a, int trans_b, int M, int N, int K, const real
             narrow_gemm(trans_a, M, w, K, A, lda, B + n0, ldb, c0, ldc0, C + n0, ldc);
     }
 }
+
+// A product that matmul() cuts into tiles of rows, each of which runs in panels (packed_b_gemm, or
+// narrow_gemm_bt's copies of Bᵀ): every tile copied all of B's panels again, K·N copies against its
+// rows·K·N multiply-adds (tiles of 512 rows: the lm-small model's step spent 2-3% in them). Such
+// products (prepacked_fits) copy B once, before the tiles, into panels of 64 columns, each its K
+// rows of 64 in turn (Bᵀ's for B transposed), and every tile reads them there: the chunks of PACK_K
+// rows that the copies per tile had (narrow_gemm_bt's slices too), the same sums in the same order,
+// so the same bits. A B of more than PREPACK_MAX reals (16 MB of floats, more than any weight of the
+// bench's models) keeps the copies per tile rather than a scratch buffer that large.
+enum { PREPACK_MAX = 1 << 22 };
+
+// Whether the tiles of a product, the smallest of last_rows rows, all run in panels (gemm's order:
+// more than 64 rows take neither the narrow, the short nor the transposed product).
+static int prepacked_fits(int trans_a, int trans_b, int last_rows, int N, int K, real alpha, real beta) {
+    return alpha == 1 && (beta == 0 || beta == 1) && !trans_a && last_rows > SHORT_ROWS &&
+           (long)K * N <= PREPACK_MAX && panels_fit(0, trans_b, last_rows, N);
+}
+
+static void pack_panels(real *dst, int trans_b, int N, int K, const real *B, int ldb) {
+#pragma omp parallel for schedule(static)
+    for (int n0 = 0; n0 < N; n0 += 64) {
+        if (trans_b)
+            matmul_transpose(dst + (long)n0 * K, 64, B + (long)n0 * ldb, ldb, 64, K);
+        else
+            pack_rows(dst + (long)n0 * K, B + n0, ldb, K, 64);
+    }
+}
+
+// C = A·B (+ C0) from B's panels as pack_panels left them, a tile of packed_b_gemm's rows.
+static void prepacked_gemm(int M, int N, int K, const real *A, int lda, const real *packed, const real *C0, int ldc0,
+                           real *C, int ldc) {
+    for (int n0 = 0; n0 < N; n0 += 64)
+        for (int k0 = 0; k0 < K || k0 == 0; k0 += PACK_K) {
+            int kc = K - k0 < PACK_K ? K - k0 : PACK_K;
+            const real *c0 = k0 > 0 ? C + n0 : C0 ? C0 + n0 : NULL;
+            narrow_gemm(0, M, 64, kc, A + k0, lda, packed + (long)n0 * K + (long)k0 * 64, 64, c0,
+                        k0 > 0 ? ldc : ldc0, C + n0, ldc);
+        }
+}
 #endif
 
 void matmul_transpose(real *dst, int ldd, const real *src, int lds, int rows, int cols) {
@@ -477,7 +516,7 @@ static real *scratch_for(long n) {
         free(scratch);
         scratch = malloc(sizeof(real) * n);
         if (!scratch) {
-            fprintf(stderr, "matmul.c: out of memory for %.1f MB of partial products\n", sizeof(real) * n / 1e6);
+            fprintf(stderr, "matmul.c: out of memory for %.1f MB of scratch for products\n", sizeof(real) * n / 1e6);
             exit(1);
         }
         scratch_size = n;
@@ -529,9 +568,24 @@ static void product(int trans_a, int trans_b, int M, int N, int K, real alpha, c
         return;
     }
     int by_rows = M >= N, len = by_rows ? M : N, t = tile_of(len), tiles = (len + t - 1) / t;
+#if VEC_BYTES
+    const real *packed = NULL;  // B's panels for every tile (prepacked_gemm)
+    if (by_rows && tiles > 1 && prepacked_fits(trans_a, trans_b, len - (tiles - 1) * t, N, K, alpha, beta)) {
+        real *p = scratch_for((long)K * N);
+        pack_panels(p, trans_b, N, K, B, ldb);
+        packed = p;
+    }
+#endif
 #pragma omp parallel for schedule(runtime) if (tiles > 1)
     for (int i = 0; i < tiles; i++) {
         int a = i * t, w = a + t < len ? t : len - a;
+#if VEC_BYTES
+        if (packed) {  // C0 as gemm's: the bias row, or C itself to accumulate
+            const real *c0 = bias ? bias : beta == 1 ? C + (long)a * ldc : NULL;
+            prepacked_gemm(w, N, K, A + (long)a * lda, lda, packed, c0, bias ? 0 : ldc, C + (long)a * ldc, ldc);
+            continue;
+        }
+#endif
         if (by_rows)
             gemm(trans_a, trans_b, w, N, K, alpha, trans_a ? A + a : A + (long)a * lda, lda, B, ldb, beta, bias,
                  C + (long)a * ldc, ldc);

@@ -165,10 +165,11 @@ static void test_matmul_short(void) {
 static void test_matmul_bias(void) {
     static const int shapes[][4] = {  // M, N, K, in a parallel region
         {37, 16, 51, 0}, {70, 64, 40, 0}, {70, 64, 40, 1}, {33, 192, 70, 0}, {40, 128, 300, 1},
-        {5, 128, 64, 0}, {9, 23, 17, 0}, {24, 20, 5000, 0}, {7, 1300, 19, 0}, {1030, 64, 9, 0}};
+        {5, 128, 64, 0}, {9, 23, 17, 0}, {24, 20, 5000, 0}, {7, 1300, 19, 0}, {1030, 64, 9, 0},
+        {1100, 128, 300, 0}};
     for (int on = 1; on >= 0; on--) {
         matmul_set_panels(on);
-        for (int s = 0; s < 10; s++) {
+        for (int s = 0; s < 11; s++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], lda = K + 1, ldb = K + 2, ldc = N + 3;
             float *A = alloc_fill((long)M * lda, 1.0), *B = alloc_fill((long)N * ldb, 1.0);
             float *bias = alloc_fill(N, 2.0), *C = alloc_fill((long)M * ldc, 1.0);
@@ -237,7 +238,42 @@ static void test_matmul_panels(void) {
                 matmul_case(ta, tb, 70, 192, 40, 1, 1.0f, 1.0f, 1);
                 matmul_case(ta, tb, 200, 128, 600, 3, 1.0f, 0.0f, 1);  // Aᵀ·B: copies of A, 3 × 3 blocks
                 matmul_case(ta, tb, 9, 64 * 3, 0, 0, 1.0f, 1.0f, 1);   // an empty sum leaves C
+                // tiles of 256 rows and a last of 76, all in panels: B's panels copied once for all
+                matmul_case(ta, tb, 1100, 192, 300, 1, 1.0f, 1.0f, 0);
+                matmul_case(ta, tb, 1100, 128, 40, 2, 1.0f, 0.0f, 0);
             }
+    }
+    matmul_set_panels(-1);
+}
+
+// A product cut into tiles whose panels read B copied once for all of them (matmul.c,
+// prepacked_gemm) gives the bits of the same product taken whole, inside a parallel region, where
+// the panels copy B themselves: the same sums in the same order. B as is and transposed, C
+// accumulated or overwritten, and matmul_bias (B transposed, sums from the bias row).
+static void test_matmul_prepacked(void) {
+    enum { M = 1100, N = 192, K = 300 };  // tiles of 256 rows and a last of 76
+    matmul_set_panels(1);
+    for (int kind = 0; kind < 5; kind++) {  // B, Bᵀ with beta 1 and beta 0, then the bias
+        int tb = kind % 2 || kind == 4;
+        float beta = kind < 2 ? 1.0f : 0.0f;
+        float *A = alloc_fill((long)M * K, 1.0), *B = alloc_fill((long)K * N, 1.0), *bias = alloc_fill(N, 1.0);
+        float *tiled = alloc_fill((long)M * N, 1.0), *whole = malloc(sizeof(float) * M * N);
+        memcpy(whole, tiled, sizeof(float) * M * N);
+        for (int in_region = 0; in_region < 2; in_region++) {
+            float *C = in_region ? whole : tiled;
+#pragma omp parallel num_threads(1) if (in_region)
+            {
+                if (kind == 4)
+                    matmul_bias(M, N, K, A, K, B, K, bias, C, N);
+                else
+                    matmul(0, tb, M, N, K, 1.0f, A, K, B, tb ? K : N, beta, C, N);
+            }
+        }
+        char what[96];
+        snprintf(what, sizeof what, "%s %dx%dx%d%s: tiles against whole", kind == 4 ? "matmul_bias" : "matmul", M, N,
+                 K, kind == 4 ? "" : tb ? (beta == 1 ? ", Bᵀ, beta 1" : ", Bᵀ, beta 0") : beta == 1 ? ", beta 1" : ", beta 0");
+        check_bits(what, tiled, whole, (long)M * N);
+        free(A), free(B), free(bias), free(tiled), free(whole);
     }
     matmul_set_panels(-1);
 }
@@ -546,6 +582,7 @@ int main(void) {
     printf("matmul: %s\n", matmul_narrow_path());
     RUN(test_matmul_vs_naive);
     RUN(test_matmul_panels);
+    RUN(test_matmul_prepacked);
     RUN(test_matmul_short);
     RUN(test_matmul_transpose);
     RUN(test_matmul_bias);
