@@ -46,12 +46,16 @@ static int active_kernels(const AttnPE *pe, const PEKernel **ks) {
     return n;
 }
 
+// The block height of calls with T keys: a cache is sized and bound for it, and the calls on that
+// cache use the height it was bound for (AttnCache.rows).
+static int rows_for(int T) { return block_rows < T ? block_rows : T; }
+
 long attention_cache_size_rows(const AttnPE *pe, int B, int R, int T, int C, int H) {
     const PEKernel *ks[MAX_KERNELS];
     int nk = active_kernels(pe, ks);
     long n = (long)B * H * R * T;  // probs
     for (int i = 0; i < nk; i++)
-        if (ks[i]->cache_size) n += ks[i]->cache_size(pe, B, R, T, C, H);
+        if (ks[i]->cache_size) n += ks[i]->cache_size(pe, B, R, T, C, H, rows_for(T));
     return n;
 }
 
@@ -59,12 +63,13 @@ void attention_cache_bind_rows(AttnCache *cache, real *mem, const AttnPE *pe, in
     const PEKernel *ks[MAX_KERNELS];
     int nk = active_kernels(pe, ks);
     memset(cache, 0, sizeof *cache);
+    cache->rows = rows_for(T);
     cache->probs = mem;
     mem += (long)B * H * R * T;
     for (int i = 0; i < nk; i++) {
         if (!ks[i]->cache_size) continue;
-        ks[i]->cache_bind(cache, mem, pe, B, R, T, C, H);
-        mem += ks[i]->cache_size(pe, B, R, T, C, H);
+        ks[i]->cache_bind(cache, mem, pe, B, R, T, C, H, cache->rows);
+        mem += ks[i]->cache_size(pe, B, R, T, C, H, cache->rows);
     }
 }
 
@@ -143,7 +148,7 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
     c->cache = cache;
     c->nk = active_kernels(pe, c->ks);
     c->B = B, c->T = T, c->r0 = r0, c->C = C, c->H = H, c->dh = C / H;
-    c->rows = block_rows < T ? block_rows : T;
+    c->rows = cache->rows;
     c->s = (real)(1.0 / sqrt((double)c->dh));
     c->q = c->q_in = q;
     c->k = c->k_in = k;

@@ -12,9 +12,10 @@
 // Per block of rows: gates and their cumsum (vectorised: sigmoid by pe_exp, cumsum as an OpenMP simd
 // scan), from the query down only until the positions reach the clamp; then Z only for the table
 // columns the block reaches (u <= min(max p, P-1) + 1: with sparse gates most of a long table is
-// never touched); then the interpolation per row inside attention's logit pass. The backward
-// recomputes all of it per block (docs/cope.md §5.10); the cache keeps σ (unmasked) and p (before the
-// clamp) only for pictures (keep_positions), entries j > i unspecified.
+// never touched); then the interpolation per row inside attention's logit pass. Training keeps the
+// gates for the backward (keep_gates), which recomputes the positions and Z from them per block
+// (docs/cope.md §5.10); the cache keeps every σ (unmasked) and p (before the clamp) only for
+// pictures (keep_positions), entries j > i unspecified.
 //
 // The hot loops (softmax, sigmoid gates) vectorise only when the compiler may assume floating-point
 // compares do not trap (GCC otherwise keeps pe_exp's clamps as branches); nothing here relies on traps.
@@ -79,22 +80,63 @@ static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     return 0;
 }
 
-// Training keeps one number per row: its first unclamped key (B,H,R; sizeof(int) <= sizeof(real)). The
-// backward recomputes the gates, positions and Z of each row block from there (an extra q·k product
-// per block over the keys that are not clamped, but no B·H·T² gates and B·H·T·npos Z per layer). For
-// pictures (keep_positions) also: gates (B,H,R,T) | positions (B,H,R,T).
-static long cope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H) {
+// Per query row: its first unclamped key (B,H,R; sizeof(int) <= sizeof(real)); for a forward of every
+// row (R = T: training, which a backward follows) the gates of its `rows` newest keys (B,H,T,rows),
+// the others going to the probabilities' unused columns (keep_gates); for pictures
+// (keep_positions) also every gate (B,H,R,T) and position (B,H,R,T). The backward recomputes the
+// positions and Z of each row block from the gates (a scan and a product Q·E, where B·H·T·npos Z
+// would take more memory than the probabilities).
+static long cope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int rows) {
     (void)C;
-    long rows = (long)B * H * R;
-    return rows + (pe->keep_positions ? 2 * rows * T : 0);
+    long n = (long)B * H * R;
+    return n + (R == T ? n * rows : 0) + (pe->keep_positions ? 2 * n * T : 0);
 }
 
-static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H) {
+static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H,
+                            int rows) {
     (void)C;
-    long rows = (long)B * H * R;
+    long n = (long)B * H * R, near = R == T ? n * rows : 0;
     cache->unclamped = (int *)mem;
-    cache->gates = pe->keep_positions ? mem + rows : NULL;
-    cache->pos = pe->keep_positions ? mem + rows + rows * T : NULL;
+    cache->near_gates = near ? mem + n : NULL;
+    cache->gates = pe->keep_positions ? mem + n + near : NULL;
+    cache->pos = pe->keep_positions ? mem + n + near + n * T : NULL;
+}
+
+// The gates σ_ij of row i's keys j >= j0 (those not at the clamp), which the backward reads: newest
+// first, r = i - j, the first `rows` (r < rows) in the row's near_gates, the others (rows <= r <= i)
+// in row a = T-1-i of the head's probabilities, at column a + r. The forward of a block [i0, i1)
+// writes row a's probabilities on columns below i1 <= a + rows only (those past the diagonal as 0),
+// and the backward reads no others: columns a + rows .. T-1 are free, as many as row i's older gates.
+// So the gates cost B·H·T·rows reals of cache instead of B·H·T²/2, and the backward reads them
+// instead of recomputing them (a product for the gate logits and their sigmoids); its gates, and so
+// its positions, are then the forward's bit for bit. CoPE's attention alone, 1 thread, forward /
+// backward: flip-flop shape 29.5 / 66.3 -> 32.5 / 58.5 ms; tiny 2.84 / 5.57 -> 3.16 / 4.98 ms.
+static real *gate_row(const PEHead *hd, int i, int far) {
+    int a = hd->T - 1 - i;
+    if (far) return hd->cache->probs + (hd->bh * hd->T + a) * hd->T + a;
+    return hd->cache->near_gates + (hd->bh * hd->T + i) * hd->rows;
+}
+
+static void keep_gates(const PEHead *hd, int i, int j0, const real *sg) {
+    real *restrict near = gate_row(hd, i, 0), *restrict far = gate_row(hd, i, 1);
+    int n = i - j0 + 1, nn = n < hd->rows ? n : hd->rows;
+    for (int r = 0; r < nn; r++) near[r] = sg[i - r];
+    for (int r = hd->rows; r < n; r++) far[r] = sg[i - r];
+}
+
+static void load_gates(real *restrict sg, const PEHead *hd, int i, int j0) {
+    const real *near = gate_row(hd, i, 0), *far = gate_row(hd, i, 1);
+    int n = i - j0 + 1, nn = n < hd->rows ? n : hd->rows;
+    for (int r = 0; r < nn; r++) sg[i - r] = near[r];
+    for (int r = hd->rows; r < n; r++) sg[i - r] = far[r];
+}
+
+// The older gates of a row GATES_AHEAD rows on, fetched into the cache: one row's lie T reals before
+// the last one's, a stride the hardware prefetcher missed (flip-flop shape backward 61.0 -> 58.2 ms).
+enum { GATES_AHEAD = 4 };
+static void fetch_gates(const PEHead *hd, int i, int j0) {
+    const real *far = gate_row(hd, i, 1);
+    for (int r = hd->rows; r < i - j0 + 1; r += 64 / (int)sizeof(real)) __builtin_prefetch(far + r);
 }
 
 // Which q and keys the gates see: attention's own (transformed under RoPE), or others (gate keys of
@@ -125,12 +167,9 @@ typedef struct {
     real *copies;  // COPIES rows of P+1, kept zero between rows
     real *dsg;     // (rows, T) dS' of the gate logits, when the gates are separate
     real *keys, *dkeys;  // (T, dh) each: rotated gate keys and their gradient, when RoPE rotates them
-    real *kt;      // (dh, round16(T)) the keys transposed, for the backward's gates from attention's q·k
     real *sg;      // (rows, T) the gates σ of the block (unmasked; entries j > i unspecified)
     real *z;       // (rows, P) Z = Q·E of the block, the columns its positions reach; Z_WINDOW reals after
 } Work;
-
-static int key_stride(int T) { return (T + 15) / 16 * 16; }  // of Work.kt: rows of 64-byte multiples
 
 static long carve_work(Work *w, real *mem, const Cope *o, const AttnPE *pe, int T, int dh, int rows) {
     int P = o->npos;
@@ -155,7 +194,6 @@ static long carve_work(Work *w, real *mem, const Cope *o, const AttnPE *pe, int 
         TAKE(w->keys, real, (long)T * dh);
         TAKE(w->dkeys, real, (long)T * dh);
     }
-    if (!separate_gates(o, pe)) TAKE(w->kt, real, (long)dh * key_stride(T));
     TAKE(w->sg, real, (long)rows * T);
     TAKE(w->z, real, (long)rows * P + Z_WINDOW);
 #undef TAKE
@@ -179,11 +217,10 @@ static Work carve_head(const PEHead *hd) {
     return w;
 }
 
-static Work work_of(const PEHead *hd) {
-    Work w;
-    memcpy(&w, hd->work, sizeof w);
-    return w;
-}
+// The head's Work where carve_head put it. Read in place: a copy on the stack, read back at once,
+// waited on its own stores (store forwarding fails for a field of a wider store: the tiny model's
+// CoPE logits rows ran 2× slower for it after a change of the struct's layout).
+static const Work *work_of(const PEHead *hd) { return (const Work *)(const void *)hd->work; }
 
 static long cope_partial_size(const AttnPE *pe, int dh) { return (long)dh * cope_of(pe)->npos; }
 
@@ -255,8 +292,9 @@ __attribute__((noinline)) static void positions_piece(real *restrict p, const re
 // Returns that first unclamped key (0 when the row never clamps, or when all is asked for: pictures
 // keep every gate and position). A row shorter than P-1 cannot clamp and is one piece, from carry 0.
 // The backward passes the forward's answer as stop (-1: find it): the same pieces down to the same
-// key. x holds finite logits up to room - 1 (the block's keys): a whole row's sigmoids run on to a
-// multiple of 16 keys within that, so their vector loop has no scalar tail.
+// key, from the gates the forward kept (x NULL: sg holds them). x holds finite logits up to room - 1
+// (the block's keys): a whole row's sigmoids run on to a multiple of 16 keys within that, so their
+// vector loop has no scalar tail.
 enum { CLAMP_PIECE = 32 };
 static int gates_and_positions(real *sg, real *p, const real *x, real s, const uint8_t *pad, int i, int room,
                                real top, int all, int stop) {
@@ -266,8 +304,9 @@ static int gates_and_positions(real *sg, real *p, const real *x, real s, const u
     for (int hi = i; hi >= 0; hi -= piece) {
         int lo = hi - piece + 1 > 0 ? hi - piece + 1 : 0;
         int end = piece == i + 1 && padded <= room ? padded : hi + 1;
+        if (x)
 #pragma omp simd
-        for (int j = lo; j < end; j++) sg[j] = pe_sigmoid(s * x[j]);
+            for (int j = lo; j < end; j++) sg[j] = pe_sigmoid(s * x[j]);
         positions_piece(p, sg, pad, i, lo, hi, carry);
         carry = p[lo];
         if (stop >= 0 ? lo <= stop : carry >= top && !all) return lo;
@@ -281,7 +320,7 @@ static void cope_head_forward(PEHead *hd) {
 }
 
 // The block's first key that is not clamped in every row, from each row's first unclamped key: the
-// backward's gate product and gate gradients start there.
+// backward's gate gradients start there.
 static int block_unclamped(const int *first, int rows) {
     int from = first[0];
     for (int r = 1; r < rows; r++) from = first[r] < from ? first[r] : from;
@@ -299,30 +338,18 @@ static int product_width(int n, int P) {
     return n < P ? n : P;
 }
 
-// The gates, positions and Z of the rows of block [i0, i1), into work (and into the cache for
-// pictures). The forward and the backward both call it, the backward to recompute what the forward
-// did not keep, with the same functions on the same inputs. S: the block's raw q·k when attention has
-// it (the forward), else NULL. The backward's gate product covers only the keys from the block's
-// first unclamped one, which the forward recorded; a BLAS kernel may round an element of that
-// narrower product differently in the last bit (OpenBLAS's Haswell kernels do, for about a third of
-// the rows), so the backward's gates are the forward's to float rounding, not always bit for bit. It
-// saves most of the product at long contexts with a small table (1024 keys, P = 64).
+// The gates, positions and Z of the rows of block [i0, i1), into work (and into the cache for the
+// backward and for pictures). The forward computes the gates from the block's raw q·k S, which
+// attention has, or from a product of their own (separate gates); the backward reads those the
+// forward kept and recomputes the positions and Z with the same functions on the same values, so
+// they are the forward's bit for bit.
 static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
     const Cope *o = hd->opts;
     int T = hd->T, P = o->npos, i0 = hd->i0, i1 = hd->i1, nr = i1 - i0;
     int *unclamped = hd->cache->unclamped + pe_cache_row(hd, i0);
-    int from = backward ? block_unclamped(unclamped, nr) : 0;
-    if (separate_gates(o, hd->pe)) {  // gate logits straight into the gates rows, sigmoids in place below
+    if (!backward && separate_gates(o, hd->pe)) {  // gate logits into the gates rows, sigmoids in place below
         Gates g = gate_operands(hd, w);
-        matmul(0, 1, nr, i1 - from, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k + (long)from * g.ldk, g.ldk, 0,
-               w->sg + from, T);
-        S = w->sg;
-    } else if (!S) {  // S[rows][lo:i1] = Q[rows]·K[lo:i1]ᵀ, from the keys transposed (head_backward), as
-        // attention's forward computes it: lo <= from keeps a width the own loop of matmul.c takes (a
-        // multiple of 16, and 16, 32 or 64 up to 64), where each element then has the forward's bits
-        int n = loop_width(i1 - from / 16 * 16), lo = n < i1 ? i1 - n : 0;
-        matmul(0, 0, nr, i1 - lo, hd->dh, 1, hd->q + (long)i0 * hd->C, hd->C, w->kt + lo, key_stride(T), 0,
-               w->sg + lo, T);
+        matmul(0, 1, nr, i1, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k, g.ldk, 0, w->sg, T);
         S = w->sg;
     }
     real maxp = 0, s = hd->s, top = (real)(P - 1);
@@ -330,9 +357,14 @@ static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
     for (int i = i0; i < i1; i++) {
         int r = i - i0;
         real *sg = w->sg + (long)r * T, *p = w->pos + (long)r * T;
-        w->clamped[r] = gates_and_positions(sg, p, S + (long)r * T, s, hd->pad, i, i1, top, pictures,
-                                            backward ? unclamped[r] : -1);
-        if (!backward) unclamped[r] = w->clamped[r];
+        if (backward && i + GATES_AHEAD < i1) fetch_gates(hd, i + GATES_AHEAD, unclamped[r + GATES_AHEAD]);
+        if (backward) load_gates(sg, hd, i, unclamped[r]);
+        w->clamped[r] = gates_and_positions(sg, p, backward ? NULL : S + (long)r * T, s, hd->pad, i, i1, top,
+                                            pictures, backward ? unclamped[r] : -1);
+        if (!backward) {
+            unclamped[r] = w->clamped[r];
+            if (hd->cache->near_gates) keep_gates(hd, i, w->clamped[r], sg);
+        }
         if (pictures) {
             memcpy(hd->cache->gates + pe_cache_row(hd, i) * T, sg, sizeof(real) * (i + 1));
             memcpy(hd->cache->pos + pe_cache_row(hd, i) * T, p, sizeof(real) * (i + 1));
@@ -351,8 +383,8 @@ static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
 }
 
 static void cope_block_forward(PEHead *hd) {
-    Work w = work_of(hd);
-    block_gates(hd, &w, hd->S, 0);
+    const Work *w = work_of(hd);
+    block_gates(hd, w, hd->S, 0);
 }
 
 #if TARGET_VEC_BYTES == 64 && !defined(REAL_DOUBLE) && defined(__GNUC__) && !defined(__clang__)
@@ -430,9 +462,9 @@ static void window_slopes(real *dp, real *da, real *dw, int *fj, zidx *fmin, zid
 static void cope_row_logits(PEHead *hd, int i, real *a) {
     const Cope *o = hd->opts;
     int T = hd->T, P = o->npos;
-    Work w = work_of(hd);
-    int r = i - hd->i0, j0 = w.clamped[r];
-    const real *p = w.pos + (long)r * T, *z = w.z + (long)r * P;
+    const Work *w = work_of(hd);
+    int r = i - hd->i0, j0 = w->clamped[r];
+    const real *p = w->pos + (long)r * T, *z = w->z + (long)r * P;
     real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1), at_clamp = gamma * z[P - 1];
 #pragma omp simd
     for (int j = 0; j < j0; j++) a[j] += at_clamp;
@@ -452,9 +484,12 @@ static void cope_row_logits(PEHead *hd, int i, real *a) {
 
 static void cope_head_backward(PEHead *hd) {
     const Cope *o = hd->opts;
+    if (!hd->cache->near_gates) {  // a cache bound for some rows only (inference) has no gates kept
+        fprintf(stderr, "cope.c: the backward needs the cache of a forward of every row (attention_forward)\n");
+        exit(1);
+    }
     Work w = carve_head(hd);
     memset(w.copies, 0, sizeof(real) * COPIES * (o->npos + 1));
-    if (w.kt) matmul_transpose(w.kt, key_stride(hd->T), hd->k, hd->C, hd->T, hd->dh);
     if (rotated_gate_keys(o, hd->pe)) {
         pe_rope_rotate(w.keys, hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
         memset(w.dkeys, 0, sizeof(real) * hd->T * hd->dh);
@@ -462,22 +497,22 @@ static void cope_head_backward(PEHead *hd) {
 }
 
 static void cope_block_backward(PEHead *hd) {
-    Work w = work_of(hd);
+    const Work *w = work_of(hd);
     int rows = hd->i1 - hd->i0, P = ((const Cope *)hd->opts)->npos;
-    int ncol = block_gates(hd, &w, NULL, 1);
+    int ncol = block_gates(hd, w, NULL, 1);
     // The slopes Z[m+1] - Z[m] of the block's rows, which the rows' backward reads by gathers: here,
     // long before, rather than in each row just ahead of its gathers, which waited for those stores.
     // Z's last column gets 0: positions reach it only at the clamp, where no slope is used (w = 0).
     for (int r = 0; r < rows; r++) {
-        const real *z = w.z + (long)r * P;
-        real *slope = w.slope + (long)r * P;
+        const real *z = w->z + (long)r * P;
+        real *slope = w->slope + (long)r * P;
 #pragma omp simd
         for (int m = 0; m < ncol - 1; m++) slope[m] = z[m + 1] - z[m];
         slope[ncol - 1] = 0;
     }
     if (separate_gates(hd->opts, hd->pe)) {
-        int from = block_unclamped(w.clamped, rows);
-        for (int r = 0; r < rows; r++) memset(w.dsg + (long)r * hd->T + from, 0, sizeof(real) * (hd->i1 - from));
+        int from = block_unclamped(w->clamped, rows);
+        for (int r = 0; r < rows; r++) memset(w->dsg + (long)r * hd->T + from, 0, sizeof(real) * (hd->i1 - from));
     }
 }
 
@@ -500,12 +535,12 @@ static inline void add_pair(real *c, real a, real b) {
 // the gates below j0 get no gradient (dg_it is a prefix sum of dp, 0 up to j0).
 static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     const Cope *o = hd->opts;
-    Work w = work_of(hd);
-    int T = hd->T, P = o->npos, r = i - hd->i0, j0 = w.clamped[r];
-    const real *slope = w.slope + (long)r * P, *sg = w.sg + (long)r * T, *p = w.pos + (long)r * T;
+    const Work *w = work_of(hd);
+    int T = hd->T, P = o->npos, r = i - hd->i0, j0 = w->clamped[r];
+    const real *slope = w->slope + (long)r * P, *sg = w->sg + (long)r * T, *p = w->pos + (long)r * T;
     real gamma = o->nodiv ? 1 : hd->s, top = (real)(P - 1), s = hd->s;
-    real *restrict dp = w.dp, *restrict da = w.da, *restrict dw = w.db;
-    int *restrict fj = w.f;
+    real *restrict dp = w->dp, *restrict da = w->da, *restrict dw = w->db;
+    int *restrict fj = w->f;
     real at_clamp = 0;
 #pragma omp simd reduction(+ : at_clamp)
     for (int j = 0; j < j0; j++) at_clamp += dA[j];
@@ -535,7 +570,7 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
         fmin = f < fmin ? f : fmin;
         fmax = f > fmax ? f : fmax;
     }
-    real *c0 = w.copies, *c1 = c0 + (P + 1), *c2 = c1 + (P + 1), *c3 = c2 + (P + 1);
+    real *c0 = w->copies, *c1 = c0 + (P + 1), *c2 = c1 + (P + 1), *c3 = c2 + (P + 1);
     c0[P - 1] += gamma * at_clamp;
     int j = j0;
     for (; j + COPIES - 1 <= i; j += COPIES) {
@@ -549,7 +584,7 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     // block_backward_end zero-fills the narrower rows up to it. The copies are zeroed again in the
     // same pass, the spare column P after it (instead of four memsets per row: tiny model's CoPE
     // attention 9.50 -> 9.40 ms).
-    real *dz = w.dz + (long)r * P;
+    real *dz = w->dz + (long)r * P;
     int mhi = fmax + 1 < P ? fmax + 1 : P - 1;
     memset(dz, 0, sizeof(real) * fmin);
 #pragma omp simd
@@ -558,9 +593,9 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
         c0[m] = c1[m] = c2[m] = c3[m] = 0;
     }
     if (fmax + 1 > mhi) c0[P] = c1[P] = c2[P] = c3[P] = 0;
-    w.ncol[r] = mhi + 1;
+    w->ncol[r] = mhi + 1;
 
-    real *dx = separate_gates(o, hd->pe) ? w.dsg + (long)r * T : dS;
+    real *dx = separate_gates(o, hd->pe) ? w->dsg + (long)r * T : dS;
     const uint8_t *pad = hd->pad;
     real acc = 0;
     if (pad) {
@@ -582,10 +617,10 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
 
 static void cope_block_backward_end(PEHead *hd) {
     const Cope *o = hd->opts;
-    Work w = work_of(hd);
+    const Work *w = work_of(hd);
     int P = o->npos, T = hd->T, i0 = hd->i0, i1 = hd->i1, rows = i1 - i0, dh = hd->dh;
-    real *dz = w.dz;
-    const int *row_ncol = w.ncol;
+    real *dz = w->dz;
+    const int *row_ncol = w->ncol;
     int ncol = 0;  // the widest dZ row of the block
     for (int r = 0; r < rows; r++) ncol = row_ncol[r] > ncol ? row_ncol[r] : ncol;
     ncol = product_width(ncol, P);
@@ -594,9 +629,9 @@ static void cope_block_backward_end(PEHead *hd) {
     matmul(0, 0, rows, dh, ncol, 1, dz, P, table_t, dh, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
     matmul(1, 0, dh, ncol, rows, 1, hd->q + (long)i0 * hd->C, hd->C, dz, P, 1, hd->partial, P);
     if (separate_gates(o, hd->pe)) {  // dS' of the keys [from, i1), the others' gates have none
-        Gates g = gate_operands(hd, &w);
-        int from = block_unclamped(w.clamped, rows);
-        const real *dsg = w.dsg + from;
+        Gates g = gate_operands(hd, w);
+        int from = block_unclamped(w->clamped, rows);
+        const real *dsg = w->dsg + from;
         matmul(0, 0, rows, dh, i1 - from, 1, dsg, T, g.k + (long)from * g.ldk, g.ldk, 1, g.dq + (long)i0 * g.lddq,
                g.lddq);
         if (g.dk)
@@ -607,7 +642,7 @@ static void cope_block_backward_end(PEHead *hd) {
 
 static void cope_head_backward_end(PEHead *hd) {
     if (rotated_gate_keys(hd->opts, hd->pe) && hd->dgate_keys)
-        pe_rope_unrotate_add(hd->dgate_keys, hd->C, work_of(hd).dkeys, hd->dh, hd->T, hd->dh);
+        pe_rope_unrotate_add(hd->dgate_keys, hd->C, work_of(hd)->dkeys, hd->dh, hd->T, hd->dh);
 }
 
 static void cope_reduce(const AttnPE *pe, const real *partials, long nbh, int dh) {

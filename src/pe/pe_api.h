@@ -68,6 +68,9 @@ typedef struct {
                   // entries j > i unspecified
     int *unclamped;  // (B,H,R) CoPE: each row's first key whose position is not at the clamp (keys
                      // before it take no gates in the backward), or NULL
+    real *near_gates;  // (B,H,T,rows) CoPE, training: each row's gates of its `rows` newest keys for
+                       // the backward (the older ones sit in probs' unused columns: cope.c), or NULL
+    int rows;     // the block height the cache was bound for (attention's calls on it cut rows so)
     real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
     real *krot;   // (B,T,C) rotated k (RoPE), or NULL
 } AttnCache;
@@ -117,9 +120,9 @@ typedef struct {
     void (*layer_params)(void *opts, const void *first, PEParams *pp);
     int (*check_length)(const AttnPE *pe, int T, char *err, int errlen);
     // reals this kernel needs in the layer cache (bound after probs) for R query rows against T keys,
-    // per thread, per head
-    long (*cache_size)(const AttnPE *pe, int B, int R, int T, int C, int H);
-    void (*cache_bind)(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H);
+    // cut into blocks of `rows`; and per thread, per head
+    long (*cache_size)(const AttnPE *pe, int B, int R, int T, int C, int H, int rows);
+    void (*cache_bind)(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H, int rows);
     long (*work_size)(const AttnPE *pe, int T, int dh, int rows);
     long (*partial_size)(const AttnPE *pe, int dh);
     // before any head, outside the parallel region, of the forward (backward 0) or the backward
