@@ -150,9 +150,9 @@ static int rotated_gate_keys(const Cope *o, const AttnPE *pe) { return pe->own_k
 // the copies are summed over the columns the row touched.
 enum { COPIES = 4 };
 
-// The row loops read Z and the slopes by windows of 32 columns where the build has 16-lane float
-// vectors (window_pick); a window may start up to 31 columns before a row's end, so their blocks
-// have Z_WINDOW reals more than their rows.
+// The row loops read Z and the slopes by windows of two vectors of floats, up to 32 columns, where
+// the build has vectors of 8 or 16 (window_pick); a window may start up to 31 columns before a row's
+// end, so their blocks have Z_WINDOW reals more than their rows.
 enum { Z_WINDOW = 32 };
 
 // A thread's work for one head, carved from PEHead.work (sizeof(int) <= sizeof(real)).
@@ -387,19 +387,21 @@ static void cope_block_forward(PEHead *hd) {
     block_gates(hd, w, hd->S, 0);
 }
 
-#if TARGET_VEC_BYTES == 64 && !defined(REAL_DOUBLE) && defined(__GNUC__) && !defined(__clang__)
-// Keys j..j+15 at once, in the row loops below (logits and their backward): the floors f of their
-// clamped positions lie within 17 of the last key's, as positions fall by at most 1 a key (each gate
-// is at most 1), rounding may lower a floor by 1, and u is f or f + 1. So what the element loops
-// gather at f and u (Z, the slopes) lies in the 32 columns from one below the last key's f, which
-// two loads and a permute pick per 16 keys, for a gather (the gathers took a sixth of the flip-flop
-// model's CoPE attention forward: 33.4 -> 29.0 ms with the windows, 1 thread, the tiny model's 3.10
-// -> 2.68; the backward 66.6 -> 65.1 ms and 5.67 -> 5.43). The same values, so the same bits. GCC's
-// __builtin_shuffle on AVX-512; other compilers and targets keep the element loops (test-portable
-// runs them against the plain reference).
+#if TARGET_VEC_BYTES >= 32 && !defined(REAL_DOUBLE) && defined(__GNUC__) && !defined(__clang__)
+// Keys j..j+ZL-1 at once (ZL: the floats of the target's vector, 16 with AVX-512, 8 with AVX2), in
+// the row loops below (logits and their backward): the floors f of their clamped positions lie
+// within ZL + 1 of the last key's, as positions fall by at most 1 a key (each gate is at most 1),
+// rounding may lower a floor by 1, and u is f or f + 1. So what the element loops gather at f and u
+// (Z, the slopes) lies in the 2·ZL columns from one below the last key's f, which two loads and a
+// permute pick per ZL keys, for a gather (the gathers took a sixth of the flip-flop model's CoPE
+// attention forward: 33.4 -> 29.0 ms with the windows, AVX-512, 1 thread, the tiny model's 3.10 ->
+// 2.68; the backward 66.6 -> 65.1 ms and 5.67 -> 5.43; the AVX2 build's forward 63.0 -> 60.3 ms and
+// 4.94 -> 4.57). The same values, so the same bits. GCC's __builtin_shuffle; other compilers and
+// targets keep the element loops (test-portable runs them against the plain reference).
 #define Z_WINDOWS 1
-typedef float zvec __attribute__((vector_size(64)));
-typedef int32_t zidx __attribute__((vector_size(64)));
+typedef float zvec __attribute__((vector_size(TARGET_VEC_BYTES)));
+typedef int32_t zidx __attribute__((vector_size(TARGET_VEC_BYTES)));
+enum { ZL = TARGET_VEC_BYTES / sizeof(float) };
 
 // The fractions w = c - f and floors f of the clamped positions c = min(p, top) of keys j..j+15, and
 // the first column of their window.
@@ -410,18 +412,18 @@ static int window_positions(zvec *w, zidx *f, const real *p, int j, real top) {
     c = (zvec)(((zidx)x & below) | ((zidx)tops & ~below));
     *f = __builtin_convertvector(c, zidx);  // truncation: c >= 0
     *w = c - __builtin_convertvector(*f, zvec);
-    return (*f)[15] > 0 ? (*f)[15] - 1 : 0;
+    return (*f)[ZL - 1] > 0 ? (*f)[ZL - 1] - 1 : 0;
 }
 
-// v[m] for the 16 columns m = idx of a row v, read as the window of 32 columns from `from` on
+// v[m] for the ZL columns m = idx of a row v, read as the window of 2·ZL columns from `from` on
 static void window_pick(zvec *out, const real *v, int from, const zidx *idx) {
     zvec lo, hi;
     memcpy(&lo, v + from, sizeof lo);
-    memcpy(&hi, v + from + 16, sizeof hi);
+    memcpy(&hi, v + from + ZL, sizeof hi);
     *out = __builtin_shuffle(lo, hi, *idx - from);
 }
 
-// a[j..j+15] += γ·(w·Z[u] + (1-w)·Z[f]), the element loop of cope_row_logits.
+// a[j..j+ZL-1] += γ·(w·Z[u] + (1-w)·Z[f]), the element loop of cope_row_logits.
 static void window_logits(real *a, const real *p, const real *z, real gamma, real top, int j) {
     zvec w, zf, zu, sum;
     zidx f;
@@ -434,7 +436,7 @@ static void window_logits(real *a, const real *p, const real *z, real gamma, rea
     memcpy(a + j, &sum, sizeof sum);
 }
 
-// dp, da, dw and f of keys j..j+15, the element loop of cope_row_backward; the running lane-wise min
+// dp, da, dw and f of keys j..j+ZL-1, the element loop of cope_row_backward; the running lane-wise min
 // and max of f in *fmin, *fmax.
 static void window_slopes(real *dp, real *da, real *dw, int *fj, zidx *fmin, zidx *fmax, const real *dA,
                           const real *p, const real *slope, real gamma, real top, int j) {
@@ -470,7 +472,7 @@ static void cope_row_logits(PEHead *hd, int i, real *a) {
     for (int j = 0; j < j0; j++) a[j] += at_clamp;
     int from = j0;
 #if Z_WINDOWS
-    for (; from + 16 <= i + 1; from += 16) window_logits(a, p, z, gamma, top, from);
+    for (; from + ZL <= i + 1; from += ZL) window_logits(a, p, z, gamma, top, from);
 #endif
 #pragma omp simd
     for (int j = from; j <= i; j++) {
@@ -547,11 +549,11 @@ static void cope_row_backward(PEHead *hd, int i, const real *dA, real *dS) {
     // vectorised arithmetic; the scatters (slow as vector ops on some CPUs) come after
     int fmin = P, fmax = j0 > 0 ? P - 1 : 0, from = j0;
 #if Z_WINDOWS
-    if (from + 16 <= i + 1) {
+    if (from + ZL <= i + 1) {
         zidx vmin = (zidx){0} + fmin, vmax = (zidx){0} + fmax;
-        for (; from + 16 <= i + 1; from += 16)
+        for (; from + ZL <= i + 1; from += ZL)
             window_slopes(dp, da, dw, fj, &vmin, &vmax, dA, p, slope, gamma, top, from);
-        for (int l = 0; l < 16; l++) {
+        for (int l = 0; l < ZL; l++) {
             fmin = vmin[l] < fmin ? vmin[l] : fmin;
             fmax = vmax[l] > fmax ? vmax[l] : fmax;
         }
