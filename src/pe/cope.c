@@ -222,6 +222,10 @@ static Work carve_head(const PEHead *hd) {
 // CoPE logits rows ran 2× slower for it after a change of the struct's layout).
 static const Work *work_of(const PEHead *hd) { return (const Work *)(const void *)hd->work; }
 
+// A head's dE, transposed: (P, dh). Its product per block of rows, dZᵀ·Q, then has the head
+// dimension's 16-64 columns, which the own loop of matmul.c sums straight onto it; as Qᵀ·dZ onto dE
+// (dh, P) it took the transposed product, whose tiles are added onto C after (flip-flop shape, CoPE's
+// attention backward 58.6 -> 56.8 ms, 1 thread).
 static long cope_partial_size(const AttnPE *pe, int dh) { return (long)dh * cope_of(pe)->npos; }
 
 // Where the gate logits come from when they are not attention's S (sep keys, or unrotated gates under
@@ -627,9 +631,9 @@ static void cope_block_backward_end(PEHead *hd) {
     for (int r = 0; r < rows; r++) ncol = row_ncol[r] > ncol ? row_ncol[r] : ncol;
     ncol = product_width(ncol, P);
     for (int r = 0; r < rows; r++) memset(dz + (long)r * P + row_ncol[r], 0, sizeof(real) * (ncol - row_ncol[r]));
-    // dq[rows] += dZ[rows][0:ncol]·Eᵀ[0:ncol] ;  partial[:, 0:ncol] += Q[rows]ᵀ·dZ[rows][0:ncol]
+    // dq[rows] += dZ[rows][0:ncol]·Eᵀ[0:ncol] ;  partial[0:ncol] += dZ[rows][0:ncol]ᵀ·Q[rows]
     matmul(0, 0, rows, dh, ncol, 1, dz, P, table_t, dh, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
-    matmul(1, 0, dh, ncol, rows, 1, hd->q + (long)i0 * hd->C, hd->C, dz, P, 1, hd->partial, P);
+    matmul(1, 0, ncol, dh, rows, 1, dz, P, hd->q + (long)i0 * hd->C, hd->C, 1, hd->partial, dh);
     if (separate_gates(o, hd->pe)) {  // dS' of the keys [from, i1), the others' gates have none
         Gates g = gate_operands(hd, w);
         int from = block_unclamped(w->clamped, rows);
@@ -649,7 +653,7 @@ static void cope_head_backward_end(PEHead *hd) {
 
 static void cope_reduce(const AttnPE *pe, const real *partials, long nbh, int dh) {
     const Cope *o = cope_of(pe);
-    if (o->table.dw) pe_reduce_partials(o->table.dw, partials, nbh, (long)dh * o->npos);
+    if (o->table.dw) pe_reduce_partials(o->table.dw, partials, nbh, (long)dh * o->npos, dh);
 }
 
 static const ConfigKey cope_keys[] = {

@@ -21,8 +21,9 @@ void pe_rope_rotate(real *dst, int ldd, const real *src, int lds, int T, int dh)
 void pe_rope_rotate_from(real *dst, int ldd, const real *src, int lds, int t0, int T, int dh);
 void pe_rope_unrotate_add(real *dst, int ldd, const real *src, int lds, int T, int dh);
 
-// Sums nbh partials of n reals (stride n) into dst in the order 0..nbh-1, parallel over elements.
-void pe_reduce_partials(real *dst, const real *partials, long nbh, long n);
+// Sums nbh partials of n reals (stride n) into dst in the order 0..nbh-1, parallel over elements;
+// with cols > 0 the partials are (n/cols, cols) and dst, the sum's transpose, (cols, n/cols).
+void pe_reduce_partials(real *dst, const real *partials, long nbh, long n, int cols);
 
 // exp for the hot loops. The float build uses a polynomial (Cephes expf: |rel err| < 2e-7 on
 // [-87, 88]) that vectorises under `omp simd` (with no-trapping-math, see attention.c), unlike libm's

@@ -110,7 +110,7 @@ void pe_declare_layer(AttnPE *layers, int layer, PEParams *pp) {
             pe_kernels[i]->layer_params(layers[layer].opts[i], first_opts(layers, layer + 1, i), pp);
 }
 
-void pe_reduce_partials(real *dst, const real *partials, long nbh, long n) {
+void pe_reduce_partials(real *dst, const real *partials, long nbh, long n, int cols) {
     enum { CHUNK = 256 };
     long nchunks = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static)
@@ -122,7 +122,10 @@ void pe_reduce_partials(real *dst, const real *partials, long nbh, long n) {
             const real *p = partials + h * n + e0;
             for (long e = 0; e < m; e++) acc[e] += p[e];
         }
-        for (long e = 0; e < m; e++) dst[e0 + e] += acc[e];
+        if (cols > 0)
+            for (long e = 0; e < m; e++) dst[(e0 + e) % cols * (n / cols) + (e0 + e) / cols] += acc[e];
+        else
+            for (long e = 0; e < m; e++) dst[e0 + e] += acc[e];
     }
 }
 

@@ -117,7 +117,7 @@ static void rel_block_backward_end(PEHead *hd) {
 
 static void rel_reduce(const AttnPE *pe, const real *partials, long nbh, int dh) {
     const Rel *o = rel_of(pe);
-    if (o->table.dw) pe_reduce_partials(o->table.dw, partials, nbh, (long)dh * o->npos);
+    if (o->table.dw) pe_reduce_partials(o->table.dw, partials, nbh, (long)dh * o->npos, 0);
 }
 
 static const ConfigKey rel_keys[] = {
