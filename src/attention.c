@@ -46,20 +46,24 @@ static int active_kernels(const AttnPE *pe, const PEKernel **ks) {
     return n;
 }
 
-// The block height of calls with T keys: a cache is sized and bound for it, and the calls on that
-// cache use the height it was bound for (AttnCache.rows).
+// The block height of calls with T keys: a cache is bound for it, and the calls on that cache use
+// the height it was bound for (AttnCache.rows).
 static int rows_for(int T) { return block_rows < T ? block_rows : T; }
 
-long attention_cache_size_rows(const AttnPE *pe, int B, int R, int T, int C, int H) {
+// A training cache (attention_cache_size and _bind) holds what the backward reads, which may depend
+// on the block height (train_rows); an inference one (the _rows variants: rows r0..T-1, no backward)
+// holds what the forward needs only (train_rows 0).
+static long cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int train_rows) {
     const PEKernel *ks[MAX_KERNELS];
     int nk = active_kernels(pe, ks);
     long n = (long)B * H * R * T;  // probs
     for (int i = 0; i < nk; i++)
-        if (ks[i]->cache_size) n += ks[i]->cache_size(pe, B, R, T, C, H, rows_for(T));
+        if (ks[i]->cache_size) n += ks[i]->cache_size(pe, B, R, T, C, H, train_rows);
     return n;
 }
 
-void attention_cache_bind_rows(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H) {
+static void cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H,
+                       int train_rows) {
     const PEKernel *ks[MAX_KERNELS];
     int nk = active_kernels(pe, ks);
     memset(cache, 0, sizeof *cache);
@@ -68,17 +72,25 @@ void attention_cache_bind_rows(AttnCache *cache, real *mem, const AttnPE *pe, in
     mem += (long)B * H * R * T;
     for (int i = 0; i < nk; i++) {
         if (!ks[i]->cache_size) continue;
-        ks[i]->cache_bind(cache, mem, pe, B, R, T, C, H, cache->rows);
-        mem += ks[i]->cache_size(pe, B, R, T, C, H, cache->rows);
+        ks[i]->cache_bind(cache, mem, pe, B, R, T, C, H, train_rows);
+        mem += ks[i]->cache_size(pe, B, R, T, C, H, train_rows);
     }
 }
 
+long attention_cache_size_rows(const AttnPE *pe, int B, int R, int T, int C, int H) {
+    return cache_size(pe, B, R, T, C, H, 0);
+}
+
+void attention_cache_bind_rows(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H) {
+    cache_bind(cache, mem, pe, B, R, T, C, H, 0);
+}
+
 long attention_cache_size(const AttnPE *pe, int B, int T, int C, int H) {
-    return attention_cache_size_rows(pe, B, T, T, C, H);
+    return cache_size(pe, B, T, T, C, H, rows_for(T));
 }
 
 void attention_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H) {
-    attention_cache_bind_rows(cache, mem, pe, B, T, T, C, H);
+    cache_bind(cache, mem, pe, B, T, T, C, H, rows_for(T));
 }
 
 int attention_check_length(const AttnPE *pe, int T, char *err, int errlen) {

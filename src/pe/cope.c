@@ -80,22 +80,22 @@ static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     return 0;
 }
 
-// Per query row: its first unclamped key (B,H,R; sizeof(int) <= sizeof(real)); for a forward of every
-// row (R = T: training, which a backward follows) the gates of its `rows` newest keys (B,H,T,rows),
-// the others going to the probabilities' unused columns (keep_gates); for pictures
-// (keep_positions) also every gate (B,H,R,T) and position (B,H,R,T). The backward recomputes the
-// positions and Z of each row block from the gates (a scan and a product Q·E, where B·H·T·npos Z
-// would take more memory than the probabilities).
-static long cope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int rows) {
+// Per query row: its first unclamped key (B,H,R; sizeof(int) <= sizeof(real)); in a training cache
+// (train_rows, the block height: a backward reads it) the gates of its train_rows newest keys
+// (B,H,T,train_rows), the others going to the probabilities' unused columns (keep_gates); for
+// pictures (keep_positions) also every gate (B,H,R,T) and position (B,H,R,T). The backward
+// recomputes the positions and Z of each row block from the gates (a scan and a product Q·E, where
+// B·H·T·npos Z would take more memory than the probabilities).
+static long cope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int train_rows) {
     (void)C;
     long n = (long)B * H * R;
-    return n + (R == T ? n * rows : 0) + (pe->keep_positions ? 2 * n * T : 0);
+    return n + n * train_rows + (pe->keep_positions ? 2 * n * T : 0);
 }
 
 static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H,
-                            int rows) {
+                            int train_rows) {
     (void)C;
-    long n = (long)B * H * R, near = R == T ? n * rows : 0;
+    long n = (long)B * H * R, near = n * train_rows;
     cache->unclamped = (int *)mem;
     cache->near_gates = near ? mem + n : NULL;
     cache->gates = pe->keep_positions ? mem + n + near : NULL;
@@ -490,8 +490,8 @@ static void cope_row_logits(PEHead *hd, int i, real *a) {
 
 static void cope_head_backward(PEHead *hd) {
     const Cope *o = hd->opts;
-    if (!hd->cache->near_gates) {  // a cache bound for some rows only (inference) has no gates kept
-        fprintf(stderr, "cope.c: the backward needs the cache of a forward of every row (attention_forward)\n");
+    if (!hd->cache->near_gates) {  // an inference cache keeps no gates
+        fprintf(stderr, "cope.c: the backward needs a training cache (attention_cache_bind)\n");
         exit(1);
     }
     Work w = carve_head(hd);

@@ -61,15 +61,17 @@ typedef struct PEParams {
 // bh·R + (i - r0) (pe_cache_row).
 typedef struct {
     real *probs;  // (B,H,R,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
-                  // j > i unspecified
+                  // j > i unspecified to readers. Attention writes and reads row i's columns below
+                  // its row block's end only (at most i + rows); in a training cache CoPE keeps
+                  // gates in the others (cope.c, keep_gates)
     real *gates;  // (B,H,R,T) CoPE sigmoid gates σ (unmasked) when keep_positions, else NULL; entries
-                  // j > i unspecified (the backward recomputes them: cope.c)
+                  // j > i unspecified
     real *pos;    // (B,H,R,T) CoPE positions p before clamping when keep_positions, else NULL;
                   // entries j > i unspecified
     int *unclamped;  // (B,H,R) CoPE: each row's first key whose position is not at the clamp (keys
                      // before it take no gates in the backward), or NULL
-    real *near_gates;  // (B,H,T,rows) CoPE, training: each row's gates of its `rows` newest keys for
-                       // the backward (the older ones sit in probs' unused columns: cope.c), or NULL
+    real *near_gates;  // (B,H,T,rows) CoPE, training cache: each row's gates of its `rows` newest keys
+                       // for the backward (the older ones sit in probs' unused columns: cope.c), or NULL
     int rows;     // the block height the cache was bound for (attention's calls on it cut rows so)
     real *qrot;   // (B,T,C) rotated q (RoPE), or NULL
     real *krot;   // (B,T,C) rotated k (RoPE), or NULL
@@ -119,10 +121,12 @@ typedef struct {
     void (*global_params)(void *first, PEParams *pp);
     void (*layer_params)(void *opts, const void *first, PEParams *pp);
     int (*check_length)(const AttnPE *pe, int T, char *err, int errlen);
-    // reals this kernel needs in the layer cache (bound after probs) for R query rows against T keys,
-    // cut into blocks of `rows`; and per thread, per head
-    long (*cache_size)(const AttnPE *pe, int B, int R, int T, int C, int H, int rows);
-    void (*cache_bind)(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H, int rows);
+    // reals this kernel needs in the layer cache (bound after probs) for R query rows against T keys;
+    // train_rows: for a training cache, which the backward reads, the block height (R = T), and 0
+    // for an inference one (a forward of some rows, no backward); and per thread, per head
+    long (*cache_size)(const AttnPE *pe, int B, int R, int T, int C, int H, int train_rows);
+    void (*cache_bind)(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H,
+                       int train_rows);
     long (*work_size)(const AttnPE *pe, int T, int dh, int rows);
     long (*partial_size)(const AttnPE *pe, int dh);
     // before any head, outside the parallel region, of the forward (backward 0) or the backward

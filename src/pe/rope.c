@@ -31,14 +31,14 @@ static int rope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
 }
 
 // qrot, krot (B,T,C) each (qrot's rows below r0 unused)
-static long rope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int rows) {
-    (void)pe, (void)R, (void)H, (void)rows;
+static long rope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int train_rows) {
+    (void)pe, (void)R, (void)H, (void)train_rows;
     return 2L * B * T * C;
 }
 
 static void rope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H,
-                            int rows) {
-    (void)pe, (void)R, (void)H, (void)rows;
+                            int train_rows) {
+    (void)pe, (void)R, (void)H, (void)train_rows;
     cache->qrot = mem;
     cache->krot = mem + (long)B * T * C;
 }
