@@ -407,7 +407,7 @@ typedef float zvec __attribute__((vector_size(TARGET_VEC_BYTES)));
 typedef int32_t zidx __attribute__((vector_size(TARGET_VEC_BYTES)));
 enum { ZL = TARGET_VEC_BYTES / sizeof(float) };
 
-// The fractions w = c - f and floors f of the clamped positions c = min(p, top) of keys j..j+15, and
+// The fractions w = c - f and floors f of the clamped positions c = min(p, top) of keys j..j+ZL-1, and
 // the first column of their window.
 static int window_positions(zvec *w, zidx *f, const real *p, int j, real top) {
     zvec x, c, tops = (zvec){0} + top;
