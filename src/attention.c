@@ -51,11 +51,11 @@ static int active_kernels(const AttnPE *pe, const PEKernel **ks) {
 static int rows_for(int T) { return block_rows < T ? block_rows : T; }
 
 // A training cache (attention_cache_size and _bind) holds what the backward reads, which may depend
-// on the block height (train_rows); an inference one (the _rows variants: rows r0..T-1, no backward)
-// holds what the forward needs only (train_rows 0).
-static long cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int train_rows) {
+// on the block height (the kernels' train_rows); an inference one (the _rows variants: rows r0..T-1,
+// no backward) holds what the forward needs only (train_rows 0).
+static long cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int train) {
     const PEKernel *ks[MAX_KERNELS];
-    int nk = active_kernels(pe, ks);
+    int nk = active_kernels(pe, ks), train_rows = train ? rows_for(T) : 0;
     long n = (long)B * H * R * T;  // probs
     for (int i = 0; i < nk; i++)
         if (ks[i]->cache_size) n += ks[i]->cache_size(pe, B, R, T, C, H, train_rows);
@@ -63,9 +63,9 @@ static long cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int 
 }
 
 static void cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H,
-                       int train_rows) {
+                       int train) {
     const PEKernel *ks[MAX_KERNELS];
-    int nk = active_kernels(pe, ks);
+    int nk = active_kernels(pe, ks), train_rows = train ? rows_for(T) : 0;
     memset(cache, 0, sizeof *cache);
     cache->rows = rows_for(T);
     cache->probs = mem;
@@ -86,11 +86,11 @@ void attention_cache_bind_rows(AttnCache *cache, real *mem, const AttnPE *pe, in
 }
 
 long attention_cache_size(const AttnPE *pe, int B, int T, int C, int H) {
-    return cache_size(pe, B, T, T, C, H, rows_for(T));
+    return cache_size(pe, B, T, T, C, H, 1);
 }
 
 void attention_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int T, int C, int H) {
-    cache_bind(cache, mem, pe, B, T, T, C, H, rows_for(T));
+    cache_bind(cache, mem, pe, B, T, T, C, H, 1);
 }
 
 int attention_check_length(const AttnPE *pe, int T, char *err, int errlen) {

@@ -322,17 +322,19 @@ __attribute__((noinline)) static void packed_panel_gemm(int M, int N, int K, con
 // every block of rows streamed the panel's rows again from L2: the flip-flop model's forward
 // products (8192 rows; 256 or 1024 columns, K 256 or 1024) ran at 170-196 GFLOP/s, now 202-212
 // (1 thread; the 1024³ product 162 → 200). The chunks add onto C in k order: one pass's bits.
-// With A transposed (packed_panel_gemm) the same copy of B measured no faster.
+// With A transposed (packed_panel_gemm) the same copy of B measured no faster. A tile of a product
+// whose B matmul() copied once for all its tiles passes those panels (pack_panels) and no B.
 __attribute__((noinline)) static void packed_b_gemm(int M, int N, int K, const real *A, int lda, const real *B, int ldb,
-                                                   const real *C0, int ldc0, real *C, int ldc) {
+                                                   const real *panels, const real *C0, int ldc0, real *C, int ldc) {
     real panel[PACK_K * 64];
     for (int n0 = 0, w; n0 < N; n0 += w) {
         w = panel_width(N, n0);
         for (int k0 = 0; k0 < K || k0 == 0; k0 += PACK_K) {
             int kc = K - k0 < PACK_K ? K - k0 : PACK_K;
-            pack_rows(panel, B + (long)k0 * ldb + n0, ldb, kc, w);
+            const real *chunk = panels ? panels + (long)n0 * K + (long)k0 * w : panel;
+            if (!panels) pack_rows(panel, B + (long)k0 * ldb + n0, ldb, kc, w);
             const real *c0 = k0 > 0 ? C + n0 : C0 ? C0 + n0 : NULL;
-            narrow_gemm(0, M, w, kc, A + k0, lda, panel, w, c0, k0 > 0 ? ldc : ldc0, C + n0, ldc);
+            narrow_gemm(0, M, w, kc, A + k0, lda, chunk, w, c0, k0 > 0 ? ldc : ldc0, C + n0, ldc);
         }
     }
 }
@@ -346,7 +348,7 @@ static void panel_gemm(int trans_a, int trans_b, int M, int N, int K, const real
         return;
     }
     if (!trans_a && !trans_b && M > SHORT_ROWS) {
-        packed_b_gemm(M, N, K, A, lda, B, ldb, C0, ldc0, C, ldc);
+        packed_b_gemm(M, N, K, A, lda, B, ldb, NULL, C0, ldc0, C, ldc);
         return;
     }
     for (int n0 = 0, w; n0 < N; n0 += w) {
@@ -363,9 +365,9 @@ static void panel_gemm(int trans_a, int trans_b, int M, int N, int K, const real
 // narrow_gemm_bt's copies of Bᵀ): every tile copied all of B's panels again, K·N copies against its
 // rows·K·N multiply-adds (tiles of 512 rows: the lm-small model's step spent 2-3% in them). Such
 // products (prepacked_fits) copy B once, before the tiles, into panels of 64 columns, each its K
-// rows of 64 in turn (Bᵀ's for B transposed), and every tile reads them there: the chunks of PACK_K
-// rows that the copies per tile had (narrow_gemm_bt's slices too), the same sums in the same order,
-// so the same bits. A B of more than PREPACK_MAX reals (16 MB of floats, more than any weight of the
+// rows of 64 in turn (Bᵀ's for B transposed), and every tile reads them there (packed_b_gemm): the
+// chunks of PACK_K rows that the copies per tile had (narrow_gemm_bt's slices too), the same sums in
+// the same order, so the same bits. A B of more than PREPACK_MAX reals (16 MB of floats, more than any weight of the
 // bench's models) keeps the copies per tile rather than a scratch buffer that large.
 enum { PREPACK_MAX = 1 << 22 };
 
@@ -386,17 +388,6 @@ static void pack_panels(real *dst, int trans_b, int N, int K, const real *B, int
     }
 }
 
-// C = A·B (+ C0) from B's panels as pack_panels left them, a tile of packed_b_gemm's rows.
-static void prepacked_gemm(int M, int N, int K, const real *A, int lda, const real *packed, const real *C0, int ldc0,
-                           real *C, int ldc) {
-    for (int n0 = 0; n0 < N; n0 += 64)
-        for (int k0 = 0; k0 < K || k0 == 0; k0 += PACK_K) {
-            int kc = K - k0 < PACK_K ? K - k0 : PACK_K;
-            const real *c0 = k0 > 0 ? C + n0 : C0 ? C0 + n0 : NULL;
-            narrow_gemm(0, M, 64, kc, A + k0, lda, packed + (long)n0 * K + (long)k0 * 64, 64, c0,
-                        k0 > 0 ? ldc : ldc0, C + n0, ldc);
-        }
-}
 #endif
 
 void matmul_transpose(real *dst, int ldd, const real *src, int lds, int rows, int cols) {
@@ -569,7 +560,7 @@ static void product(int trans_a, int trans_b, int M, int N, int K, real alpha, c
     }
     int by_rows = M >= N, len = by_rows ? M : N, t = tile_of(len), tiles = (len + t - 1) / t;
 #if VEC_BYTES
-    const real *packed = NULL;  // B's panels for every tile (prepacked_gemm)
+    const real *packed = NULL;  // B's panels for every tile (packed_b_gemm)
     if (by_rows && tiles > 1 && prepacked_fits(trans_a, trans_b, len - (tiles - 1) * t, N, K, alpha, beta)) {
         real *p = scratch_for((long)K * N);
         pack_panels(p, trans_b, N, K, B, ldb);
@@ -582,7 +573,7 @@ static void product(int trans_a, int trans_b, int M, int N, int K, real alpha, c
 #if VEC_BYTES
         if (packed) {  // C0 as gemm's: the bias row, or C itself to accumulate
             const real *c0 = bias ? bias : beta == 1 ? C + (long)a * ldc : NULL;
-            prepacked_gemm(w, N, K, A + (long)a * lda, lda, packed, c0, bias ? 0 : ldc, C + (long)a * ldc, ldc);
+            packed_b_gemm(w, N, K, A + (long)a * lda, lda, NULL, 0, packed, c0, bias ? 0 : ldc, C + (long)a * ldc, ldc);
             continue;
         }
 #endif

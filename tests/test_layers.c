@@ -247,7 +247,7 @@ static void test_matmul_panels(void) {
 }
 
 // A product cut into tiles whose panels read B copied once for all of them (matmul.c,
-// prepacked_gemm) gives the bits of the same product taken whole, inside a parallel region, where
+// pack_panels) gives the bits of the same product taken whole, inside a parallel region, where
 // the panels copy B themselves: the same sums in the same order. B as is and transposed, C
 // accumulated or overwritten, and matmul_bias (B transposed, sums from the bias row).
 static void test_matmul_prepacked(void) {
