@@ -34,6 +34,7 @@ typedef struct {
     int every_k_layers;    // CoPE on layers with (l+1) % k == 0, relative PE elsewhere (cope+rel)
     int shared_table;      // layers share one CoPE table (cope)
     char rope_gates[32];   // rotated | unrotated: what the gates see (cope+rope)
+    char keep_gates[32];   // auto | always | never: training keeps the gates for the backward (cope)
     int rel_max_distance;  // relative table size; 0 = block_size (rel)
     int rel_capped;        // distances beyond the table reuse its farthest entry (rel)
     char rel_beyond[32];   // refuse | zero | cap: distances beyond the table (rel)

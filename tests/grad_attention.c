@@ -26,6 +26,7 @@ typedef struct {
     int rope;
     int cope, npos, nodiv, sep, unrot;
     int training;    // keep no positions, as training: rows past 32 keys stop at the clamp early
+    const char *keep;  // pe.keep_gates (NULL: the default, auto, which keeps them at these sizes)
     int rel, rel_npos;
     const char *beyond;  // pe.rel_beyond (NULL: the default, refuse)
     const char *more;  // another kernel by name: pe.type itself when the fields above name none, else
@@ -80,6 +81,7 @@ static void spec_pe_json(const Spec *s, char *out, size_t n) {
         len += snprintf(out + len, n - len, ", \"npos\": %d, \"nodiv\": %s, \"sep_keys\": %s", s->npos,
                         s->nodiv ? "true" : "false", s->sep ? "true" : "false");
     if (s->cope && s->rope && s->unrot) len += snprintf(out + len, n - len, ", \"rope_gates\": \"unrotated\"");
+    if (s->keep) len += snprintf(out + len, n - len, ", \"keep_gates\": \"%s\"", s->keep);
     if (s->rel)
         len += snprintf(out + len, n - len, ", \"rel_max_distance\": %d, \"rel_beyond\": \"%s\"", s->rel_npos,
                         s->beyond ? s->beyond : "refuse");
@@ -127,6 +129,9 @@ static void run_case(const Spec *sp) {
     long csize = attention_cache_size(&c.pe, s->B, s->T, s->C, s->H);
     c.cache_mem = malloc(sizeof(double) * csize);
     attention_cache_bind(&c.cache, c.cache_mem, &c.pe, s->B, s->T, s->C, s->H);
+    if (s->cope)
+        CHECK(!c.cache.near_gates == (s->keep && !strcmp(s->keep, "never")), "the cache %s gates, pe.keep_gates %s",
+              c.cache.near_gates ? "keeps" : "keeps no", s->keep ? s->keep : "auto");
 
     double *dq = grad_buf(BTC), *dk = grad_buf(BTC), *dv = grad_buf(BTC);
     double *dgk = c.pe.own_keys ? grad_buf(BTC) : NULL;
@@ -229,6 +234,17 @@ static void test_cope_stops_at_the_clamp(void) {
                      .qk_scale = 2.0, .training = 1});
     run_case(&(Spec){.B = 2, .T = 45, .C = 4, .H = 1, .cope = 1, .npos = 5, .sep = 1, .pad = 1, .nodiv = 1,
                      .training = 1});
+}
+// the backward computing the gates again from a product of its own (pe.keep_gates never, as auto does
+// past T = 1024) from attention's q·k (rotated or not under RoPE) or separate keys, and from the block's
+// first unclamped key when the rows reach the clamp
+static void test_cope_recomputed_gates(void) {
+    run_case(&(Spec){BASE, .cope = 1, .npos = 8, .keep = "never"});
+    run_case(&(Spec){BASE, .cope = 1, .npos = 8, .rope = 1, .keep = "never"});
+    run_case(&(Spec){BASE, .cope = 1, .npos = 8, .rope = 1, .unrot = 1, .keep = "never"});
+    run_case(&(Spec){BASE, .cope = 1, .npos = 8, .sep = 1, .rope = 1, .keep = "never"});
+    run_case(&(Spec){.B = 2, .T = 45, .C = 4, .H = 1, .cope = 1, .npos = 5, .pad = 1, .nodiv = 1, .training = 1,
+                     .qk_scale = 2.0, .keep = "never"});
 }
 // heads of 16 and 32 dimensions: α·V, dS·K, αᵀ·G and dSᵀ·Q run in matmul.c's narrow loop, not OpenBLAS
 static void test_narrow_heads(void) {
@@ -345,6 +361,7 @@ int main(void) {
     RUN(test_all_together);
     RUN(test_default_blocks_long);
     RUN(test_cope_stops_at_the_clamp);
+    RUN(test_cope_recomputed_gates);
     RUN(test_narrow_heads);
     return check_summary("grad_attention");
 }

@@ -390,14 +390,19 @@ static void plain_gradient(const Layer *L, double *grad, double *x, long n, doub
 static void test_cope_matches_plain_reference(void) {
     enum { T = 37, C = 16, H = 2, P = 9 };
     printf("     element-wise loops compiled for %s\n", vector_isa());
-    for (int pad = 0; pad < 2; pad++) {
+    for (int run = 0; run < 4; run++) {
+        int pad = run & 1, recompute = run >> 1;  // recompute: pe.keep_gates never (auto keeps them at T = 37)
         Layer L, pictures;  // the kernels as training runs them; the same with every position kept
-        layer_init(&L, 1, T, C, H, "{\"type\": \"cope\", \"npos\": 9}", pad, 21);
+        layer_init(&L, 1, T, C, H,
+                   recompute ? "{\"type\": \"cope\", \"npos\": 9, \"keep_gates\": \"never\"}"
+                             : "{\"type\": \"cope\", \"npos\": 9}",
+                   pad, 21);
         layer_init(&pictures, 1, T, C, H, "{\"type\": \"cope\", \"npos\": 9}", pad, 21);
         L.pe.keep_positions = 0;
         free(L.mem);
         L.mem = malloc(sizeof(real) * (attention_cache_size(&L.pe, 1, T, C, H) + 1));
         attention_cache_bind(&L.cache, L.mem, &L.pe, 1, T, C, H);
+        CHECK(!L.cache.near_gates == recompute, "keep_gates: the cache %s gates", L.cache.near_gates ? "keeps" : "keeps no");
         layer_forward(&L), layer_forward(&pictures);
         layer_backward(&L);
         long n = (long)T * C, nE = (long)(C / H) * P;
@@ -414,7 +419,8 @@ static void test_cope_matches_plain_reference(void) {
         double scale = 0;
         for (long i = 0; i < n; i++) scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
         char what[64];
-        snprintf(what, sizeof what, "out%s", pad ? ", padded keys" : "");
+        const char *how = recompute ? ", gates recomputed" : "";
+        snprintf(what, sizeof what, "out%s%s", pad ? ", padded keys" : "", how);
         check_close(what, out, want, n, 2e-5 * scale, 0);
         const real *grads[4] = {L.dq, L.dk, L.dv, L.dE};
         const char *names[4] = {"dq", "dk", "dv", "dE"};
@@ -424,7 +430,7 @@ static void test_cope_matches_plain_reference(void) {
             scale = 0;
             for (long i = 0; i < m; i++) scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
             for (long i = 0; i < m; i++) got[i] = grads[t][i];
-            snprintf(what, sizeof what, "%s%s", names[t], pad ? ", padded keys" : "");
+            snprintf(what, sizeof what, "%s%s%s", names[t], pad ? ", padded keys" : "", how);
             check_close(what, got, want, m, 2e-5 * scale, 0);
         }
         int early = 0;  // rows whose first 32 keys reach the clamp: their far keys skip the gates

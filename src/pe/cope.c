@@ -13,7 +13,8 @@
 // scan), from the query down only until the positions reach the clamp; then Z only for the table
 // columns the block reaches (u <= min(max p, P-1) + 1: with sparse gates most of a long table is
 // never touched); then the interpolation per row inside attention's logit pass. Training keeps the
-// gates for the backward (keep_gates), which recomputes the positions and Z from them per block
+// gates for the backward (keep_gates; past T = 1024 the backward computes them again, keeps_gates),
+// which recomputes the positions and Z from them per block
 // (docs/cope.md §5.10); the cache keeps every σ (unmasked) and p (before the clamp) only for
 // pictures (keep_positions), entries j > i unspecified.
 //
@@ -40,6 +41,7 @@ typedef struct {
     int transformed;      // another kernel transforms q and k (RoPE)
     int gates_unrotated;  // under that transform, the gates use the untransformed q·k
     int shared_table;     // the layers share the first CoPE layer's table
+    int keep_gates;       // pe.keep_gates: 1 always, 0 never, -1 auto (keeps_gates)
     PETensor table;       // E (dh, npos), shared by the heads of the layer
 } Cope;
 
@@ -80,22 +82,40 @@ static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     return 0;
 }
 
+// Whether a training cache keeps the gates for the backward (keep_gates below) or the backward
+// recomputes them, from a gate-logit product of its own and their sigmoids. Kept, the older ones fill
+// the probabilities' unused upper triangle, which attention's own writes leave partly untouched once
+// a row of probabilities spans pages: untouched pages are never resident, and the gates would make
+// them so. While a row fits in a page (T <= 1024 floats) every page holds the start of a row, which
+// attention writes, so keeping costs no resident memory and auto keeps. Past that it does: at
+// T = 2048 no PE leaves a quarter of the probabilities' pages untouched, and kept gates made CoPE's
+// peak 1.20× no PE's (1.01× recomputed) for a step 1-3% faster (flip-flop model, batch 4); auto
+// recomputes there.
+enum { PAGE_BYTES = 4096 };
+static int keeps_gates(const Cope *o, int T) {
+    return o->keep_gates >= 0 ? o->keep_gates : (long)T * (long)sizeof(real) <= PAGE_BYTES;
+}
+
 // Per query row: its first unclamped key (B,H,R; sizeof(int) <= sizeof(real)); in a training cache
-// (train_rows, the block height: a backward reads it) the gates of its train_rows newest keys
-// (B,H,T,train_rows), the others going to the probabilities' unused columns (keep_gates); for
-// pictures (keep_positions) also every gate (B,H,R,T) and position (B,H,R,T). The backward
-// recomputes the positions and Z of each row block from the gates (a scan and a product Q·E, where
-// B·H·T·npos Z would take more memory than the probabilities).
+// (train_rows, the block height: a backward reads it) that keeps gates, those of its train_rows
+// newest keys (B,H,T,train_rows), the others going to the probabilities' unused columns
+// (keep_gates); for pictures (keep_positions) also every gate (B,H,R,T) and position (B,H,R,T). The
+// backward recomputes the positions and Z of each row block from the gates (a scan and a product
+// Q·E, where B·H·T·npos Z would take more memory than the probabilities).
+static long near_gates_size(const AttnPE *pe, long n, int T, int train_rows) {
+    return train_rows && keeps_gates(cope_of(pe), T) ? n * train_rows : 0;
+}
+
 static long cope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int train_rows) {
     (void)C;
     long n = (long)B * H * R;
-    return n + n * train_rows + (pe->keep_positions ? 2 * n * T : 0);
+    return n + near_gates_size(pe, n, T, train_rows) + (pe->keep_positions ? 2 * n * T : 0);
 }
 
 static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H,
                             int train_rows) {
     (void)C;
-    long n = (long)B * H * R, near = n * train_rows;
+    long n = (long)B * H * R, near = near_gates_size(pe, n, T, train_rows);
     cache->unclamped = (int *)mem;
     cache->near_gates = near ? mem + n : NULL;
     cache->gates = pe->keep_positions ? mem + n + near : NULL;
@@ -228,8 +248,9 @@ static const Work *work_of(const PEHead *hd) { return (const Work *)(const void 
 // attention backward 58.6 -> 56.8 ms, 1 thread).
 static long cope_partial_size(const AttnPE *pe, int dh) { return (long)dh * cope_of(pe)->npos; }
 
-// Where the gate logits come from when they are not attention's S (sep keys, or unrotated gates under
-// RoPE), and where their gradient dS' goes: gate logits = Qg·Kgᵀ, dQg += dS'·Kg, dKg += dS'ᵀ·Qg.
+// Where the gate logits come from (attention's own q·k, separate gate keys, or the unrotated q and k
+// under RoPE), and for separate gates where their gradient dS' goes: gate logits = Qg·Kgᵀ,
+// dQg += dS'·Kg, dKg += dS'ᵀ·Qg.
 typedef struct {
     const real *q, *k;
     int ldq, ldk;
@@ -245,11 +266,11 @@ static Gates gate_operands(const PEHead *hd, const Work *w) {
     g.ldq = hd->C;
     g.dq = unrot ? hd->dq_in : hd->dq;
     g.lddq = unrot ? hd->C : hd->ldd;
-    if (!hd->pe->own_keys) {  // shared keys, unrotated
-        g.k = hd->k_in;
+    if (!hd->pe->own_keys) {  // attention's keys, unrotated where the gates are
+        g.k = unrot ? hd->k_in : hd->k;
         g.ldk = hd->C;
-        g.dk = hd->dk_in;
-        g.lddk = hd->C;
+        g.dk = unrot ? hd->dk_in : hd->dk;
+        g.lddk = unrot ? hd->C : hd->ldd;
     } else if (rotated_gate_keys(o, hd->pe)) {
         g.k = w->keys;
         g.ldk = hd->dh;
@@ -344,16 +365,22 @@ static int product_width(int n, int P) {
 
 // The gates, positions and Z of the rows of block [i0, i1), into work (and into the cache for the
 // backward and for pictures). The forward computes the gates from the block's raw q·k S, which
-// attention has, or from a product of their own (separate gates); the backward reads those the
+// attention has, or from a product of their own (separate gates). The backward reads those the
 // forward kept and recomputes the positions and Z with the same functions on the same values, so
-// they are the forward's bit for bit.
+// they are the forward's bit for bit; or, where the forward kept none (keeps_gates), computes them
+// again from a product of its own over the keys from the block's first unclamped one on (with a
+// short table at a long context, most keys are clamped), whose elements a BLAS kernel may round
+// otherwise than the forward's wider product: gates and positions then match to float rounding.
 static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
     const Cope *o = hd->opts;
     int T = hd->T, P = o->npos, i0 = hd->i0, i1 = hd->i1, nr = i1 - i0;
     int *unclamped = hd->cache->unclamped + pe_cache_row(hd, i0);
-    if (!backward && separate_gates(o, hd->pe)) {  // gate logits into the gates rows, sigmoids in place below
+    int kept = backward && hd->cache->near_gates;
+    if (backward ? !kept : separate_gates(o, hd->pe)) {  // gate logits into the gates rows, sigmoids in place below
         Gates g = gate_operands(hd, w);
-        matmul(0, 1, nr, i1, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k, g.ldk, 0, w->sg, T);
+        int from = backward ? block_unclamped(unclamped, nr) : 0;
+        matmul(0, 1, nr, i1 - from, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k + (long)from * g.ldk, g.ldk, 0,
+               w->sg + from, T);
         S = w->sg;
     }
     real maxp = 0, s = hd->s, top = (real)(P - 1);
@@ -361,9 +388,9 @@ static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
     for (int i = i0; i < i1; i++) {
         int r = i - i0;
         real *sg = w->sg + (long)r * T, *p = w->pos + (long)r * T;
-        if (backward && i + GATES_AHEAD < i1) fetch_gates(hd, i + GATES_AHEAD, unclamped[r + GATES_AHEAD]);
-        if (backward) load_gates(sg, hd, i, unclamped[r]);
-        w->clamped[r] = gates_and_positions(sg, p, backward ? NULL : S + (long)r * T, s, hd->pad, i, i1, top,
+        if (kept && i + GATES_AHEAD < i1) fetch_gates(hd, i + GATES_AHEAD, unclamped[r + GATES_AHEAD]);
+        if (kept) load_gates(sg, hd, i, unclamped[r]);
+        w->clamped[r] = gates_and_positions(sg, p, kept ? NULL : S + (long)r * T, s, hd->pad, i, i1, top,
                                             pictures, backward ? unclamped[r] : -1);
         if (!backward) {
             unclamped[r] = w->clamped[r];
@@ -490,10 +517,6 @@ static void cope_row_logits(PEHead *hd, int i, real *a) {
 
 static void cope_head_backward(PEHead *hd) {
     const Cope *o = hd->opts;
-    if (!hd->cache->near_gates) {  // an inference cache keeps no gates
-        fprintf(stderr, "cope.c: the backward needs a training cache (attention_cache_bind)\n");
-        exit(1);
-    }
     Work w = carve_head(hd);
     memset(w.copies, 0, sizeof(real) * COPIES * (o->npos + 1));
     if (rotated_gate_keys(o, hd->pe)) {
@@ -670,6 +693,9 @@ static const ConfigKey cope_keys[] = {
      "The CoPE layers share one position table (the first CoPE layer's)."},
     {"pe", "rope_gates", KEY_CHOICE, offsetof(Config, pe.rope_gates), 0, 0, "rotated|unrotated", "\"rotated\"", 0,
      "rope", "What the CoPE gates see: the RoPE-rotated queries and keys, or the unrotated ones."},
+    {"pe", "keep_gates", KEY_CHOICE, offsetof(Config, pe.keep_gates), 0, 0, "auto|always|never", "\"auto\"", 0, NULL,
+     "Training keeps the CoPE gates for the backward (faster) or recomputes them there (less memory past "
+     "block_size 1024); auto keeps them while they cost no resident memory (block_size up to 1024)."},
 };
 
 static int cope_setup(void *opts, AttnPE *pe, const Config *c, int layer) {
@@ -682,6 +708,7 @@ static int cope_setup(void *opts, AttnPE *pe, const Config *c, int layer) {
     o->transformed = pe_transforms_qk(pe_parse_type(pc->type));
     o->gates_unrotated = strcmp(pc->rope_gates, "unrotated") == 0;
     o->shared_table = pc->shared_table;
+    o->keep_gates = strcmp(pc->keep_gates, "always") == 0 ? 1 : strcmp(pc->keep_gates, "never") == 0 ? 0 : -1;
     pe->own_keys = pc->sep_keys;
     return 1;
 }
