@@ -266,10 +266,12 @@ static void keep_row(real *m, const Call *c, long bh, int i, int n) {
 // ns a row, old → new: 49.7 → 36.6 (AVX-512), 65.5 → 51.8 (AVX2), 169 → 127 (SSE2); the tiny model's
 // attention forward alone 1.63 → 1.42 ms (AVX-512, 1 thread). Sums go to partial j % VLANES of element
 // j, added pairwise (vlanes_total): a fixed order, vectorised without -ffast-math (`omp simd
-// reduction` had left the backward's dot product a scalar loop). Vectors go in and out of memory by
-// memcpy, and no function takes or returns one: its ABI would depend on the target's vector width.
+// reduction` had left the backward's dot product a scalar loop). Vectors go in and out of memory
+// through lanes_u (target.h), and no function takes or returns one: its ABI would depend on the
+// target's vector width.
 enum { VLANES = TARGET_VEC_BYTES / sizeof(real) };  // at most 16: rows padded to 16 keys hold whole vectors
 typedef real lanes __attribute__((vector_size(TARGET_VEC_BYTES)));
+typedef real lanes_u __attribute__((vector_size(TARGET_VEC_BYTES))) TARGET_UNALIGNED(real);  // at any address
 typedef __typeof__((lanes){0} < (lanes){0}) lanes_mask;  // a compare's result: all bits set where true
 #define LANES_SELECT(m, a, b) ((lanes)(((lanes_mask)(a) & (m)) | ((lanes_mask)(b) & ~(m))))  // a where m
 
@@ -301,9 +303,9 @@ static void logits_row(real *restrict x, const real *restrict S, real s, int i) 
     for (int l = 0; l < VLANES; l++) key[l] = l;
     lanes ninf = (lanes){0} - INFINITY, y;
     for (int j = 0, np = (int)round16(i + 1); j < np; j += VLANES) {
-        memcpy(&y, S + j, sizeof y);
+        y = *(const lanes_u *)(S + j);
         y = LANES_SELECT(key + j <= i, s * y, ninf);
-        memcpy(x + j, &y, sizeof y);
+        *(lanes_u *)(x + j) = y;
     }
 }
 
@@ -317,9 +319,9 @@ static void logits_row(real *restrict x, const real *restrict S, real s, int i) 
 // written once.
 static real softmax_max(const real *x, int n) {
     lanes top, y;
-    memcpy(&top, x, sizeof top);
+    top = *(const lanes_u *)x;
     for (int j = VLANES, np = (int)round16(n); j < np; j += VLANES) {
-        memcpy(&y, x + j, sizeof y);
+        y = *(const lanes_u *)(x + j);
         top = LANES_SELECT(y > top, y, top);
     }
     return vlanes_max(&top);
@@ -331,7 +333,7 @@ static real softmax_exp(real *x, int n, real mx) {
     for (int j = 0, np = (int)round16(n); j < np; j += VLANES) {
 #pragma omp simd
         for (int l = 0; l < VLANES; l++) x[j + l] = pe_exp(x[j + l] - mx);
-        memcpy(&y, x + j, sizeof y);
+        y = *(const lanes_u *)(x + j);
         sum += y;
     }
     return 1 / vlanes_total(&sum);
@@ -341,9 +343,9 @@ static void softmax_scale(real *restrict a, const real *restrict x, int n, real 
     lanes y;
     int j = 0;
     for (; j + VLANES <= n; j += VLANES) {
-        memcpy(&y, x + j, sizeof y);
+        y = *(const lanes_u *)(x + j);
         y *= inv;
-        memcpy(a + j, &y, sizeof y);
+        *(lanes_u *)(a + j) = y;
     }
     for (; j < n; j++) a[j] = x[j] * inv;
 }
@@ -436,8 +438,8 @@ static real dot_lanes(const real *a, const real *b, int n) {
     lanes sum = {0}, x, y;
     int j = 0;
     for (; j + VLANES <= n; j += VLANES) {
-        memcpy(&x, a + j, sizeof x);
-        memcpy(&y, b + j, sizeof y);
+        x = *(const lanes_u *)(a + j);
+        y = *(const lanes_u *)(b + j);
         sum += x * y;
     }
     for (int l = 0; j + l < n; l++) sum[l] += a[j + l] * b[j + l];

@@ -55,6 +55,7 @@
 
 #if VEC_BYTES
 typedef real vec __attribute__((vector_size(VEC_BYTES)));
+typedef real vec_u __attribute__((vector_size(VEC_BYTES))) TARGET_UNALIGNED(real);  // at any address
 enum { LANES = VEC_BYTES / sizeof(real), ROWS = 4, MAX_NV = VEC_REGS == 32 ? 4 : 2, NARROW_BT_MAX = 16384 };
 enum { ROWS_MAX = 8 };
 
@@ -79,23 +80,22 @@ static inline __attribute__((always_inline)) void narrow_rows(int rows, int nv, 
                                                               const real *A, int lda, const real *B, int ldb,
                                                               const real *C0, int ldc0, real *C, int ldc) {
     vec acc[ROWS_MAX][MAX_NV];
-    // vectors are copied in and out with memcpy (unaligned; no function passes one by value, whose ABI
-    // would depend on the target's vector width)
+    // (no function passes a vector by value, whose ABI would depend on the target's vector width)
     for (int r = 0; r < rows; r++)
         for (int v = 0; v < nv; v++) {
             acc[r][v] = (vec){0};
-            if (C0) memcpy(&acc[r][v], C0 + (long)(m0 + r) * ldc0 + LANES * v, sizeof(vec));
+            if (C0) acc[r][v] = *(const vec_u *)(C0 + (long)(m0 + r) * ldc0 + LANES * v);
         }
     for (int k = 0; k < K; k++) {
         vec b[MAX_NV];
-        for (int v = 0; v < nv; v++) memcpy(&b[v], B + (long)k * ldb + LANES * v, sizeof(vec));
+        for (int v = 0; v < nv; v++) b[v] = *(const vec_u *)(B + (long)k * ldb + LANES * v);
         for (int r = 0; r < rows; r++) {
             real a = trans_a ? A[(long)k * lda + m0 + r] : A[(long)(m0 + r) * lda + k];
             for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];
         }
     }
     for (int r = 0; r < rows; r++)
-        for (int v = 0; v < nv; v++) memcpy(C + (long)(m0 + r) * ldc + LANES * v, &acc[r][v], sizeof(vec));
+        for (int v = 0; v < nv; v++) *(vec_u *)(C + (long)(m0 + r) * ldc + LANES * v) = acc[r][v];
 }
 
 static inline __attribute__((always_inline)) void narrow_product(int nv, int trans_a, int M, int K, const real *A,
@@ -159,7 +159,7 @@ static inline __attribute__((always_inline)) void transpose_tile(real *dst, int 
                                                                  int accumulate) {
     vec x[LANES];  // registers once every loop is unrolled (the masks are then constants)
 #pragma GCC unroll 16
-    for (int r = 0; r < LANES; r++) memcpy(&x[r], src + (long)r * lds, sizeof(vec));
+    for (int r = 0; r < LANES; r++) x[r] = *(const vec_u *)(src + (long)r * lds);
 #pragma GCC unroll 4
     for (int b = LANES / 2; b >= 1; b /= 2) {
         lane_index lo, hi;  // lane l: from the first row where l & b is 0, else from the second
@@ -177,10 +177,8 @@ static inline __attribute__((always_inline)) void transpose_tile(real *dst, int 
     }
 #pragma GCC unroll 16
     for (int c = 0; c < LANES; c++) {
-        vec old = {0};
-        if (accumulate) memcpy(&old, dst + (long)c * ldd, sizeof(vec));
-        x[c] += old;
-        memcpy(dst + (long)c * ldd, &x[c], sizeof(vec));
+        if (accumulate) x[c] += *(const vec_u *)(dst + (long)c * ldd);
+        *(vec_u *)(dst + (long)c * ldd) = x[c];
     }
 }
 

@@ -432,13 +432,15 @@ static void cope_block_forward(PEHead *hd) {
 #define Z_WINDOWS 1
 typedef float zvec __attribute__((vector_size(TARGET_VEC_BYTES)));
 typedef int32_t zidx __attribute__((vector_size(TARGET_VEC_BYTES)));
+typedef float zvec_u __attribute__((vector_size(TARGET_VEC_BYTES))) TARGET_UNALIGNED(float);  // at any address
+typedef int32_t zidx_u __attribute__((vector_size(TARGET_VEC_BYTES))) TARGET_UNALIGNED(int32_t);
 enum { ZL = TARGET_VEC_BYTES / sizeof(float) };
 
 // The fractions w = c - f and floors f of the clamped positions c = min(p, top) of keys j..j+ZL-1, and
 // the first column of their window.
 static int window_positions(zvec *w, zidx *f, const real *p, int j, real top) {
     zvec x, c, tops = (zvec){0} + top;
-    memcpy(&x, p + j, sizeof x);
+    x = *(const zvec_u *)(p + j);
     zidx below = x < tops;
     c = (zvec)(((zidx)x & below) | ((zidx)tops & ~below));
     *f = __builtin_convertvector(c, zidx);  // truncation: c >= 0
@@ -449,8 +451,8 @@ static int window_positions(zvec *w, zidx *f, const real *p, int j, real top) {
 // v[m] for the ZL columns m = idx of a row v, read as the window of 2·ZL columns from `from` on
 static void window_pick(zvec *out, const real *v, int from, const zidx *idx) {
     zvec lo, hi;
-    memcpy(&lo, v + from, sizeof lo);
-    memcpy(&hi, v + from + ZL, sizeof hi);
+    lo = *(const zvec_u *)(v + from);
+    hi = *(const zvec_u *)(v + from + ZL);
     *out = __builtin_shuffle(lo, hi, *idx - from);
 }
 
@@ -462,9 +464,9 @@ static void window_logits(real *a, const real *p, const real *z, real gamma, rea
     zidx u = f - (w > 0);  // a true compare is -1
     window_pick(&zf, z, from, &f);
     window_pick(&zu, z, from, &u);
-    memcpy(&sum, a + j, sizeof sum);
+    sum = *(const zvec_u *)(a + j);
     sum += gamma * (w * zu + (1 - w) * zf);
-    memcpy(a + j, &sum, sizeof sum);
+    *(zvec_u *)(a + j) = sum;
 }
 
 // dp, da, dw and f of keys j..j+ZL-1, the element loop of cope_row_backward; the running lane-wise min
@@ -475,15 +477,15 @@ static void window_slopes(real *dp, real *da, real *dw, int *fj, zidx *fmin, zid
     zidx f;
     int from = window_positions(&w, &f, p, j, top);
     window_pick(&sl, slope, from, &f);
-    memcpy(&db, dA + j, sizeof db);
+    db = *(const zvec_u *)(dA + j);
     db *= gamma;
     x = (zvec)((zidx)db & (w > 0)) * sl;  // (w > 0 ? db : 0) * slope[f]
-    memcpy(dp + j, &x, sizeof x);
+    *(zvec_u *)(dp + j) = x;
     x = (1 - w) * db;
-    memcpy(da + j, &x, sizeof x);
+    *(zvec_u *)(da + j) = x;
     x = w * db;
-    memcpy(dw + j, &x, sizeof x);
-    memcpy(fj + j, &f, sizeof f);
+    *(zvec_u *)(dw + j) = x;
+    *(zidx_u *)(fj + j) = f;
     zidx lt = f < *fmin, gt = f > *fmax;
     *fmin = (f & lt) | (*fmin & ~lt);
     *fmax = (f & gt) | (*fmax & ~gt);
