@@ -23,7 +23,11 @@ HAVE_MPICC := $(shell command -v mpicc 2>/dev/null)
 CC      ?= gcc
 BUILD   ?= build
 BINDIR  ?= .
-OPT     ?= -O3 -march=native
+# -mprefer-vector-width=512: the loops GCC vectorises itself use the whole AVX-512 register where
+# the CPU has one. GCC's tunings for Intel CPUs (-march=native on an AVX-512 Xeon gives rocketlake)
+# prefer 256 bits; GELU's forward then ran at 1.13 ns a value instead of 0.82, and whole steps 3-7%
+# slower (1 thread). AMD's Zen 4 and 5 tunings prefer 512 already; a CPU without AVX-512 is unaffected.
+OPT     ?= -O3 -march=native -mprefer-vector-width=512
 # -fno-math-errno: no code reads errno after a math function, and with it GCC keeps loops calling
 # sqrt scalar (Adam's update); the results are the same (sqrt is correctly rounded either way).
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) -fno-math-errno -fopenmp -Wall -Wextra -Isrc -MMD -MP
