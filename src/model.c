@@ -107,12 +107,12 @@ static void layout(Layout *lo) {
     m->lm_head = cfg->model.tie_embeddings ? m->wte : slice(lo, "lm_head", -1, (long)V * C, 1, 'u', lin_c);
 }
 
-static void *alloc_touched(long count, size_t elem) {
-    // Touch every page now: a first-touch page fault in the training loop costs far more.
-    void *p = calloc(count > 0 ? count : 1, elem);
-    if (p) memset(p, 0, (count > 0 ? count : 1) * elem);
-    return p;
-}
+// Zeroed memory whose pages become resident as the passes first write them (the first step): pages
+// they never write stay out of the peak, as do those of the attention probabilities past each row's
+// block once a row spans pages (and CoPE's gates kept there only where they do not, cope.c). A
+// memset here, meant to touch every page in advance, never ran: GCC drops a memset of 0 after
+// calloc from -O2 on.
+static void *alloc_zeroed(long count, size_t elem) { return calloc(count > 0 ? count : 1, elem); }
 
 // The config's strings read once, into the numbers and flags the passes use: nothing after
 // model_init compares config strings. Each layer's AttnPE gets its options here (from the kernels'
@@ -159,11 +159,11 @@ int model_init(Model *m, const Config *cfg, int V, char *err, int errlen) {
 
 int model_alloc(Model *m, int training, char *err, int errlen) {
     m->tensors = calloc(m->n_tensors, sizeof *m->tensors);
-    m->params = alloc_touched(m->n_params, sizeof(real));
+    m->params = alloc_zeroed(m->n_params, sizeof(real));
     if (training) {
-        m->grads = alloc_touched(m->n_params, sizeof(real));
-        m->adam_m = alloc_touched(m->n_params, sizeof(real));
-        m->adam_v = alloc_touched(m->n_params, sizeof(real));
+        m->grads = alloc_zeroed(m->n_params, sizeof(real));
+        m->adam_m = alloc_zeroed(m->n_params, sizeof(real));
+        m->adam_v = alloc_zeroed(m->n_params, sizeof(real));
     }
     if (!m->tensors || !m->params || (training && (!m->grads || !m->adam_m || !m->adam_v))) {
         snprintf(err, errlen, "out of memory allocating %ld parameters%s", m->n_params,
@@ -337,7 +337,7 @@ int model_prepare(Model *m, int B, int T, char *err, int errlen) {
     int nb = T <= m->act_T && m->act_B > B ? m->act_B : B, nt = B <= m->act_B && m->act_T > T ? m->act_T : T;
     long size = carve(m, NULL, nb, nt);
     free(m->act_mem);
-    m->act_mem = alloc_touched(size, sizeof(real));
+    m->act_mem = alloc_zeroed(size, sizeof(real));
     if (!m->act_mem) {
         snprintf(err, errlen, "out of memory allocating activations for batch %d × context %d (%.1f GiB)", nb, nt,
                  size * sizeof(real) / 1073741824.0);

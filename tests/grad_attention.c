@@ -149,6 +149,18 @@ static void run_case(const Spec *sp) {
         printf("     positions: %ld below the clamp, %ld clamped at npos-1 = %d\n", free_, clamped, s->npos - 1);
         if (s->npos > 1 && s->npos < s->T) CHECK(clamped > 0 && free_ > 0, "wanted clamped and unclamped positions");
     }
+    if (s->cope && s->training) {  // blocks whose gates the backward takes from past key 0 (block_unclamped)
+        int narrow = 0;
+        for (long bh = 0; bh < (long)s->B * s->H; bh++)
+            for (int i0 = 0; i0 < s->T; i0 += c.cache.rows) {
+                int from = s->T;
+                for (int i = i0; i < i0 + c.cache.rows && i < s->T; i++)
+                    from = c.cache.unclamped[bh * s->T + i] < from ? c.cache.unclamped[bh * s->T + i] : from;
+                narrow += from > 0;
+            }
+        printf("     %d row blocks take their gates from past key 0\n", narrow);
+        if (s->keep) CHECK(narrow > 0, "no row block starts past key 0: the recomputed gate product is never narrow");
+    }
     attention_backward(dq, dk, dv, c.G, &c.cache, c.q, c.k, c.v, c.pad, &c.pe, s->p_drop, DROP_KEY, s->B, s->T, s->C,
                        s->H);
     unbias(dq, BTC), unbias(dk, BTC), unbias(dv, BTC);
@@ -236,15 +248,24 @@ static void test_cope_stops_at_the_clamp(void) {
                      .training = 1});
 }
 // the backward computing the gates again from a product of its own (pe.keep_gates never, as auto does
-// past T = 1024) from attention's q·k (rotated or not under RoPE) or separate keys, and from the block's
-// first unclamped key when the rows reach the clamp
+// past T = 1024) from attention's q·k (rotated or not under RoPE) or separate keys (rotated or not),
+// from the block's first unclamped key on: rows past 32 keys reach the clamp, so the second block's
+// product starts past key 0
 static void test_cope_recomputed_gates(void) {
-    run_case(&(Spec){BASE, .cope = 1, .npos = 8, .keep = "never"});
-    run_case(&(Spec){BASE, .cope = 1, .npos = 8, .rope = 1, .keep = "never"});
-    run_case(&(Spec){BASE, .cope = 1, .npos = 8, .rope = 1, .unrot = 1, .keep = "never"});
-    run_case(&(Spec){BASE, .cope = 1, .npos = 8, .sep = 1, .rope = 1, .keep = "never"});
-    run_case(&(Spec){.B = 2, .T = 45, .C = 4, .H = 1, .cope = 1, .npos = 5, .pad = 1, .nodiv = 1, .training = 1,
-                     .qk_scale = 2.0, .keep = "never"});
+    const Spec base = {.B = 2, .T = 45, .C = 8, .H = 2, .cope = 1, .npos = 5, .pad = 1, .training = 1, .qk_scale = 2.0,
+                       .keep = "never"};
+    Spec sp = base;
+    run_case(&sp);
+    sp = base, sp.nodiv = 1, sp.rope = 1;
+    run_case(&sp);
+    sp = base, sp.rope = 1, sp.unrot = 1;
+    run_case(&sp);
+    sp = base, sp.sep = 1;
+    run_case(&sp);
+    sp = base, sp.sep = 1, sp.rope = 1;
+    run_case(&sp);
+    sp = base, sp.sep = 1, sp.rope = 1, sp.unrot = 1;
+    run_case(&sp);
 }
 // heads of 16 and 32 dimensions: α·V, dS·K, αᵀ·G and dSᵀ·Q run in matmul.c's narrow loop, not OpenBLAS
 static void test_narrow_heads(void) {

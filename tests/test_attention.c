@@ -443,6 +443,27 @@ static void test_cope_matches_plain_reference(void) {
     }
 }
 
+// The model allocates a layer's cache once, for its longest context, and binds it for shorter ones:
+// a cache's size must never fall as T grows (CoPE's keep_gates auto stops keeping gates past
+// T = 1024 floats, but keeps their room reserved).
+static void test_cache_size_grows_with_T(void) {
+    const char *pes[] = {"{\"type\": \"cope\", \"npos\": 9}", "{\"type\": \"cope+rope\", \"npos\": 9}",
+                         "{\"type\": \"cope+rel\", \"npos\": 9, \"rel_max_distance\": 8, \"rel_beyond\": \"cap\"}",
+                         "{\"type\": \"none\"}"};
+    for (int x = 0; x < 4; x++) {
+        Layer L;
+        layer_init(&L, 1, 8, 16, 2, pes[x], 0, 5);
+        int falls = 0;
+        for (int T = 400; T < 1200; T++) {
+            long a = attention_cache_size(&L.pe, 2, T, 16, 2), b = attention_cache_size(&L.pe, 2, T + 1, 16, 2);
+            if (b < a && !falls) printf("     %s: %ld reals at T = %d, %ld at %d\n", pes[x], a, T, b, T + 1);
+            falls += b < a;
+        }
+        CHECK(!falls, "%s: the cache shrinks as T grows at %d contexts", pes[x], falls);
+        layer_free(&L);
+    }
+}
+
 // 1 and 2 threads (and an odd number of heads in all) give bit-identical outputs and gradients.
 static void run_threads(const char *name, const char *pe_json, real p_drop) {
     Layer L[2];
@@ -472,6 +493,7 @@ static void test_threads_bit_identical(void) {
                 0.1f);
     run_threads("cope+rope unrotated gates", "{\"type\": \"cope+rope\", \"npos\": 38, \"rope_gates\": \"unrotated\"}",
                 0);
+    run_threads("cope, gates recomputed", "{\"type\": \"cope\", \"npos\": 6, \"keep_gates\": \"never\"}", 0);
 }
 
 // The block height changes only the grouping of the products: results agree to float rounding. At
@@ -580,6 +602,7 @@ static void test_alibi_bias(void) {
 int main(void) {
     RUN(test_cope_zero_table_is_plain);
     RUN(test_cope_matches_plain_reference);
+    RUN(test_cache_size_grows_with_T);
     RUN(test_all_gates_open_count_tokens);
     RUN(test_separator_counting_figure1);
     RUN(test_masking);

@@ -13,7 +13,7 @@
 // scan), from the query down only until the positions reach the clamp; then Z only for the table
 // columns the block reaches (u <= min(max p, P-1) + 1: with sparse gates most of a long table is
 // never touched); then the interpolation per row inside attention's logit pass. Training keeps the
-// gates for the backward (keep_gates; past T = 1024 the backward computes them again, keeps_gates),
+// gates for the backward (keep_gates; past T = 1024 floats the backward computes them again, keeps_gates),
 // which recomputes the positions and Z from them per block
 // (docs/cope.md §5.10); the cache keeps every σ (unmasked) and p (before the clamp) only for
 // pictures (keep_positions), entries j > i unspecified.
@@ -86,38 +86,40 @@ static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
 // recomputes them, from a gate-logit product of its own and their sigmoids. Kept, the older ones fill
 // the probabilities' unused upper triangle, which attention's own writes leave partly untouched once
 // a row of probabilities spans pages: untouched pages are never resident, and the gates would make
-// them so. While a row fits in a page (T <= 1024 floats) every page holds the start of a row, which
-// attention writes, so keeping costs no resident memory and auto keeps. Past that it does: at
-// T = 2048 no PE leaves a quarter of the probabilities' pages untouched, and kept gates made CoPE's
-// peak 1.20× no PE's (1.01× recomputed) for a step 1-3% faster (flip-flop model, batch 4); auto
-// recomputes there.
+// them so. While a row fits in a page (T <= 1024 floats, 512 doubles) every page holds the start
+// of a row, which attention writes, so keeping costs no resident memory and auto keeps. Past that it
+// does: at T = 2048 no PE leaves a quarter of the probabilities' pages untouched, and kept gates
+// made CoPE's peak 1.19× no PE's (1.01× recomputed) for a step 1-3% faster (flip-flop model, batch
+// 4); auto recomputes there. T is the context the cache is bound for, which evaluation may make
+// longer than training's.
 enum { PAGE_BYTES = 4096 };
 static int keeps_gates(const Cope *o, int T) {
     return o->keep_gates >= 0 ? o->keep_gates : (long)T * (long)sizeof(real) <= PAGE_BYTES;
 }
 
 // Per query row: its first unclamped key (B,H,R; sizeof(int) <= sizeof(real)); in a training cache
-// (train_rows, the block height: a backward reads it) that keeps gates, those of its train_rows
+// (train_rows, the block height: a backward reads it), when it keeps gates, those of its train_rows
 // newest keys (B,H,T,train_rows), the others going to the probabilities' unused columns
 // (keep_gates); for pictures (keep_positions) also every gate (B,H,R,T) and position (B,H,R,T). The
 // backward recomputes the positions and Z of each row block from the gates (a scan and a product
 // Q·E, where B·H·T·npos Z would take more memory than the probabilities).
-static long near_gates_size(const AttnPE *pe, long n, int T, int train_rows) {
-    return train_rows && keeps_gates(cope_of(pe), T) ? n * train_rows : 0;
-}
+// A training cache reserves the near gates whether it keeps them or not: the model allocates its
+// caches once, for its longest context, and binds them for shorter ones, so a cache's size must
+// not fall as T grows (past T = 1024 it would have, by T·train_rows a head). Reserved and unused,
+// they are never written, so never resident.
 
 static long cope_cache_size(const AttnPE *pe, int B, int R, int T, int C, int H, int train_rows) {
     (void)C;
     long n = (long)B * H * R;
-    return n + near_gates_size(pe, n, T, train_rows) + (pe->keep_positions ? 2 * n * T : 0);
+    return n + n * train_rows + (pe->keep_positions ? 2 * n * T : 0);
 }
 
 static void cope_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, int R, int T, int C, int H,
                             int train_rows) {
     (void)C;
-    long n = (long)B * H * R, near = near_gates_size(pe, n, T, train_rows);
+    long n = (long)B * H * R, near = n * train_rows;
     cache->unclamped = (int *)mem;
-    cache->near_gates = near ? mem + n : NULL;
+    cache->near_gates = near && keeps_gates(cope_of(pe), T) ? mem + n : NULL;
     cache->gates = pe->keep_positions ? mem + n + near : NULL;
     cache->pos = pe->keep_positions ? mem + n + near + n * T : NULL;
 }
@@ -396,7 +398,7 @@ static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
             unclamped[r] = w->clamped[r];
             if (hd->cache->near_gates) keep_gates(hd, i, w->clamped[r], sg);
         }
-        if (pictures) {
+        if (pictures && !backward) {  // the forward's: gates the backward recomputes may differ in the last bit
             memcpy(hd->cache->gates + pe_cache_row(hd, i) * T, sg, sizeof(real) * (i + 1));
             memcpy(hd->cache->pos + pe_cache_row(hd, i) * T, p, sizeof(real) * (i + 1));
         }
@@ -696,8 +698,9 @@ static const ConfigKey cope_keys[] = {
     {"pe", "rope_gates", KEY_CHOICE, offsetof(Config, pe.rope_gates), 0, 0, "rotated|unrotated", "\"rotated\"", 0,
      "rope", "What the CoPE gates see: the RoPE-rotated queries and keys, or the unrotated ones."},
     {"pe", "keep_gates", KEY_CHOICE, offsetof(Config, pe.keep_gates), 0, 0, "auto|always|never", "\"auto\"", 0, NULL,
-     "Training keeps the CoPE gates for the backward (faster) or recomputes them there (less memory past "
-     "block_size 1024); auto keeps them while they cost no resident memory (block_size up to 1024)."},
+     "Training keeps the CoPE gates for the backward (faster) or recomputes them there (less memory at "
+     "contexts past 1024); auto keeps them while they cost no resident memory (contexts up to 1024, "
+     "512 in double builds)."},
 };
 
 static int cope_setup(void *opts, AttnPE *pe, const Config *c, int layer) {

@@ -62,8 +62,8 @@ typedef struct PEParams {
 typedef struct {
     real *probs;  // (B,H,R,T) attention probabilities before dropout; 0 at masked keys j <= i; entries
                   // j > i unspecified to readers. Attention writes and reads row i's columns below
-                  // its row block's end only (at most i + rows); in a training cache CoPE keeps
-                  // gates in the others (cope.c, keep_gates)
+                  // its row block's end only (at most i + rows); a training cache's CoPE may keep
+                  // gates in the others (cope.c, keeps_gates)
     real *gates;  // (B,H,R,T) CoPE sigmoid gates σ (unmasked) when keep_positions, else NULL; entries
                   // j > i unspecified
     real *pos;    // (B,H,R,T) CoPE positions p before clamping when keep_positions, else NULL;
