@@ -6,9 +6,9 @@
 // (a block of query rows against the transposed keys), in panels of 64 columns, and products of 16,
 // 32 or 64 rows against more than 64 columns with a sum of at most 256 terms (the same with an
 // operand transposed), which run in matmul.c's own loop where the target's vector registers hold a
-// block of them (matmul_narrow_path); and, where OpenBLAS runs narrower vectors than that loop,
-// products of a multiple of 64 columns (B transposed: with 32 rows or more), in panels of 64
-// (matmul_set_panels). Outside a parallel region matmul() cuts the product into tiles first, and
+// block of them (matmul_narrow_path); and products of a multiple of 64 columns (B transposed: with
+// 32 rows or more), in panels of 64, where OpenBLAS runs narrower vectors than that loop or the sum
+// has at most 64 terms (matmul_set_panels). Outside a parallel region matmul() cuts the product into tiles first, and
 // each tile is judged by its own shape.
 // matmul_naive() is the plain-loop reference the tests compare both against.
 #ifndef MATMUL_H
@@ -38,7 +38,8 @@ const char *matmul_narrow_path(void);
 // Products of more than 64 columns, a multiple of 64, run in panels of 64 through the own loop when
 // this build has AVX-512 and OpenBLAS's kernel does not (on = -1, the default); 1 and 0 force them
 // on or off (where the build has the loop; the shapes they take stay the same), for tests. Not while
-// a product runs. The short products (at most 64 rows) take their panels either way.
+// a product runs. The short products (at most 64 rows) and sums of at most 64 terms take their
+// panels either way.
 void matmul_set_panels(int on);
 // dst (cols,rows) = srcᵀ, src (rows,cols): for an operand many products read transposed (attention's
 // keys and values of a head, against each block of query rows), copied once so that each product
