@@ -78,20 +78,24 @@ int governor_observe(ThreadGovernor *g, double seconds, long switches) {
     // (a quiet 2.5 ms step of a one-layer model was taken for contention), so such short steps are
     // not judged at all.
     int contended = switches >= 5 && switches > 150 * seconds;
+    if (!g->started) {  // the first step: its time and its preemptions are first touch's (see system.h)
+        g->started = 1;
+        return g->count;
+    }
     g->since_probe++;
     if (g->trying) {  // the step ran at g->trying: keep the faster count, and try less often after a loss
         if (seconds < g->step_time) {
             g->count = g->trying, g->step_time = seconds;
             g->probe_every = PROBE_EVERY;
-        } else {
+        } else {  // the fastest step at count starts again: a load that has come since counts
             g->probe_every = 2 * g->probe_every < PROBE_MAX ? 2 * g->probe_every : PROBE_MAX;
+            g->step_time = 0;
         }
         g->trying = 0;
     } else {
-        int first = g->step_time == 0;  // the first step pays one-time costs (first touch of memory)
-        g->step_time = seconds;
+        if (g->step_time == 0 || seconds < g->step_time) g->step_time = seconds;
         int next = count_to_try(g, contended);
-        if (next && (first ? contended : g->since_probe >= g->probe_every)) {
+        if (next && g->since_probe >= g->probe_every) {
             g->trying = next;
             g->since_probe = 0;
         }

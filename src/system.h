@@ -18,8 +18,15 @@ int set_threads(int threads);
 // governor watches the involuntary context switches of the process (preemptions by another process)
 // after each step. Without them it does not act: on the quiet 2-core machine, steps of tens of
 // milliseconds and more run at the configured count. With them, it tries the next count down (or
-// back up) for one step and keeps whichever ran the step faster. A contended first step starts a try
-// at once (its time, with first-touch costs, is no measure of a count, but its preemptions are).
+// back up) for one step and keeps it if that step beat the fastest step at the current count since
+// the last try: one step slowed by a burst of preemptions (a virtual machine's host) is no measure of
+// its count, and against it alone 1 thread had won and then held a quiet 2-thread run of the tiny
+// model at 1 thread for 20 steps. So a load that comes in mid-run loses its first try against the
+// quiet steps before it and is followed by the next, PROBE_EVERY or more steps on. The first step is
+// not judged at all: its first touch of the activations' pages both slows it and preempts it (the
+// kernel's page clearing yields; 7-13 involuntary switches in the tiny model's first step on a quiet
+// machine), so it had started tries on quiet machines and been their yardstick. A load present from
+// the start is met by a try at the third step, which the second, contended, starts.
 // While the process is preempted, or runs fewer threads than configured, the run-time schedule is
 // dynamic (threads take tiles and heads as they come: a descheduled thread delays a loop by one
 // piece at most); otherwise static (see set_threads).
@@ -38,7 +45,8 @@ typedef struct {
     int since_probe;   // steps since the last try
     int probe_every;   // steps between tries: PROBE_EVERY, doubled after each try that lost, to PROBE_MAX
     int dynamic;       // the next step shares out work dynamically (contended, or a reduced count)
-    double step_time;  // seconds of the latest step at `count`
+    double step_time;  // seconds of the fastest step at `count` since the last try (0: none yet)
+    int started;       // a step has been observed
     long switches;     // the process's involuntary context switches when the step began
 } ThreadGovernor;
 
