@@ -261,7 +261,8 @@ static int panels_on(void) {
 // most per multiply-add. Against its SkylakeX kernels on an AVX-512 Xeon (1 thread), 4096 rows of
 // 64 against 192 and 256 columns (the tiny model's q, k, v and first feed-forward layer): 122 and 119
 // -> 154 GFLOP/s. Sums of 256 terms and more were as fast or faster in OpenBLAS (8192 × 256 against
-// 1024 columns 148 against 124, 8192 × 768 against 256 126 against 130, by turns).
+// 1024 columns 148 against 124 GFLOP/s, 8192 × 768 against 256 columns 130 against 126; OpenBLAS
+// first, measured by turns).
 enum { SHORT_SUM = 64 };
 static int panels_fit(int trans_a, int trans_b, int M, int N, int K) {
     if (N <= 64 || N % 64 != 0 || !narrow_fits(64) || (trans_b && (trans_a || M < PANEL_BT_MIN_ROWS))) return 0;
