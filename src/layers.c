@@ -283,7 +283,8 @@ void layernorm_backward(real *dinp, real *dweight, real *dbias, const real *dout
                 for (; c + LANES <= C; c += LANES)
                     for (int v = 0; v < LANES / DLANES; v++) {
                         int at = c + v * DLANES;
-                        dvec g = __builtin_convertvector(*(const rvec_u *)(weight + at) * *(const rvec_u *)(dy + at), dvec);
+                        rvec_u w = *(const rvec_u *)(weight + at), d = *(const rvec_u *)(dy + at);
+                        dvec g = __builtin_convertvector(w * d, dvec);
                         sg[v] += g;
                         sgx[v] += g * __builtin_convertvector((*(const rvec_u *)(x + at) - m) * rs, dvec);
                     }

@@ -402,7 +402,8 @@ static void test_cope_matches_plain_reference(void) {
         free(L.mem);
         L.mem = malloc(sizeof(real) * (attention_cache_size(&L.pe, 1, T, C, H) + 1));
         attention_cache_bind(&L.cache, L.mem, &L.pe, 1, T, C, H);
-        CHECK((L.cache.near_gates == NULL) == recompute, "keep_gates: the cache %s gates", L.cache.near_gates ? "keeps" : "keeps no");
+        CHECK((L.cache.near_gates == NULL) == recompute, "keep_gates: the cache %s gates",
+              L.cache.near_gates ? "keeps" : "keeps no");
         layer_forward(&L), layer_forward(&pictures);
         layer_backward(&L);
         long n = (long)T * C, nE = (long)(C / H) * P;
