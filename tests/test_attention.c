@@ -465,6 +465,29 @@ static void test_cache_size_grows_with_T(void) {
     }
 }
 
+// pe.keep_gates is honoured: auto keeps the gates while a row of probabilities fits a 4 KB page
+// (1024 floats), always and never whatever the context.
+static void test_keep_gates_choice(void) {
+    const char *keeps[] = {"auto", "always", "never"};
+    const int want[3][2] = {{1, 0}, {1, 1}, {0, 0}};  // kept at T = 1024, 1025
+    for (int x = 0; x < 3; x++) {
+        char pe[96];
+        snprintf(pe, sizeof pe, "{\"type\": \"cope\", \"npos\": 9, \"keep_gates\": \"%s\"}", keeps[x]);
+        Layer L;
+        layer_init(&L, 1, 8, 16, 2, pe, 0, 5);
+        for (int t = 0; t < 2; t++) {
+            int T = 1024 + t;
+            real *mem = malloc(sizeof(real) * attention_cache_size(&L.pe, 1, T, 16, 2));
+            AttnCache cache;
+            attention_cache_bind(&cache, mem, &L.pe, 1, T, 16, 2);
+            CHECK((cache.near_gates != NULL) == want[x][t], "keep_gates %s at T = %d: gates %s", keeps[x], T,
+                  cache.near_gates ? "kept" : "not kept");
+            free(mem);
+        }
+        layer_free(&L);
+    }
+}
+
 // 1 and 2 threads (and an odd number of heads in all) give bit-identical outputs and gradients.
 static void run_threads(const char *name, const char *pe_json, real p_drop) {
     Layer L[2];
@@ -604,6 +627,7 @@ int main(void) {
     RUN(test_cope_zero_table_is_plain);
     RUN(test_cope_matches_plain_reference);
     RUN(test_cache_size_grows_with_T);
+    RUN(test_keep_gates_choice);
     RUN(test_all_gates_open_count_tokens);
     RUN(test_separator_counting_figure1);
     RUN(test_masking);

@@ -174,6 +174,8 @@ static void test_range_and_choice_errors(void) {
     EXPECT_ERROR("{\"run\": {\"seed\": -2}}", "run.seed", "-2");
     EXPECT_ERROR("{\"pe\": {\"type\": \"cpoe\"}}", "pe.type", "\"cpoe\"", "none|abs|rel", "did you mean \"cope\"");
     EXPECT_ERROR("{\"train\": {\"schedule\": \"exp\"}}", "train.schedule", "constant|linear|cosine");
+    EXPECT_ERROR("{\"pe\": {\"type\": \"cope\", \"keep_gates\": \"yes\"}}", "pe.keep_gates", "\"yes\"",
+                 "auto|always|never");
     char big[400] = "{\"run\": {\"name\": \"";
     memset(big + strlen(big), 'a', 300);
     strcpy(big + strlen(big), "\"}}");
@@ -260,6 +262,7 @@ static const char *const variants[] = {
     "{\"pe\": {\"type\": \"cope\", \"npos\": 17, \"nodiv\": true, \"sep_keys\": true, \"shared_table\": true}}",
     "{\"pe\": {\"type\": \"cope+rel\", \"every_k_layers\": 4}, \"train\": {\"optimizer\": \"adam\"}}",
     "{\"pe\": {\"type\": \"cope+rope\", \"rope_gates\": \"unrotated\"}, \"model\": {\"dropout\": 0}}",
+    "{\"pe\": {\"type\": \"cope\", \"keep_gates\": \"never\"}}",
     "{\"pe\": {\"type\": \"abs+rel\"}, \"run\": {\"name\": \"q\\\"uote\", \"out_dir\": \"/tmp/é\"}}",
 };
 
