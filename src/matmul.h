@@ -5,7 +5,7 @@
 // products of at most 64 rows against a multiple of 16 columns past 64, neither operand transposed
 // (a block of query rows against the transposed keys), in panels of 64 columns, and products of 16,
 // 32 or 64 rows against more than 64 columns with a sum of at most 256 terms (the same with an
-// operand transposed), which run in matmul.c's own loop where the target's vector registers hold a
+// operand transposed; with A alone transposed, a sum of any length), which run in matmul.c's own loop where the target's vector registers hold a
 // block of them (matmul_narrow_path); and products of a multiple of 64 columns (B transposed: with
 // 32 rows or more), in panels of 64, where OpenBLAS runs narrower vectors than that loop or the sum
 // has at most 64 terms (matmul_set_panels). Outside a parallel region matmul() cuts the product into tiles first, and

@@ -116,10 +116,10 @@ static void test_matmul_vs_naive(void) {
                 matmul_case(ta, tb, 24, N, 2100, 2, 1.0f, 1.0f, 0);  // slices of K (weight gradients)
                 matmul_case(ta, tb, 24, N, 700, 1, 1.0f, 0.0f, 0);   // one product, B's transpose in slices
             }
-            // 16, 32 and 64 rows against more than 64 columns, K <= 256: the own loop on the transposed
-            // product where the build has it, in pieces of 128 columns (250: two, the second ending in
-            // columns narrower than a vector; matmul() passes up to 256 columns at once), OpenBLAS for
-            // longer sums
+            // 16, 32 and 64 rows against more than 64 columns, K <= 256 (any K with A alone transposed:
+            // 257 and 1000, the sum in chunks): the own loop on the transposed product where the build
+            // has it, in pieces of 128 columns (250: two, the second ending in columns narrower than a
+            // vector; matmul() passes up to 256 columns at once), OpenBLAS for longer sums
             for (int M = 16; M <= 64; M *= 2) {
                 matmul_case(ta, tb, M, 250, 64, 1, 1.0f, 0.0f, 0);
                 matmul_case(ta, tb, M, 65, 16, 0, 1.0f, 1.0f, 0);
@@ -128,6 +128,7 @@ static void test_matmul_vs_naive(void) {
                 matmul_case(ta, tb, M, 100, 257, 0, 1.0f, 1.0f, 0);
                 matmul_case(ta, tb, M, 600, 64, 2, 1.0f, 1.0f, 1);  // 5 pieces, the last narrower than a vector
                 matmul_case(ta, tb, M, 383, 16, 0, 1.0f, 0.0f, 1);
+                matmul_case(ta, tb, M, 192, 1000, 1, 1.0f, 1.0f, 1);
             }
         }
     }
