@@ -383,21 +383,25 @@ static void plain_gradient(const Layer *L, double *grad, double *x, long n, doub
 }
 
 // This build's kernels (whatever vector width it was compiled for) against the plain reference above:
-// the forward's output and every gradient, with and without padded keys, positions past the table's
-// clamp (the rows past 32 keys stop computing gates where their positions all clamp, as in
-// training: no positions kept), and row lengths that leave every vector remainder. Float against double: 2e-5 of the largest
-// value (float rounding over sums of ~40 terms is near 1e-7 of it); a wrong formula is off by far more.
+// the forward's output and every gradient, with and without padded keys, with the gates kept and
+// recomputed, positions past the table's clamp (P = 9: the rows past 32 keys stop computing gates
+// where their positions all clamp, as in training: no positions kept) and none (P = T + 1: every
+// row one piece, its sigmoids stored in the scan's vectors), and row lengths that leave every
+// vector remainder. Float against double: 2e-5 of the largest value (float rounding over sums of
+// ~40 terms is near 1e-7 of it); a wrong formula is off by far more.
 static void test_cope_matches_plain_reference(void) {
-    enum { T = 37, C = 16, H = 2, P = 9 };
+    enum { T = 37, C = 16, H = 2 };
     printf("     element-wise loops compiled for %s\n", vector_isa());
-    for (int run = 0; run < 4; run++) {
-        int pad = run & 1, recompute = run >> 1;  // recompute: pe.keep_gates never (auto keeps them at T = 37)
+    for (int run = 0; run < 8; run++) {
+        // recompute: pe.keep_gates never (auto keeps them at T = 37)
+        int pad = run & 1, recompute = (run >> 1) & 1, P = run >> 2 ? T + 1 : 9;
+        char config[128], plain_config[64];
+        snprintf(config, sizeof config, "{\"type\": \"cope\", \"npos\": %d%s}", P,
+                 recompute ? ", \"keep_gates\": \"never\"" : "");
+        snprintf(plain_config, sizeof plain_config, "{\"type\": \"cope\", \"npos\": %d}", P);
         Layer L, pictures;  // the kernels as training runs them; the same with every position kept
-        layer_init(&L, 1, T, C, H,
-                   recompute ? "{\"type\": \"cope\", \"npos\": 9, \"keep_gates\": \"never\"}"
-                             : "{\"type\": \"cope\", \"npos\": 9}",
-                   pad, 21);
-        layer_init(&pictures, 1, T, C, H, "{\"type\": \"cope\", \"npos\": 9}", pad, 21);
+        layer_init(&L, 1, T, C, H, config, pad, 21);
+        layer_init(&pictures, 1, T, C, H, plain_config, pad, 21);
         L.pe.keep_positions = 0;
         free(L.mem);
         L.mem = malloc(sizeof(real) * (attention_cache_size(&L.pe, 1, T, C, H) + 1));
@@ -419,8 +423,9 @@ static void test_cope_matches_plain_reference(void) {
         }
         double scale = 0;
         for (long i = 0; i < n; i++) scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
-        char what[64];
-        const char *how = recompute ? ", gates recomputed" : "";
+        char what[112];
+        char how[64];
+        snprintf(how, sizeof how, "%s, npos %d", recompute ? ", gates recomputed" : "", P);
         snprintf(what, sizeof what, "out%s%s", pad ? ", padded keys" : "", how);
         check_close(what, out, want, n, 2e-5 * scale, 0);
         const real *grads[4] = {L.dq, L.dk, L.dv, L.dE};
@@ -436,8 +441,8 @@ static void test_cope_matches_plain_reference(void) {
         }
         int early = 0;  // rows whose first 32 keys reach the clamp: their far keys skip the gates
         for (int i = 32; i < T; i++) early += pictures.cache.pos[(long)i * T + i - 31] >= P - 1;
-        printf("     %d rows stop at the clamp early\n", early);
-        CHECK(early > 0, "no row stops at the clamp at %d: the test would not cover it", P - 1);
+        printf("     npos %d: %d rows stop at the clamp early\n", P, early);
+        CHECK(P > T || early > 0, "no row stops at the clamp at %d: the test would not cover it", P - 1);
         close_f("out, positions kept", pictures.out, L.out, n, 1e-6, 1e-5);
         free(q), free(k), free(v), free(E), free(G), free(out), free(want), free(got);
         layer_free(&L), layer_free(&pictures);

@@ -322,20 +322,40 @@ __attribute__((noinline)) static void positions_piece(real *restrict p, const re
 // keep every gate and position). A row shorter than P-1 cannot clamp and is one piece, from carry 0.
 // The backward passes the forward's answer as stop (-1: find it): the same pieces down to the same
 // key, from the gates the forward kept (x NULL: sg holds them). x holds finite logits up to room - 1
-// (the block's keys): a whole row's sigmoids run on to a multiple of 16 keys within that, so their
-// vector loop has no scalar tail.
-enum { CLAMP_PIECE = 32 };
+// (the block's keys).
+//
+// The scan reads the gates in vectors of SCAN_LANES keys from its top key down, which is where the
+// sigmoids' vectors must lie too: a vector read across two stores just made waits for both to leave
+// for the cache (store forwarding fails), and the forward's scans, after sigmoids stored from key 0
+// up, took 3.3× the backward's (tiny model's CoPE attention, 1 thread, in a profile). Pieces of
+// CLAMP_PIECE keys end at a multiple of it below the row's top, so their vectors match; a whole row
+// longer than a vector has its sigmoids stored from (i + 1) mod SCAN_LANES up, and those of the keys
+// below (which the scan's scalar end reads) copied from a vector of the first SCAN_LANES keys'
+// sigmoids, computed first: x may be sg itself (the logits of a product of the gates' own, turned
+// into gates in place). A row of at most one vector runs on to SCAN_LANES keys where room allows,
+// so that no loop has a scalar tail.
+enum { CLAMP_PIECE = 32, SCAN_LANES = TARGET_VEC_BYTES / sizeof(real) };
+
+static void sigmoids(real *sg, const real *x, real s, int lo, int end) {
+#pragma omp simd
+    for (int j = lo; j < end; j++) sg[j] = pe_sigmoid(s * x[j]);
+}
+
 static int gates_and_positions(real *sg, real *p, const real *x, real s, const uint8_t *pad, int i, int room,
                                real top, int all, int stop) {
     int piece = all || i + 1 <= top ? i + 1 : CLAMP_PIECE;
-    int padded = 16 * ((i + 16) / 16);  // i + 1 rounded up to 16
     real carry = 0;
     for (int hi = i; hi >= 0; hi -= piece) {
         int lo = hi - piece + 1 > 0 ? hi - piece + 1 : 0;
-        int end = piece == i + 1 && padded <= room ? padded : hi + 1;
-        if (x)
-#pragma omp simd
-            for (int j = lo; j < end; j++) sg[j] = pe_sigmoid(s * x[j]);
+        if (x && piece == i + 1 && i + 1 > SCAN_LANES) {
+            int start = (i + 1) % SCAN_LANES;
+            real first[SCAN_LANES];
+            if (start) sigmoids(first, x, s, 0, SCAN_LANES);
+            sigmoids(sg, x, s, start, i + 1);
+            for (int j = 0; j < start; j++) sg[j] = first[j];
+        } else if (x) {
+            sigmoids(sg, x, s, lo, piece == i + 1 && SCAN_LANES <= room ? SCAN_LANES : hi + 1);
+        }
         positions_piece(p, sg, pad, i, lo, hi, carry);
         carry = p[lo];
         if (stop >= 0 ? lo <= stop : carry >= top && !all) return lo;
