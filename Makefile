@@ -27,7 +27,12 @@ BINDIR  ?= .
 # the CPU has one. GCC's tunings for Intel CPUs (-march=native on an AVX-512 Xeon gives rocketlake)
 # prefer 256 bits; GELU's forward then ran at 1.13 ns a value instead of 0.82, and whole steps 3-7%
 # slower (1 thread). AMD's Zen 4 and 5 tunings prefer 512 already; a CPU without AVX-512 is unaffected.
-OPT     ?= -O3 -march=native -mprefer-vector-width=512
+# -falign-functions=64: every function starts on a cache line, so where its loops fall against the
+# lines and the front end's 32- and 64-byte windows depends on its own code, not on the size of
+# whatever the linker put before it. At GCC's 16 bytes, a change to cope.c moved attention.c's
+# head_forward 16 bytes off a line and no-PE attention's forward went from 1.75-1.87 to 2.10-2.29 ms
+# (tiny model's shape, 1 thread, AVX-512 Xeon); aligned, 1.81-1.96 whatever came before it.
+OPT     ?= -O3 -march=native -mprefer-vector-width=512 -falign-functions=64
 # -fno-math-errno: no code reads errno after a math function, and with it GCC keeps loops calling
 # sqrt scalar (Adam's update); the results are the same (sqrt is correctly rounded either way).
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) -fno-math-errno -fopenmp -Wall -Wextra -Isrc -MMD -MP
