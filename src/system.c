@@ -86,9 +86,10 @@ int governor_observe(ThreadGovernor *g, double seconds, long switches) {
     if (g->trying) {  // the step ran at g->trying: keep the faster count, and try less often after a loss
         if (seconds < g->step_time) {
             g->count = g->trying, g->step_time = seconds;
-            g->probe_every = PROBE_EVERY;
+            g->probe_every = PROBE_EVERY, g->losses = 0;
         } else {  // the fastest step at count starts again: a load that has come since counts
-            g->probe_every = 2 * g->probe_every < PROBE_MAX ? 2 * g->probe_every : PROBE_MAX;
+            int wait = PROBE_EVERY << (g->losses < 4 ? g->losses : 4);  // 20, 40, 80, ... after the retry
+            g->probe_every = ++g->losses == 1 ? PROBE_RETRY : wait < PROBE_MAX ? wait : PROBE_MAX;
             g->step_time = 0;
         }
         g->trying = 0;

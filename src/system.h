@@ -30,20 +30,25 @@ int set_threads(int threads);
 // While the process is preempted, or runs fewer threads than configured, the run-time schedule is
 // dynamic (threads take tiles and heads as they come: a descheduled thread delays a loop by one
 // piece at most); otherwise static (see set_threads).
-// Tries come at most every `probe_every` steps: PROBE_EVERY, doubled after each try that lost, up to
-// PROBE_MAX. On a machine that stays busy a try at 2 threads is a step at about twice the time, so
-// every 20 steps they cost 5%; backed off to 160 steps, under 1%, and a load that has gone is noticed
+// Tries come at most every `probe_every` steps: PROBE_EVERY; PROBE_RETRY after a first try that
+// lost, then PROBE_EVERY doubled after each further loss, up to PROBE_MAX. The quick retry is for
+// a try judged against a step that the load happened to spare: in one `make bench` run the busy
+// row's 20 steps all ran on 2 threads, at 1.46× the time of 1, its one try lost, most likely to
+// such a second step (1 run of 7; the others took 1 thread from the third step on).
+// On a machine that stays busy a try at 2 threads is a step at about twice the time, so every 20
+// steps they cost 5%; backed off to 160 steps, under 1%, and a load that has gone is noticed
 // within 160 steps.
 // Steps of a few milliseconds see stray preemptions often enough that it may try fewer threads
 // even on a quiet machine; it keeps them only where they are faster (a one-layer d64 model's 2 ms
 // steps were).
-enum { PROBE_EVERY = 20, PROBE_MAX = 160 };
+enum { PROBE_EVERY = 20, PROBE_RETRY = 3, PROBE_MAX = 160 };
 typedef struct {
     int max;           // the configured count, never exceeded
     int count;         // the count steps run at
     int trying;        // the count of a try under way, 0 when none
     int since_probe;   // steps since the last try
-    int probe_every;   // steps between tries: PROBE_EVERY, doubled after each try that lost, to PROBE_MAX
+    int probe_every;   // steps between tries (PROBE_EVERY, PROBE_RETRY, or more after losses)
+    int losses;        // tries lost in a row
     int dynamic;       // the next step shares out work dynamically (contended, or a reduced count)
     double step_time;  // seconds of the fastest step at `count` since the last try (0: none yet)
     int started;       // a step has been observed
