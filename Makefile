@@ -53,10 +53,17 @@ TOOLS    := $(patsubst tests/%.c,$(BUILD)/tools/%,$(wildcard tests/tool_*.c))
 .PHONY: all test test-portable sanitize bench bench-mpi clean
 all: $(BIN_PATHS)
 
-$(BUILD)/f/%.o: src/%.c
+# The objects depend on the compiler and flags they were built with, kept in $(BUILD)/flags: a make
+# with other flags in the same folder (make OPT=..., or a changed default) compiles them again rather
+# than linking objects of the old ones.
+FLAGS_FILE := $(BUILD)/flags
+FLAGS_NOW  := $(CC) $(CFLAGS)
+$(shell mkdir -p $(BUILD) && { [ "`cat $(FLAGS_FILE) 2>/dev/null`" = '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' > $(FLAGS_FILE); })
+
+$(BUILD)/f/%.o: src/%.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/d/%.o: src/%.c
+$(BUILD)/d/%.o: src/%.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DREAL_DOUBLE -c $< -o $@
 $(BUILD)/libcore_f.a: $(OBJ_F)

@@ -88,7 +88,7 @@ int governor_observe(ThreadGovernor *g, double seconds, long switches) {
             g->count = g->trying, g->step_time = seconds;
             g->probe_every = PROBE_EVERY, g->losses = 0;
         } else {  // the fastest step at count starts again: a load that has come since counts
-            int wait = PROBE_EVERY << (g->losses < 4 ? g->losses : 4);  // 20, 40, 80, ... after the retry
+            int wait = PROBE_EVERY << (g->losses < 4 ? g->losses : 4);  // 40, 80, 160 after the retry
             g->probe_every = ++g->losses == 1 ? PROBE_RETRY : wait < PROBE_MAX ? wait : PROBE_MAX;
             g->step_time = 0;
         }

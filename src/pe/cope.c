@@ -328,7 +328,8 @@ __attribute__((noinline)) static void positions_piece(real *restrict p, const re
 // sigmoids' vectors must lie too: a vector read across two stores just made waits for both to leave
 // for the cache (store forwarding fails), and the forward's scans, after sigmoids stored from key 0
 // up, took 3.3× the backward's (tiny model's CoPE attention, 1 thread, in a profile). Pieces of
-// CLAMP_PIECE keys end at a multiple of it below the row's top, so their vectors match; a whole row
+// CLAMP_PIECE keys end at a multiple of it below the row's top, so their vectors match (but for a
+// last piece cut short at key 0, whose sigmoids are stored from key 0 up); a whole row
 // longer than a vector has its sigmoids stored from (i + 1) mod SCAN_LANES up, and those of the keys
 // below (which the scan's scalar end reads) copied from a vector of the first SCAN_LANES keys'
 // sigmoids, computed first: x may be sg itself (the logits of a product of the gates' own, turned
