@@ -279,6 +279,41 @@ static void test_matmul_prepacked(void) {
     matmul_set_panels(-1);
 }
 
+// A weight gradient's product (A transposed) in the own loop sums each element in k order from C,
+// one multiply-add at a time, whether its sum runs in one pass or in chunks of 64 terms (matmul.c,
+// SUM_CHUNK): the bits of a plain chain of multiply-adds, fused where the build fuses them (FMA). 16
+// columns, which every build with an own loop takes; K = 300: four whole chunks and a short one.
+static void test_matmul_chunked_bits(void) {
+    enum { M = 96, N = 16, K = 300 };
+    if (!strstr(matmul_narrow_path(), "own loop for 16")) {
+        printf("     no own loop for 16 columns in this build: OpenBLAS takes the product, nothing to check\n");
+        return;
+    }
+    float *A = alloc_fill((long)K * M, 1.0), *B = alloc_fill((long)K * N, 1.0);
+    float *C0 = alloc_fill((long)M * N, 1.0), *C = malloc(sizeof(float) * M * N);
+    float *want = malloc(sizeof(float) * M * N);
+    for (int beta = 0; beta < 2; beta++) {
+        memcpy(C, C0, sizeof(float) * M * N);
+        matmul(1, 0, M, N, K, 1.0f, A, M, B, N, (float)beta, C, N);
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                float c = beta ? C0[m * N + n] : 0;
+                for (int k = 0; k < K; k++) {
+#ifdef __FMA__
+                    c = fmaf(A[k * M + m], B[k * N + n], c);
+#else
+                    c = c + A[k * M + m] * B[k * N + n];
+#endif
+                }
+                want[m * N + n] = c;
+            }
+        char what[64];
+        snprintf(what, sizeof what, "Aᵀ·B, %d × %d, K %d in chunks, beta %d", M, N, K, beta);
+        check_bits(what, C, want, (long)M * N);
+    }
+    free(A), free(B), free(C0), free(C), free(want);
+}
+
 // The tiles are cut by shape, never by thread count: 1 and 3 threads give the same bits.
 static void test_matmul_threads(void) {
     static const int shapes[][3] = {{1100, 40, 33}, {30, 1300, 20}, {24, 20, 5000}};
@@ -588,6 +623,7 @@ int main(void) {
     RUN(test_matmul_transpose);
     RUN(test_matmul_bias);
     RUN(test_matmul_threads);
+    RUN(test_matmul_chunked_bits);
     RUN(test_dropout_statistics);
     RUN(test_dropout_determinism);
     RUN(test_gelu_float_accuracy);
