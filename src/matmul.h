@@ -1,15 +1,15 @@
 // Dense products. Every dense product in the core goes through matmul() (a linear layer's forward
-// through matmul_bias()), which is OpenBLAS
-// (sgemm or dgemm by the build's `real`), except, with alpha 1 and beta 0 or 1, products of 16, 32
-// or 64 columns (attention's products over the head dimension, linear layers of small models),
-// products of at most 64 rows against a multiple of 16 columns past 64, neither operand transposed
-// (a block of query rows against the transposed keys), in panels of 64 columns, and products of 16,
-// 32 or 64 rows against more than 64 columns with a sum of at most 256 terms (the same with an
-// operand transposed; with A alone transposed, a sum of any length), which run in matmul.c's own loop where the target's vector registers hold a
-// block of them (matmul_narrow_path); and products of a multiple of 64 columns (B transposed: with
-// 32 rows or more), in panels of 64, where OpenBLAS runs narrower vectors than that loop or the sum
-// has at most 64 terms (matmul_set_panels). Outside a parallel region matmul() cuts the product into tiles first, and
-// each tile is judged by its own shape.
+// through matmul_bias()), which is OpenBLAS (sgemm or dgemm by the build's `real`), except, with
+// alpha 1 and beta 0 or 1, products of 16, 32 or 64 columns (attention's products over the head
+// dimension, linear layers of small models), products of at most 64 rows against a multiple of 16
+// columns past 64, neither operand transposed (a block of query rows against the transposed keys),
+// in panels of 64 columns, and products of 16, 32 or 64 rows against more than 64 columns with a sum
+// of at most 256 terms (the same with an operand transposed; with A alone transposed, a sum of any
+// length), which run in matmul.c's own loop where the target's vector registers hold a block of them
+// (matmul_narrow_path); and products of a multiple of 64 columns (B transposed: with 32 rows or
+// more), in panels of 64, where OpenBLAS runs narrower vectors than that loop or the sum has at most
+// 64 terms (matmul_set_panels). Outside a parallel region matmul() cuts the product into tiles
+// first, and each tile is judged by its own shape.
 // matmul_naive() is the plain-loop reference the tests compare both against.
 #ifndef MATMUL_H
 #define MATMUL_H

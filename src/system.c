@@ -65,6 +65,14 @@ void governor_step_begin(ThreadGovernor *g) { g->switches = involuntary_switches
 // The count to try next, 0 for none: one down while other processes preempt this one; from a reduced
 // count, one back up (a reduced count on cores of its own sees no preemption, so only a try tells
 // whether the load has gone).
+// Steps between tries after `losses` lost in a row: PROBE_EVERY, then the quick retry, then
+// PROBE_EVERY doubled for each further loss up to PROBE_MAX (see system.h).
+static int probe_interval(int losses) {
+    if (losses <= 1) return losses == 0 ? PROBE_EVERY : PROBE_RETRY;
+    int wait = PROBE_EVERY << (losses - 1 < 4 ? losses - 1 : 4);
+    return wait < PROBE_MAX ? wait : PROBE_MAX;
+}
+
 static int count_to_try(const ThreadGovernor *g, int contended) {
     if (contended && g->count > 1) return g->count / 2;
     if (g->count < g->max) return 2 * g->count < g->max ? 2 * g->count : g->max;
@@ -86,10 +94,10 @@ int governor_observe(ThreadGovernor *g, double seconds, long switches) {
     if (g->trying) {  // the step ran at g->trying: keep the faster count, and try less often after a loss
         if (seconds < g->step_time) {
             g->count = g->trying, g->step_time = seconds;
-            g->probe_every = PROBE_EVERY, g->losses = 0;
+            g->losses = 0;
+            g->probe_every = probe_interval(g->losses);
         } else {  // the fastest step at count starts again: a load that has come since counts
-            int wait = PROBE_EVERY << (g->losses < 4 ? g->losses : 4);  // 40, 80, 160 after the retry
-            g->probe_every = ++g->losses == 1 ? PROBE_RETRY : wait < PROBE_MAX ? wait : PROBE_MAX;
+            g->probe_every = probe_interval(++g->losses);
             g->step_time = 0;
         }
         g->trying = 0;

@@ -483,7 +483,9 @@ static void window_pick(zvec *out, const real *v, int from, const zidx *idx) {
 
 // a[j+l] += γ·(w·Z[u] + (1-w)·Z[f]) for the lanes l >= skip of keys j..j+ZL-1, the element loop of
 // cope_row_logits; the lanes below skip keep a as it is (a row's last window overlaps keys done).
-static void window_logits(real *a, const real *p, const real *z, real gamma, real top, int j, int skip) {
+// Inlined, so that the calls with skip 0 (all but a row's last) drop the select.
+static inline __attribute__((always_inline)) void window_logits(real *a, const real *p, const real *z, real gamma,
+                                                                real top, int j, int skip) {
     zvec w, zf, zu, old, sum;
     zidx f, lane;
     for (int l = 0; l < ZL; l++) lane[l] = l;
@@ -497,8 +499,8 @@ static void window_logits(real *a, const real *p, const real *z, real gamma, rea
     *(zvec_u *)(a + j) = (zvec)(((zidx)sum & keep) | ((zidx)old & ~keep));
 }
 
-// dp, the (da, dw) pairs and f of keys j..j+ZL-1, the element loop of cope_row_backward; the running lane-wise min
-// and max of f in *fmin, *fmax.
+// dp, the (da, dw) pairs and f of keys j..j+ZL-1, the element loop of cope_row_backward; the running
+// lane-wise min and max of f in *fmin, *fmax.
 static void window_slopes(real *dp, real *pairs, int *fj, zidx *fmin, zidx *fmax, const real *dA,
                           const real *p, const real *slope, real gamma, real top, int j) {
     zvec w, db, sl, x;
