@@ -104,10 +104,11 @@ int attention_check_length(const AttnPE *pe, int T, char *err, int errlen) {
 // ---------------------------------------------------------------------------------------------
 // Workspace: per-thread blocks and per-head partial gradients, in one buffer grown on demand and
 // kept between calls (the first touch of fresh pages is costly; steady state allocates nothing).
-// Attention calls must therefore not run concurrently with each other.
+// One per calling thread, so attention calls of the model replicas that micro.h runs at once do not
+// share it (the threads of one call reach it through Call.threads).
 
-static real *ws_mem;
-static long ws_size;
+static _Thread_local real *ws_mem;
+static _Thread_local long ws_size;
 
 static real *workspace(long n) {
     if (n > ws_size) {

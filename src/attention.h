@@ -29,8 +29,9 @@ int attention_check_length(const AttnPE *pe, int T, char *err, int errlen);
 // between sizing a cache and binding it.
 void attention_set_block_rows(int rows);
 
-// Threads: OpenMP over (sequence, head) pairs; outputs do not depend on the thread count. The
-// workspace is one buffer kept between calls, so attention calls must not run concurrently.
+// Threads: OpenMP over (sequence, head) pairs; outputs do not depend on the thread count. Calls
+// from different threads may run at once on different caches and AttnPEs (each calling thread keeps
+// its own workspace; the kernels' tables live in the layer's AttnPE).
 // out (B,T,C) heads concatenated; q, k, v (B,T,C); key_pad (B,T) with 1 at padding keys, or NULL.
 // p_drop: dropout on the probabilities, mask from drop_key (see dropout_keep in layers.h).
 void attention_forward(real *out, AttnCache *cache, const real *q, const real *k, const real *v,

@@ -32,6 +32,7 @@
 #include "attention.h"
 #include "config.h"
 #include "matmul.h"
+#include "micro.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
@@ -102,22 +103,33 @@ typedef struct {
 
 // Steps as ./train runs them, under the same thread governor (system.h): on a quiet machine it
 // leaves the rows' steps at the count asked; with a busy process it may run steps on fewer threads.
-static StepTimes time_steps(Model *m, const Config *cfg, const Batch *b, int warmup, int steps) {
+// With k micro-batches (train.grad_accum) the passes run as ./train's do (micro.h), the forward and
+// backward of each micro-batch together: their time is all in `fwd`.
+static StepTimes time_steps(Model *m, MicroRunner *runner, const Config *cfg, const Batch *micro, int k, int warmup,
+                            int steps) {
     StepTimes t = {0, 0, 0, 0};
-    int B = b->B, T = b->T;
+    int B = micro->B * k, T = micro->T;
     Optimizer opt;
     optimizer_init(&opt, &cfg->train);
     ThreadGovernor gov;
     governor_init(&gov, omp_get_max_threads());
+    uint64_t keys[k];
+    double losses[k];
     for (int s = 0; s < warmup + steps; s++) {
         t.threads_at_end = omp_get_max_threads();
         governor_step_begin(&gov);
-        double t0 = now_seconds();
-        model_zero_grad(m);
-        uint64_t key = cfg->model.dropout > 0 ? rng_key(7, s, 0, 1) : 0;
-        model_forward(m, b, key);
-        double t1 = now_seconds();
-        model_backward(m, b, (real)(1.0 / ((double)B * T)));
+        double t0 = now_seconds(), t1;
+        for (int a = 0; a < k; a++) keys[a] = cfg->model.dropout > 0 ? rng_key(7, s, a, 1) : 0;
+        real scale = (real)(1.0 / ((double)B * T));
+        if (k == 1) {
+            model_zero_grad(m);
+            model_forward(m, micro, keys[0]);
+            t1 = now_seconds();
+            model_backward(m, micro, scale);
+        } else {
+            micro_gradients(runner, micro, k, keys, scale, losses, NULL);
+            t1 = now_seconds();
+        }
         double t2 = now_seconds();
         clip_gradients(m, cfg->train.grad_clip);
         adam_update(m, &opt, s + 1, 1e-4);
@@ -202,13 +214,18 @@ static void bench_row(const RowArgs *r, const Config *cfg, const Model *m, int t
     getrusage(RUSAGE_SELF, &ru);
     double step = t.fwd + t.bwd + t.opt, tok_s = (double)B * T / step, gflops = model_flops(m, B, T) / step / 1e9;
     double mfu = r->ceiling > 0 ? gflops / r->ceiling : 0, peak_mib = ru.ru_maxrss / 1024.0;
-    char mfu_s[16] = "", torch_s[48] = "", ran[32] = "";
+    char mfu_s[16] = "", torch_s[48] = "", ran[32] = "", passes[48];
+    int k = cfg->train.grad_accum;  // micro-batches: their forwards and backwards are timed together
+    if (k > 1)
+        snprintf(passes, sizeof passes, "%.1f (both, %d micro-batches)", 1e3 * (t.fwd + t.bwd), k);
+    else
+        snprintf(passes, sizeof passes, "%.1f / %.1f", 1e3 * t.fwd, 1e3 * t.bwd);
     if (t.threads_at_end != threads) snprintf(ran, sizeof ran, " (last step %d)", t.threads_at_end);
     if (mfu > 0) snprintf(mfu_s, sizeof mfu_s, "%.0f%%", 100 * mfu);
     if (r->torch_tok_s > 0) snprintf(torch_s, sizeof torch_s, "%.0f | %.2f×", r->torch_tok_s, tok_s / r->torch_tok_s);
-    printf("| %s L%d d%d H%d T%d B%d | %s | %d%s%s | %.1f / %.1f / %.1f | %.1f | %.0f | %.1f | %s | %.0f | %s |\n",
-           r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, r->load[0] ? ", busy" : "", ran, 1e3 * t.fwd,
-           1e3 * t.bwd, 1e3 * t.opt, 1e3 * step, tok_s, gflops, mfu_s, peak_mib, torch_s[0] ? torch_s : "|");
+    printf("| %s L%d d%d H%d T%d B%d | %s | %d%s%s | %s / %.1f | %.1f | %.0f | %.1f | %s | %.0f | %s |\n", r->model,
+           m->L, m->C, m->H, T, B, cfg->pe.type, threads, r->load[0] ? ", busy" : "", ran, passes, 1e3 * t.opt,
+           1e3 * step, tok_s, gflops, mfu_s, peak_mib, torch_s[0] ? torch_s : "|");
     fflush(stdout);
     if (!r->json) return;
     FILE *f = fopen(r->json, "a");
@@ -217,12 +234,13 @@ static void bench_row(const RowArgs *r, const Config *cfg, const Model *m, int t
         exit(1);
     }
     fprintf(f,
-            "{\"model\": \"%s\", \"L\": %d, \"d\": %d, \"H\": %d, \"T\": %d, \"B\": %d, \"pe\": \"%s\", \"threads\": %d, "
+            "{\"model\": \"%s\", \"L\": %d, \"d\": %d, \"H\": %d, \"T\": %d, \"B\": %d, \"micro_batches\": %d, "
+            "\"pe\": \"%s\", \"threads\": %d, "
             "\"threads_at_end\": %d, \"load\": \"%s\", \"fwd_ms\": %.2f, \"bwd_ms\": %.2f, \"opt_ms\": %.2f, "
             "\"step_ms\": %.2f, "
             "\"tok_s\": %.1f, \"model_gflop_s\": %.2f, \"ceiling_gflop_s\": %.2f, \"mfu\": %.4f, \"peak_mib\": %.1f, "
             "\"torch_tok_s\": %.1f}\n",
-            r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, t.threads_at_end, r->load, 1e3 * t.fwd,
+            r->model, m->L, m->C, m->H, T, B, k, cfg->pe.type, threads, t.threads_at_end, r->load, 1e3 * t.fwd,
             1e3 * t.bwd, 1e3 * t.opt, 1e3 * step, tok_s, gflops, r->ceiling, mfu, peak_mib, r->torch_tok_s);
     fclose(f);
 }
@@ -319,9 +337,16 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (eval_memory) return print_eval_memory(&cfg, V);
-    int B = cfg.train.batch_size, T = cfg.model.block_size;
+    int B = cfg.train.batch_size, T = cfg.model.block_size, k = cfg.train.grad_accum;
+    if (B % k != 0) {
+        fprintf(stderr, "bench: train.batch_size %d does not split into train.grad_accum %d micro-batches\n", B, k);
+        return 2;
+    }
     Model m;
-    if (model_create(&m, &cfg, V, err, sizeof err) != 0 || model_prepare(&m, B, T, err, sizeof err) != 0) {
+    MicroRunner runner;
+    int replicas = attention_only ? 1 : k < threads ? k : threads;
+    if (model_create(&m, &cfg, V, err, sizeof err) != 0 || model_prepare(&m, B / k, T, err, sizeof err) != 0 ||
+        micro_init(&runner, &m, replicas, k, B / k, T, err, sizeof err) != 0) {
         fprintf(stderr, "bench: %s\n", err);
         return 2;
     }
@@ -332,13 +357,18 @@ int main(int argc, char **argv) {
     fill_inputs(&m, &b, V);
     if (attention_only) {
         time_attention(&m, B, T, warmup, steps);
-        batch_free(&b);
-        model_free(&m);
-        return 0;
+    } else {
+        Batch micro[k];  // views of b's rows
+        long rows = (long)(B / k) * T;
+        for (int a = 0; a < k; a++)
+            micro[a] = (Batch){.B = B / k, .T = T, .tokens = b.tokens + a * rows, .targets = b.targets + a * rows,
+                               .loss_mask = b.loss_mask + a * rows, .metric_mask = b.metric_mask + a * rows,
+                               .key_pad = b.key_pad + a * rows};
+        StepTimes t = time_steps(&m, &runner, &cfg, micro, k, warmup, steps);
+        bench_row(&row, &cfg, &m, threads, B, T, t);
     }
-    StepTimes t = time_steps(&m, &cfg, &b, warmup, steps);
-    bench_row(&row, &cfg, &m, threads, B, T, t);
     batch_free(&b);
+    micro_free(&runner);
     model_free(&m);
     return 0;
 }

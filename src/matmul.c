@@ -526,8 +526,9 @@ static void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
 // products go to scratch and are added in slice order.
 enum { TILE_MIN = 256, MAX_TILES = 8, K_TILES = 4, K_MIN = 2048 };
 
-static real *scratch;
-static long scratch_size;
+// One per calling thread, as for attention's workspace: replicas may run products at once.
+static _Thread_local real *scratch;
+static _Thread_local long scratch_size;
 
 static real *scratch_for(long n) {
     if (n > scratch_size) {

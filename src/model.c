@@ -190,6 +190,22 @@ int model_alloc(Model *m, int training, char *err, int errlen) {
     return 0;
 }
 
+int model_replica(Model *r, const Model *m, char *err, int errlen) {
+    if (model_init(r, &m->cfg, m->V, err, errlen) != 0) return -1;
+    r->tensors = calloc(r->n_tensors, sizeof *r->tensors);
+    r->grads = alloc_zeroed(r->n_params, sizeof(real));
+    if (!r->tensors || !r->grads) {
+        snprintf(err, errlen, "out of memory for the gradients of a model replica (%ld parameters)", r->n_params);
+        return -1;
+    }
+    r->params = m->params;
+    r->shares_params = 1;
+    r->keep_positions = m->keep_positions;
+    Layout lo = (Layout){.m = r, .assign = 1};
+    layout(&lo);
+    return 0;
+}
+
 int model_create(Model *m, const Config *cfg, int V, char *err, int errlen) {
     return model_init(m, cfg, V, err, errlen) == 0 && model_alloc(m, 1, err, errlen) == 0 ? 0 : -1;
 }
@@ -209,7 +225,7 @@ int model_check_finite(const Model *m, const real *buf, const char *what, char *
 }
 
 void model_free(Model *m) {
-    free(m->params);
+    if (!m->shares_params) free(m->params);
     free(m->grads);
     free(m->adam_m);
     free(m->adam_v);

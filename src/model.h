@@ -65,6 +65,7 @@ typedef struct {
     real *params, *grads, *adam_m, *adam_v;
     ParamTensor *tensors;
     int n_tensors;
+    int shares_params;          // a replica (model_replica): params are another model's
     real *wte;                  // (V,C)
     real *wpe;                  // (block_size,C) learned absolute PE, or NULL
     real *lnf_w, *lnf_b;        // (C) final LayerNorm (pre-norm only)
@@ -102,6 +103,10 @@ typedef struct {
 int model_create(Model *m, const Config *cfg, int V, char *err, int errlen);
 int model_init(Model *m, const Config *cfg, int V, char *err, int errlen);
 int model_alloc(Model *m, int training, char *err, int errlen);
+// A replica of the training model m: its parameters (shared, not copied: m's updates are the
+// replica's), and gradients and activations of its own (model_prepare sizes them), so that replicas
+// can run passes at the same time on different batches. No Adam moments. m must outlive it.
+int model_replica(Model *r, const Model *m, char *err, int errlen);
 // 0 when every value of buf (a parameter-shaped buffer: params, grads, a moment) is finite; else -1
 // with err naming `what`, the tensor, the value and its index.
 int model_check_finite(const Model *m, const real *buf, const char *what, char *err, int errlen);

@@ -34,6 +34,7 @@
 #include "config.h"
 #include "dist.h"
 #include "evaluate.h"
+#include "micro.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
@@ -105,7 +106,8 @@ typedef struct {
     Model model;
     int micro, T;
     Batch *batches;     // grad_accum micro-batches: this rank's share of the step
-    real *grad_sum;     // with grad_accum > 1: the step's gradient so far (train_step)
+    MicroRunner runner; // runs them, at once on replicas of the model when there are threads for it
+    uint64_t *micro_key; // their dropout keys, this step's
     double *micro_loss; // the loss of each of the step's grad_accum × ranks micro-batches
     char dir[1024];
     RunLog log;
@@ -271,6 +273,17 @@ static int setup(Trainer *tr, const Args *a) {
     budget_model(&budget, &tr->model, 1, tr->micro, longest, tr->tc->grad_accum + 1);
     budget_exchange(&budget, tr);
     double limit = a->memory_limit > 0 ? a->memory_limit : available_memory_bytes();
+    // Micro-batches run at once on up to one replica a thread, as many as the memory holds (the
+    // results are the same with any number).
+    int replicas = tr->tc->grad_accum < tr->threads ? tr->tc->grad_accum : tr->threads;
+    while (replicas > 1 && limit > 0 &&
+           budget_total(&budget) + micro_extra_bytes(&tr->model, replicas, tr->micro, tr->T) > limit)
+        replicas--;
+    if (replicas > 1 && budget.n < BUDGET_MAX_PARTS) {
+        BudgetPart *p = &budget.parts[budget.n++];
+        *p = (BudgetPart){"", micro_extra_bytes(&tr->model, replicas, tr->micro, tr->T), "run.threads"};
+        snprintf(p->name, sizeof p->name, "%d model replicas running micro-batches at once", replicas - 1);
+    }
     if (a->dry_run) {
         printf("%s: config valid; task %s (vocabulary %d, context %d); model %ld parameters\n", source,
                cfg->task.name, task_vocab_size(tr->task), tr->T, tr->model.n_params);
@@ -285,11 +298,12 @@ static int setup(Trainer *tr, const Args *a) {
     if (model_alloc(&tr->model, 1, err, sizeof err) != 0 ||
         model_prepare(&tr->model, tr->micro, longest, err, sizeof err) != 0)
         return fail(2, "%s", err);
+    if (micro_init(&tr->runner, &tr->model, replicas, tr->tc->grad_accum, tr->micro, tr->T, err, sizeof err) != 0)
+        return fail(2, "%s", err);
     tr->batches = calloc(tr->tc->grad_accum, sizeof *tr->batches);
+    tr->micro_key = calloc(tr->tc->grad_accum, sizeof *tr->micro_key);
     tr->micro_loss = calloc(shares, sizeof *tr->micro_loss);
-    if (tr->tc->grad_accum > 1) tr->grad_sum = malloc(sizeof *tr->grad_sum * (size_t)tr->model.n_params);
-    if (!tr->batches || !tr->micro_loss || (tr->tc->grad_accum > 1 && !tr->grad_sum))
-        return fail(1, "out of memory");
+    if (!tr->batches || !tr->micro_key || !tr->micro_loss) return fail(1, "out of memory");
     for (int i = 0; i < tr->tc->grad_accum; i++) batch_alloc(&tr->batches[i], tr->micro, tr->T);
     return 0;
 }
@@ -433,23 +447,13 @@ static double draw_batches(Trainer *tr, long *tokens) {
 // job of N with one micro-batch then holds exactly what a single process with N micro-batches
 // holds at that point of its sum). Their losses go to micro_loss, their statistics to `stats`.
 static void accumulate_gradients(Trainer *tr, double norm, EvalStats *stats) {
-    Model *model = &tr->model;
     int k = tr->tc->grad_accum;
-    long n = model->n_params;
     for (int a = 0; a < k; a++) {
-        Batch *b = &tr->batches[a];
         long micro = (long)dist_rank() * k + a;  // the micro-batch's place in the whole step
-        if (a == 1) memcpy(tr->grad_sum, model->grads, sizeof(real) * (size_t)n);
-        if (a >= 2)
-            for (long i = 0; i < n; i++) tr->grad_sum[i] += model->grads[i];
-        if (a >= 1) model_zero_grad(model);
-        uint64_t key = rng_key(tr->st.dropout_seed, (uint64_t)tr->st.step, (uint64_t)micro, 1);
-        tr->micro_loss[micro] = model_forward(model, b, key);
-        eval_accumulate(stats, model, b);
-        model_backward(model, b, (real)(1.0 / norm));
+        tr->micro_key[a] = rng_key(tr->st.dropout_seed, (uint64_t)tr->st.step, (uint64_t)micro, 1);
     }
-    if (k > 1)
-        for (long i = 0; i < n; i++) model->grads[i] += tr->grad_sum[i];
+    micro_gradients(&tr->runner, tr->batches, k, tr->micro_key, (real)(1.0 / norm),
+                    tr->micro_loss + (long)dist_rank() * k, stats);
 }
 
 // One optimizer step over the batch (grad_accum micro-batches on each rank). Returns 0, or
@@ -460,7 +464,6 @@ static int train_step(Trainer *tr) {
     Model *model = &tr->model;
     TrainState *st = &tr->st;
     double lr = lr_at(&tr->opt, st->step);
-    model_zero_grad(model);
     // The normaliser covers the whole step, so B sequences in one batch, in k micro-batches or on
     // N ranks give the same gradient.
     long step_tokens;
@@ -631,7 +634,8 @@ static void trainer_free(Trainer *tr) {
     if (tr->batches)
         for (int i = 0; i < tr->tc->grad_accum; i++) batch_free(&tr->batches[i]);
     free(tr->batches);
-    free(tr->grad_sum);
+    micro_free(&tr->runner);
+    free(tr->micro_key);
     free(tr->micro_loss);
     model_free(&tr->model);
     task_free(tr->task);

@@ -25,6 +25,17 @@ if [ -n "$(losses "$TMP/t1")" ] && [ "$(losses "$TMP/a")" = "$(losses "$TMP/t1")
     ok "1 and 2 threads give bit-identical losses and parameters"
 else bad "1 and 2 threads differ"; fi
 
+# Micro-batches run at once on model replicas, one a thread (src/micro.h): 1, 2 and 3 threads (the
+# last also leaving one micro-batch of 4 to a round of its own) give the same bits, with dropout, the
+# gate keys of their own and the RoPE and CoPE tables that each layer prepares.
+MICRO="--set train.grad_accum=4 --set model.dropout=0.1 --set pe.type=cope+rope --set pe.sep_keys=true --set train.steps=12 --set train.log_interval=1"
+for t in 1 2 3; do "$BIN/train" $TINY $MICRO --set run.name=mb$t --set run.threads=$t >"$TMP/mb$t.out" 2>&1; done
+if [ -n "$(losses "$TMP/mb1")" ] && [ "$(losses "$TMP/mb1")" = "$(losses "$TMP/mb2")" ] &&
+    [ "$(losses "$TMP/mb1")" = "$(losses "$TMP/mb3")" ] && [ "$(params "$TMP/mb1")" = "$(params "$TMP/mb2")" ] &&
+    [ "$(params "$TMP/mb1")" = "$(params "$TMP/mb3")" ]; then
+    ok "micro-batches on 1, 2 and 3 threads (replicas at once) give bit-identical losses and parameters"
+else bad "micro-batches differ with the thread count: $(tail -2 "$TMP/mb2.out")"; fi
+
 # Nor on how the threads share out the work: tiles and heads taken as they come (the schedule while
 # other processes preempt the threads) give run a's bits (equal shares, the quiet machine's).
 OMP_SCHEDULE=dynamic,1 "$BIN/train" $TINY --set run.name=dyn --set train.steps=40 --set train.log_interval=1 >/dev/null 2>&1

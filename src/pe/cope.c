@@ -43,35 +43,30 @@ typedef struct {
     int shared_table;     // the layers share the first CoPE layer's table
     int keep_gates;       // pe.keep_gates: 1 always, 0 never, -1 auto (keeps_gates)
     PETensor table;       // E (dh, npos), shared by the heads of the layer
+    // Eᵀ (npos, dh), for the backward's dq += dZ·Eᵀ, transposed once per backward call by prepare:
+    // a product with E transposed copies it for each row block (the tiny model's CoPE attention
+    // spent 6% of its time in those copies). Its rows are those of E's columns, so the product sums
+    // the same terms in the same order.
+    real *table_t;
 } Cope;
 
 static const Cope *cope_of(const AttnPE *pe) { return pe_opts(pe, &pe_cope); }
 
-// Eᵀ (P, dh) of the layer attention runs now, for the backward's dq += dZ·Eᵀ, transposed once per
-// backward call by prepare: a product with E transposed copies it for each row block (the tiny
-// model's CoPE attention spent 6% of its time in those copies). One buffer, as attention calls never run
-// concurrently; its rows are those of E's columns, so the product sums the same terms in the same
-// order.
-static real *table_t;
-static long table_t_size;
-
 static void cope_prepare(const AttnPE *pe, int T, int dh, int backward) {
     (void)T;
     if (!backward) return;  // the forward (and every decoding step) reads E as it is
-    const Cope *o = cope_of(pe);
+    Cope *o = (Cope *)cope_of(pe);  // the layer's own tables are prepare's to write
     int P = o->npos;
-    if ((long)P * dh > table_t_size) {
-        free(table_t);
-        table_t = malloc(sizeof(real) * (size_t)P * dh);
-        if (!table_t) {
-            fprintf(stderr, "cope.c: out of memory for a %d x %d position table\n", P, dh);
-            exit(1);
-        }
-        table_t_size = (long)P * dh;
+    if (!o->table_t) o->table_t = malloc(sizeof(real) * (size_t)P * dh);  // P and dh are the layer's for good
+    if (!o->table_t) {
+        fprintf(stderr, "cope.c: out of memory for a %d x %d position table\n", P, dh);
+        exit(1);
     }
     for (int d = 0; d < dh; d++)
-        for (int m = 0; m < P; m++) table_t[(long)m * dh + d] = o->table.w[(long)d * P + m];
+        for (int m = 0; m < P; m++) o->table_t[(long)m * dh + d] = o->table.w[(long)d * P + m];
 }
+
+static void cope_release(void *opts) { free(((Cope *)opts)->table_t); }
 
 static int cope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     (void)T;
@@ -366,7 +361,7 @@ static int gates_and_positions(real *sg, real *p, const real *x, real s, const u
 
 static void cope_head_forward(PEHead *hd) {
     Work w = carve_head(hd);
-    if (rotated_gate_keys(hd->opts, hd->pe)) pe_rope_rotate(w.keys, hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
+    if (rotated_gate_keys(hd->opts, hd->pe)) pe_rope_rotate(hd->pe, w.keys, hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
 }
 
 // The block's first key that is not clamped in every row, from each row's first unclamped key: the
@@ -564,7 +559,7 @@ static void cope_head_backward(PEHead *hd) {
     Work w = carve_head(hd);
     memset(w.copies, 0, sizeof(real) * COPIES * (o->npos + 1));
     if (rotated_gate_keys(o, hd->pe)) {
-        pe_rope_rotate(w.keys, hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
+        pe_rope_rotate(hd->pe, w.keys, hd->dh, hd->gate_keys, hd->C, hd->T, hd->dh);
         memset(w.dkeys, 0, sizeof(real) * hd->T * hd->dh);
     }
 }
@@ -707,7 +702,7 @@ static void cope_block_backward_end(PEHead *hd) {
     ncol = product_width(ncol, P);
     for (int r = 0; r < rows; r++) memset(dz + (long)r * P + row_ncol[r], 0, sizeof(real) * (ncol - row_ncol[r]));
     // dq[rows] += dZ[rows][0:ncol]·Eᵀ[0:ncol] ;  partial[0:ncol] += dZ[rows][0:ncol]ᵀ·Q[rows]
-    matmul(0, 0, rows, dh, ncol, 1, dz, P, table_t, dh, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
+    matmul(0, 0, rows, dh, ncol, 1, dz, P, o->table_t, dh, 1, hd->dq + (long)i0 * hd->ldd, hd->ldd);
     matmul(1, 0, ncol, dh, rows, 1, dz, P, hd->q + (long)i0 * hd->C, hd->C, 1, hd->partial, dh);
     if (separate_gates(o, hd->pe)) {  // dS' of the keys [from, i1), the others' gates have none
         Gates g = gate_operands(hd, w);
@@ -723,7 +718,7 @@ static void cope_block_backward_end(PEHead *hd) {
 
 static void cope_head_backward_end(PEHead *hd) {
     if (rotated_gate_keys(hd->opts, hd->pe) && hd->dgate_keys)
-        pe_rope_unrotate_add(hd->dgate_keys, hd->C, work_of(hd)->dkeys, hd->dh, hd->T, hd->dh);
+        pe_rope_unrotate_add(hd->pe, hd->dgate_keys, hd->C, work_of(hd)->dkeys, hd->dh, hd->T, hd->dh);
 }
 
 static void cope_reduce(const AttnPE *pe, const real *partials, long nbh, int dh) {
@@ -812,6 +807,7 @@ const PEKernel pe_cope = {
     .layer_params = cope_layer_params,
     .check_length = cope_check_length,
     .prepare = cope_prepare,
+    .release = cope_release,
     .cache_size = cope_cache_size,
     .cache_bind = cope_cache_bind,
     .work_size = cope_work_size,

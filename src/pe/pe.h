@@ -14,12 +14,13 @@
 // table[t][2m+1] = cos(t·10000^(-2m/C)).
 void pe_sinusoidal_table(real *table, int T, int C);
 
-// RoPE's kernel, and its rotation of one head's rows t = 0..T-1 (the table of the last prepare):
-// dst = rot(t)·src, or dst += rot(t)ᵀ·src; _from rotates rows of positions t0..T-1 (row t at t - t0).
+// RoPE's kernel, and its rotation of one head's rows t = 0..T-1 (with the table of the last prepare
+// of the layer pe): dst = rot(t)·src, or dst += rot(t)ᵀ·src; _from rotates rows of positions
+// t0..T-1 (row t at t - t0).
 extern const PEKernel pe_rope;
-void pe_rope_rotate(real *dst, int ldd, const real *src, int lds, int T, int dh);
-void pe_rope_rotate_from(real *dst, int ldd, const real *src, int lds, int t0, int T, int dh);
-void pe_rope_unrotate_add(real *dst, int ldd, const real *src, int lds, int T, int dh);
+void pe_rope_rotate(const AttnPE *pe, real *dst, int ldd, const real *src, int lds, int T, int dh);
+void pe_rope_rotate_from(const AttnPE *pe, real *dst, int ldd, const real *src, int lds, int t0, int T, int dh);
+void pe_rope_unrotate_add(const AttnPE *pe, real *dst, int ldd, const real *src, int lds, int T, int dh);
 
 // Sums nbh partials of n reals (stride n) into dst in the order 0..nbh-1, parallel over elements;
 // with cols > 0 the partials are (n/cols, cols) and dst, the sum's transpose, (cols, n/cols).

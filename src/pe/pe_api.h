@@ -130,8 +130,10 @@ typedef struct {
     long (*work_size)(const AttnPE *pe, int T, int dh, int rows);
     long (*partial_size)(const AttnPE *pe, int dh);
     // before any head, outside the parallel region, of the forward (backward 0) or the backward
-    // (1): tables that depend on T or on the layer's own
+    // (1): tables that depend on T or on the layer's own, kept in the layer's opts (each model has
+    // its own, so the replicas of micro.h may run attention at the same time); `release` frees them
     void (*prepare)(const AttnPE *pe, int T, int dh, int backward);
+    void (*release)(void *opts);
     // q/k transform: writes the transformed q (rows r0..T-1) and k (all rows) into the cache and
     // points *qa, *ka at them
     void (*qk_forward)(const real **qa, const real **ka, AttnCache *cache, const real *q, const real *k,

@@ -83,6 +83,8 @@ int pe_layer_init(AttnPE *pe, const Config *c, int layer, char *err, int errlen)
 
 void pe_layer_free(AttnPE *pe) {
     for (int i = 0; i < pe_n_kernels; i++)
+        if (pe->opts[i] && pe_kernels[i]->release) pe_kernels[i]->release(pe->opts[i]);
+    for (int i = 0; i < pe_n_kernels; i++)
         if (pe->opts[i]) {  // the first one holds the allocation
             free(pe->opts[i]);
             break;

@@ -8,18 +8,16 @@
 
 #include "pe.h"
 
-// cos and sin of every (t, m), built by prepare for the current T, dh, base (one table for all
-// layers of a model; rebuilt only when one of them changes).
-static real *rope_cs;  // (T, dh/2, 2)
-static int rope_T, rope_dh;
-static double rope_base;
-
-// A layer's RoPE (AttnPE.opts): the frequency base.
+// A layer's RoPE (AttnPE.opts): the frequency base, and the cos and sin of every (t, m) for the
+// T, dh of the last prepare (rebuilt only when T grows or dh changes).
 typedef struct {
     double base;
+    real *cs;  // (cs_T, dh/2, 2)
+    int cs_T, cs_dh;
 } Rope;
 
-static double base_of(const AttnPE *pe) { return ((const Rope *)pe_opts(pe, &pe_rope))->base; }
+static const Rope *rope_of(const AttnPE *pe) { return pe_opts(pe, &pe_rope); }
+static double base_of(const AttnPE *pe) { return rope_of(pe)->base; }
 
 static int rope_check_length(const AttnPE *pe, int T, char *err, int errlen) {
     (void)T;
@@ -49,31 +47,34 @@ static void rope_prepare(const AttnPE *pe, int T, int dh, int backward) {
         fprintf(stderr, "rope.c: RoPE rotates pairs of channels, but the head dim %d is odd\n", dh);
         exit(1);
     }
-    double base = base_of(pe);
-    if (rope_cs && T <= rope_T && dh == rope_dh && base == rope_base) return;
-    free(rope_cs);
-    rope_cs = malloc(sizeof(real) * (size_t)T * dh);
-    if (!rope_cs) {
+    Rope *o = (Rope *)rope_of(pe);  // the layer's own tables are prepare's to write
+    if (o->cs && T <= o->cs_T && dh == o->cs_dh) return;
+    free(o->cs);
+    o->cs = malloc(sizeof(real) * (size_t)T * dh);
+    if (!o->cs) {
         fprintf(stderr, "rope.c: out of memory for a %d x %d rotation table\n", T, dh);
         exit(1);
     }
     for (int t = 0; t < T; t++) {
         for (int m = 0; m < dh / 2; m++) {
-            double angle = t * pow(base, -2.0 * m / dh);
-            rope_cs[((long)t * (dh / 2) + m) * 2] = (real)cos(angle);
-            rope_cs[((long)t * (dh / 2) + m) * 2 + 1] = (real)sin(angle);
+            double angle = t * pow(o->base, -2.0 * m / dh);
+            o->cs[((long)t * (dh / 2) + m) * 2] = (real)cos(angle);
+            o->cs[((long)t * (dh / 2) + m) * 2 + 1] = (real)sin(angle);
         }
     }
-    rope_T = T, rope_dh = dh, rope_base = base;
+    o->cs_T = T, o->cs_dh = dh;
 }
 
-void pe_rope_rotate(real *dst, int ldd, const real *src, int lds, int T, int dh) {
-    pe_rope_rotate_from(dst, ldd, src, lds, 0, T, dh);
+static void rope_release(void *opts) { free(((Rope *)opts)->cs); }
+
+void pe_rope_rotate(const AttnPE *pe, real *dst, int ldd, const real *src, int lds, int T, int dh) {
+    pe_rope_rotate_from(pe, dst, ldd, src, lds, 0, T, dh);
 }
 
-void pe_rope_rotate_from(real *dst, int ldd, const real *src, int lds, int t0, int T, int dh) {
+void pe_rope_rotate_from(const AttnPE *pe, real *dst, int ldd, const real *src, int lds, int t0, int T, int dh) {
+    const real *table = rope_of(pe)->cs;
     for (int t = t0; t < T; t++) {
-        const real *cs = rope_cs + (long)t * dh, *x = src + (long)(t - t0) * lds;
+        const real *cs = table + (long)t * dh, *x = src + (long)(t - t0) * lds;
         real *y = dst + (long)(t - t0) * ldd;
         for (int m = 0; m < dh / 2; m++) {
             real c = cs[2 * m], s = cs[2 * m + 1], x0 = x[2 * m], x1 = x[2 * m + 1];
@@ -84,9 +85,10 @@ void pe_rope_rotate_from(real *dst, int ldd, const real *src, int lds, int t0, i
 }
 
 // The rotation is orthogonal: its backward applies the transpose, the rotation by -angle.
-void pe_rope_unrotate_add(real *dst, int ldd, const real *src, int lds, int T, int dh) {
+void pe_rope_unrotate_add(const AttnPE *pe, real *dst, int ldd, const real *src, int lds, int T, int dh) {
+    const real *table = rope_of(pe)->cs;
     for (int t = 0; t < T; t++) {
-        const real *cs = rope_cs + (long)t * dh, *y = src + (long)t * lds;
+        const real *cs = table + (long)t * dh, *y = src + (long)t * lds;
         real *x = dst + (long)t * ldd;
         for (int m = 0; m < dh / 2; m++) {
             real c = cs[2 * m], s = cs[2 * m + 1], y0 = y[2 * m], y1 = y[2 * m + 1];
@@ -98,13 +100,12 @@ void pe_rope_unrotate_add(real *dst, int ldd, const real *src, int lds, int T, i
 
 static void rope_qk_forward(const real **qa, const real **ka, AttnCache *cache, const real *q, const real *k,
                             const AttnPE *pe, int B, int T, int r0, int C, int H) {
-    (void)pe;
     int dh = C / H;
 #pragma omp parallel for schedule(static)
     for (long bh = 0; bh < (long)B * H; bh++) {
         long off = (bh / H) * T * C + (bh % H) * dh, qoff = off + (long)r0 * C;
-        pe_rope_rotate_from(cache->qrot + qoff, C, q + qoff, C, r0, T, dh);
-        pe_rope_rotate(cache->krot + off, C, k + off, C, T, dh);
+        pe_rope_rotate_from(pe, cache->qrot + qoff, C, q + qoff, C, r0, T, dh);
+        pe_rope_rotate(pe, cache->krot + off, C, k + off, C, T, dh);
     }
     *qa = cache->qrot;
     *ka = cache->krot;
@@ -116,8 +117,8 @@ static void rope_qk_saved(const real **qa, const real **ka, const AttnCache *cac
 }
 
 static void rope_qk_backward(PEHead *hd) {
-    pe_rope_unrotate_add(hd->dq_in, hd->C, hd->dq, hd->ldd, hd->T, hd->dh);
-    pe_rope_unrotate_add(hd->dk_in, hd->C, hd->dk, hd->ldd, hd->T, hd->dh);
+    pe_rope_unrotate_add(hd->pe, hd->dq_in, hd->C, hd->dq, hd->ldd, hd->T, hd->dh);
+    pe_rope_unrotate_add(hd->pe, hd->dk_in, hd->C, hd->dk, hd->ldd, hd->T, hd->dh);
 }
 
 static const ConfigKey rope_keys[] = {
@@ -152,6 +153,7 @@ const PEKernel pe_rope = {
     .cache_size = rope_cache_size,
     .cache_bind = rope_cache_bind,
     .prepare = rope_prepare,
+    .release = rope_release,
     .qk_forward = rope_qk_forward,
     .qk_saved = rope_qk_saved,
     .qk_backward = rope_qk_backward,

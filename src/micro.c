@@ -1,0 +1,81 @@
+#include "micro.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+double micro_extra_bytes(Model *m, int n, int B, int T) {
+    double one = model_activation_bytes(m, B, T) + sizeof(real) * (double)m->n_params;
+    return (n - 1) * one;
+}
+
+int micro_init(MicroRunner *r, Model *m, int n, int k_max, int B, int T, char *err, int errlen) {
+    memset(r, 0, sizeof *r);
+    r->model = m;
+    r->n = 1;
+    r->extra = calloc(n > 1 ? n - 1 : 1, sizeof *r->extra);
+    r->grad_sum = k_max > 1 ? malloc(sizeof(real) * (size_t)m->n_params) : NULL;
+    if (!r->extra || (k_max > 1 && !r->grad_sum)) {
+        snprintf(err, errlen, "out of memory for the gradient sum of %d micro-batches", k_max);
+        return -1;
+    }
+    for (; r->n < n; r->n++) {
+        Model *x = &r->extra[r->n - 1];
+        if (model_replica(x, m, err, errlen) != 0 || model_prepare(x, B, T, err, errlen) != 0) {
+            model_free(x);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void micro_free(MicroRunner *r) {
+    for (int i = 0; i < r->n - 1; i++) model_free(&r->extra[i]);
+    free(r->extra);
+    free(r->grad_sum);
+    memset(r, 0, sizeof *r);
+}
+
+static Model *replica(const MicroRunner *r, int i) { return i == 0 ? r->model : &r->extra[i - 1]; }
+
+// Micro-batch a's gradient from zero, in model x's gradients; its loss and statistics.
+static void one_micro(Model *x, const Batch *b, uint64_t key, real loss_scale, double *loss, EvalStats *stats) {
+    model_zero_grad(x);
+    *loss = model_forward(x, b, key);
+    if (stats) eval_accumulate(stats, x, b);
+    model_backward(x, b, loss_scale);
+}
+
+// sum = g (first) or sum += g_0, g_1, ... in order: the replicas' gradients of micro-batches a0..a0+n-1.
+static void fold(real *sum, const MicroRunner *r, int n, int first) {
+    long size = r->model->n_params;
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < size; i++) {
+        real s = first ? r->model->grads[i] : sum[i] + r->model->grads[i];
+        for (int j = 1; j < n; j++) s += r->extra[j - 1].grads[i];
+        sum[i] = s;
+    }
+}
+
+void micro_gradients(MicroRunner *r, const Batch *batches, int k, const uint64_t *keys, real loss_scale,
+                     double *losses, EvalStats *stats) {
+    EvalStats each[k];
+    memset(each, 0, sizeof each);
+    int threads = omp_get_max_threads(), at_once = r->n < threads ? r->n : threads;
+    for (int a0 = 0; a0 < k; a0 += at_once) {
+        int n = k - a0 < at_once ? k - a0 : at_once;
+        if (n == 1) {  // outside a parallel region, so that its passes use every thread
+            one_micro(r->model, &batches[a0], keys[a0], loss_scale, &losses[a0], stats ? &each[a0] : NULL);
+        } else {
+#pragma omp parallel for schedule(static, 1) num_threads(n)
+            for (int i = 0; i < n; i++)
+                one_micro(replica(r, i), &batches[a0 + i], keys[a0 + i], loss_scale, &losses[a0 + i],
+                          stats ? &each[a0 + i] : NULL);
+        }
+        if (k > 1) fold(r->grad_sum, r, n, a0 == 0);
+    }
+    if (k > 1) memcpy(r->model->grads, r->grad_sum, sizeof(real) * (size_t)r->model->n_params);
+    if (stats)
+        for (int a = 0; a < k; a++) eval_add(stats, &each[a]);
+}
