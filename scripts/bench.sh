@@ -6,6 +6,8 @@
 #   2. the tiny model of the synthetic tasks (2L d64 T128 B32), the flip-flop model (4L d256 T512
 #      B16) and a small language model (6L d384 T256 B16, vocabulary 256), no PE and CoPE, 1 and 2
 #      threads, each beside the same model in PyTorch (scripts/bench_torch.py) when it is installed;
+#      and the tiny model again in 8 micro-batches of 4 sequences (train.grad_accum 8), which run at
+#      once on model replicas, one thread each (src/micro.h);
 #   3. CoPE against no PE at T = 1024 and 2048 (8192 tokens per step), 2 threads, with the default
 #      npos (T + 1: no position ever clamps) and with the paper's language-model npos 64;
 #   4. 1 and 2 threads while a busy process this script starts (and stops) holds one core; the steps
@@ -93,6 +95,11 @@ for th in 1 2; do
         row tiny "$th" $pe 20 "" 1 2 64 4 128 32 5
         row flip-flop "$th" $pe 3 "" $big_torch 4 256 4 512 16 5
         row lm-small "$th" $pe 2 "" $big_torch 6 384 6 256 16 256
+    done
+done
+for th in 1 2; do
+    for pe in none cope; do
+        row "tiny in 8 micro-batches" "$th" $pe 20 "" 1 2 64 4 128 32 5 --set train.grad_accum=8
     done
 done
 for tb in 1024:8 2048:4; do
@@ -184,6 +191,10 @@ THREADS="1 thread (B) over 2 threads (A), no PE"
         $TINY_ARGS --set run.threads=1
     pair "tiny L2 d64 H4 T128 B32" "$THREADS" 3 "--set run.threads=2" "--set run.threads=1" -- \
         $TINY_ARGS --set pe.type=none
+    pair "tiny L2 d64 H4 T128 B32" "8 micro-batches (B) over one batch (A), 2 threads, no PE" 3 "" \
+        "--set train.grad_accum=8" -- $TINY_ARGS --set run.threads=2 --set pe.type=none
+    pair "tiny in 8 micro-batches L2 d64 H4 T128 B32" "$THREADS" 3 "--set run.threads=2" "--set run.threads=1" -- \
+        $TINY_ARGS --set pe.type=none --set train.grad_accum=8
     pair "flip-flop L4 d256 H4 T512 B16" "$COPE" 2 "--set pe.type=none" "--set pe.type=cope" -- \
         $FF_ARGS --set run.threads=1
     pair "flip-flop L4 d256 H4 T512 B16" "$THREADS" 2 "--set run.threads=2" "--set run.threads=1" -- \

@@ -282,7 +282,8 @@ static int setup(Trainer *tr, const Args *a) {
     if (replicas > 1 && budget.n < BUDGET_MAX_PARTS) {
         BudgetPart *p = &budget.parts[budget.n++];
         *p = (BudgetPart){"", micro_extra_bytes(&tr->model, replicas, tr->micro, tr->T), "run.threads"};
-        snprintf(p->name, sizeof p->name, "%d model replicas running micro-batches at once", replicas - 1);
+        snprintf(p->name, sizeof p->name, "%d model replica%s running micro-batches at once", replicas - 1,
+                 replicas > 2 ? "s" : "");
     }
     if (a->dry_run) {
         printf("%s: config valid; task %s (vocabulary %d, context %d); model %ld parameters\n", source,

@@ -35,6 +35,10 @@ if [ -n "$(losses "$TMP/mb1")" ] && [ "$(losses "$TMP/mb1")" = "$(losses "$TMP/m
     [ "$(params "$TMP/mb1")" = "$(params "$TMP/mb3")" ]; then
     ok "micro-batches on 1, 2 and 3 threads (replicas at once) give bit-identical losses and parameters"
 else bad "micro-batches differ with the thread count: $(tail -2 "$TMP/mb2.out")"; fi
+# The replicas' memory is budgeted: --dry-run lists one replica besides the model at 2 threads.
+if "$BIN/train" $TINY --set train.grad_accum=4 --dry-run | grep -q "1 model replica running micro-batches at once"; then
+    ok "--dry-run lists the replicas that run micro-batches at once"
+else bad "--dry-run does not list the micro-batch replicas"; fi
 
 # Nor on how the threads share out the work: tiles and heads taken as they come (the schedule while
 # other processes preempt the threads) give run a's bits (equal shares, the quiet machine's).
