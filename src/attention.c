@@ -148,6 +148,7 @@ typedef struct {
     long transposed_off;            // within a thread's region: keys or values transposed (dh,ldt)
     long core_work, thread_work;    // reals per thread: the core's blocks, and everything
     long kernel_work[MAX_KERNELS];  // offset of each kernel's work within a thread's region
+    int team;                       // threads the heads' loop may run on
     real *threads;                  // thread t's region at threads + t·thread_work
     real *partials[MAX_KERNELS];    // kernel k's partial of head bh at partials[k] + bh·partial_size
     long partial_size[MAX_KERNELS];
@@ -193,7 +194,10 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
         if (c->ks[i]->work_size) off += round16(c->ks[i]->work_size(pe, T, c->dh, c->rows));
     }
     c->thread_work = off;
-    long total = (long)omp_get_max_threads() * off;
+    // the threads of the heads' loop: one where it would nest inside an active region (a replica's
+    // passes, micro.h), as OpenMP then runs it on the calling thread alone
+    c->team = omp_get_active_level() < omp_get_max_active_levels() ? omp_get_max_threads() : 1;
+    long total = (long)c->team * off;
     if (backward) {
         for (int i = 0; i < c->nk; i++) {
             c->partial_size[i] = c->ks[i]->partial_size ? c->ks[i]->partial_size(pe, c->dh) : 0;
@@ -201,7 +205,7 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
         }
     }
     c->threads = workspace(total);
-    real *p = c->threads + (long)omp_get_max_threads() * off;
+    real *p = c->threads + (long)c->team * off;
     for (int i = 0; i < c->nk; i++) {
         c->partials[i] = p;
         p += (long)B * H * c->partial_size[i];
@@ -415,7 +419,7 @@ static void forward_rows(real *out, AttnCache *cache, const real *q, const real 
     call_setup(&c, cache, q, k, v, key_pad, pe, p_drop, drop_key, B, T, r0, C, H, 0);
     for (int x = 0; x < c.nk; x++)
         if (c.ks[x]->qk_forward) c.ks[x]->qk_forward(&c.q, &c.k, cache, q, k, pe, B, T, r0, C, H);
-#pragma omp parallel
+#pragma omp parallel num_threads(c.team)
     {
         real *thread = c.threads + (long)omp_get_thread_num() * c.thread_work;
 #pragma omp for schedule(runtime)  // static or dynamic by contention (system.h)
@@ -532,7 +536,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const At
     call_setup(&c, (AttnCache *)cache, q, k, v, key_pad, pe, p_drop, drop_key, B, T, 0, C, H, 1);
     for (int x = 0; x < c.nk; x++)
         if (c.ks[x]->qk_saved) c.ks[x]->qk_saved(&c.q, &c.k, cache);
-#pragma omp parallel
+#pragma omp parallel num_threads(c.team)
     {
         real *thread = c.threads + (long)omp_get_thread_num() * c.thread_work;
 #pragma omp for schedule(runtime)  // static or dynamic by contention (system.h)

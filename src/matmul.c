@@ -529,6 +529,9 @@ enum { TILE_MIN = 256, MAX_TILES = 8, K_TILES = 4, K_MIN = 2048 };
 // One per calling thread, as for attention's workspace: replicas may run products at once.
 static _Thread_local real *scratch;
 static _Thread_local long scratch_size;
+static _Thread_local int top_level;  // matmul_set_top_level
+
+void matmul_set_top_level(int level) { top_level = level; }
 
 static real *scratch_for(long n) {
     if (n > scratch_size) {
@@ -577,7 +580,7 @@ static void matmul_k_sliced(int trans_a, int trans_b, int M, int N, int K, real 
 // matmul, or matmul_bias when bias is not NULL.
 static void product(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
                     const real *B, int ldb, real beta, const real *bias, real *C, int ldc) {
-    if (omp_get_level() > 0) {  // already one task of a parallel loop (attention's heads)
+    if (omp_get_level() > top_level) {  // already one task of a parallel loop (attention's heads)
         gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
         return;
     }

@@ -24,10 +24,15 @@
 // count, so results do not depend on it) that OpenMP threads share by the run-time schedule (static
 // or dynamic, see set_threads in system.h); inside one it is a single product (OpenBLAS's or the own
 // loop's) on the calling thread, so callers may parallelise over independent products without
-// oversubscription. Not to be
-// called concurrently from outside parallel regions (one scratch buffer for partial products).
+// oversubscription. "Outside" is relative to the calling thread's top level (matmul_set_top_level).
 void matmul(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
             const real *B, int ldb, real beta, real *C, int ldc);
+// The OpenMP nesting level at which the calling thread's products count as outside any parallel
+// region (0 until set). A thread that runs a whole model's passes as one task of a parallel loop
+// (micro.c's replicas) sets it to its level, so that its products are cut into the same tiles and
+// K slices as at the top, in the same order on its one thread, and give the same bits; products
+// inside its own parallel loops (attention's heads) still run whole.
+void matmul_set_top_level(int level);
 // C = A·Bᵀ + bias, the row bias (N) added to every row: A (M,K), B (N,K), C (M,N), row strides lda,
 // ldb, ldc. The own loop sums each row from the bias, which saves copying it into C first (a pass
 // over C, then read back by the product); OpenBLAS products get that copy.

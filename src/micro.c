@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "matmul.h"
+
 double micro_extra_bytes(Model *m, int n, int B, int T) {
     double one = model_activation_bytes(m, B, T) + sizeof(real) * (double)m->n_params;
     return (n - 1) * one;
@@ -15,8 +17,9 @@ int micro_init(MicroRunner *r, Model *m, int n, int k_max, int B, int T, char *e
     r->model = m;
     r->n = 1;
     r->extra = calloc(n > 1 ? n - 1 : 1, sizeof *r->extra);
+    r->stats = calloc(n, sizeof *r->stats);
     r->grad_sum = k_max > 1 ? malloc(sizeof(real) * (size_t)m->n_params) : NULL;
-    if (!r->extra || (k_max > 1 && !r->grad_sum)) {
+    if (!r->extra || !r->stats || (k_max > 1 && !r->grad_sum)) {
         snprintf(err, errlen, "out of memory for the gradient sum of %d micro-batches", k_max);
         return -1;
     }
@@ -33,18 +36,23 @@ int micro_init(MicroRunner *r, Model *m, int n, int k_max, int B, int T, char *e
 void micro_free(MicroRunner *r) {
     for (int i = 0; i < r->n - 1; i++) model_free(&r->extra[i]);
     free(r->extra);
+    free(r->stats);
     free(r->grad_sum);
     memset(r, 0, sizeof *r);
 }
 
 static Model *replica(const MicroRunner *r, int i) { return i == 0 ? r->model : &r->extra[i - 1]; }
 
-// Micro-batch a's gradient from zero, in model x's gradients; its loss and statistics.
+// Micro-batch a's gradient from zero, in model x's gradients; its loss and statistics. Its products
+// are cut as at the top level, whatever the level it runs at (matmul_set_top_level), so a replica's
+// bits are the ones a model running alone would compute.
 static void one_micro(Model *x, const Batch *b, uint64_t key, real loss_scale, double *loss, EvalStats *stats) {
+    matmul_set_top_level(omp_get_level());
     model_zero_grad(x);
     *loss = model_forward(x, b, key);
-    if (stats) eval_accumulate(stats, x, b);
+    eval_accumulate(stats, x, b);
     model_backward(x, b, loss_scale);
+    matmul_set_top_level(0);
 }
 
 // sum = g (first) or sum += g_0, g_1, ... in order: the replicas' gradients of micro-batches a0..a0+n-1.
@@ -60,22 +68,20 @@ static void fold(real *sum, const MicroRunner *r, int n, int first) {
 
 void micro_gradients(MicroRunner *r, const Batch *batches, int k, const uint64_t *keys, real loss_scale,
                      double *losses, EvalStats *stats) {
-    EvalStats each[k];
-    memset(each, 0, sizeof each);
     int threads = omp_get_max_threads(), at_once = r->n < threads ? r->n : threads;
     for (int a0 = 0; a0 < k; a0 += at_once) {
         int n = k - a0 < at_once ? k - a0 : at_once;
+        memset(r->stats, 0, sizeof *r->stats * (size_t)n);
         if (n == 1) {  // outside a parallel region, so that its passes use every thread
-            one_micro(r->model, &batches[a0], keys[a0], loss_scale, &losses[a0], stats ? &each[a0] : NULL);
+            one_micro(r->model, &batches[a0], keys[a0], loss_scale, &losses[a0], &r->stats[0]);
         } else {
 #pragma omp parallel for schedule(static, 1) num_threads(n)
             for (int i = 0; i < n; i++)
-                one_micro(replica(r, i), &batches[a0 + i], keys[a0 + i], loss_scale, &losses[a0 + i],
-                          stats ? &each[a0 + i] : NULL);
+                one_micro(replica(r, i), &batches[a0 + i], keys[a0 + i], loss_scale, &losses[a0 + i], &r->stats[i]);
         }
         if (k > 1) fold(r->grad_sum, r, n, a0 == 0);
+        if (stats)
+            for (int i = 0; i < n; i++) eval_add(stats, &r->stats[i]);
     }
     if (k > 1) memcpy(r->model->grads, r->grad_sum, sizeof(real) * (size_t)r->model->n_params);
-    if (stats)
-        for (int a = 0; a < k; a++) eval_add(stats, &each[a]);
 }

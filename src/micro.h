@@ -21,6 +21,7 @@ typedef struct {
     Model *extra;    // replicas 1..n-1
     int n;           // replicas, 1 + the extra ones
     real *grad_sum;  // (n_params) the sum so far, when a step has more than one micro-batch
+    EvalStats *stats;  // (n) the statistics of the micro-batches running at once
 } MicroRunner;
 
 // The bytes the n - 1 extra replicas take for micro-batches of B × T (activations and gradients):
@@ -34,7 +35,8 @@ void micro_free(MicroRunner *r);
 
 // Into r->model->grads (overwritten): Σ_a ∂(loss_scale × loss of batches[a])/∂θ over a = 0..k-1, in
 // that order, with micro-batch a's dropout masks from keys[a] (0: no dropout). losses[a] gets each one's
-// summed loss (model_forward), and each one's statistics are added to *stats in order. Runs
+// summed loss (model_forward), and each one's statistics are added to *stats in order (stats may be
+// NULL). Runs
 // min(n, k, the current OpenMP thread count) micro-batches at a time.
 void micro_gradients(MicroRunner *r, const Batch *batches, int k, const uint64_t *keys, real loss_scale,
                      double *losses, EvalStats *stats);
