@@ -33,11 +33,16 @@ mean_of() { grep '^step' "$2" | sed 1d | sed -n "s,.* \([0-9.]*\) $1.*,\1,p" | a
 mpirun --allow-run-as-root --oversubscribe --bind-to core -np 2 "$MPI_BIN/train" $COMMON --set run.name=ranks \
     --set run.threads=1 >"$OUT/ranks.out" 2>&1 ||
     { echo "bench-mpi: 2 ranks × 1 thread failed: $(tail -2 "$OUT/ranks.out")"; exit 1; }
+# The same split in one process: 2 micro-batches at once on model replicas, one thread each (src/micro.h).
+"$BIN/train" $COMMON --set run.name=micro --set run.threads=2 --set train.grad_accum=2 >"$OUT/micro.out" 2>&1 ||
+    { echo "bench-mpi: 1 × 2 threads, 2 micro-batches failed: $(tail -2 "$OUT/micro.out")"; exit 1; }
 t=$(mean_of tok/s "$OUT/threads.out")
+mt=$(mean_of tok/s "$OUT/micro.out")
 r=$(mean_of tok/s "$OUT/ranks.out")
 ms=$(mean_of ms/step "$OUT/ranks.out")
 params=$(sed -n 's/^model: \([0-9]*\) parameters.*/\1/p' "$OUT/ranks.out")
 echo "== ranks vs threads, ${CONFIG%% *} ($params parameters), $STEPS steps, same global batch"
 printf '1 rank  × 2 threads: %10s tok/s\n' "$t"
+printf '1 rank  × 2 threads, 2 micro-batches at once: %10s tok/s\n' "$mt"
 printf '2 ranks × 1 thread : %10s tok/s, allreduce %s ms/step (%s bytes of gradient per rank)\n' "$r" "$ms" "$((params * 4))"
 awk -v r="$r" -v t="$t" 'BEGIN {if (t > 0) printf "ranks / threads    : %.2f\n", r / t}'
