@@ -1,11 +1,13 @@
 // The model as a whole, in the float build: swapping pe.type really swaps the encoding (no leftover
-// parameters, different outputs), which encodings run past the training length, and the same bits
-// at a repeated forward.
+// parameters, different outputs), which encodings run past the training length, the same bits at a
+// repeated forward, and micro-batches on replicas.
 #include <math.h>
+#include <omp.h>
 
 #include "args.h"
 #include "budget.h"
 #include "check.h"
+#include "micro.h"
 #include "model.h"
 
 static const int V = 9, B = 2, T = 16;
@@ -254,6 +256,72 @@ static void test_inference_and_decoding_match_the_forward(void) {
     }
 }
 
+// A batch of 6 sequences in 3 micro-batches (micro.h) gives the gradient of the batch in one piece,
+// to float rounding (the sums group differently), and the same bits whether 1, 2 or 3 replicas run
+// them (2: a round of two, then one alone); the losses and statistics of all three are returned.
+static void test_micro_batches(void) {
+    enum { K = 3, SEQ = 6 };
+    Config c = config_for("cope+rope", ", \"sep_keys\": true", 0.0);
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &c, V, err, sizeof err) == 0 && model_prepare(&m, SEQ, T, err, sizeof err) == 0, "%s", err);
+    randomise(&m, 11);
+    Batch whole;
+    batch_alloc(&whole, SEQ, T);
+    whole.B = SEQ, whole.T = T;
+    for (int i = 0; i < SEQ * T; i++) {
+        whole.tokens[i] = (i * 7 + 3) % V;
+        whole.targets[i] = (i * 5 + 1) % V;
+        whole.loss_mask[i] = 1;
+        whole.metric_mask[i] = i % 3 == 0;
+        whole.key_pad[i] = 0;
+    }
+    real scale = (real)(1.0 / (SEQ * T));
+    model_zero_grad(&m);
+    double one_loss = model_forward(&m, &whole, 0);
+    model_backward(&m, &whole, scale);
+    double *one = malloc(sizeof(double) * m.n_params), *got = malloc(sizeof(double) * m.n_params);
+    real *first = malloc(sizeof(real) * m.n_params);
+    CHECK(one && got && first, "out of memory");
+    for (long i = 0; i < m.n_params; i++) one[i] = m.grads[i];
+
+    Batch micro[K];
+    long rows = (long)(SEQ / K) * T;
+    for (int a = 0; a < K; a++)
+        micro[a] = (Batch){.B = SEQ / K, .T = T, .tokens = whole.tokens + a * rows, .targets = whole.targets + a * rows,
+                           .loss_mask = whole.loss_mask + a * rows, .metric_mask = whole.metric_mask + a * rows,
+                           .key_pad = whole.key_pad + a * rows};
+    uint64_t keys[K] = {0, 0, 0};
+    int threads = omp_get_max_threads();
+    for (int n = 1; n <= K; n++) {
+        MicroRunner r;
+        CHECK(micro_init(&r, &m, n, K, SEQ / K, T, err, sizeof err) == 0, "%s", err);
+        omp_set_num_threads(n);
+        double losses[K];
+        EvalStats stats = {0};
+        micro_gradients(&r, micro, K, keys, scale, losses, &stats);
+        omp_set_num_threads(threads);
+        CHECK(stats.n_loss == SEQ * T && stats.n_metric == SEQ * T / 3, "statistics of %ld and %ld positions",
+              stats.n_loss, stats.n_metric);
+        double sum = losses[0] + losses[1] + losses[2];
+        CHECK(fabs(sum - one_loss) <= 1e-5 * fabs(one_loss), "%d replicas: loss %.9g, one batch %.9g", n, sum, one_loss);
+        if (n == 1) {
+            memcpy(first, m.grads, sizeof(real) * m.n_params);
+            for (long i = 0; i < m.n_params; i++) got[i] = m.grads[i];
+            // float32 sums of 32-96 products each, grouped differently: a few ulps of the larger terms
+            CHECK(check_close("3 micro-batches against one batch", got, one, m.n_params, 1e-6, 1e-4), "see above");
+        } else {
+            CHECK(memcmp(first, m.grads, sizeof(real) * m.n_params) == 0, "%d replicas change the gradient's bits", n);
+        }
+        micro_free(&r);
+    }
+    free(one);
+    free(got);
+    free(first);
+    batch_free(&whole);
+    model_free(&m);
+}
+
 int main(void) {
     RUN(test_memory_budget);
     RUN(test_finite_check);
@@ -261,5 +329,6 @@ int main(void) {
     RUN(test_longer_contexts);
     RUN(test_forward_repeats_bit_for_bit);
     RUN(test_inference_and_decoding_match_the_forward);
+    RUN(test_micro_batches);
     return check_summary("model");
 }
