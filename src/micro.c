@@ -43,7 +43,7 @@ void micro_free(MicroRunner *r) {
 
 static Model *replica(const MicroRunner *r, int i) { return i == 0 ? r->model : &r->extra[i - 1]; }
 
-// Micro-batch a's gradient from zero, in model x's gradients; its loss and statistics. Its products
+// One micro-batch's gradient from zero, in x's gradients; its loss and statistics. Its products
 // are cut as at the top level, whatever the level it runs at (matmul_set_top_level), so a replica's
 // bits are the ones a model running alone would compute.
 static void one_micro(Model *x, const Batch *b, uint64_t key, real loss_scale, double *loss, EvalStats *stats) {
