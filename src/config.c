@@ -67,7 +67,7 @@ static const ConfigKey core_keys[] = {
     {"train", "batch_size", KEY_INT, OFF(train.batch_size), 1, 1048576, NULL, "16", 0, NULL,
      "Sequences per optimizer step. Not resume-safe: it changes what a step consumes from the data stream."},
     {"train", "grad_accum", KEY_INT, OFF(train.grad_accum), 1, 1048576, NULL, "1", 1, NULL,
-     "Micro-batches per step (batch_size / grad_accum sequences each); must divide train.batch_size. They run at once on up to run.threads model replicas, one thread each: small models train 1.3-1.5x faster in micro-batches of about 512 tokens (README, Benchmark)."},
+     "Micro-batches per step (batch_size / grad_accum sequences each); must divide train.batch_size. They run at once on up to run.threads model replicas, one thread each: small models train 1.2-1.6x faster in micro-batches of about 512 tokens (README, Benchmark)."},
     {"train", "steps", KEY_INT, OFF(train.steps), 1, 1e9, NULL, "1000", 1, NULL,
      "Optimizer steps in the whole run (raise it to extend a run on resume)."},
     {"train", "loss_norm", KEY_CHOICE, OFF(train.loss_norm), 0, 0, "token|sequence", "\"token\"", 1, NULL,
