@@ -7,7 +7,7 @@
 #      B16) and a small language model (6L d384 T256 B16, vocabulary 256), no PE and CoPE, 1 and 2
 #      threads, each beside the same model in PyTorch (scripts/bench_torch.py) when it is installed;
 #      and the tiny model again in 8 micro-batches of 4 sequences (train.grad_accum 8), which run at
-#      once on model replicas, one thread each (src/micro.h);
+#      once on model replicas, one thread each (src/micro.h), PyTorch beside it in the same 8;
 #   3. CoPE against no PE at T = 1024 and 2048 (8192 tokens per step), 2 threads, with the default
 #      npos (T + 1: no position ever clamps) and with the paper's language-model npos 64;
 #   4. 1 and 2 threads while a busy process this script starts (and stops) holds one core; the steps
@@ -69,7 +69,9 @@ echo
 echo "| model | PE | threads | fwd / bwd / opt ms | step ms | tok/s | GFLOP/s | MFU | peak MiB | PyTorch tok/s | ours / PyTorch |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 
-# row NAME THREADS PE STEPS LOAD TORCH(0|1) -- dimension overrides (L d H T B V) [more --set pairs]
+# row NAME THREADS PE STEPS LOAD TORCH(0|1) -- dimension overrides (L d H T B V) [more --set pairs];
+# PyTorch's step runs in $MICRO micro-batches
+MICRO=1
 row() {
     name=$1 th=$2 pe=$3 steps=$4 load=$5 torch=$6 L=$7 d=$8 H=$9
     shift 9
@@ -81,7 +83,7 @@ row() {
     if [ "$torch" = 1 ] && [ "$HAVE_TORCH" = 1 ]; then
         tsteps=$((steps / 2 > 1 ? steps / 2 : 1))
         tok=$(env $TORCH_ENV $PY scripts/bench_torch.py --tok-s-only --pe "$pe" --threads "$th" --L "$L" --d "$d" \
-            --H "$H" --V "$V" --T "$T" --B "$B" --steps "$tsteps")
+            --H "$H" --V "$V" --T "$T" --B "$B" --steps "$tsteps" --micro "$MICRO")
     fi
     $BENCH --model "$name" --steps "$steps" --vocab "$V" --ceiling-gflops "$ceil" --torch-tok-s "$tok" \
         --load "$load" --json "$ROWS" --set run.threads="$th" --set pe.type="$pe" --set model.n_layers="$L" \
@@ -97,11 +99,13 @@ for th in 1 2; do
         row lm-small "$th" $pe 2 "" $big_torch 6 384 6 256 16 256
     done
 done
+MICRO=8  # PyTorch beside them in the same micro-batches (gradient accumulation)
 for th in 1 2; do
     for pe in none cope; do
-        row "tiny in 8 micro-batches" "$th" $pe 20 "" 1 2 64 4 128 32 5 --set train.grad_accum=8
+        row "tiny in 8 micro-batches" "$th" $pe 20 "" 1 2 64 4 128 32 5 --set train.grad_accum=$MICRO
     done
 done
+MICRO=1
 for tb in 1024:8 2048:4; do
     for pe in none cope; do
         row flip-flop 2 $pe 2 "" 0 4 256 4 "${tb%:*}" "${tb#*:}" 5

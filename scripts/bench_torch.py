@@ -71,6 +71,7 @@ def main():
     ap.add_argument("--T", type=int, default=512)
     ap.add_argument("--B", type=int, default=16)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--micro", type=int, default=1, help="micro-batches a step (gradient accumulation), as train.grad_accum")
     ap.add_argument("--tok-s-only", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -85,15 +86,19 @@ def main():
     y = torch.randint(0, V, (B, T))
     mask = torch.ones(T, T, dtype=torch.bool).tril()
     times = []
+    k = args.micro
+    if B % k:
+        ap.error(f"--B {B} does not split into --micro {k} micro-batches")
     for step in range(args.steps + 1):
         t0 = time.perf_counter()
-        h = emb(x)
-        for layer in layers:
-            h = layer(h, mask)
-        logits = lnf(h) @ emb.weight.t()
-        loss = F.cross_entropy(logits.view(-1, V), y.view(-1))
         opt.zero_grad()
-        loss.backward()
+        for xm, ym in zip(x.chunk(k), y.chunk(k)):
+            h = emb(xm)
+            for layer in layers:
+                h = layer(h, mask)
+            logits = lnf(h) @ emb.weight.t()
+            loss = F.cross_entropy(logits.view(-1, V), ym.reshape(-1)) / k
+            loss.backward()
         opt.step()
         if step > 0:
             times.append(time.perf_counter() - t0)
@@ -102,7 +107,7 @@ def main():
     if args.tok_s_only:
         print(f"{B * T / (ms / 1e3):.1f}")
         return
-    print(f"pytorch {torch.__version__} {args.pe:6s} L={L} d={C} H={H} T={T:<5d} B={B:<3d} threads={args.threads} | "
+    print(f"pytorch {torch.__version__} {args.pe:6s} L={L} d={C} H={H} T={T:<5d} B={B:<3d} micro={k} threads={args.threads} | "
           f"step {ms:8.1f} ms | {B * T / (ms / 1e3):8.0f} tok/s | peak {peak:6.0f} MiB")
 
 
