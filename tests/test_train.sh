@@ -40,6 +40,14 @@ else bad "micro-batches differ with the thread count: $(tail -2 "$TMP/mb2.out")"
 if "$BIN/train" $TINY --set train.grad_accum=4 --dry-run | grep -q "1 model replica running micro-batches at once"; then
     ok "--dry-run lists the replicas that run micro-batches at once"
 else bad "--dry-run does not list the micro-batch replicas"; fi
+# A memory limit that holds the run (18.5 MiB) but not the replica (16.9 MiB more) runs the
+# micro-batches in turn rather than refusing the run.
+"$BIN/train" $TINY --set train.grad_accum=4 --dry-run --memory-limit 30M >"$TMP/ml.out" 2>&1
+"$BIN/train" $TINY --set train.grad_accum=4 --memory-limit 30M --set run.name=ml --set train.steps=3 >/dev/null 2>&1
+rc=$?
+if [ $rc = 0 ] && grep -q "total" "$TMP/ml.out" && ! grep -q "model replica" "$TMP/ml.out"; then
+    ok "a memory limit too small for a replica runs the micro-batches in turn"
+else bad "memory limit and replicas: exit $rc, $(grep -c 'model replica' "$TMP/ml.out") replica lines"; fi
 
 # Nor on how the threads share out the work: tiles and heads taken as they come (the schedule while
 # other processes preempt the threads) give run a's bits (equal shares, the quiet machine's).
