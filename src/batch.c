@@ -48,6 +48,13 @@ void batch_free(Batch *b) {
     memset(b, 0, sizeof *b);
 }
 
+Batch batch_view(const Batch *b, int first, int count) {
+    long o = (long)first * b->T;
+    return (Batch){.B = count, .T = b->T, .tokens = b->tokens + o, .targets = b->targets + o,
+                   .loss_mask = b->loss_mask + o, .metric_mask = b->metric_mask + o, .key_pad = b->key_pad + o,
+                   .cap_B = count, .cap_T = b->T};
+}
+
 // A batch of B x T must fit what batch_alloc allocated: a caller's mistake, so it stops the program.
 static void batch_check(const Batch *b, int B, int T) {
     if (B > b->cap_B || T > b->cap_T) {

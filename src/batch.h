@@ -26,6 +26,9 @@ int batch_init(Batch *b, int B, int T, char *err, int errlen);
 // batch_init for the programs: on failure prints its message to stderr and exits with status 1.
 void batch_alloc(Batch *b, int B, int T);
 void batch_free(Batch *b);
+// Rows first..first+count-1 of b's filled rows, as a batch that reads b's memory (not to be freed,
+// filled or kept past b): the micro-batches of one drawn batch.
+Batch batch_view(const Batch *b, int first, int count);
 
 // For the tasks filling a batch. Sets the filled shape (checking capacity) and clears it to padding.
 void batch_begin(Batch *b, int B, int T);

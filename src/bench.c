@@ -358,12 +358,8 @@ int main(int argc, char **argv) {
     if (attention_only) {
         time_attention(&m, B, T, warmup, steps);
     } else {
-        Batch micro[k];  // views of b's rows
-        long rows = (long)(B / k) * T;
-        for (int a = 0; a < k; a++)
-            micro[a] = (Batch){.B = B / k, .T = T, .tokens = b.tokens + a * rows, .targets = b.targets + a * rows,
-                               .loss_mask = b.loss_mask + a * rows, .metric_mask = b.metric_mask + a * rows,
-                               .key_pad = b.key_pad + a * rows};
+        Batch micro[k];
+        for (int a = 0; a < k; a++) micro[a] = batch_view(&b, a * (B / k), B / k);
         StepTimes t = time_steps(&m, &runner, &cfg, micro, k, warmup, steps);
         bench_row(&row, &cfg, &m, threads, B, T, t);
     }

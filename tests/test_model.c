@@ -286,11 +286,7 @@ static void test_micro_batches(void) {
     for (long i = 0; i < m.n_params; i++) one[i] = m.grads[i];
 
     Batch micro[K];
-    long rows = (long)(SEQ / K) * T;
-    for (int a = 0; a < K; a++)
-        micro[a] = (Batch){.B = SEQ / K, .T = T, .tokens = whole.tokens + a * rows, .targets = whole.targets + a * rows,
-                           .loss_mask = whole.loss_mask + a * rows, .metric_mask = whole.metric_mask + a * rows,
-                           .key_pad = whole.key_pad + a * rows};
+    for (int a = 0; a < K; a++) micro[a] = batch_view(&whole, a * (SEQ / K), SEQ / K);
     uint64_t keys[K] = {0, 0, 0};
     int threads = omp_get_max_threads();
     for (int n = 1; n <= K; n++) {
