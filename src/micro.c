@@ -75,9 +75,16 @@ void micro_gradients(MicroRunner *r, const Batch *batches, int k, const uint64_t
         if (n == 1) {  // outside a parallel region, so that its passes use every thread
             one_micro(r->model, &batches[a0], keys[a0], loss_scale, &losses[a0], &r->stats[0]);
         } else {
-#pragma omp parallel for schedule(static, 1) num_threads(n)
-            for (int i = 0; i < n; i++)
-                one_micro(replica(r, i), &batches[a0 + i], keys[a0 + i], loss_scale, &losses[a0 + i], &r->stats[i]);
+#pragma omp parallel num_threads(n)
+            {
+                // A replica's passes run on its own thread: where OMP_MAX_ACTIVE_LEVELS lets nested
+                // regions fork, each would otherwise start a team of the program's thread count.
+                omp_set_num_threads(1);
+#pragma omp for schedule(static, 1)
+                for (int i = 0; i < n; i++)
+                    one_micro(replica(r, i), &batches[a0 + i], keys[a0 + i], loss_scale, &losses[a0 + i],
+                              &r->stats[i]);
+            }
         }
         if (k > 1) fold(r->grad_sum, r, n, a0 == 0);
         if (stats)

@@ -36,6 +36,15 @@ if [ -n "$(losses "$TMP/mb1")" ] && [ "$(losses "$TMP/mb1")" = "$(losses "$TMP/m
     [ "$(params "$TMP/mb1")" = "$(params "$TMP/mb3")" ]; then
     ok "micro-batches on 1, 2 and 3 threads (replicas at once) give bit-identical losses and parameters"
 else bad "micro-batches differ with the thread count: $(tail -2 "$TMP/mb2.out")"; fi
+# Where OMP_MAX_ACTIVE_LEVELS lets the regions inside a replica fork, they still run on the
+# replica's one thread (src/micro.c), with the same bits. (Before, each forked a team of the run's
+# thread count: at 2 threads on 2 cores, 4 threads ran at half the speed, and the thread governor
+# took the machine for a busy one.)
+OMP_MAX_ACTIVE_LEVELS=2 "$BIN/train" $TINY $MICRO --set run.name=mbn --set run.threads=2 >"$TMP/mbn.out" 2>&1
+if [ -n "$(losses "$TMP/mbn")" ] && [ "$(losses "$TMP/mb1")" = "$(losses "$TMP/mbn")" ] &&
+    [ "$(params "$TMP/mb1")" = "$(params "$TMP/mbn")" ]; then
+    ok "micro-batches with nested parallel regions enabled give the same bits"
+else bad "OMP_MAX_ACTIVE_LEVELS=2 changes the micro-batches' bits: $(tail -2 "$TMP/mbn.out")"; fi
 # The replicas' memory is budgeted: --dry-run lists one replica besides the model at 2 threads.
 if "$BIN/train" $TINY --set train.grad_accum=4 --dry-run | grep -q "1 model replica running micro-batches at once"; then
     ok "--dry-run lists the replicas that run micro-batches at once"
