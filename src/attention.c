@@ -30,14 +30,17 @@
 #define MAX_KERNELS 8
 // Query rows per block. The products of a block cover its keys up to the block's last row, so the
 // upper triangle of the diagonal block is computed and thrown away, and a thread's block buffers hold
-// rows × T values each (call_setup). 32 rows measured fastest at every shape of `make bench`
-// (attention alone, 1 thread, forward + backward against 64 rows): no PE 7% faster at the tiny shape
-// (T = 128), 6-8% at T = 512 and 2048; CoPE 0-3% at T ≤ 512, 3-10% at T = 2048 (npos T + 1, 64). 16
-// rows were slower than 32 at T = 512 and 2048, where products of 16 rows run below the loop's rate.
-enum { DEFAULT_BLOCK_ROWS = 32 };
-static int block_rows = DEFAULT_BLOCK_ROWS;
+// rows × T values each (call_setup). 32 rows measured fastest at every shape of `make bench` up to
+// T = 1024 (attention alone, 1 thread, forward + backward against 64 rows): no PE 7% faster at the
+// tiny shape (T = 128), 6-8% at T = 512; CoPE 0-3% at T ≤ 512; even at T = 1024. 16 rows were slower
+// than 32 at T = 512 and 2048, where products of 16 rows run below the loop's rate. From T = 2048 on
+// 64 rows are faster: each block adds its dK and dV onto the keys' rows before it (i1 × dh each), and
+// at 2048 keys those passes cost more than the wider blocks' thrown-away triangles (no PE 308 → 290
+// ms, CoPE 530 → 508, heads of 64, 1 thread).
+enum { BLOCK_ROWS = 32, LONG_BLOCK_ROWS = 64, LONG_T = 2048 };
+static int block_rows;  // attention_set_block_rows; 0: by T
 
-void attention_set_block_rows(int rows) { block_rows = rows > 0 ? rows : DEFAULT_BLOCK_ROWS; }
+void attention_set_block_rows(int rows) { block_rows = rows > 0 ? rows : 0; }
 
 static int active_kernels(const AttnPE *pe, const PEKernel **ks) {
     int n = 0;
@@ -48,7 +51,10 @@ static int active_kernels(const AttnPE *pe, const PEKernel **ks) {
 
 // The block height of calls with T keys: a cache is bound for it, and the calls on that cache use
 // the height it was bound for (AttnCache.rows).
-static int rows_for(int T) { return block_rows < T ? block_rows : T; }
+static int rows_for(int T) {
+    int rows = block_rows ? block_rows : T >= LONG_T ? LONG_BLOCK_ROWS : BLOCK_ROWS;
+    return rows < T ? rows : T;
+}
 
 // A training cache (attention_cache_size and _bind) holds what the backward reads, which may depend
 // on the block height (the kernels' train_rows); an inference one (the _rows variants: rows r0..T-1,

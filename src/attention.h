@@ -23,10 +23,10 @@ void attention_cache_bind(AttnCache *cache, real *mem, const AttnPE *pe, int B, 
 // its table) into err and returns -1.
 int attention_check_length(const AttnPE *pe, int T, char *err, int errlen);
 
-// Rows per block of the blocked products (default 32; 0 restores it), for the caches bound after it:
-// the calls on a cache cut its rows as it was bound (the kernels' caches depend on it). A tuning and
-// test knob: results agree to rounding for any value. Not to be called while attention runs, nor
-// between sizing a cache and binding it.
+// Rows per block of the blocked products (0, the default: 32, and 64 from T = 2048 on), for the
+// caches bound after it: the calls on a cache cut its rows as it was bound (the kernels' caches
+// depend on it). A tuning and test knob: results agree to rounding for any value. Not to be called
+// while attention runs, nor between sizing a cache and binding it.
 void attention_set_block_rows(int rows);
 
 // Threads: OpenMP over (sequence, head) pairs; outputs do not depend on the thread count. Calls

@@ -553,6 +553,25 @@ static void test_block_rows_agree(void) {
     for (int x = 0; x < 3; x++) layer_free(&L[x]);
 }
 
+// The default block height by the length: 32 rows, 64 from T = 2048 on; a set height wins.
+static void test_block_rows_by_length(void) {
+    static const int lengths[3] = {1024, 2047, 2048}, want[3] = {32, 32, 64};
+    unsigned long long st = 5;
+    PEFixture f;
+    AttnPE pe = pe_fixture(&f, "{\"type\": \"none\"}", 16, &st, 1, 0);
+    for (int x = 0; x < 4; x++) {
+        int T = lengths[x < 3 ? x : 2];
+        if (x == 3) attention_set_block_rows(16);
+        real *mem = malloc(sizeof(real) * attention_cache_size(&pe, 1, T, 16, 1));
+        AttnCache cache;
+        attention_cache_bind(&cache, mem, &pe, 1, T, 16, 1);
+        CHECK(cache.rows == (x < 3 ? want[x] : 16), "T = %d: blocks of %d rows", T, cache.rows);
+        free(mem);
+    }
+    attention_set_block_rows(0);
+    fixture_free(&f, &pe);
+}
+
 // The vectorised exp of the float build against libm, and exactly 0 for masked (-inf) logits.
 static void test_fast_exp(void) {
     double worst = 0, at = 0;
@@ -643,6 +662,7 @@ int main(void) {
     RUN(test_longer_than_training);
     RUN(test_threads_bit_identical);
     RUN(test_block_rows_agree);
+    RUN(test_block_rows_by_length);
     RUN(test_fast_exp);
     RUN(test_fast_exp_extreme_inputs);
     RUN(test_sinusoidal_table);
