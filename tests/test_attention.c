@@ -493,6 +493,17 @@ static void test_keep_gates_choice(void) {
     }
 }
 
+// Whether two layers of the same shape computed the same bits: outputs and every gradient.
+static int same_bits(const Layer *a, const Layer *b) {
+    long n = (long)a->B * a->T * a->C;
+    int same = memcmp(a->out, b->out, sizeof(real) * n) == 0 && memcmp(a->dq, b->dq, sizeof(real) * n) == 0 &&
+               memcmp(a->dk, b->dk, sizeof(real) * n) == 0 && memcmp(a->dv, b->dv, sizeof(real) * n) == 0;
+    if (a->dE) same = same && memcmp(a->dE, b->dE, sizeof(real) * a->nE) == 0;
+    if (a->dR) same = same && memcmp(a->dR, b->dR, sizeof(real) * a->nR) == 0;
+    if (a->dgk) same = same && memcmp(a->dgk, b->dgk, sizeof(real) * n) == 0;
+    return same;
+}
+
 // 1 and 2 threads (and an odd number of heads in all) give bit-identical outputs and gradients.
 static void run_threads(const char *name, const char *pe_json, real p_drop) {
     Layer L[2];
@@ -504,12 +515,7 @@ static void run_threads(const char *name, const char *pe_json, real p_drop) {
         layer_backward(&L[x]);
     }
     omp_set_num_threads(2);
-    long n = 3L * 37 * 12;
-    int same = memcmp(L[0].out, L[1].out, sizeof(real) * n) == 0 && memcmp(L[0].dq, L[1].dq, sizeof(real) * n) == 0 &&
-               memcmp(L[0].dk, L[1].dk, sizeof(real) * n) == 0 && memcmp(L[0].dv, L[1].dv, sizeof(real) * n) == 0;
-    if (L[0].dE) same = same && memcmp(L[0].dE, L[1].dE, sizeof(real) * L[0].nE) == 0;
-    if (L[0].dR) same = same && memcmp(L[0].dR, L[1].dR, sizeof(real) * L[0].nR) == 0;
-    if (L[0].dgk) same = same && memcmp(L[0].dgk, L[1].dgk, sizeof(real) * n) == 0;
+    int same = same_bits(&L[0], &L[1]);
     printf("     %-28s 1 vs 2 threads: %s\n", name, same ? "bit-identical" : "DIFFERENT");
     CHECK(same, "%s: results depend on the thread count", name);
     layer_free(&L[0]), layer_free(&L[1]);
@@ -523,6 +529,34 @@ static void test_threads_bit_identical(void) {
     run_threads("cope+rope unrotated gates", "{\"type\": \"cope+rope\", \"npos\": 38, \"rope_gates\": \"unrotated\"}",
                 0);
     run_threads("cope, gates recomputed", "{\"type\": \"cope\", \"npos\": 6, \"keep_gates\": \"never\"}", 0);
+}
+
+// The products read the head's rows in place or from copies (attention_set_copy_rows; by default
+// only heads whose rows outgrow L1, larger than these tests' shapes): the same bits either way,
+// heads of 16, 32 and 64 (the own loop's widths), with padding, and with RoPE's rotated q and k.
+static void run_copy_rows(const char *name, const char *pe_json, int C, int H, real p_drop) {
+    Layer L[2];
+    for (int x = 0; x < 2; x++) {
+        attention_set_copy_rows(x);
+        layer_init(&L[x], 3, 41, C, H, pe_json, 1, 12);
+        L[x].p_drop = p_drop;
+        layer_forward(&L[x]);
+        layer_backward(&L[x]);
+    }
+    attention_set_copy_rows(-1);
+    int same = same_bits(&L[0], &L[1]);
+    printf("     %-28s heads of %2d, rows in place vs copied: %s\n", name, C / H, same ? "bit-identical" : "DIFFERENT");
+    CHECK(same, "%s: the copies of the head's rows change the results", name);
+    layer_free(&L[0]), layer_free(&L[1]);
+}
+static void test_copy_rows_bit_identical(void) {
+    run_copy_rows("none + dropout", "{\"type\": \"none\"}", 64, 1, 0.1f);
+    run_copy_rows("cope, sep keys", "{\"type\": \"cope\", \"npos\": 20, \"sep_keys\": true}", 64, 2, 0);
+    run_copy_rows("cope+rope", "{\"type\": \"cope+rope\", \"npos\": 42}", 64, 4, 0);
+    run_copy_rows("cope+rel + dropout",
+                  "{\"type\": \"cope+rel\", \"npos\": 9, \"rel_max_distance\": 20, \"rel_beyond\": \"cap\"}", 64,
+                  2, 0.1f);
+    run_copy_rows("alibi", "{\"type\": \"alibi\"}", 64, 4, 0);
 }
 
 // The block height changes only the grouping of the products: results agree to float rounding. At
@@ -661,6 +695,7 @@ int main(void) {
     RUN(test_alibi_bias);
     RUN(test_longer_than_training);
     RUN(test_threads_bit_identical);
+    RUN(test_copy_rows_bit_identical);
     RUN(test_block_rows_agree);
     RUN(test_block_rows_by_length);
     RUN(test_fast_exp);
