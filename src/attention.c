@@ -193,10 +193,7 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
     c->transpose_keys = !backward && T - r0 >= TRANSPOSE_MIN_ROWS;
     c->copy_rows = copy_rows_mode >= 0 ? copy_rows_mode
                                        : T - r0 >= TRANSPOSE_MIN_ROWS && (long)T * c->dh >= HEAD_ROWS_MIN;
-    // Their rows lie an odd number of cache lines apart: the panels read dh rows at a time, which an
-    // even multiple would put into few sets of L1 (every row into one at T = 1024 or 2048). q·kᵀ of
-    // 64 rows against 2048 keys, heads of 64: 149 → 185 GFLOP/s (1 thread); 159 → 190 at 1024 keys.
-    c->ldt = (int)(round16(T) / 16 % 2 ? round16(T) : round16(T) + 16);
+    c->ldt = matmul_copy_stride(T);
     // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | at logits_off, the
     // forward's rows of logits, padded to 16 keys (rows,round16(T)), then each row's max and 1/sum
     // (rows each), or the backward's dq, dk, dv (T,dh) each | keys (forward) or values (backward)
