@@ -1,7 +1,9 @@
 // Tests of src/system.c: the thread count the programs set, and the thread governor's decisions.
 #include <omp.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cblas.h>
 
@@ -10,9 +12,24 @@
 
 // set_threads leaves OpenMP at the count asked for and OpenBLAS at 1 thread per call. With OpenBLAS's
 // OpenMP build, setting OpenBLAS's count also sets OpenMP's: done in the other order, every program
-// ran its loops on 1 thread whatever run.threads said.
+// ran its loops on 1 thread whatever run.threads said. And every thread flushes subnormals, the
+// pool's too (threads that ran before it keep their float mode unless told).
+// Whether the calling thread flushes subnormal floats to zero: as results (1e-30 · 1e-10) and as
+// operands (a subnormal's bits compare equal to 0).
+static int flushes_subnormals(void) {
+    uint32_t bits = 0x100;
+    volatile float tiny = 1e-30f, scale = 1e-10f, sub;
+    memcpy((float *)&sub, &bits, sizeof bits);
+    volatile float product = tiny * scale;
+    return product == 0.0f && sub == 0.0f;
+}
+
 static void test_set_threads(void) {
     int before = omp_get_max_threads();
+    omp_set_num_threads(3);
+    int flushed_before = 0;  // the pool's threads have run before set_threads, so they do not copy its mode
+#pragma omp parallel reduction(+ : flushed_before)
+    flushed_before += flushes_subnormals();
     int got = set_threads(3);
     printf("     set_threads(3): returned %d, OpenMP %d threads, OpenBLAS %d\n", got, omp_get_max_threads(),
            openblas_get_num_threads());
@@ -27,6 +44,12 @@ static void test_set_threads(void) {
         printf("     run-time schedule: %s\n", kind == omp_sched_static ? "static" : "not static");
         CHECK(kind == omp_sched_static, "set_threads left the run-time schedule at kind %d", (int)kind);
     }
+    int flushed = 0;
+#pragma omp parallel reduction(+ : flushed)
+    flushed += flushes_subnormals();
+    printf("     subnormal floats flushed to zero on %d of 3 threads (before set_threads: %d)\n", flushed,
+           flushed_before);
+    CHECK(flushed == 3, "subnormals flushed on %d of 3 threads", flushed);
     set_threads(before);
 }
 
