@@ -132,8 +132,8 @@ static real *workspace(long n) {
 
 static long round16(long n) { return (n + 15) / 16 * 16; }  // 64-byte multiples: no false sharing
 
-// HEAD_ROWS_MIN: see head_rows.
-enum { TRANSPOSE_MIN_ROWS = 32, HEAD_ROWS_MIN = 8192 };
+// HEAD_ROWS_BYTES: see head_rows.
+enum { TRANSPOSE_MIN_ROWS = 32, HEAD_ROWS_BYTES = 32768 };
 static int copy_rows_mode = -1;  // attention_set_copy_rows
 
 void attention_set_copy_rows(int on) { copy_rows_mode = on < 0 ? -1 : on != 0; }
@@ -192,7 +192,8 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
     // rows (a decoding step) read the keys in place, the copy costing as much as their products.
     c->transpose_keys = !backward && T - r0 >= TRANSPOSE_MIN_ROWS;
     c->copy_rows = copy_rows_mode >= 0 ? copy_rows_mode
-                                       : T - r0 >= TRANSPOSE_MIN_ROWS && (long)T * c->dh >= HEAD_ROWS_MIN;
+                                       : C > c->dh && T - r0 >= TRANSPOSE_MIN_ROWS &&
+                                             (long)T * c->dh * (long)sizeof(real) >= HEAD_ROWS_BYTES;
     c->ldt = matmul_copy_stride(T);
     // core blocks: S or dα (rows,T) | dS (rows,T) | α' after dropout (rows,T) | at logits_off, the
     // forward's rows of logits, padded to 16 keys (rows,round16(T)), then each row's max and 1/sum
@@ -200,10 +201,11 @@ static void call_setup(Call *c, AttnCache *cache, const real *q, const real *k, 
     // transposed (dh,ldt) | at rows_off, the head's values (forward), or its keys, queries and output
     // gradients (backward), (T,dh) each (see head_rows)
     c->logits_off = round16(3L * c->rows * T);
-    long logits = c->rows * (round16(T) + 2), grads = 3L * T * c->dh;
+    long logits = c->rows * (round16(T) + 2), grads = backward ? 3L * T * c->dh : 0;
+    long head = c->copy_rows ? (backward ? 3L : 1L) * T * c->dh : 0;
     c->transposed_off = round16(c->logits_off + (logits > grads ? logits : grads));
     c->rows_off = round16(c->transposed_off + (long)c->dh * c->ldt);
-    c->core_work = c->rows_off + 3L * T * c->dh;
+    c->core_work = c->rows_off + head;
     long off = round16(c->core_work);
     for (int i = 0; i < c->nk; i++) {
         c->kernel_work[i] = off;
@@ -376,21 +378,17 @@ static void softmax_scale(real *restrict a, const real *restrict x, int n, real 
 // Read in place, rows ld apart (1-1.5 KB in the bench's models) use a quarter of the sets of L1,
 // and every block of rows streamed them from L2 again: α·V at T = 2048, heads of 64, ran at 76
 // GFLOP/s against 195 from the copy (1 thread, alone); attention at T = 512 / 1024 / 2048 1.08 /
-// 1.20 / 1.32× faster (no PE, 1 thread). Where the head's rows fit in L1 (T·dh < HEAD_ROWS_MIN:
-// the tiny model's 128 × 16) the copies cost more than they save (5% slower) and are not made.
-static const real *head_rows(real *dst, const real *x, int T, int ld, int dh) {
+// 1.20 / 1.32× faster (no PE, 1 thread). Where the head's rows fit in L1 (under HEAD_ROWS_BYTES:
+// the tiny model's 128 × 16) the copies cost more than they save (5% slower) and are not made;
+// nor where they are contiguous already (one head).
+static real *head_rows(real *dst, const real *x, int T, int ld, int dh) {
     for (int t = 0; t < T; t++) memcpy(dst + (long)t * dh, x + (long)t * ld, sizeof(real) * dh);
     return dst;
 }
 
-// dst (T,dh) of row stride ld += src (T,dh)
-static void add_rows(real *dst, int ld, const real *src, int T, int dh) {
-    for (int t = 0; t < T; t++) {
-        real *d = dst + (long)t * ld;
-        const real *r = src + (long)t * dh;
-#pragma omp simd
-        for (int j = 0; j < dh; j++) d[j] += r[j];
-    }
+// dst (T,dh) of row stride ld = src (T,dh): the gradients summed in the head's rows put back
+static void put_rows(real *dst, int ld, const real *src, int T, int dh) {
+    for (int t = 0; t < T; t++) memcpy(dst + (long)t * ld, src + (long)t * dh, sizeof(real) * dh);
 }
 
 static void head_forward(const Call *c, real *out, long bh, real *thread) {
@@ -500,22 +498,27 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
     const real *q = c->q + off, *k = c->k + off, *v = c->v + off, *g = dout + off;
     const real *probs = c->cache->probs + bh * T * T;
     real *D = thread, *dS = thread + (long)c->rows * T, *drop = thread + 2L * c->rows * T;
-    // the gradients w.r.t. the q, k attention used, and v's: in scratch where a kernel transformed
-    // q and k (rotated back at the end) or the head's rows are copied (added at the end), else in place
+    // the gradients w.r.t. the q, k attention used, and v's: in place, or in the head's rows of scratch:
+    // from zero where a kernel transformed q and k (rotated back and added at the end), else from
+    // the head's rows of dq, dk, dv, put back at the end (the same sums in the same order)
     real *dqt = dq + off, *dkt = dk + off, *dvt = dv + off;
     int ldd = C, ldv = C;
     if (c->transform || c->copy_rows) {
         dqt = thread + c->logits_off;
         dkt = dqt + (long)T * dh;
         ldd = dh;
-        memset(dqt, 0, sizeof(real) * 2 * T * dh);
+        if (c->transform) {
+            memset(dqt, 0, sizeof(real) * 2 * T * dh);
+        } else {
+            head_rows(dqt, dq + off, T, C, dh);
+            head_rows(dkt, dk + off, T, C, dh);
+        }
     }
     const real *kr = k, *qr = q, *gr = g;
     int ldr = C;
     if (c->copy_rows) {
-        dvt = dkt + (long)T * dh;
+        dvt = head_rows(dkt + (long)T * dh, dv + off, T, C, dh);
         ldv = dh;
-        memset(dvt, 0, sizeof(real) * T * dh);
         kr = head_rows(thread + c->rows_off, k, T, C, dh);
         qr = head_rows(thread + c->rows_off + (long)T * dh, q, T, C, dh);
         gr = head_rows(thread + c->rows_off + 2L * T * dh, g, T, C, dh);
@@ -582,10 +585,10 @@ static void head_backward(const Call *c, real *dq, real *dk, real *dv, const rea
     for (int x = 0; x < c->nk; x++)
         if (c->ks[x]->qk_backward) c->ks[x]->qk_backward(&hd[x]);
     if (c->copy_rows && !c->transform) {
-        add_rows(dq + off, C, dqt, T, dh);
-        add_rows(dk + off, C, dkt, T, dh);
+        put_rows(dq + off, C, dqt, T, dh);
+        put_rows(dk + off, C, dkt, T, dh);
     }
-    if (c->copy_rows) add_rows(dv + off, C, dvt, T, dh);
+    if (c->copy_rows) put_rows(dv + off, C, dvt, T, dh);
 }
 
 void attention_backward(real *dq, real *dk, real *dv, const real *dout, const AttnCache *cache, const real *q,

@@ -199,9 +199,9 @@ static inline __attribute__((always_inline)) void transpose_tile(real *dst, int 
 }
 
 // C = op(A)·op(B) (+ C) with few rows, many columns and a short sum, an operand transposed: a block of
-// query rows against keys read in place (CoPE's separate gate keys) and CoPE's table gradient (M the
-// head dimension, K the block's rows); attention's own keys are transposed once per head and take
-// the short panels below where the build has them. OpenBLAS
+// query rows against keys read in place (a decoding step's few rows; CoPE's gate keys otherwise
+// transposed once per head as attention's own, and take the short panels below where the build has
+// them) and CoPE's table gradient (M the head dimension, K the block's rows). OpenBLAS
 // ran q·kᵀ at 70% of its large-product rate (T = 512, head size 64: the packing of op(B), a copy
 // per K multiply-adds, again). The transposed product Cᵀ = op(B)ᵀ·op(A)ᵀ has M columns, which this
 // loop takes with op(B) read in place; it is computed KEY_TILE rows at a time into a stack tile and
@@ -436,8 +436,8 @@ void matmul_transpose(real *dst, int ldd, const real *src, int lds, int rows, in
 // against 2048 keys, heads of 64, from keys transposed at stride 2048 and 2064: 149 and 185
 // GFLOP/s (1 thread); at 1024 keys 159 and 190.
 int matmul_copy_stride(int n) {
-    int lines = (n + 15) / 16;
-    return 16 * (lines % 2 ? lines : lines + 1);
+    int per_line = 64 / (int)sizeof(real), lines = (n + per_line - 1) / per_line;
+    return per_line * (lines % 2 ? lines : lines + 1);
 }
 
 void matmul_set_panels(int on) {

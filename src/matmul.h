@@ -50,8 +50,8 @@ void matmul_set_panels(int on);
 // keys and values of a head, against each block of query rows), copied once so that each product
 // reads it untransposed.
 void matmul_transpose(real *dst, int ldd, const real *src, int lds, int rows, int cols);
-// The row stride to give such a copy of n columns: n rounded up to 16 reals and to an odd number of
-// 64-byte lines, so that the rows a product reads in turn fall into different sets of L1.
+// The row stride to give such a copy of n columns: n rounded up to an odd number of 64-byte lines,
+// so that the rows a product reads in turn fall into different sets of L1.
 int matmul_copy_stride(int n);
 void matmul_naive(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda,
                   const real *B, int ldb, real beta, real *C, int ldc);

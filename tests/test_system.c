@@ -18,8 +18,9 @@
 // operands (a subnormal's bits compare equal to 0).
 static int flushes_subnormals(void) {
     uint32_t bits = 0x100;
-    volatile float tiny = 1e-30f, scale = 1e-10f, sub;
-    memcpy((float *)&sub, &bits, sizeof bits);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    volatile float tiny = 1e-30f, scale = 1e-10f, sub = f;
     volatile float product = tiny * scale;
     return product == 0.0f && sub == 0.0f;
 }
@@ -44,12 +45,17 @@ static void test_set_threads(void) {
         printf("     run-time schedule: %s\n", kind == omp_sched_static ? "static" : "not static");
         CHECK(kind == omp_sched_static, "set_threads left the run-time schedule at kind %d", (int)kind);
     }
-    int flushed = 0;
-#pragma omp parallel reduction(+ : flushed)
-    flushed += flushes_subnormals();
-    printf("     subnormal floats flushed to zero on %d of 3 threads (before set_threads: %d)\n", flushed,
+    int flushed = 0, team = 0;
+#pragma omp parallel reduction(+ : flushed, team)
+    {
+        flushed += flushes_subnormals();
+        team++;
+    }
+    printf("     subnormal floats flushed to zero on %d of %d threads (before set_threads: %d)\n", flushed, team,
            flushed_before);
-    CHECK(flushed == 3, "subnormals flushed on %d of 3 threads", flushed);
+#if defined(__SSE2__)  // where set_threads can set the mode (x86)
+    CHECK(flushed == team, "subnormals flushed on %d of %d threads", flushed, team);
+#endif
     set_threads(before);
 }
 
