@@ -29,9 +29,10 @@ int attention_check_length(const AttnPE *pe, int T, char *err, int errlen);
 // while attention runs, nor between sizing a cache and binding it.
 void attention_set_block_rows(int rows);
 // Whether the blocks' products read the head's rows of q, k, v and the output gradient from copies
-// (and sum dq, dk, dv in rows of their own, from the rows of the given ones): -1, the default, where
-// the head's rows outgrow L1 and are not contiguous (see head_rows in attention.c); 1 and 0 force
-// it, for tests: the bits are the same either way. Not while attention runs.
+// (and sum dq, dk, dv from zero in rows of their own, added to the given ones at the end): -1, the
+// default, where the head's rows outgrow L1 and are not contiguous (see head_rows in attention.c);
+// 1 and 0 force it, for tests. The bits are the same either way where dq, dk, dv start at zero (the
+// model's do), else the same to rounding. Not while attention runs.
 void attention_set_copy_rows(int on);
 
 // Threads: OpenMP over (sequence, head) pairs; outputs do not depend on the thread count. Calls

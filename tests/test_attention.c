@@ -533,8 +533,7 @@ static void test_threads_bit_identical(void) {
 
 // The products read the head's rows in place or from copies (attention_set_copy_rows; by default
 // only heads whose rows outgrow L1, larger than these tests' shapes): the same bits either way,
-// heads of 16, 32 and 64 (the own loop's widths), with padding, with RoPE's rotated q and k, and
-// with dq, dk, dv holding values before the backward adds to them.
+// heads of 16, 32 and 64 (the own loop's widths), with padding, and with RoPE's rotated q and k.
 static void run_copy_rows(const char *name, const char *pe_json, int C, int H, real p_drop) {
     Layer L[2];
     for (int x = 0; x < 2; x++) {
@@ -542,12 +541,6 @@ static void run_copy_rows(const char *name, const char *pe_json, int C, int H, r
         layer_init(&L[x], 3, 41, C, H, pe_json, 1, 12);
         L[x].p_drop = p_drop;
         layer_forward(&L[x]);
-        unsigned long long st = 99;
-        for (long i = 0; i < 3L * 41 * C; i++) {
-            L[x].dq[i] = (real)check_rand(&st);
-            L[x].dk[i] = (real)check_rand(&st);
-            L[x].dv[i] = (real)check_rand(&st);
-        }
         layer_backward(&L[x]);
     }
     attention_set_copy_rows(-1);
