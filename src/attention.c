@@ -260,6 +260,7 @@ static void head_views(const Call *c, long bh, real *thread, PEHead *hd) {
         .gate_keys = c->pe->gate_keys ? c->pe->gate_keys + off : NULL,
         .pad = sequence_pad(c, bh),
         .r0 = c->r0,
+        .transpose_keys = c->transpose_keys,
         .rows = c->rows,
     };
     for (int i = 0; i < c->nk; i++) {

@@ -362,14 +362,13 @@ static int gates_and_positions(real *sg, real *p, const real *x, real s, const u
 }
 
 // Whether the blocks compute gate logits by a product of their own (separate gates in the forward,
-// and the backward's where the forward kept no gates), against the gate keys transposed once per
+// and the backward's where the forward kept no gates) against the gate keys transposed once per
 // head: read in place (B transposed), those products ran at half the rate (T = 2048, 1 thread: 93
-// against 148-185 GFLOP/s). A forward of fewer query rows than that (a decoding step) reads them in
-// place, as attention's own q·kᵀ does.
-enum { TRANSPOSE_MIN_ROWS = 32 };
+// against 148-185 GFLOP/s). A forward whose few rows read attention's keys in place (a decoding
+// step: PEHead.transpose_keys) reads the gate keys in place too.
 static int gate_products(const PEHead *hd, int backward) {
     if (backward) return !hd->cache->near_gates;
-    return separate_gates(hd->opts, hd->pe) && hd->T - hd->r0 >= TRANSPOSE_MIN_ROWS;
+    return separate_gates(hd->opts, hd->pe) && hd->transpose_keys;
 }
 
 static void transpose_gate_keys(const PEHead *hd, const Work *w) {
@@ -418,12 +417,10 @@ static int block_gates(PEHead *hd, const Work *w, const real *S, int backward) {
     if (backward ? !kept : separate_gates(o, hd->pe)) {  // gate logits into the gates rows, sigmoids in place below
         Gates g = gate_operands(hd, w);
         int from = backward ? block_unclamped(unclamped, nr) : 0;
-        if (gate_products(hd, backward))
-            matmul(0, 0, nr, i1 - from, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, w->keys_t + from, matmul_copy_stride(T),
-                   0, w->sg + from, T);
-        else
-            matmul(0, 1, nr, i1 - from, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, g.k + (long)from * g.ldk, g.ldk, 0,
-                   w->sg + from, T);
+        int transposed = gate_products(hd, backward);
+        const real *keys = transposed ? w->keys_t + from : g.k + (long)from * g.ldk;
+        matmul(0, !transposed, nr, i1 - from, hd->dh, 1, g.q + (long)i0 * g.ldq, g.ldq, keys,
+               transposed ? matmul_copy_stride(T) : g.ldk, 0, w->sg + from, T);
         S = w->sg;
     }
     real maxp = 0, s = hd->s, top = (real)(P - 1);

@@ -96,6 +96,8 @@ typedef struct {
     real *dq_in, *dk_in;        // backward: += gradients w.r.t. the unrotated inputs; ld C
     real *dgate_keys;           // backward: += gradient w.r.t. gate_keys (ld C), or NULL
     int r0;                     // the first query row (0 but when decoding or streaming): rows r0..T-1
+    int transpose_keys;         // the forward's rows are enough to pay for a copy of the keys
+                                // transposed (attention makes one; a decoding step's are not)
     int rows;                   // the largest row block (work buffers are sized for it)
     int i0, i1;                 // the current row block
     real *work;                 // this kernel's per-thread work (work_size reals)
