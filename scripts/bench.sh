@@ -18,7 +18,11 @@
 #      shapes: what a PE costs where it acts, steadier than the whole steps' ratios (on this project's
 #      machine the tiny CoPE ratio came out 2.34-2.69× in four runs, its whole-step one 1.24-1.68×; at
 #      T = 2048, with few calls, 1.66-2.01×);
-#   6. the two ratios the goals name, from alternating runs: CoPE over no PE (1 thread) and 1 thread
+#   6. where a step's time goes (build/bench --products): the rows' steps again with every dense
+#      product timed, their share of the step, their FLOPs over the model's (what a PE's own products
+#      add) and rate, and the MFU bound they set: the MFU a step would reach if everything outside
+#      its products took no time;
+#   7. the two ratios the goals name, from alternating runs: CoPE over no PE (1 thread) and 1 thread
 #      over 2 (no PE), tiny, flip-flop and lm-small, the fastest of several runs of each setting,
 #      run in turn. The machine's speed drifts over minutes (on this project's machine the rows of
 #      part 2 moved 5-15% between runs), which biases a ratio of two rows taken minutes apart;
@@ -36,10 +40,11 @@ set -e
 ROWS=$(mktemp)
 ATTN=$(mktemp)
 PAIRS=$(mktemp)
+PRODUCTS=$(mktemp)
 LOAD=
 cleanup() {
     [ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null
-    rm -f "$ROWS" "$ATTN" "$PAIRS"
+    rm -f "$ROWS" "$ATTN" "$PAIRS" "$PRODUCTS"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -156,6 +161,35 @@ EOF
     done
 done
 
+# Where a step's time goes: the steps of a row again with every dense product timed (build/bench
+# --products, src/bench.c products_row), no PE and CoPE, 1 thread (and 2 without a PE).
+echo
+echo "Where a step's time goes (every dense product timed; products' FLOPs count what they compute, 2·M·N·K;"
+echo "the bound is the MFU a step would reach if everything outside its products took no time):"
+echo
+echo "| model | PE | threads | step ms | ms in products (share) | products' FLOPs / model's | products' GFLOP/s | MFU bound |"
+echo "|---|---|---|---|---|---|---|---|"
+# products NAME THREADS PE STEPS L d H T B V
+products() {
+    ceil=$CEIL1
+    [ "$2" -ge 2 ] && ceil=$CEIL2
+    $BENCH --products --model "$1" --steps "$4" --vocab "${10}" --ceiling-gflops "$ceil" --json "$PRODUCTS" \
+        --set run.threads="$2" --set pe.type="$3" --set model.n_layers="$5" --set model.d_model="$6" \
+        --set model.n_heads="$7" --set model.block_size="$8" --set train.batch_size="$9"
+}
+for th in 1 2; do
+    for pe in none cope; do
+        [ "$th" = 2 ] && [ "$pe" = cope ] && continue
+        products tiny "$th" $pe 20 2 64 4 128 32 5
+        products flip-flop "$th" $pe 3 4 256 4 512 16 5
+        products lm-small "$th" $pe 2 6 384 6 256 16 256
+    done
+done
+for pe in none cope; do
+    products flip-flop 1 $pe 1 4 256 4 1024 8 5
+    products flip-flop 1 $pe 1 4 256 4 2048 4 5
+done
+
 # Alternating runs: pair NAME WHAT ROUNDS "SETTING A" "SETTING B" -- model arguments. Each round runs A
 # then B; each side keeps its fastest step time (a run's mean over its steps); prints B over A.
 pair() {
@@ -222,6 +256,8 @@ awk '
     sed '$!s/$/,/' "$ROWS"
     printf '],\n "attention_alone": [\n'
     sed '$!s/$/,/' "$ATTN"
+    printf '],\n "where_the_time_goes": [\n'
+    sed '$!s/$/,/' "$PRODUCTS"
     printf '],\n "alternating": [\n'
     sed '$!s/$/,/' "$PAIRS"
     printf ']}\n'

@@ -12,6 +12,10 @@
 //   build/bench --attention [--set section.key=value]... [--steps N] [--warmup N]
 //       prints the first layer's attention alone, forward and backward, in ms: the fastest of N calls
 //       each (see time_attention)
+//   build/bench --products [the row's arguments]
+//       times the steps as a row does, every dense product timed too (matmul_profile), and prints
+//       where the step's time goes (see products_row): the share in products, their FLOPs against
+//       the model's, their rate, and the MFU the step would reach if it did nothing but them
 //
 // Model FLOPs, the numerator of MFU (model FLOP utilisation), count the dense products of the
 // transformer only, forward + backward (= 3 × forward: the backward forms the gradients of both
@@ -105,8 +109,9 @@ typedef struct {
 // leaves the rows' steps at the count asked; with a busy process it may run steps on fewer threads.
 // With k micro-batches (train.grad_accum) the passes run as ./train's do (micro.h), the forward and
 // backward of each micro-batch together: their time is all in `fwd`.
+// profile: the products of the timed steps are tallied (matmul_profile), from the first on.
 static StepTimes time_steps(Model *m, MicroRunner *runner, const Config *cfg, const Batch *micro, int k, int warmup,
-                            int steps) {
+                            int steps, int profile) {
     StepTimes t = {0, 0, 0, 0};
     int B = micro->B * k, T = micro->T;
     Optimizer opt;
@@ -116,6 +121,7 @@ static StepTimes time_steps(Model *m, MicroRunner *runner, const Config *cfg, co
     uint64_t keys[k];
     double losses[k];
     for (int s = 0; s < warmup + steps; s++) {
+        if (profile && s == warmup) matmul_profile(1);
         t.threads_at_end = omp_get_max_threads();
         governor_step_begin(&gov);
         double t0 = now_seconds(), t1;
@@ -141,6 +147,7 @@ static StepTimes time_steps(Model *m, MicroRunner *runner, const Config *cfg, co
             t.opt += (t3 - t2) / steps;
         }
     }
+    if (profile) matmul_profile(0);
     return t;
 }
 
@@ -245,6 +252,40 @@ static void bench_row(const RowArgs *r, const Config *cfg, const Model *m, int t
     fclose(f);
 }
 
+// Where a step's time goes, from the tally of its products over the timed steps (time_steps):
+// | model | PE | threads | step ms | ms in dense products (share of the step) | their FLOPs over the
+// model's | their GFLOP/s | model FLOPs over their time, as a share of the ceiling |
+// The last is the MFU a step would reach if everything outside its products took no time: the
+// bound its products alone set. The products' FLOPs count what they compute (2·M·N·K each): above
+// the model's where attention's blocks cover more than the causal triangle or a position encoding
+// has products of its own (CoPE's Q·E, and its backward's), so that ratio is what the PE adds.
+static void products_row(const RowArgs *r, const Config *cfg, const Model *m, int threads, int B, int T,
+                         StepTimes t, int steps) {
+    MatmulProfile p = matmul_profile_read();
+    double step = t.fwd + t.bwd + t.opt, in_products = p.seconds / steps, flops = model_flops(m, B, T);
+    char bound[16] = "";
+    if (r->ceiling > 0) snprintf(bound, sizeof bound, "%.0f%%", 100 * flops / in_products / 1e9 / r->ceiling);
+    printf("| %s L%d d%d H%d T%d B%d | %s | %d | %.1f | %.1f (%.0f%%) | %.3f | %.1f | %s |\n", r->model, m->L, m->C,
+           m->H, T, B, cfg->pe.type, threads, 1e3 * step, 1e3 * in_products, 100 * in_products / step,
+           p.flops / steps / flops, p.flops / p.seconds / 1e9, bound);
+    fflush(stdout);
+    if (!r->json) return;
+    FILE *f = fopen(r->json, "a");
+    if (!f) {
+        fprintf(stderr, "bench: cannot append to %s\n", r->json);
+        exit(1);
+    }
+    fprintf(f,
+            "{\"model\": \"%s\", \"L\": %d, \"d\": %d, \"H\": %d, \"T\": %d, \"B\": %d, \"pe\": \"%s\", "
+            "\"threads\": %d, \"step_ms\": %.2f, \"products_ms\": %.2f, \"product_calls\": %lld, "
+            "\"product_flops_over_model\": %.4f, \"product_gflop_s\": %.2f, \"ceiling_gflop_s\": %.2f, "
+            "\"mfu_bound\": %.4f}\n",
+            r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, 1e3 * step, 1e3 * in_products, p.calls / steps,
+            p.flops / steps / flops, p.flops / p.seconds / 1e9, r->ceiling,
+            r->ceiling > 0 ? flops / in_products / 1e9 / r->ceiling : 0);
+    fclose(f);
+}
+
 // What evaluating one sequence at T' = 1, 4 and 16 times the training context needs: activations
 // in ./eval's inference mode (row blocks of 256) against the training layout, and the parameters;
 // planned by model_init, nothing allocated.
@@ -274,15 +315,15 @@ static int usage(void) {
             "usage: bench --ceiling [--set run.threads=N]\n"
             "       bench --eval-memory [--set section.key=value]... [--vocab V]\n"
             "       bench --attention [--set section.key=value]... [--steps N] [--warmup N]\n"
-            "       bench [--set section.key=value]... [--steps N] [--warmup N] [--vocab V] [--model NAME]\n"
-            "             [--load NAME] [--ceiling-gflops G] [--torch-tok-s X] [--json FILE]\n");
+            "       bench [--products] [--set section.key=value]... [--steps N] [--warmup N] [--vocab V]\n"
+            "             [--model NAME] [--load NAME] [--ceiling-gflops G] [--torch-tok-s X] [--json FILE]\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     const char *overrides[64];
     int n = 0, steps = 5, warmup = 1, V = 5;  // V: the flip-flop vocabulary
-    int ceiling_only = 0, eval_memory = 0, attention_only = 0;
+    int ceiling_only = 0, eval_memory = 0, attention_only = 0, products = 0;
     RowArgs row = {"model", "", NULL, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -296,6 +337,10 @@ int main(int argc, char **argv) {
         }
         if (strcmp(a, "--attention") == 0) {
             attention_only = 1;
+            continue;
+        }
+        if (strcmp(a, "--products") == 0) {
+            products = 1;
             continue;
         }
         if (!v) return usage();
@@ -360,8 +405,11 @@ int main(int argc, char **argv) {
     } else {
         Batch micro[k];
         for (int a = 0; a < k; a++) micro[a] = batch_view(&b, a * (B / k), B / k);
-        StepTimes t = time_steps(&m, &runner, &cfg, micro, k, warmup, steps);
-        bench_row(&row, &cfg, &m, threads, B, T, t);
+        StepTimes t = time_steps(&m, &runner, &cfg, micro, k, warmup, steps, products);
+        if (products)
+            products_row(&row, &cfg, &m, threads, B, T, t, steps);
+        else
+            bench_row(&row, &cfg, &m, threads, B, T, t);
     }
     batch_free(&b);
     micro_free(&runner);

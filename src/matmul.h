@@ -38,6 +38,17 @@ void matmul_set_top_level(int level);
 // over C, then read back by the product); OpenBLAS products get that copy.
 void matmul_bias(int M, int N, int K, const real *A, int lda, const real *B, int ldb, const real *bias, real *C,
                  int ldc);
+// A tally of the products' time and FLOPs, for the benchmark's account of where a step's time goes
+// (bench --products). matmul_profile(1) zeroes it and starts counting, 0 stops (the default: then a
+// product pays one relaxed load of a flag) and leaves it to read. Seconds are the step's own: a product's
+// wall time, divided inside parallel regions by the threads running beside it (so on 1 thread, the
+// time the step spent in products); flops are 2·M·N·K a product, whatever it computes of them.
+typedef struct {
+    double seconds, flops;
+    long long calls;
+} MatmulProfile;
+void matmul_profile(int on);
+MatmulProfile matmul_profile_read(void);
 // Which vectors this build's own loop uses and which column counts it takes, for test output.
 const char *matmul_narrow_path(void);
 // Products of more than 64 columns, a multiple of 64, run in panels of 64 through the own loop when
