@@ -590,8 +590,8 @@ static void matmul_k_sliced(int trans_a, int trans_b, int M, int N, int K, real 
 // A product's wall time counts whole at the top level, where the step waits for it, and divided by
 // the threads running beside it inside parallel regions (attention's heads, micro-batch replicas),
 // where as many products or other passes run at once: on 1 thread, exactly the step's time in
-// products. Each tallied product also counts the two clock reads (about 20 ns each) and two atomic
-// adds; the tiny model's step, 11,000 products, runs about 2% slower with the tally on.
+// products. A tallied product pays two clock reads and three atomic adds: too little to show in the
+// tiny model's step, 6,200 products (27.4 ms tallied, 27.7 untallied, one run each).
 static atomic_int profiling;
 static atomic_llong profile_ns, profile_flops, profile_calls;
 
