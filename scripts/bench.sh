@@ -161,8 +161,9 @@ EOF
     done
 done
 
-# Where a step's time goes: the steps of a row again with every dense product timed (build/bench
-# --products, src/bench.c products_row), no PE and CoPE, 1 thread (and 2 without a PE).
+# Where a step's time goes: the models' steps again with every dense product timed (build/bench
+# --products, src/bench.c products_row): tiny, flip-flop and lm-small with no PE and CoPE on 1
+# thread and with no PE on 2, and flip-flop at T = 1024 and 2048 on 1 thread.
 echo
 echo "Where a step's time goes (every dense product timed; products' FLOPs count what they compute, 2·M·N·K;"
 echo "the bound is the MFU a step would reach if everything outside its products took no time):"

@@ -263,10 +263,11 @@ static void products_row(const RowArgs *r, const Config *cfg, const Model *m, in
                          StepTimes t, int steps) {
     MatmulProfile p = matmul_profile_read();
     double step = t.fwd + t.bwd + t.opt, in_products = p.seconds / steps, flops = model_flops(m, B, T);
-    char bound[16] = "";
+    char bound[16] = "", ran[32] = "";
     if (r->ceiling > 0) snprintf(bound, sizeof bound, "%.0f%%", 100 * flops / in_products / 1e9 / r->ceiling);
-    printf("| %s L%d d%d H%d T%d B%d | %s | %d | %.1f | %.1f (%.0f%%) | %.3f | %.1f | %s |\n", r->model, m->L, m->C,
-           m->H, T, B, cfg->pe.type, threads, 1e3 * step, 1e3 * in_products, 100 * in_products / step,
+    if (t.threads_at_end != threads) snprintf(ran, sizeof ran, " (last step %d)", t.threads_at_end);
+    printf("| %s L%d d%d H%d T%d B%d | %s | %d%s%s | %.1f | %.1f (%.0f%%) | %.3f | %.1f | %s |\n", r->model, m->L,
+           m->C, m->H, T, B, cfg->pe.type, threads, r->load[0] ? ", busy" : "", ran, 1e3 * step, 1e3 * in_products, 100 * in_products / step,
            p.flops / steps / flops, p.flops / p.seconds / 1e9, bound);
     fflush(stdout);
     if (!r->json) return;
@@ -277,10 +278,12 @@ static void products_row(const RowArgs *r, const Config *cfg, const Model *m, in
     }
     fprintf(f,
             "{\"model\": \"%s\", \"L\": %d, \"d\": %d, \"H\": %d, \"T\": %d, \"B\": %d, \"pe\": \"%s\", "
-            "\"threads\": %d, \"step_ms\": %.2f, \"products_ms\": %.2f, \"product_calls\": %lld, "
+            "\"micro_batches\": %d, \"threads\": %d, \"threads_at_end\": %d, \"step_ms\": %.2f, "
+            "\"products_ms\": %.2f, \"product_calls_per_step\": %lld, "
             "\"product_flops_over_model\": %.4f, \"product_gflop_s\": %.2f, \"ceiling_gflop_s\": %.2f, "
             "\"mfu_bound\": %.4f}\n",
-            r->model, m->L, m->C, m->H, T, B, cfg->pe.type, threads, 1e3 * step, 1e3 * in_products, p.calls / steps,
+            r->model, m->L, m->C, m->H, T, B, cfg->pe.type, cfg->train.grad_accum, threads, t.threads_at_end,
+            1e3 * step, 1e3 * in_products, p.calls / steps,
             p.flops / steps / flops, p.flops / p.seconds / 1e9, r->ceiling,
             r->ceiling > 0 ? flops / in_products / 1e9 / r->ceiling : 0);
     fclose(f);
@@ -366,7 +369,8 @@ int main(int argc, char **argv) {
         else
             return usage();
     }
-    if (steps < 1 || warmup < 0 || V < 2) return usage();
+    // --products times a row's steps: not the ceiling, memory plan or attention alone
+    if (steps < 1 || warmup < 0 || V < 2 || (products && (ceiling_only || eval_memory || attention_only))) return usage();
     char err[512];
     Config cfg;
     if (config_load_text(&cfg, bench_config, "(bench config)", overrides, n, err, sizeof err) != 0) {

@@ -334,36 +334,52 @@ static void test_matmul_threads(void) {
     }
 }
 
+// Two threads running 4 products each in a parallel region, as attention's heads do, or with their
+// level made their top (matmul_set_top_level), as micro.c's replicas do; the region's wall time and
+// the team's size through *team.
+static double profile_region(const float *A, const float *B, float *C, int as_top, int *team) {
+    double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+        *team = omp_get_num_threads();  // 1 where the environment limits threads
+        if (as_top) matmul_set_top_level(omp_get_level());
+        for (int r = 0; r < 4; r++)
+            matmul(0, 0, 2048, 1024, 256, 1, A, 256, B, 1024, 0, C + (long)omp_get_thread_num() * 2048 * 1024, 1024);
+        if (as_top) matmul_set_top_level(0);
+    }
+    return omp_get_wtime() - t0;
+}
+
 // The products' tally (matmul_profile): every product's FLOPs exactly, once whether matmul cuts it
-// into tiles or not; seconds of the step's own time, a product inside a parallel region counted
-// over the threads beside it (two threads' products at once add up to no more than the region's
-// wall time); nothing counted while off, and a new start from zero.
+// into tiles, into slices of its sum or not at all; seconds of the step's own time, a product
+// inside a parallel region counted over the threads beside it (two threads' products at once add
+// up to no more than the region's wall time), replicas' products too; nothing counted while off,
+// and a new start from zero. The times are checked against bounds that hold however slow or busy
+// the machine.
 static void test_matmul_profile(void) {
     float *A = alloc_fill(2048L * 256, 1.0), *B = alloc_fill(256L * 1024, 1.0), *C = malloc(sizeof(float) * 2 * 2048 * 1024);
+    float *Ak = alloc_fill(64L * 4096, 1.0), *Bk = alloc_fill(4096L * 64, 1.0);
     matmul_profile(1);
     double t0 = omp_get_wtime();
     matmul(0, 0, 2048, 1024, 256, 1, A, 256, B, 1024, 0, C, 1024);  // cut into tiles at the top level
     matmul(0, 1, 40, 48, 256, 1, A, 256, B, 256, 0, C, 48);
+    matmul(0, 0, 64, 64, 4096, 1, Ak, 4096, Bk, 64, 0, C, 64);  // its sum cut into slices
     double top = omp_get_wtime() - t0;
     MatmulProfile p = matmul_profile_read();
-    CHECK(p.calls == 2 && p.flops == 2.0 * 2048 * 1024 * 256 + 2.0 * 40 * 48 * 256, "calls %lld, flops %.0f", p.calls,
-          p.flops);
+    double flops = 2.0 * 2048 * 1024 * 256 + 2.0 * 40 * 48 * 256 + 2.0 * 64 * 64 * 4096;
+    CHECK(p.calls == 3 && p.flops == flops, "calls %lld, flops %.0f (want 3, %.0f)", p.calls, p.flops, flops);
     CHECK(p.seconds > 0 && p.seconds <= top, "%.6f s tallied in %.6f s of products", p.seconds, top);
-    matmul_profile(1);
-    int team = 0;
-    t0 = omp_get_wtime();
-#pragma omp parallel num_threads(2)
-    {
-#pragma omp single
-        team = omp_get_num_threads();  // 1 where the environment limits threads
-        for (int r = 0; r < 4; r++)
-            matmul(0, 0, 2048, 1024, 256, 1, A, 256, B, 1024, 0, C + (long)omp_get_thread_num() * 2048 * 1024, 1024);
+    for (int as_top = 0; as_top < 2; as_top++) {
+        int team = 0;
+        matmul_profile(1);
+        double region = profile_region(A, B, C, as_top, &team);
+        matmul_profile(0);
+        p = matmul_profile_read();
+        CHECK(p.calls == 4LL * team, "calls %lld in a region of %d threads", p.calls, team);
+        CHECK(p.seconds > 0 && p.seconds <= region, "%.6f s tallied in a region of %.6f s%s", p.seconds, region,
+              as_top ? ", replicas" : "");
     }
-    double region = omp_get_wtime() - t0;
-    matmul_profile(0);
-    p = matmul_profile_read();
-    CHECK(p.calls == 4LL * team, "calls %lld in a region of %d threads", p.calls, team);
-    CHECK(p.seconds > 0 && p.seconds <= region, "%.6f s tallied in a region of %.6f s", p.seconds, region);
     matmul(0, 0, 40, 48, 256, 1, A, 256, B, 48, 0, C, 48);  // off: not counted
     MatmulProfile q = matmul_profile_read();
     CHECK(q.calls == p.calls && q.flops == p.flops && q.seconds == p.seconds, "counted while off: %lld calls", q.calls);
@@ -371,7 +387,7 @@ static void test_matmul_profile(void) {
     q = matmul_profile_read();
     matmul_profile(0);
     CHECK(q.calls == 0 && q.flops == 0 && q.seconds == 0, "not zeroed at a start: %lld calls", q.calls);
-    free(A), free(B), free(C);
+    free(A), free(B), free(C), free(Ak), free(Bk);
 }
 
 // ---------------------------------------------------------------------------------------------
