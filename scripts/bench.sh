@@ -18,7 +18,7 @@
 #      shapes: what a PE costs where it acts, steadier than the whole steps' ratios (on this project's
 #      machine the tiny CoPE ratio came out 2.34-2.69× in four runs, its whole-step one 1.24-1.68×; at
 #      T = 2048, with few calls, 1.66-2.01×);
-#   6. where a step's time goes (build/bench --products): the rows' steps again with every dense
+#   6. where a step's time goes (build/bench --products): the models' steps again with every dense
 #      product timed, their share of the step, their FLOPs over the model's (what a PE's own products
 #      add) and rate, and the MFU bound they set: the MFU a step would reach if everything outside
 #      its products took no time;

@@ -215,31 +215,44 @@ typedef struct {
     double ceiling, torch_tok_s;
 } RowArgs;
 
+// The threads column of a row: the count asked, ", busy" under the script's load, and the count the
+// governor ran the last step at where it differs.
+static void threads_label(char *buf, size_t size, const RowArgs *r, int threads, StepTimes t) {
+    int n = snprintf(buf, size, "%d%s", threads, r->load[0] ? ", busy" : "");
+    if (t.threads_at_end != threads) snprintf(buf + n, size - n, " (last step %d)", t.threads_at_end);
+}
+
+// The JSON file of --json, opened to append a row's line.
+static FILE *json_append(const char *path) {
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        fprintf(stderr, "bench: cannot append to %s\n", path);
+        exit(1);
+    }
+    return f;
+}
+
 // One row of the table scripts/bench.sh prints (its header is there), and its JSON line.
 static void bench_row(const RowArgs *r, const Config *cfg, const Model *m, int threads, int B, int T, StepTimes t) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double step = t.fwd + t.bwd + t.opt, tok_s = (double)B * T / step, gflops = model_flops(m, B, T) / step / 1e9;
     double mfu = r->ceiling > 0 ? gflops / r->ceiling : 0, peak_mib = ru.ru_maxrss / 1024.0;
-    char mfu_s[16] = "", torch_s[48] = "", ran[32] = "", passes[48];
+    char mfu_s[16] = "", torch_s[48] = "", label[48], passes[48];
     int k = cfg->train.grad_accum;  // micro-batches: their forwards and backwards are timed together
     if (k > 1)
         snprintf(passes, sizeof passes, "%.1f (both, %d micro-batches)", 1e3 * (t.fwd + t.bwd), k);
     else
         snprintf(passes, sizeof passes, "%.1f / %.1f", 1e3 * t.fwd, 1e3 * t.bwd);
-    if (t.threads_at_end != threads) snprintf(ran, sizeof ran, " (last step %d)", t.threads_at_end);
+    threads_label(label, sizeof label, r, threads, t);
     if (mfu > 0) snprintf(mfu_s, sizeof mfu_s, "%.0f%%", 100 * mfu);
     if (r->torch_tok_s > 0) snprintf(torch_s, sizeof torch_s, "%.0f | %.2f×", r->torch_tok_s, tok_s / r->torch_tok_s);
-    printf("| %s L%d d%d H%d T%d B%d | %s | %d%s%s | %s / %.1f | %.1f | %.0f | %.1f | %s | %.0f | %s |\n", r->model,
-           m->L, m->C, m->H, T, B, cfg->pe.type, threads, r->load[0] ? ", busy" : "", ran, passes, 1e3 * t.opt,
+    printf("| %s L%d d%d H%d T%d B%d | %s | %s | %s / %.1f | %.1f | %.0f | %.1f | %s | %.0f | %s |\n", r->model, m->L,
+           m->C, m->H, T, B, cfg->pe.type, label, passes, 1e3 * t.opt,
            1e3 * step, tok_s, gflops, mfu_s, peak_mib, torch_s[0] ? torch_s : "|");
     fflush(stdout);
     if (!r->json) return;
-    FILE *f = fopen(r->json, "a");
-    if (!f) {
-        fprintf(stderr, "bench: cannot append to %s\n", r->json);
-        exit(1);
-    }
+    FILE *f = json_append(r->json);
     fprintf(f,
             "{\"model\": \"%s\", \"L\": %d, \"d\": %d, \"H\": %d, \"T\": %d, \"B\": %d, \"micro_batches\": %d, "
             "\"pe\": \"%s\", \"threads\": %d, "
@@ -263,19 +276,15 @@ static void products_row(const RowArgs *r, const Config *cfg, const Model *m, in
                          StepTimes t, int steps) {
     MatmulProfile p = matmul_profile_read();
     double step = t.fwd + t.bwd + t.opt, in_products = p.seconds / steps, flops = model_flops(m, B, T);
-    char bound[16] = "", ran[32] = "";
+    char bound[16] = "", label[48];
     if (r->ceiling > 0) snprintf(bound, sizeof bound, "%.0f%%", 100 * flops / in_products / 1e9 / r->ceiling);
-    if (t.threads_at_end != threads) snprintf(ran, sizeof ran, " (last step %d)", t.threads_at_end);
-    printf("| %s L%d d%d H%d T%d B%d | %s | %d%s%s | %.1f | %.1f (%.0f%%) | %.3f | %.1f | %s |\n", r->model, m->L,
-           m->C, m->H, T, B, cfg->pe.type, threads, r->load[0] ? ", busy" : "", ran, 1e3 * step, 1e3 * in_products, 100 * in_products / step,
+    threads_label(label, sizeof label, r, threads, t);
+    printf("| %s L%d d%d H%d T%d B%d | %s | %s | %.1f | %.1f (%.0f%%) | %.3f | %.1f | %s |\n", r->model, m->L, m->C,
+           m->H, T, B, cfg->pe.type, label, 1e3 * step, 1e3 * in_products, 100 * in_products / step,
            p.flops / steps / flops, p.flops / p.seconds / 1e9, bound);
     fflush(stdout);
     if (!r->json) return;
-    FILE *f = fopen(r->json, "a");
-    if (!f) {
-        fprintf(stderr, "bench: cannot append to %s\n", r->json);
-        exit(1);
-    }
+    FILE *f = json_append(r->json);
     fprintf(f,
             "{\"model\": \"%s\", \"L\": %d, \"d\": %d, \"H\": %d, \"T\": %d, \"B\": %d, \"pe\": \"%s\", "
             "\"micro_batches\": %d, \"threads\": %d, \"threads_at_end\": %d, \"step_ms\": %.2f, "
@@ -370,7 +379,8 @@ int main(int argc, char **argv) {
             return usage();
     }
     // --products times a row's steps: not the ceiling, memory plan or attention alone
-    if (steps < 1 || warmup < 0 || V < 2 || (products && (ceiling_only || eval_memory || attention_only))) return usage();
+    if (steps < 1 || warmup < 0 || V < 2 || (products && (ceiling_only || eval_memory || attention_only)))
+        return usage();
     char err[512];
     Config cfg;
     if (config_load_text(&cfg, bench_config, "(bench config)", overrides, n, err, sizeof err) != 0) {

@@ -40,9 +40,9 @@ void matmul_bias(int M, int N, int K, const real *A, int lda, const real *B, int
                  int ldc);
 // A tally of the products' time and FLOPs, for the benchmark's account of where a step's time goes
 // (bench --products). matmul_profile(1) zeroes it and starts counting, 0 stops (the default: then a
-// product pays one relaxed load of a flag) and leaves it to read. Seconds are the step's own: a product's
-// wall time, divided inside parallel regions by the threads running beside it (so on 1 thread, the
-// time the step spent in products); flops are 2·M·N·K a product, whatever it computes of them.
+// product pays one relaxed load of a flag) and leaves it to read. Seconds are the step's own: a
+// product's wall time, divided inside parallel regions by the threads running beside it (so on 1
+// thread, the time the step spent in products); flops are 2·M·N·K a product.
 typedef struct {
     double seconds, flops;
     long long calls;

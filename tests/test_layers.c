@@ -358,7 +358,8 @@ static double profile_region(const float *A, const float *B, float *C, int as_to
 // and a new start from zero. The times are checked against bounds that hold however slow or busy
 // the machine.
 static void test_matmul_profile(void) {
-    float *A = alloc_fill(2048L * 256, 1.0), *B = alloc_fill(256L * 1024, 1.0), *C = malloc(sizeof(float) * 2 * 2048 * 1024);
+    float *A = alloc_fill(2048L * 256, 1.0), *B = alloc_fill(256L * 1024, 1.0);
+    float *C = malloc(sizeof(float) * 2 * 2048 * 1024);
     float *Ak = alloc_fill(64L * 4096, 1.0), *Bk = alloc_fill(4096L * 64, 1.0);
     matmul_profile(1);
     double t0 = omp_get_wtime();
