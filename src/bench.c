@@ -276,8 +276,9 @@ static void products_row(const RowArgs *r, const Config *cfg, const Model *m, in
                          StepTimes t, int steps) {
     MatmulProfile p = matmul_profile_read();
     double step = t.fwd + t.bwd + t.opt, in_products = p.seconds / steps, flops = model_flops(m, B, T);
+    double mfu_bound = r->ceiling > 0 ? flops / in_products / 1e9 / r->ceiling : 0;
     char bound[16] = "", label[48];
-    if (r->ceiling > 0) snprintf(bound, sizeof bound, "%.0f%%", 100 * flops / in_products / 1e9 / r->ceiling);
+    if (mfu_bound > 0) snprintf(bound, sizeof bound, "%.0f%%", 100 * mfu_bound);
     threads_label(label, sizeof label, r, threads, t);
     printf("| %s L%d d%d H%d T%d B%d | %s | %s | %.1f | %.1f (%.0f%%) | %.3f | %.1f | %s |\n", r->model, m->L, m->C,
            m->H, T, B, cfg->pe.type, label, 1e3 * step, 1e3 * in_products, 100 * in_products / step,
@@ -293,8 +294,7 @@ static void products_row(const RowArgs *r, const Config *cfg, const Model *m, in
             "\"mfu_bound\": %.4f}\n",
             r->model, m->L, m->C, m->H, T, B, cfg->pe.type, cfg->train.grad_accum, threads, t.threads_at_end,
             1e3 * step, 1e3 * in_products, p.calls / steps,
-            p.flops / steps / flops, p.flops / p.seconds / 1e9, r->ceiling,
-            r->ceiling > 0 ? flops / in_products / 1e9 / r->ceiling : 0);
+            p.flops / steps / flops, p.flops / p.seconds / 1e9, r->ceiling, mfu_bound);
     fclose(f);
 }
 
